@@ -1,0 +1,1 @@
+"""The `gitml` command line: a thin shell over the library."""

@@ -1,0 +1,69 @@
+"""Commands that read: `runs`, `show`."""
+
+from __future__ import annotations
+
+import click
+
+FORMATS = click.Choice(["table", "json", "csv"])
+
+
+@click.command()
+@click.option("--where", "-w", metavar="EXPR",
+              help='Filter, e.g. "metrics.accuracy > 0.9 and params.model == \'rf\'".')  # fmt: skip
+@click.option("--sort", "-s", metavar="KEYS",
+              help="Comma-separated fields, '-' for descending (default: -start_time).")  # fmt: skip
+@click.option("--limit", "-l", type=click.IntRange(min=0), help="Show at most this many runs.")
+@click.option("--format", "-f", "fmt", type=FORMATS, default="table", show_default=True)
+@click.option("--columns", "-c", metavar="COLS", help="Comma-separated columns for table/csv.")
+def runs(where: str | None, sort: str | None, limit: int | None, fmt: str, columns: str | None) -> None:
+    """List every run: the working tree's and those in the history of all local branches.
+
+    History is read from git objects, nothing is checked out, and an index under
+    .gitml/cache/ makes the next query read only what changed. Fields: id, name, status,
+    start_time, end_time, duration, commit, params.<name>, metrics.<name>, tags.<name>,
+    code.commit, code.branch, code.dirty.
+
+    \b
+    Example:
+      gitml runs --where "metrics.accuracy > 0.9" --sort -metrics.accuracy --limit 5
+      gitml runs --format csv > runs.csv
+    """
+    from gitml.query.api import find_runs
+    from gitml.query.output import parse_columns, render
+    from gitml.repo import Repo
+
+    rows = find_runs(Repo.find(), where=where, sort=sort, limit=limit)
+    full = [_nested(row) for row in rows] if fmt == "json" else []
+    click.echo(render(rows, fmt=fmt, columns=parse_columns(columns, rows), full=full), nl=False)
+
+
+def _nested(row: dict) -> dict:
+    out: dict = {}
+    for key, value in row.items():
+        head, dot, rest = key.partition(".")
+        if dot:
+            out.setdefault(head, {})[rest] = value
+        else:
+            out[key] = value
+    return out
+
+
+@click.command()
+@click.argument("run_ref", metavar="RUN")
+@click.option("--format", "-f", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def show(run_ref: str, fmt: str) -> None:
+    """Print one run in full: its record and a summary of its step metrics.
+
+    RUN is a run id or a unique prefix of one.
+
+    \b
+    Example:
+      gitml show 20261123T0850
+    """
+    from gitml.query.show import describe
+    from gitml.repo import Repo
+
+    click.echo(describe(Repo.find(), run_ref, fmt=fmt), nl=False)
+
+
+COMMANDS = [runs, show]

@@ -1,0 +1,49 @@
+"""Helper commands: `demo`, `textconv`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Build the demo project here instead of a temporary folder.")  # fmt: skip
+@click.option("--keep", is_flag=True, help="Keep the temporary project folder afterwards.")
+def demo(workdir: Path | None, keep: bool) -> None:
+    """Run the end-to-end demo: a real scikit-learn model tracked in a fresh repository.
+
+    Creates a git repository with gitml and a local DVC remote, trains a RandomForest on the
+    wine dataset three times with different params (each run committed), then lists the runs
+    from git history, best first.
+
+    \b
+    Example:
+      gitml demo
+      gitml demo --dir /tmp/wine-demo
+    """
+    from gitml.demo import run_demo
+
+    run_demo(workdir=workdir, keep=keep, echo=click.echo)
+
+
+@click.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def textconv(path: Path) -> None:
+    """Print a gitml Parquet file as text, for `git diff` (registered by `gitml init`).
+
+    \b
+    Example:
+      git config diff.gitml-parquet.textconv "gitml textconv"
+      gitml textconv .gitml/runs/<run-id>/metrics.parquet
+    """
+    from gitml.tracking.journal import read_parquet
+
+    metrics = read_parquet(path)
+    click.echo("name\tstep\tvalue")
+    for step, _, value, name in metrics.rows:
+        click.echo(f"{name}\t{step}\t{value!r}")
+
+
+COMMANDS = [demo, textconv]

@@ -1,0 +1,73 @@
+"""Commands that record: `init`, `run`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--git", "create_git", is_flag=True, help="Create the git repository if there is none.")
+@click.option(
+    "--remote",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Local folder to use as the default DVC remote (default: a folder under ~/.local/share/gitml).",
+)
+def init(path: Path | None, create_git: bool, remote: Path | None) -> None:
+    """Set up gitml (and DVC) in a git repository. Safe to run again.
+
+    Creates .gitml/config.toml, initialises DVC if needed, gives it a local default remote,
+    turns off DVC's analytics and update check, and writes the .gitattributes/.gitignore
+    entries gitml needs.
+
+    \b
+    Example:
+      gitml init              # in the current repository
+      gitml init --git demo   # create ./demo with git, DVC and gitml
+    """
+    from gitml.repo import init_project
+
+    project, changed = init_project(path or Path.cwd(), create_git=create_git, remote_dir=remote)
+    if not changed:
+        click.echo(f"gitml is already set up in {project.root}; nothing changed")
+        return
+    for line in changed:
+        click.echo(f"  {line}")
+    click.echo(f"gitml is set up in {project.root}; commit .gitml/, .dvc/ and .gitattributes")
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--name", "-n", help="A name for the run.")
+@click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
+              help="A param for the run (repeatable); values are typed as TOML: 0.1, 5, true, \"rf\".")  # fmt: skip
+@click.option("--tag", "-t", "tags", multiple=True, metavar="KEY=VALUE", help="A tag (repeatable).")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(name: str | None, params: tuple[str, ...], tags: tuple[str, ...], command: tuple[str, ...]) -> int:
+    """Run COMMAND as a tracked run; exits with the command's exit code.
+
+    The command sees its params as GITML_PARAM_<NAME> variables, in the JSON file named by
+    GITML_PARAMS_FILE and through gitml.params(). If it uses gitml.start_run(), it joins this
+    run; if it writes metrics.json or metrics.toml, those metrics are captured.
+
+    \b
+    Example:
+      gitml run --name rf-200 --param n_estimators=200 -- python train.py
+    """
+    from gitml.repo import Repo
+    from gitml.tracking.wrap import parse_assignments, run_command
+
+    record, code = run_command(
+        Repo.find(),
+        list(command),
+        name=name,
+        params=parse_assignments(params, option="--param"),
+        tags=parse_assignments(tags, option="--tag", typed=False),
+    )
+    metrics = ", ".join(f"{k}={v:.6g}" for k, v in record["metrics"].items())
+    click.echo(f"gitml: run {record['id']} {record['status']}" + (f": {metrics}" if metrics else ""), err=True)
+    return code
+
+
+COMMANDS = [init, run]

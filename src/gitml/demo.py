@@ -1,0 +1,110 @@
+"""`gitml demo`: the end-to-end tour on a real dataset, in a fresh repository.
+
+It drives the real commands a user would type (git, `gitml init`, `gitml run`, `gitml runs`) as
+subprocesses, on the embedded defaults: a local folder as the DVC remote, no server.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from gitml.errors import CommandError
+
+RUNS = [
+    {"name": "stumps", "n_estimators": 5, "max_depth": 1},
+    {"name": "small-forest", "n_estimators": 10, "max_depth": 2},
+    {"name": "forest", "n_estimators": 50, "max_depth": 3},
+]
+EXAMPLE_FILES = ("prepare.py", "train.py", "README.md")
+
+
+def example_dir() -> Path:
+    """The wine example project: inside the wheel, or at the top of a source checkout."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "examples" / "wine"
+    return packaged if packaged.is_dir() else here.parents[1] / "examples" / "wine"
+
+
+def run_demo(*, workdir: Path | None, keep: bool, echo: Callable[[str], None]) -> Path:
+    """Build the demo project, train three runs, commit each, list them; returns the project."""
+    temporary = workdir is None
+    base = Path(tempfile.mkdtemp(prefix="gitml-demo-")) if workdir is None else workdir.resolve()
+    project = base / "wine"
+    try:
+        _build(project, remote=base / "dvc-remote", echo=echo)
+    finally:
+        if temporary and not keep:
+            shutil.rmtree(base, ignore_errors=True)
+            echo(f"\n(removed the demo folder {base}; pass --keep or --dir to keep it)")
+        else:
+            echo(f"\nThe demo project is in {project}")
+    return project
+
+
+def _build(project: Path, *, remote: Path, echo: Callable[[str], None]) -> None:
+    project.mkdir(parents=True, exist_ok=False)
+    step = _Runner(project, echo)
+    step.git("init", "-q", "-b", "main")
+    step.ensure_identity()
+    step.gitml("init", "--remote", str(remote))
+    for name in EXAMPLE_FILES:
+        shutil.copy(example_dir() / name, project / name)
+    (project / ".gitignore").write_text("/data/\n/model.pkl\n__pycache__/\n")
+    step.git("add", "-A")
+    step.git("commit", "-q", "-m", "Wine classifier project")
+    step.python("prepare.py")
+    step.git("add", "-A")
+    step.git("commit", "-q", "-m", "Prepare data/wine.csv")
+    for spec in RUNS:
+        params = [f"--param={k}={v}" for k, v in spec.items() if k != "name"]
+        step.gitml("run", "--name", spec["name"], *params, "--", "python", "train.py")
+        step.git("add", "-A")
+        step.git("commit", "-q", "-m", f"Train {spec['name']}")
+    step.gitml("runs", "--sort", "-metrics.accuracy",
+               "--columns", "id,name,status,commit,metrics.accuracy,metrics.f1_macro,"
+               "params.n_estimators,params.max_depth", show=True)  # fmt: skip
+
+
+class _Runner:
+    """Runs and echoes each command as a user would type it."""
+
+    def __init__(self, cwd: Path, echo: Callable[[str], None]) -> None:
+        self.cwd = cwd
+        self.echo = echo
+        # `python` in the commands is this interpreter, so runs record `python train.py`.
+        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        self.env = {**os.environ, "PATH": path, "DVC_NO_ANALYTICS": "1"}
+
+    def git(self, *args: str) -> None:
+        self._run(["git", *args], shown=["git", *args])
+
+    def gitml(self, *args: str, show: bool = False) -> None:
+        self._run([sys.executable, "-m", "gitml", *args], shown=["gitml", *args], show=show)
+
+    def python(self, *args: str) -> None:
+        self._run(["python", *args], shown=["python", *args])
+
+    def ensure_identity(self) -> None:
+        # A fresh machine may have no git identity; the demo repository gets its own.
+        for key, value in (("user.name", "gitml demo"), ("user.email", "demo@gitml.invalid")):
+            found = subprocess.run(["git", "config", key], cwd=self.cwd, capture_output=True)
+            if found.returncode != 0:
+                self.git("config", key, value)
+
+    def _run(self, argv: list[str], *, shown: list[str], show: bool = False) -> None:
+        self.echo(f"$ {shlex.join(shown)}")
+        result = subprocess.run(argv, cwd=self.cwd, env=self.env, capture_output=True, text=True)
+        output = (result.stdout + result.stderr).rstrip()
+        if show or (output and shown[0] == "gitml"):
+            self.echo(output)
+        if result.returncode != 0:
+            if not show and shown[0] != "gitml":
+                self.echo(output)
+            raise CommandError(f"demo step `{shlex.join(shown)}` failed with exit code {result.returncode}")

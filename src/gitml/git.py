@@ -1,0 +1,256 @@
+"""Everything gitml asks of git, through pygit2 (the only module that imports it).
+
+pygit2 is imported lazily inside functions: a hook or `gitml --help` never pays for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gitml.errors import GitError, NotAGitRepositoryError
+
+
+@dataclass(frozen=True, kw_only=True)
+class CodeState:
+    """The code a run was started from."""
+
+    commit: str | None
+    branch: str | None
+    dirty: bool
+    patch: bytes | None  # `git diff HEAD --binary` of tracked files, when dirty
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunBlob:
+    """One version of a run.toml found in a commit."""
+
+    run_id: str
+    blob: str
+    commit: str
+    commit_time: int
+
+
+def find_root(start: Path) -> Path:
+    """The top of the working tree that contains ``start`` (no pygit2: used on fast paths)."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    raise NotAGitRepositoryError(str(start))
+
+
+def _open(root: Path) -> Any:
+    import pygit2
+
+    try:
+        return pygit2.Repository(str(root))
+    except pygit2.GitError as exc:
+        raise NotAGitRepositoryError(str(root)) from exc
+
+
+def init(path: Path) -> None:
+    """Create a git repository at ``path`` with ``main`` as the initial branch."""
+    import pygit2
+
+    try:
+        pygit2.init_repository(str(path), initial_head="main")
+    except pygit2.GitError as exc:
+        raise GitError(f"{path}: cannot create a git repository: {exc}") from exc
+
+
+def code_state(root: Path, *, exclude: Iterable[str] = ()) -> CodeState:
+    """HEAD, branch and the patch of tracked changes (staged or not), ignoring ``exclude``.
+
+    The patch is taken from a snapshot tree built from a copy of the index with the working-tree
+    content of every tracked file, so it matches `git diff HEAD --binary` and applies with
+    `git apply` on the recorded commit. The repository's own index is never touched.
+    """
+    import pygit2
+
+    repo = _open(root)
+    excluded = tuple(exclude)
+    branch = None if repo.head_is_detached else _head_branch(repo)
+    head_tree = None
+    commit = None
+    if not repo.head_is_unborn:
+        head_commit = repo.head.peel(pygit2.Commit)
+        commit, head_tree = str(head_commit.id), head_commit.tree
+    snapshot = _snapshot_tree(repo, head_tree, excluded)
+    if head_tree is not None and snapshot.id == head_tree.id:
+        return CodeState(commit=commit, branch=branch, dirty=False, patch=None)
+    flags = pygit2.enums.DiffOption.SHOW_BINARY
+    if head_tree is None:
+        diff = snapshot.diff_to_tree(flags=flags, swap=True)
+    else:
+        diff = head_tree.diff_to_tree(snapshot, flags=flags)
+    patch = diff.patch or ""
+    return CodeState(commit=commit, branch=branch, dirty=bool(patch), patch=patch.encode() or None)
+
+
+def _head_branch(repo: Any) -> str | None:
+    ref = repo.lookup_reference("HEAD").target
+    return ref.removeprefix("refs/heads/") if isinstance(ref, str) else None
+
+
+def _snapshot_tree(repo: Any, head_tree: Any, excluded: tuple[str, ...]) -> Any:
+    import pygit2
+
+    index = pygit2.Index()
+    for entry in repo.index:
+        if not _is_excluded(entry.path, excluded):
+            index.add(pygit2.IndexEntry(entry.path, entry.id, entry.mode))
+    if head_tree is not None:
+        _keep_head_versions(repo, index, head_tree, excluded)
+    changed = pygit2.enums.FileStatus.WT_MODIFIED | pygit2.enums.FileStatus.WT_TYPECHANGE
+    workdir = Path(repo.workdir)
+    for path, flags in repo.status(untracked_files="no").items():
+        if _is_excluded(path, excluded) or path not in index:
+            continue
+        if flags & pygit2.enums.FileStatus.WT_DELETED:
+            index.remove(path)
+        elif flags & changed:
+            file = workdir / path
+            mode = _file_mode(file)
+            index.add(pygit2.IndexEntry(path, repo.create_blob_fromworkdir(path), mode))
+    return repo[index.write_tree(repo)]
+
+
+def _file_mode(file: Path) -> int:
+    import pygit2
+
+    modes = pygit2.enums.FileMode
+    if file.is_symlink():
+        return int(modes.LINK)
+    return int(modes.BLOB_EXECUTABLE if os.access(file, os.X_OK) else modes.BLOB)
+
+
+def _keep_head_versions(repo: Any, index: Any, head_tree: Any, excluded: tuple[str, ...]) -> None:
+    # Excluded paths (gitml's own files) keep their HEAD version so they never show as changes.
+    import pygit2
+
+    for prefix in excluded:
+        try:
+            obj = head_tree[prefix.rstrip("/")]
+        except KeyError:
+            continue
+        if obj.type == pygit2.enums.ObjectType.BLOB:
+            index.add(pygit2.IndexEntry(prefix.rstrip("/"), obj.id, obj.filemode))
+        else:
+            for path, blob_id, mode in _walk_tree(repo, obj, prefix.rstrip("/")):
+                index.add(pygit2.IndexEntry(path, blob_id, mode))
+
+
+def _walk_tree(repo: Any, tree: Any, prefix: str) -> Iterator[tuple[str, Any, int]]:
+    import pygit2
+
+    for entry in tree:
+        path = f"{prefix}/{entry.name}"
+        if entry.type == pygit2.enums.ObjectType.TREE:
+            yield from _walk_tree(repo, repo[entry.id], path)
+        else:
+            yield path, entry.id, entry.filemode
+
+
+def _is_excluded(path: str, excluded: tuple[str, ...]) -> bool:
+    return any(path == e.rstrip("/") or path.startswith(e.rstrip("/") + "/") for e in excluded)
+
+
+def ref_tips(root: Path) -> dict[str, str]:
+    """Every local branch (and a detached HEAD) -> its commit id."""
+    repo = _open(root)
+    tips: dict[str, str] = {}
+    for name in repo.branches.local:
+        tips[f"refs/heads/{name}"] = str(repo.branches.local[name].target)
+    if not repo.head_is_unborn and repo.head_is_detached:
+        tips["HEAD"] = str(repo.head.target)
+    return tips
+
+
+def reachable_commits(root: Path) -> list[str]:
+    """Every commit reachable from a local branch or a detached HEAD, parents last."""
+    import pygit2
+
+    repo = _open(root)
+    tips = ref_tips(root).values()
+    if not tips:
+        return []
+    walker = repo.walk(None, pygit2.enums.SortMode.TOPOLOGICAL)
+    for tip in set(tips):
+        walker.push(tip)
+    return [str(c.id) for c in walker]
+
+
+def run_blobs(root: Path, runs_path: str, commits: Iterable[str]) -> Iterator[RunBlob]:
+    """For each commit, every run.toml it adds or changes under ``runs_path``.
+
+    Each commit is compared with its first parent (a tree diff, which skips unchanged
+    subtrees), so only what changed is read.
+    """
+    repo = _open(root)
+    for oid in commits:
+        yield from _commit_run_blobs(repo, repo[oid], runs_path)
+
+
+def _commit_run_blobs(repo: Any, commit: Any, runs_path: str) -> Iterator[RunBlob]:
+    tree = _subtree(commit.tree, runs_path)
+    if tree is None:
+        return
+    parent_tree = _subtree(commit.parents[0].tree, runs_path) if commit.parents else None
+    if parent_tree is not None and parent_tree.id == tree.id:
+        return
+    diff = parent_tree.diff_to_tree(tree) if parent_tree is not None else tree.diff_to_tree(swap=True)
+    for delta in diff.deltas:
+        path = delta.new_file.path
+        run_id, _, name = path.partition("/")
+        if name == "run.toml" and delta.status_char() in "AMRC":
+            yield RunBlob(
+                run_id=run_id,
+                blob=str(delta.new_file.id),
+                commit=str(commit.id),
+                commit_time=commit.commit_time,
+            )
+
+
+def _subtree(tree: Any, path: str) -> Any:
+    import pygit2
+
+    try:
+        obj = tree[path]
+    except KeyError:
+        return None
+    return obj if obj.type == pygit2.enums.ObjectType.TREE else None
+
+
+def read_blobs(root: Path, blob_ids: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+    """The bytes of each blob id."""
+    repo = _open(root)
+    for oid in blob_ids:
+        yield oid, repo[oid].data
+
+
+def read_file_at(root: Path, rev: str, path: str) -> bytes:
+    """The content of ``path`` at revision ``rev`` (read from git objects, nothing checked out)."""
+    import pygit2
+
+    repo = _open(root)
+    try:
+        obj = repo.revparse_single(f"{rev}:{path}")
+    except (KeyError, pygit2.GitError) as exc:
+        raise GitError(f"{rev}:{path}: not found in git history") from exc
+    return obj.data
+
+
+def ensure_config(root: Path, values: dict[str, str]) -> list[str]:
+    """Set repository-local git config values that are not already set so."""
+    repo = _open(root)
+    changed = []
+    for key, value in values.items():
+        current = repo.config[key] if key in repo.config else None
+        if current != value:
+            repo.config[key] = value
+            changed.append(f"set git config {key} = {value}")
+    return changed

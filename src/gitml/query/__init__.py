@@ -1,0 +1,1 @@
+"""Querying runs across the working tree and git history."""

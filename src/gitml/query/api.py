@@ -1,0 +1,234 @@
+"""Querying runs: `find_runs` (rows), `runs` (a pandas DataFrame) and `get_run` (one record)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gitml.errors import (
+    AmbiguousRunError,
+    GitError,
+    RunNotFoundError,
+    UsageError,
+    WhereSyntaxError,
+)
+from gitml.query import where as where_lang
+from gitml.query.index import IndexedRun, RunIndex, warn
+from gitml.repo import Repo
+
+Row = dict[str, Any]
+NAMESPACED = ("params", "metrics", "tags")
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """One `--sort` key: a field, descending when written with a leading minus."""
+
+    field: str
+    descending: bool
+
+
+def collect(repo: Repo) -> list[IndexedRun]:
+    """Every run of the working tree and of all local branches' history, crashes detected."""
+    index = RunIndex(repo)
+    try:
+        index.refresh_history()
+        workdir = index.refresh_workdir()
+        if _repair_crashed(repo, workdir):
+            workdir = index.refresh_workdir()
+        found = list(index.runs(workdir))
+    finally:
+        index.close()
+    for run in found:
+        if run.error:
+            warn(f"skipping run {run.run_id}: {run.error}")
+    return [r for r in found if r.record is not None]
+
+
+def _repair_crashed(repo: Repo, workdir: dict[str, tuple[str | None, str | None]]) -> bool:
+    import json
+
+    from gitml.tracking.env import process_gone
+
+    repaired = False
+    for run_id, (text, _) in workdir.items():
+        if text is None or '"status": "running"' not in text:
+            continue
+        record = json.loads(text)
+        if record["status"] == "running" and process_gone(record.get("process", {})):
+            from gitml.tracking.record import mark_crashed
+
+            mark_crashed(repo, run_id)
+            repaired = True
+    return repaired
+
+
+def flatten(run: IndexedRun) -> Row:
+    """A run as one flat row: top-level fields plus ``params.x``, ``metrics.y``, ``tags.z``..."""
+    rec = run.record or {}
+    row: Row = {
+        "id": rec.get("id", run.run_id),
+        "name": rec.get("name"),
+        "status": rec.get("status"),
+        "start_time": rec.get("start_time"),
+        "end_time": rec.get("end_time"),
+        "duration": _duration(rec.get("start_time"), rec.get("end_time")),
+        "commit": run.landed,
+        "command": " ".join(rec.get("command", [])) or None,
+        "error": rec.get("error"),
+    }
+    for ns in NAMESPACED:
+        for key, value in rec.get(ns, {}).items():
+            row[f"{ns}.{key}"] = value
+    for key, value in rec.get("code", {}).items():
+        row[f"code.{key}"] = value
+    for ns in ("inputs", "outputs"):
+        for path, ref in rec.get(ns, {}).items():
+            row[f"{ns}.{path}"] = ref.get("md5")
+    for key in ("python", "platform"):
+        if key in rec.get("env", {}):
+            row[f"env.{key}"] = rec["env"][key]
+    return row
+
+
+def _duration(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    try:
+        return (dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(start)).total_seconds()
+    except ValueError:
+        return None
+
+
+def parse_sort(text: str | None) -> list[SortKey]:
+    """``"-metrics.accuracy,start_time"`` -> sort keys; field names are checked."""
+    if not text:
+        return [SortKey("start_time", descending=True)]
+    keys = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            raise UsageError(f"--sort {text!r}", "empty sort key")
+        descending = part.startswith("-")
+        field = part.lstrip("+-").strip()
+        try:
+            where_lang.compile_where(f"{_quote_field(field)} == 0")
+        except WhereSyntaxError as exc:
+            raise UsageError(f"--sort {text!r}", f"unknown field {field!r}") from exc
+        keys.append(SortKey(field, descending))
+    return keys
+
+
+def _quote_field(field: str) -> str:
+    root, dot, rest = field.partition(".")
+    return f"{root}[{rest!r}]" if dot else root
+
+
+def sort_rows(rows: list[Row], keys: Iterable[SortKey]) -> list[Row]:
+    """Sort by several keys; rows missing a key always come last."""
+    for key in reversed(list(keys)):
+        present = [r for r in rows if r.get(key.field) is not None]
+        missing = [r for r in rows if r.get(key.field) is None]
+        present.sort(key=lambda r, f=key.field: _sortable(r[f]), reverse=key.descending)
+        rows = present + missing
+    return rows
+
+
+def _sortable(value: Any) -> tuple[int, Any]:
+    if isinstance(value, bool):
+        return (0, int(value))
+    if isinstance(value, int | float):
+        return (0, value)
+    return (1, str(value))
+
+
+def find_runs(
+    repo: Repo | None = None,
+    *,
+    where: str | None = None,
+    sort: str | None = None,
+    limit: int | None = None,
+) -> list[Row]:
+    """Flat rows of every matching run, sorted, at most ``limit``."""
+    predicate = where_lang.compile_where(where) if where else None
+    keys = parse_sort(sort)
+    if limit is not None and limit < 0:
+        raise UsageError("--limit", f"{limit} is negative")
+    project = repo or Repo.find()
+    rows = [flatten(run) for run in collect(project)]
+    if predicate is not None:
+        rows = [r for r in rows if predicate(r)]
+    rows = sort_rows(rows, keys)
+    return rows[:limit] if limit is not None else rows
+
+
+def runs(
+    where: str | None = None,
+    *,
+    sort: str | None = None,
+    limit: int | None = None,
+    repo: Repo | str | os.PathLike[str] | None = None,
+) -> Any:
+    """Matching runs as a pandas DataFrame, one row per run, columns like ``metrics.accuracy``.
+
+    Example:
+        >>> df = gitml.runs("metrics.accuracy > 0.9", sort="-metrics.accuracy")
+    """
+    import pandas as pd
+
+    project = repo if isinstance(repo, Repo) else Repo.find(repo)
+    rows = find_runs(project, where=where, sort=sort, limit=limit)
+    frame = pd.DataFrame(rows)
+    for column in ("start_time", "end_time"):
+        if column in frame:
+            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    return frame
+
+
+def resolve(repo: Repo, ref: str) -> IndexedRun:
+    """The one run whose id is ``ref`` or starts with it."""
+    if not ref:
+        raise UsageError("run", "empty run id")
+    candidates = collect(repo)
+    exact = [r for r in candidates if r.run_id == ref]
+    if exact:
+        return exact[0]
+    matches = sorted(r.run_id for r in candidates if r.run_id.startswith(ref))
+    if not matches:
+        raise RunNotFoundError(ref)
+    if len(matches) > 1:
+        raise AmbiguousRunError(ref, matches)
+    return next(r for r in candidates if r.run_id == matches[0])
+
+
+def get_run(ref: str, *, repo: Repo | str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The full record of one run (by id or unique prefix), from the working tree or git."""
+    project = repo if isinstance(repo, Repo) else Repo.find(repo)
+    run = resolve(project, ref)
+    return {**(run.record or {}), "commit": run.landed}
+
+
+def step_metrics(repo: Repo, run: IndexedRun) -> list[tuple[int, int, float, str]]:
+    """The step metrics of a run: from its Parquet file, its live journals, or git."""
+    from gitml import git
+    from gitml.tracking import journal
+
+    run_dir = repo.run_dir(run.run_id)
+    parquet = run_dir / journal.PARQUET_NAME
+    rows: list[tuple[int, int, float, str]] = []
+    if parquet.exists():
+        rows = journal.read_parquet(parquet).rows
+    elif run.commit is not None:
+        rel = Path(os.path.relpath(parquet, repo.root)).as_posix()
+        try:
+            data = git.read_file_at(repo.root, run.commit, rel)
+        except GitError:
+            data = None
+        if data is not None:
+            rows = journal.read_parquet(f"{run.commit[:8]}:{rel}", data).rows
+    for path in journal.journals(run_dir):
+        rows += journal.read_journal(path)
+    return rows

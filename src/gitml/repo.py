@@ -1,0 +1,163 @@
+"""A gitml project: a git repository with a `.gitml/` folder, and `gitml init`."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from gitml import git, store
+from gitml.errors import NotAGitRepositoryError, NotInitializedError
+
+GITML_DIR = ".gitml"
+# Paths gitml writes itself: never part of a run's code patch or dirty flag.
+OWN_PATHS = (".gitml/",)
+
+DEFAULT_TRACKING = {
+    "summary_file": "metrics.toml",
+    "flush_every": 1000,
+    "flush_seconds": 1.0,
+    "capture_files": ["metrics.json", "metrics.toml"],
+}
+
+CONFIG_TEMPLATE = """\
+# gitml project settings. Edit freely: gitml keeps your comments.
+schema_version = 1
+
+[project]
+name = "{name}"
+
+[tracking]
+# Stable-path summary of the latest run; committed, so pull requests show metric changes.
+summary_file = "metrics.toml"
+# Logged metric steps are buffered and flushed (crash-safe) every N steps or T seconds.
+flush_every = 1000
+flush_seconds = 1.0
+# Files a script run by `gitml run` may write its final metrics to.
+capture_files = ["metrics.json", "metrics.toml"]
+
+# Per-metric settings: which way is better, used by diffs and promotion.
+# [metrics.accuracy]
+# goal = "maximize"
+"""
+
+GITML_GITIGNORE = """\
+# gitml: local caches and live files, never committed
+/cache/
+/runs/*/*.journal
+/runs/*/*.lock
+*.tmp
+"""
+
+GITATTRIBUTES_LINE = ".gitml/**/*.parquet diff=gitml-parquet"
+
+
+@dataclass(frozen=True)
+class Repo:
+    """A gitml project rooted at the top of a git working tree."""
+
+    root: Path
+
+    @classmethod
+    def find(cls, start: Path | str | None = None) -> Repo:
+        """The project containing ``start`` (default: the current directory)."""
+        root = git.find_root(Path(start) if start is not None else Path.cwd())
+        if not (root / GITML_DIR / "config.toml").is_file():
+            raise NotInitializedError(str(root))
+        return cls(root)
+
+    @property
+    def gitml_dir(self) -> Path:
+        """`.gitml/` of the project."""
+        return self.root / GITML_DIR
+
+    @property
+    def runs_dir(self) -> Path:
+        """Where run folders live."""
+        return self.gitml_dir / "runs"
+
+    @property
+    def cache_dir(self) -> Path:
+        """gitml's local, git-ignored cache (the query index)."""
+        return self.gitml_dir / "cache"
+
+    @property
+    def config_path(self) -> Path:
+        """`.gitml/config.toml`."""
+        return self.gitml_dir / "config.toml"
+
+    def run_dir(self, run_id: str) -> Path:
+        """The folder of one run."""
+        return self.runs_dir / run_id
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        """The validated project settings."""
+        return store.read_toml(self.config_path, kind="config")
+
+    def tracking_setting(self, key: str) -> Any:
+        """A `[tracking]` setting, falling back to the default."""
+        return self.config.get("tracking", {}).get(key, DEFAULT_TRACKING[key])
+
+    def relpath(self, path: Path | str) -> str:
+        """``path`` relative to the project root, POSIX style."""
+        return Path(os.path.abspath(path)).relative_to(self.root).as_posix()
+
+
+def default_remote_dir(root: Path) -> Path:
+    """The embedded default DVC remote: a local folder per project under the user's data dir."""
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    tag = hashlib.sha256(str(root).encode()).hexdigest()[:8]
+    return base / "gitml" / "remotes" / f"{root.name}-{tag}"
+
+
+def init_project(
+    path: Path, *, create_git: bool = False, remote_dir: Path | None = None
+) -> tuple[Repo, list[str]]:
+    """Set up gitml (and DVC) in the git repository at ``path``; safe to run again.
+
+    Returns the project and what changed, as short sentences (empty when nothing did).
+    """
+    from gitml import data
+
+    path = path.resolve()
+    changed: list[str] = []
+    try:
+        root = git.find_root(path)
+    except NotAGitRepositoryError:
+        if not create_git:
+            raise
+        path.mkdir(parents=True, exist_ok=True)
+        git.init(path)
+        root = path
+        changed.append(f"created a git repository in {path}")
+    repo = Repo(root)
+    changed += _write_if_missing(repo.config_path, CONFIG_TEMPLATE.format(name=root.name))
+    changed += _write_if_missing(repo.gitml_dir / ".gitignore", GITML_GITIGNORE)
+    repo.runs_dir.mkdir(parents=True, exist_ok=True)
+    changed += _ensure_line(root / ".gitattributes", GITATTRIBUTES_LINE)
+    changed += git.ensure_config(
+        root, {"diff.gitml-parquet.textconv": "gitml textconv", "diff.gitml-parquet.cachetextconv": "true"}
+    )
+    changed += data.init_dvc(root, remote_dir=remote_dir or default_remote_dir(root))
+    store.read_toml(repo.config_path, kind="config")  # an existing, broken config is an error
+    return repo, changed
+
+
+def _write_if_missing(path: Path, text: str) -> list[str]:
+    if path.exists():
+        return []
+    store.atomic_write(path, text.encode())
+    return [f"wrote {path.parent.name}/{path.name}"]
+
+
+def _ensure_line(path: Path, line: str) -> list[str]:
+    text = path.read_text() if path.exists() else ""
+    if line in text.splitlines():
+        return []
+    sep = "" if not text or text.endswith("\n") else "\n"
+    store.atomic_write(path, (text + sep + line + "\n").encode())
+    return [f"added `{line}` to {path.name}"]

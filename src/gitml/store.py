@@ -1,0 +1,203 @@
+"""File formats: atomic writes, TOML records and their JSON Schema validation.
+
+Every file gitml writes goes through `atomic_write`: a temp file in the same folder, fsync,
+``os.replace``. A crash at any moment leaves either the old file or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import tempfile
+import tomllib
+from collections.abc import Iterator, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from gitml.errors import FileFormatError, SchemaError
+
+SCHEMA_VERSION = 1
+
+# kind -> schema file in schemas/
+SCHEMA_FILES = {
+    "run": "run.schema.json",
+    "config": "config.schema.json",
+    "metrics-summary": "metrics-summary.schema.json",
+    "metrics-parquet": "metrics-parquet.schema.json",
+}
+
+
+def _file_mode() -> int:
+    # mkstemp creates 0600 files; gitml's files get the mode any new file would (0666 & ~umask).
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # The rename itself is durable only once the directory entry is flushed.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def locked(path: Path, timeout: float = 30.0) -> Iterator[None]:
+    """Hold an inter-process lock on ``path`` (the lock file sits beside it)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(path) + ".lock", timeout=timeout)
+    try:
+        with lock:
+            yield
+    except Timeout as exc:
+        raise FileFormatError(str(path), f"still locked by another process after {timeout}s") from exc
+
+
+def dumps_toml(data: Mapping[str, Any]) -> bytes:
+    """Serialise a record as TOML, dropping None values (TOML has no null)."""
+    import tomli_w
+
+    return tomli_w.dumps(_drop_none(data)).encode()
+
+
+def write_toml(path: Path, data: Mapping[str, Any], *, kind: str | None = None) -> None:
+    """Validate ``data`` against the schema of ``kind`` (if given) and write it atomically."""
+    if kind is not None:
+        validate(kind, data, source=str(path))
+    atomic_write(path, dumps_toml(data))
+
+
+def parse_toml(text: bytes | str, *, source: str) -> dict[str, Any]:
+    """Parse TOML text, raising one clear error naming ``source``."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode()
+        except UnicodeDecodeError as exc:
+            raise FileFormatError(source, f"not UTF-8 text ({exc.reason})") from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise FileFormatError(source, f"invalid TOML: {exc}") from exc
+
+
+def read_toml(path: Path, *, kind: str | None = None) -> dict[str, Any]:
+    """Read and (if ``kind`` is given) validate one TOML file."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise FileFormatError(str(path), "file not found") from exc
+    except OSError as exc:
+        raise FileFormatError(str(path), f"cannot read: {exc.strerror}") from exc
+    data = parse_toml(raw, source=str(path))
+    if kind is not None:
+        validate(kind, data, source=str(path))
+    return data
+
+
+def schema_dir() -> Path:
+    """Where the JSON Schemas live: inside the wheel, or at the top of a source checkout."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "schemas"
+    return packaged if packaged.is_dir() else here.parents[1] / "schemas"
+
+
+@cache
+def load_schema(kind: str) -> dict[str, Any]:
+    """The JSON Schema of one file kind."""
+    return json.loads((schema_dir() / SCHEMA_FILES[kind]).read_text())
+
+
+@cache
+def _validator(kind: str) -> Any:
+    import jsonschema
+
+    schema = load_schema(kind)
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def validate(kind: str, data: Mapping[str, Any], *, source: str) -> None:
+    """Raise `SchemaError` naming the first bad field of ``data`` (the most specific one)."""
+    import jsonschema
+
+    validator = _validator(kind)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(to_json_types(data)))
+    if error is None:
+        return
+    field = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "required" and not field:
+        field = _missing_property(error.message)
+    elif error.validator == "additionalProperties":
+        field = ".".join(filter(None, [field, _extra_property(error.message)]))
+    raise SchemaError(source, field, _short(error.message))
+
+
+def _missing_property(message: str) -> str:
+    # jsonschema says "'id' is a required property"
+    return message.split("'")[1] if message.count("'") >= 2 else ""
+
+
+def _extra_property(message: str) -> str:
+    # "Additional properties are not allowed ('x' was unexpected)"
+    return message.split("'")[1] if "(" in message and message.count("'") >= 2 else ""
+
+
+def _short(message: str, limit: int = 160) -> str:
+    message = " ".join(message.split())
+    return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
+def to_json_types(value: Any) -> Any:
+    """TOML values as JSON values: datetimes become ISO 8601 strings."""
+    if isinstance(value, Mapping):
+        return {str(k): to_json_types(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json_types(v) for v in value]
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    return value
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def utcnow() -> dt.datetime:
+    """Now, in UTC, to the microsecond (TOML keeps the offset)."""
+    return dt.datetime.now(dt.UTC)

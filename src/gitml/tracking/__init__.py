@@ -1,0 +1,1 @@
+"""Tracking: runs, their params, step metrics, inputs and artifacts."""

@@ -1,0 +1,205 @@
+"""Step metrics: a crash-safe journal while the run is live, one Parquet file when it ends.
+
+Parquet cannot be appended to, and an unclosed Parquet file cannot be read. So a live run appends
+buffered batches of tab-separated lines (``step, timestamp_ms, value, name``) to
+``metrics.<pid>.journal`` beside run.toml: each batch is one ``write`` plus an ``fsync``, a torn
+last line is ignored on read, and a SIGKILL loses at most the steps logged since the last flush.
+When the run ends (or is found crashed), the journals become ``metrics.parquet``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gitml import store
+from gitml.errors import FileFormatError, SchemaError, UsageError
+
+JOURNAL_GLOB = "metrics.*.journal"
+PARQUET_NAME = "metrics.parquet"
+METRIC_NAME = re.compile(r"^[\w\-. /:]{1,250}$")
+
+Row = tuple[int, int, float, str]  # step, timestamp in ms since the epoch (UTC), value, name
+
+
+def check_metric_name(name: Any) -> str:
+    """Metric names are short, printable and tab/newline free (they key the journal lines)."""
+    if not isinstance(name, str) or not METRIC_NAME.match(name):
+        raise UsageError(
+            f"metric name {name!r}",
+            "use 1-250 letters, digits, spaces or _ - . / :",
+        )
+    return name
+
+
+def check_metric_value(name: str, value: Any) -> float:
+    """A metric value as a float; numbers only (NaN and infinities are kept as such)."""
+    if isinstance(value, bool) or isinstance(value, str | bytes):
+        raise UsageError(f"metric {name!r}", f"value {value!r} is not a number")
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"metric {name!r}", f"value {value!r} is not a number") from exc
+
+
+class MetricJournal:
+    """An append-only, batch-flushed journal of one process's metric steps."""
+
+    def __init__(self, path: Path, *, flush_every: int, flush_seconds: float) -> None:
+        self.path = path
+        self._file = open(path, "ab")  # noqa: SIM115 - lives as long as the run
+        self._buffer: list[Row] = []
+        self._lock = threading.Lock()
+        self._flush_every = flush_every
+        self._flush_seconds = flush_seconds
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, name="gitml-flush", daemon=True)
+        self._flusher.start()
+
+    def append(self, step: int, name: str, value: float) -> None:
+        """Buffer one step; write the batch once it is full."""
+        row = (step, int(time.time() * 1000), value, name)
+        with self._lock:
+            self._buffer.append(row)
+            if len(self._buffer) < self._flush_every:
+                return
+            batch, self._buffer = self._buffer, []
+            self._write(batch)
+
+    def flush(self) -> None:
+        """Write and fsync whatever is buffered."""
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+            if batch:
+                self._write(batch)
+
+    def close(self) -> None:
+        """Flush, stop the timer thread and close the file."""
+        self._stop.set()
+        self._flusher.join()
+        self.flush()
+        self._file.close()
+
+    def _flush_loop(self) -> None:
+        # A step logged just before a long pause must not wait for the next log call.
+        while not self._stop.wait(self._flush_seconds):
+            self.flush()
+
+    def _write(self, batch: list[Row]) -> None:
+        text = "".join(f"{s}\t{t}\t{v!r}\t{n}\n" for s, t, v, n in batch)
+        self._file.write(text.encode())
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+
+def read_journal(path: Path) -> list[Row]:
+    """Every complete line of a journal; a torn last line (crash mid-write) is dropped."""
+    rows: list[Row] = []
+    data = path.read_bytes()
+    for line in data.split(b"\n")[:-1]:  # the part after the last newline is torn or empty
+        try:
+            step, ts, value, name = line.decode().split("\t", 3)
+            rows.append((int(step), int(ts), float(value), name))
+        except ValueError:
+            continue
+    return rows
+
+
+def journals(run_dir: Path) -> list[Path]:
+    """The live journals of a run (one per process that logged to it)."""
+    return sorted(run_dir.glob(JOURNAL_GLOB))
+
+
+def latest_values(rows: Iterable[Row]) -> dict[str, float]:
+    """The value with the highest (step, timestamp) for each metric name."""
+    best: dict[str, tuple[int, int, float]] = {}
+    for step, ts, value, name in rows:
+        current = best.get(name)
+        if current is None or (step, ts) >= current[:2]:
+            best[name] = (step, ts, value)
+    return {name: v for name, (_, _, v) in sorted(best.items())}
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    """The step metrics of a run, as rows, with their source file."""
+
+    source: str
+    rows: list[Row]
+
+
+def write_parquet(path: Path, rows: list[Row], *, run_id: str) -> None:
+    """Write the rows as metrics.parquet (long format), atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = sorted(rows, key=lambda r: (r[3], r[0], r[1]))
+    table = pa.table(
+        {
+            "step": pa.array([r[0] for r in rows], pa.int64()),
+            "timestamp": pa.array([r[1] for r in rows], pa.timestamp("ms", tz="UTC")),
+            "name": pa.array([r[3] for r in rows], pa.string()),
+            "value": pa.array([r[2] for r in rows], pa.float64()),
+        }
+    ).replace_schema_metadata(
+        {"gitml.schema_version": str(store.SCHEMA_VERSION), "gitml.run_id": run_id}
+    )
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    store.atomic_write(path, buf.getvalue())
+
+
+def expected_arrow_types() -> dict[str, str]:
+    """Column -> Arrow type, from schemas/metrics-parquet.schema.json."""
+    props = store.load_schema("metrics-parquet")["properties"]
+    return {name: spec["x-arrow-type"] for name, spec in props.items()}
+
+
+def read_parquet(path: Path | str, data: bytes | None = None) -> StepMetrics:
+    """Read and validate a metrics.parquet file (or its bytes)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = str(path)
+    try:
+        table = pq.read_table(pa.BufferReader(data) if data is not None else source)
+    except (OSError, pa.ArrowException) as exc:
+        raise FileFormatError(source, f"not a readable Parquet file ({exc})") from exc
+    _check_table(source, table)
+    cols = [table.column(c).to_pylist() for c in ("step", "timestamp", "value", "name")]
+    stamps = [int(t.timestamp() * 1000) if t is not None else 0 for t in cols[1]]
+    rows = list(zip(cols[0], stamps, cols[2], cols[3], strict=True))
+    return StepMetrics(source=source, rows=rows)
+
+
+def _check_table(source: str, table: Any) -> None:
+    expected = expected_arrow_types()
+    actual = {f.name: str(f.type) for f in table.schema}
+    for name, type_ in expected.items():
+        if name not in actual:
+            raise SchemaError(source, name, "column is missing")
+        if actual[name] != type_:
+            raise SchemaError(source, name, f"column has type {actual[name]}, expected {type_}")
+    extra = sorted(set(actual) - set(expected))
+    if extra:
+        raise SchemaError(source, extra[0], "unexpected column")
+    meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+    version = meta.get("gitml.schema_version")
+    if version != str(store.SCHEMA_VERSION):
+        raise SchemaError(source, "gitml.schema_version", f"metadata is {version!r}, expected '1'")
+    for column in ("step", "name"):
+        if table.column(column).null_count:
+            raise SchemaError(source, column, "column has null values")
+
+
+def is_finite(value: float) -> bool:
+    """Whether a metric value is an ordinary number."""
+    return math.isfinite(value)

@@ -1,0 +1,206 @@
+"""run.toml records: create one, update it under a lock, finalise it when the run ends."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from gitml import git, store
+from gitml.errors import UsageError
+from gitml.repo import OWN_PATHS, Repo
+from gitml.tracking import journal
+from gitml.tracking.env import process_info
+
+RUN_FILE = "run.toml"
+PATCH_FILE = "code.patch"
+FINAL_STATUSES = ("finished", "failed", "crashed")
+
+
+def new_run_id() -> str:
+    """A run id that sorts by start time and does not collide: 20261123T085012Z-3fa9c1."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def create(
+    repo: Repo,
+    *,
+    name: str | None,
+    params: Mapping[str, Any] | None,
+    tags: Mapping[str, Any] | None,
+    command: list[str],
+    cwd: Path,
+) -> dict[str, Any]:
+    """Make the run folder and write its first run.toml (status running, code state recorded)."""
+    record: dict[str, Any] = {
+        "schema_version": store.SCHEMA_VERSION,
+        "id": "",
+        "name": name,
+        "status": "running",
+        "start_time": store.utcnow(),
+        "command": list(command),
+        "cwd": _relative_cwd(repo, cwd),
+        "process": process_info(),
+        "params": normalize_params(params or {}),
+        "metrics": {},
+        "tags": normalize_tags(tags or {}),
+        "inputs": {},
+        "outputs": {},
+    }
+    if name is not None and not isinstance(name, str):
+        raise UsageError("name", f"run name must be a string, got {name!r}")
+    run_dir = _make_run_dir(repo, record)
+    state = git.code_state(repo.root, exclude=(*OWN_PATHS, repo.tracking_setting("summary_file")))
+    code: dict[str, Any] = {"commit": state.commit, "branch": state.branch, "dirty": state.dirty}
+    if state.patch:
+        store.atomic_write(run_dir / PATCH_FILE, state.patch)
+        code["patch"] = PATCH_FILE
+        code["patch_sha256"] = hashlib.sha256(state.patch).hexdigest()
+    record["code"] = code
+    store.write_toml(run_dir / RUN_FILE, record, kind="run")
+    return record
+
+
+def _make_run_dir(repo: Repo, record: dict[str, Any]) -> Path:
+    repo.runs_dir.mkdir(parents=True, exist_ok=True)
+    while True:
+        record["id"] = new_run_id()
+        run_dir = repo.run_dir(record["id"])
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            continue
+        return run_dir
+
+
+def _relative_cwd(repo: Repo, cwd: Path) -> str:
+    try:
+        return cwd.resolve().relative_to(repo.root).as_posix()
+    except ValueError:
+        return "."
+
+
+def read(repo: Repo, run_id: str) -> dict[str, Any]:
+    """The validated run.toml of one run in the working tree."""
+    return store.read_toml(repo.run_dir(run_id) / RUN_FILE, kind="run")
+
+
+def update(repo: Repo, run_id: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Read-modify-write run.toml under the run's lock, so processes sharing a run never clash."""
+    path = repo.run_dir(run_id) / RUN_FILE
+    with store.locked(path):
+        record = store.read_toml(path, kind="run")
+        change(record)
+        store.write_toml(path, record, kind="run")
+    return record
+
+
+def normalize_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Params as TOML scalars: nested mappings flatten to dotted keys, None and objects to text."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if not isinstance(key, str) or not key or len(key) > 250:
+            raise UsageError(f"param {key!r}", "param names are non-empty strings of <= 250 chars")
+        full = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(normalize_params(value, prefix=f"{full}."))
+        else:
+            out[full] = _param_value(value)
+    return out
+
+
+def _param_value(value: Any) -> Any:
+    if isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple) and all(isinstance(v, bool | int | float | str) for v in value):
+        return list(value)
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        with suppress(TypeError, ValueError):
+            return _param_value(item())
+    return str(value)
+
+
+def normalize_tags(tags: Mapping[str, Any]) -> dict[str, str]:
+    """Tags are string to string."""
+    for key in tags:
+        if not isinstance(key, str) or not key:
+            raise UsageError(f"tag {key!r}", "tag names are non-empty strings")
+    return {k: v if isinstance(v, str) else str(v) for k, v in tags.items()}
+
+
+def finalize(
+    repo: Repo,
+    run_id: str,
+    *,
+    status: str,
+    end_time: Any = None,
+    extra: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """End a run: journals become metrics.parquet, run.toml gets status and final metrics.
+
+    Order matters for crash safety: the Parquet file is written (atomically) before run.toml
+    says the run ended, and the journals are removed only after that.
+    """
+    run_dir = repo.run_dir(run_id)
+    live = journal.journals(run_dir)
+    rows = [row for path in live for row in journal.read_journal(path)]
+    parquet = run_dir / journal.PARQUET_NAME
+    if rows:
+        if parquet.exists():
+            rows += journal.read_parquet(parquet).rows
+        journal.write_parquet(parquet, _dedupe(rows), run_id=run_id)
+
+    def change(record: dict[str, Any]) -> None:
+        record["status"] = status
+        record["end_time"] = end_time or store.utcnow()
+        record["metrics"] = {**record.get("metrics", {}), **journal.latest_values(rows)}
+        if extra is not None:
+            extra(record)
+
+    record = update(repo, run_id, change)
+    for path in live:
+        with suppress(FileNotFoundError):
+            path.unlink()
+    if status == "finished":
+        write_summary(repo, record)
+    return record
+
+
+def _dedupe(rows: list[journal.Row]) -> list[journal.Row]:
+    # A repair after a crash between writing Parquet and removing journals sees rows twice.
+    return sorted(set(rows), key=lambda r: (r[3], r[0], r[1]))
+
+
+def write_summary(repo: Repo, record: Mapping[str, Any]) -> None:
+    """Refresh the stable-path summary (metrics.toml) from a finished run."""
+    summary = {
+        "schema_version": store.SCHEMA_VERSION,
+        "run": record["id"],
+        "name": record.get("name"),
+        "status": record["status"],
+        "metrics": dict(record.get("metrics", {})),
+        "params": dict(record.get("params", {})),
+    }
+    path = repo.root / repo.tracking_setting("summary_file")
+    store.write_toml(path, summary, kind="metrics-summary")
+
+
+def mark_crashed(repo: Repo, run_id: str) -> dict[str, Any]:
+    """Close a run whose process died: keep every flushed metric, status crashed."""
+    run_dir = repo.run_dir(run_id)
+    stamps = [row[1] for path in journal.journals(run_dir) for row in journal.read_journal(path)]
+    if stamps:
+        end = dt.datetime.fromtimestamp(max(stamps) / 1000, dt.UTC)
+    else:
+        end = dt.datetime.fromtimestamp((run_dir / RUN_FILE).stat().st_mtime, dt.UTC)
+
+    def extra(rec: dict[str, Any]) -> None:
+        rec.setdefault("error", "the process ended without closing the run (killed or crashed)")
+
+    return finalize(repo, run_id, status="crashed", end_time=end, extra=extra)

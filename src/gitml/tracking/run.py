@@ -1,0 +1,241 @@
+"""The tracking API: `start_run` and the `Run` it returns."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from gitml import data
+from gitml.errors import ArtifactError, RunStateError, UsageError
+from gitml.repo import Repo
+from gitml.tracking import journal, record
+from gitml.tracking.env import imported_modules, python_env
+
+# Set by `gitml run` for the command it wraps, so the script's own runs join the wrapper's run.
+RUN_ID_ENV = "GITML_RUN_ID"
+
+
+class Run:
+    """One run: params, step metrics, tags, inputs and artifacts, recorded under `.gitml/runs/`.
+
+    Use it as a context manager (an exception marks the run failed and propagates) or call
+    `end()` yourself. A run left open when the interpreter exits is ended then: failed if an
+    uncaught exception ended the program, finished otherwise.
+    """
+
+    def __init__(self, repo: Repo, run_id: str, *, attached: bool = False) -> None:
+        self.repo = repo
+        self.id = run_id
+        self.attached = attached
+        self.dir = repo.run_dir(run_id)
+        self._ended = False
+        self._next_step: dict[str, int] = {}
+        self._journal = journal.MetricJournal(
+            self.dir / f"metrics.{os.getpid()}.journal",
+            flush_every=int(repo.tracking_setting("flush_every")),
+            flush_seconds=float(repo.tracking_setting("flush_seconds")),
+        )
+        atexit.register(self._at_exit)
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id}>"
+
+    # -- params, tags -------------------------------------------------------------------------
+    def log_param(self, key: str, value: Any) -> None:
+        """Record one param. A param keeps its first value: changing it is an error."""
+        self.log_params({key: value})
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record several params at once (nested mappings become dotted names)."""
+        new = record.normalize_params(params)
+
+        def change(rec: dict[str, Any]) -> None:
+            for key, value in new.items():
+                old = rec["params"].get(key, value)
+                if old != value:
+                    raise UsageError(
+                        f"param {key!r}", f"already logged as {old!r}; params cannot change"
+                    )
+                rec["params"][key] = value
+
+        self._update(change)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        """Set one tag (tags may be changed)."""
+        self.set_tags({key: value})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set several tags."""
+        new = record.normalize_tags(tags)
+        self._update(lambda rec: rec["tags"].update(new))
+
+    # -- metrics -----------------------------------------------------------------------------
+    def log_metric(self, name: str, value: float, step: int | None = None) -> None:
+        """Log one value of a metric; ``step`` defaults to one past this metric's last step."""
+        if self._ended:
+            raise RunStateError(self.id, "has ended; start a new run to log more")
+        if name not in self._next_step:
+            journal.check_metric_name(name)
+        if type(value) is not float:
+            value = journal.check_metric_value(name, value)
+        if step is None:
+            step = self._next_step.get(name, 0)
+        elif type(step) is not int:
+            step = _check_step(name, step)
+        self._next_step[name] = step + 1
+        self._journal.append(step, name, value)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log several metrics at the same step."""
+        for name, value in metrics.items():
+            self.log_metric(name, value, step)
+
+    def flush(self) -> None:
+        """Write buffered metric steps to disk now."""
+        self._journal.flush()
+
+    # -- data and artifacts ------------------------------------------------------------------
+    def log_input(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Hash a data file DVC-compatibly, cache it, and record it under `[inputs]`."""
+        return self._log_file("inputs", Path(path))
+
+    def log_artifact(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Hash a produced file DVC-compatibly, cache it, and record it under `[outputs]`."""
+        return self._log_file("outputs", Path(path))
+
+    def _log_file(self, section: str, path: Path) -> dict[str, Any]:
+        absolute = Path(os.path.abspath(path))
+        try:
+            rel = absolute.relative_to(self.repo.root).as_posix()
+        except ValueError:
+            raise ArtifactError(str(path), f"is outside the repository {self.repo.root}") from None
+        if rel.startswith(".gitml/") or rel.startswith(".git/"):
+            raise ArtifactError(rel, "is inside gitml's or git's own folder")
+        ref = data.add_to_cache(self.repo.root, absolute).to_dict()
+        self._update(lambda rec: rec.setdefault(section, {}).__setitem__(rel, ref))
+        return ref
+
+    # -- ending --------------------------------------------------------------------------------
+    @property
+    def record(self) -> dict[str, Any]:
+        """The run.toml record as it is on disk now."""
+        return record.read(self.repo, self.id)
+
+    def end(self, status: str = "finished", *, error: str | None = None) -> dict[str, Any]:
+        """Flush everything and close the run with ``status`` (finished, failed or crashed)."""
+        if status not in record.FINAL_STATUSES:
+            raise UsageError("status", f"{status!r} is not one of {', '.join(record.FINAL_STATUSES)}")
+        if self._ended:
+            return self.record
+        self._ended = True
+        atexit.unregister(self._at_exit)
+        self._journal.close()
+        env = python_env(imported_modules())
+        if self.attached:
+            return record.update(self.repo, self.id, lambda rec: _merge_env(rec, env))
+
+        def extra(rec: dict[str, Any]) -> None:
+            _merge_env(rec, env)
+            if error:
+                rec["error"] = error
+
+        return record.finalize(self.repo, self.id, status=status, extra=extra)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.end("finished")
+        else:
+            self.end("failed", error=_describe(exc))
+
+    def _at_exit(self) -> None:
+        failure = getattr(sys, "last_value", None)
+        if failure is not None:
+            self.end("failed", error=_describe(failure))
+        else:
+            self.end("finished")
+
+    def _update(self, change: Any) -> None:
+        if self._ended:
+            raise RunStateError(self.id, "has ended; start a new run to log more")
+        record.update(self.repo, self.id, change)
+
+
+def _merge_env(rec: dict[str, Any], env: dict[str, Any]) -> None:
+    old = rec.get("env", {})
+    rec["env"] = {**env, "packages": {**old.get("packages", {}), **env["packages"]}}
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _check_step(name: str, step: Any) -> int:
+    if isinstance(step, bool) or not isinstance(step, int):
+        item = getattr(step, "item", None)
+        step = item() if callable(item) else step
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise UsageError(f"metric {name!r}", f"step {step!r} is not a non-negative integer")
+    return step
+
+
+def start_run(
+    name: str | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    repo: Repo | str | os.PathLike[str] | None = None,
+) -> Run:
+    """Start a run in the gitml project containing ``repo`` (default: the current directory).
+
+    Inside a command wrapped by `gitml run`, this joins the wrapper's run instead of starting a
+    new one, so the script's params and metrics land in the same record.
+
+    Example:
+        >>> with gitml.start_run("baseline", params={"lr": 0.1}) as run:
+        ...     run.log_metric("loss", 0.5, step=1)
+    """
+    project = repo if isinstance(repo, Repo) else Repo.find(repo)
+    joined = os.environ.get(RUN_ID_ENV)
+    if joined and (project.run_dir(joined) / record.RUN_FILE).is_file():
+        run = Run(project, joined, attached=True)
+        if name and not run.record.get("name"):
+            run._update(lambda rec: rec.__setitem__("name", name))
+        if params:
+            run.log_params(params)
+        if tags:
+            run.set_tags(tags)
+        return run
+    rec = record.create(
+        project, name=name, params=params, tags=tags, command=_own_command(), cwd=Path.cwd()
+    )
+    return Run(project, rec["id"])
+
+
+def _own_command() -> list[str]:
+    # How to run this script again: `python <script relative to cwd> args...`.
+    argv = list(sys.argv)
+    if not argv or argv[0] in ("", "-c"):
+        return ["python", *argv[:1]] if argv and argv[0] == "-c" else ["python"]
+    script = argv[0]
+    if os.path.isabs(script):
+        try:
+            script = os.path.relpath(script)
+        except ValueError:
+            pass
+    return ["python", script, *argv[1:]]
