@@ -94,9 +94,10 @@ def dumps_toml(data: Mapping[str, Any]) -> bytes:
 
 def write_toml(path: Path, data: Mapping[str, Any], *, kind: str | None = None) -> None:
     """Validate ``data`` against the schema of ``kind`` (if given) and write it atomically."""
+    clean = _drop_none(data)
     if kind is not None:
-        validate(kind, data, source=str(path))
-    atomic_write(path, dumps_toml(data))
+        validate(kind, clean, source=str(path))
+    atomic_write(path, dumps_toml(clean))
 
 
 def parse_toml(text: bytes | str, *, source: str) -> dict[str, Any]:

@@ -85,7 +85,7 @@ class Run:
             value = journal.check_metric_value(name, value)
         if step is None:
             step = self._next_step.get(name, 0)
-        elif type(step) is not int:
+        elif type(step) is not int or step < 0:
             step = _check_step(name, step)
         self._next_step[name] = step + 1
         self._journal.append(step, name, value)

@@ -1,0 +1,43 @@
+"""Helpers for tests: the real git CLI and the real gitml command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+GIT_ENV = {
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "gitml test",
+    "GIT_AUTHOR_EMAIL": "test@gitml.invalid",
+    "GIT_COMMITTER_NAME": "gitml test",
+    "GIT_COMMITTER_EMAIL": "test@gitml.invalid",
+    "DVC_NO_ANALYTICS": "1",
+}
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run the real git CLI; return its stdout."""
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"git {' '.join(args)} failed: {done.stderr}"
+    return done.stdout
+
+
+def gitml(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real `gitml` command in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "gitml", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def commit_all(cwd: Path, message: str) -> str:
+    """Stage everything and commit; return the commit id."""
+    git(cwd, "add", "-A")
+    git(cwd, "commit", "-q", "-m", message)
+    return git(cwd, "rev-parse", "HEAD").strip()

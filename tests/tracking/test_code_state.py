@@ -1,0 +1,69 @@
+import hashlib
+import shutil
+
+import gitml
+from tests.helpers import commit_all, git
+
+
+def test_clean_tree_has_no_patch(project):
+    with gitml.start_run() as run:
+        pass
+    code = run.record["code"]
+    assert code["dirty"] is False and "patch" not in code
+    assert code["commit"] == git(project.root, "rev-parse", "HEAD").strip()
+
+
+def test_gitml_own_files_do_not_make_the_tree_dirty(project):
+    with gitml.start_run() as first:
+        first.log_metric("m", 1)
+    # The first run left .gitml/runs/... and metrics.toml uncommitted.
+    with gitml.start_run() as second:
+        pass
+    assert first.id != second.id
+    assert second.record["code"]["dirty"] is False
+
+
+def test_dirty_patch_round_trip_rebuilds_the_exact_code(project, tmp_path):
+    root = project.root
+    (root / "lib.py").write_text("A = 1\n")
+    (root / "blob.bin").write_bytes(bytes(range(256)))
+    (root / "old.txt").write_text("to be deleted\n")
+    commit_all(root, "more code")
+    (root / "train.py").write_text("print('training v2')\nimport lib\n")  # unstaged change
+    (root / "blob.bin").write_bytes(bytes(reversed(range(256))))  # binary change
+    (root / "new_module.py").write_text("B = 2\n")
+    git(root, "add", "new_module.py")  # staged new file
+    (root / "old.txt").unlink()  # deletion
+    (root / "untracked.txt").write_text("not part of the code\n")
+
+    with gitml.start_run() as run:
+        pass
+    code = run.record["code"]
+    assert code["dirty"] is True
+    patch = (run.dir / "code.patch").read_bytes()
+    assert hashlib.sha256(patch).hexdigest() == code["patch_sha256"]
+    assert b"untracked.txt" not in patch and b".gitml" not in patch
+
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(root), str(clone))
+    git(clone, "checkout", "-q", code["commit"])
+    git(clone, "apply", "--binary", str(run.dir / "code.patch"))
+    for name in ("train.py", "blob.bin", "new_module.py", "lib.py"):
+        assert (clone / name).read_bytes() == (root / name).read_bytes(), name
+    assert not (clone / "old.txt").exists()
+
+
+def test_run_in_repository_without_commits(tmp_path, monkeypatch):
+    from gitml.repo import init_project
+
+    root = tmp_path / "fresh"
+    init_project(root, create_git=True, remote_dir=tmp_path / "remote")
+    (root / "train.py").write_text("x = 1\n")
+    git(root, "add", "train.py")
+    monkeypatch.chdir(root)
+    with gitml.start_run() as run:
+        pass
+    code = run.record["code"]
+    assert "commit" not in code and code["branch"] == "main" and code["dirty"] is True
+    assert b"train.py" in (run.dir / "code.patch").read_bytes()
+    shutil.rmtree(root)
