@@ -73,16 +73,16 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def locked(path: Path, timeout: float = 30.0) -> Iterator[None]:
-    """Hold an inter-process lock on ``path`` (the lock file sits beside it)."""
+def locked(lock_file: Path, timeout: float = 30.0) -> Iterator[None]:
+    """Hold an inter-process lock, kept in ``lock_file`` (put it somewhere git ignores)."""
     from filelock import FileLock, Timeout
 
-    lock = FileLock(str(path) + ".lock", timeout=timeout)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with lock:
+        with FileLock(str(lock_file), timeout=timeout):
             yield
     except Timeout as exc:
-        raise FileFormatError(str(path), f"still locked by another process after {timeout}s") from exc
+        raise FileFormatError(str(lock_file), f"still locked by another process after {timeout}s") from exc
 
 
 def dumps_toml(data: Mapping[str, Any]) -> bytes:

@@ -93,7 +93,7 @@ def read(repo: Repo, run_id: str) -> dict[str, Any]:
 def update(repo: Repo, run_id: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     """Read-modify-write run.toml under the run's lock, so processes sharing a run never clash."""
     path = repo.run_dir(run_id) / RUN_FILE
-    with store.locked(path):
+    with store.locked(repo.cache_dir / "locks" / f"{run_id}.lock"):
         record = store.read_toml(path, kind="run")
         change(record)
         store.write_toml(path, record, kind="run")

@@ -1,0 +1,110 @@
+import subprocess
+import sys
+
+import click
+import pytest
+
+from gitml import __version__
+from gitml.cli.main import cli, main
+from tests.helpers import git, gitml
+
+
+def _commands():
+    return sorted(cli.commands.items())
+
+
+@pytest.mark.parametrize(("name", "command"), _commands(), ids=[n for n, _ in _commands()])
+def test_every_command_has_help_with_an_example(name, command, capsys):
+    assert main([name, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"Usage: gitml {name}")
+    assert "Example:" in out and f"gitml {name}" in out.split("Example:")[1]
+    assert command.help and len(command.help.splitlines()[0]) < 100
+
+
+def test_group_help_and_version(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in cli.commands:
+        assert name in out
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"gitml {__version__}"
+
+
+def test_git_subcommand_entry_point(project):
+    done = subprocess.run(["git", "ml", "--version"], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip("git-ml is not on PATH (package not installed as scripts)")
+    assert done.stdout.strip() == f"gitml {__version__}"
+
+
+def test_unknown_command_and_option_are_one_line(capsys):
+    assert main(["bogus"]) == 2
+    assert capsys.readouterr().err.strip() == "gitml: error: No such command 'bogus'."
+    assert main(["runs", "--bogus"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gitml runs: error: No such option '--bogus'") and err.count("\n") == 1
+
+
+def test_outside_a_repository(tmp_path):
+    done = gitml(tmp_path, "runs")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"gitml: error: {tmp_path}: not inside a git repository; "
+        "run `git init` first or `gitml init --git`"
+    )
+    git(tmp_path, "init", "-q")
+    done = gitml(tmp_path, "runs")
+    assert done.stderr.strip() == f"gitml: error: {tmp_path}: no gitml project here; run `gitml init` first"
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    done = gitml(tmp_path, "--debug", "runs")
+    assert done.returncode != 0 and "Traceback" in done.stderr
+
+
+def test_init_creates_everything_and_is_idempotent(tmp_path):
+    root = tmp_path / "proj"
+    done = gitml(tmp_path, "init", "--git", "--remote", str(tmp_path / "remote"), str(root))
+    assert done.returncode == 0, done.stderr
+    for path in (".git", ".dvc/config", ".gitml/config.toml", ".gitml/.gitignore", ".gitattributes"):
+        assert (root / path).exists(), path
+    dvc_config = (root / ".dvc" / "config").read_text()
+    assert "analytics = False" in dvc_config and "check_update = False" in dvc_config
+    assert str(tmp_path / "remote") in dvc_config
+    assert git(root, "config", "diff.gitml-parquet.textconv").strip() == "gitml textconv"
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and ".git/" not in str(p)}
+    again = gitml(root, "init")
+    assert again.returncode == 0
+    assert "nothing changed" in again.stdout
+    after = {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and ".git/" not in str(p)}
+    assert before == after
+    # Real DVC accepts the repository gitml set up.
+    status = subprocess.run([sys.executable, "-m", "dvc", "remote", "list"], cwd=root,
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert status.returncode == 0 and "local" in status.stdout
+
+
+def test_init_outside_git_without_flag_is_an_error(tmp_path):
+    done = gitml(tmp_path, "init")
+    assert done.returncode == 2 and "gitml init --git" in done.stderr
+
+
+def test_broken_config_is_named(project):
+    project.config_path.write_text("schema_version = 1\n[tracking]\nflush_every = 'often'\n")
+    done = gitml(project.root, "run", "--", "true")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"gitml: error: {project.config_path}: field tracking.flush_every: "
+        "'often' is not of type 'integer'"
+    )
+
+
+def test_internal_errors_never_show_a_traceback(monkeypatch, capsys):
+    def explode(*args, **kwargs):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(click.Group, "invoke", explode)
+    assert main(["runs"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gitml: error: internal error: RuntimeError: kaboom") and "Traceback" not in err

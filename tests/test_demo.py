@@ -1,0 +1,12 @@
+from tests.helpers import git, gitml
+
+
+def test_demo_end_to_end(tmp_path):
+    done = gitml(tmp_path, "demo", "--dir", str(tmp_path / "demo"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    listing = done.stdout.split("gitml runs --sort -metrics.accuracy")[1]
+    names = [line.split()[1] for line in listing.splitlines()[3:] if line.startswith("2")]
+    assert names == ["forest", "small-forest", "stumps", "prepare"], listing
+    project = tmp_path / "demo" / "wine"
+    assert git(project, "log", "--format=%s").count("Train ") == 3
+    assert git(project, "status", "--porcelain") == "", "every run was committed"
