@@ -1,0 +1,219 @@
+"""Core tracker benchmarks, gitml side by side with MLflow and DVC/DVCLive, in one run.
+
+    pip install -e ".[bench]"
+    python benchmarks/bench_core.py            # full sizes (several minutes)
+    python benchmarks/bench_core.py --quick    # smaller sizes, same comparisons
+
+Every figure is the median of several runs of a whole process (imports included) unless said
+otherwise; ratios are gitml / other (below 1 means gitml is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+QUERY = "metrics.accuracy > 0.9 and params.depth >= 3"
+MLFLOW_QUERY = "metrics.accuracy > 0.9 and params.model = 'rf'"
+
+
+def wall(argv: list[str], *, cwd: Path | None = None, repeat: int = 5, env: dict | None = None) -> float:
+    """Median wall time of a whole process."""
+    times = []
+    for _ in range(repeat + 1):  # the first run warms the page cache and is not counted
+        start = time.perf_counter()
+        subprocess.run(argv, cwd=cwd, env={**os.environ, **(env or {})}, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+def python_timed(code: str, *, cwd: Path, env: dict | None = None) -> dict:
+    """Run a snippet in a fresh interpreter; it prints a JSON dict of its own timings."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, check=True,
+                          capture_output=True, text=True, env={**os.environ, **(env or {})})  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bin_of(name: str) -> str:
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if not found:
+        raise SystemExit(f"{name} is not installed: pip install -e '.[bench]'")
+    return found
+
+
+# -- 1. start-up ------------------------------------------------------------------------------
+def bench_startup() -> list[tuple]:
+    rows = [("python -c pass", wall([sys.executable, "-c", "pass"]), None)]
+    gitml_help = wall([bin_of("gitml"), "--help"])
+    rows.append(("gitml --help", gitml_help, None))
+    for other in (["dvc", "--version"], ["mlflow", "--version"]):
+        t = wall([bin_of(other[0]), *other[1:]], repeat=3)
+        rows.append((" ".join(other), t, gitml_help / t))
+    return rows
+
+
+# -- 2. per-call metric logging --------------------------------------------------------------
+GITML_LOG = """
+import json, time, gitml
+run = gitml.start_run("bench")
+t = time.perf_counter()
+for i in range({n}):
+    run.log_metric("loss", 1.0 / (i + 1))
+run.flush()
+elapsed = time.perf_counter() - t
+run.end()
+print(json.dumps({{"seconds": elapsed}}))
+"""
+MLFLOW_LOG = """
+import json, time, mlflow
+mlflow.set_tracking_uri({uri!r})
+with mlflow.start_run():
+    t = time.perf_counter()
+    for i in range({n}):
+        mlflow.log_metric("loss", 1.0 / (i + 1), step=i)
+    elapsed = time.perf_counter() - t
+print(json.dumps({{"seconds": elapsed}}))
+"""
+DVCLIVE_LOG = """
+import json, time
+from dvclive import Live
+with Live(save_dvc_exp=False) as live:
+    t = time.perf_counter()
+    for i in range({n}):
+        live.log_metric("loss", 1.0 / (i + 1))
+        live.next_step()
+    elapsed = time.perf_counter() - t
+print(json.dumps({{"seconds": elapsed}}))
+"""
+
+
+def bench_logging(tmp: Path, steps: int, other_steps: int) -> list[tuple]:
+    from synth import make_history
+
+    project = make_history(tmp / "log-project", runs=1, commits=1, remote=tmp / "remote1")
+    g = python_timed(GITML_LOG.format(n=steps), cwd=project)["seconds"]
+    rows = [(f"gitml run.log_metric x{steps}", g, steps, None)]
+    env = {"MLFLOW_TRACKING_URI": "", "GIT_PYTHON_REFRESH": "quiet", "MLFLOW_ALLOW_FILE_STORE": "true"}
+    cases = [
+        ("mlflow file store", MLFLOW_LOG.format(uri=f"file://{tmp / 'mlruns'}", n=other_steps)),
+        ("mlflow sqlite", MLFLOW_LOG.format(uri=f"sqlite:///{tmp / 'mlflow.db'}", n=other_steps)),
+        ("dvclive", DVCLIVE_LOG.format(n=other_steps)),
+    ]
+    dvclive_dir = tmp / "dvclive-project"
+    dvclive_dir.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=dvclive_dir, check=True)
+    dvc_env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    subprocess.run([bin_of("dvc"), "init", "-q"], cwd=dvclive_dir, check=True, env=dvc_env)
+    subprocess.run(["git", "commit", "-qm", "init"], cwd=dvclive_dir, check=True,
+                   env={**dvc_env, **__import__("synth").ENV})  # fmt: skip
+    for label, code in cases:
+        cwd = dvclive_dir if label == "dvclive" else tmp
+        t = python_timed(code, cwd=cwd, env=env)["seconds"]
+        per_call = t / other_steps
+        rows.append((f"{label} x{other_steps}", t, other_steps, (g / steps) / per_call))
+    return rows
+
+
+# -- 3. queries over many runs ---------------------------------------------------------------
+MLFLOW_FILL = """
+import json, random, time, mlflow
+mlflow.set_tracking_uri({uri!r})
+rng = random.Random(0)
+for i in range({n}):
+    with mlflow.start_run(run_name=f"run-{{i}}"):
+        mlflow.log_params({{"depth": rng.randint(1, 10), "model": rng.choice(["rf", "gbm", "svm"]), "seed": i}})
+        mlflow.log_metrics({{"accuracy": rng.random(), "f1": rng.random(), "loss": rng.random()}})
+print(json.dumps({{}}))
+"""
+MLFLOW_SEARCH = """
+import json, time
+t0 = time.perf_counter()
+import mlflow
+mlflow.set_tracking_uri({uri!r})
+t1 = time.perf_counter()
+df = mlflow.search_runs(search_all_experiments=True, filter_string={query!r}, max_results=100000)
+t2 = time.perf_counter()
+print(json.dumps({{"call": t2 - t1, "total": t2 - t0, "rows": len(df)}}))
+"""
+
+
+def bench_query(tmp: Path, runs: int, with_mlflow: bool) -> list[tuple]:
+    from synth import make_history
+
+    project = make_history(tmp / f"q{runs}", runs=runs, commits=max(10, runs // 1000),
+                           remote=tmp / f"remote-q{runs}")  # fmt: skip
+    gitml_bin = bin_of("gitml")
+    argv = [gitml_bin, "runs", "--where", QUERY, "--format", "csv"]
+    index = project / ".gitml" / "cache" / "index.sqlite"
+    start = time.perf_counter()
+    subprocess.run(argv, cwd=project, check=True, stdout=subprocess.DEVNULL)
+    cold = time.perf_counter() - start
+    warm = wall(argv, cwd=project, repeat=5)
+    rows = [(f"gitml runs --where, {runs} runs, cold index", cold, None),
+            (f"gitml runs --where, {runs} runs, warm index", warm, None)]  # fmt: skip
+    assert index.exists()
+    if with_mlflow:
+        env = {"GIT_PYTHON_REFRESH": "quiet", "MLFLOW_ALLOW_FILE_STORE": "true"}
+        for label, uri in (("sqlite", f"sqlite:///{tmp / 'q.db'}"), ("file", f"file://{tmp / 'qruns'}")):
+            python_timed(MLFLOW_FILL.format(uri=uri, n=runs), cwd=tmp, env=env)
+            got = python_timed(MLFLOW_SEARCH.format(uri=uri, query=MLFLOW_QUERY), cwd=tmp, env=env)
+            rows.append((f"mlflow.search_runs ({label}), call only", got["call"], warm / got["call"]))
+            rows.append((f"mlflow.search_runs ({label}), with import", got["total"], warm / got["total"]))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--big", type=int, default=100_000, help="runs in the large query (0 to skip)")
+    args = parser.parse_args()
+    steps, other_steps = 10_000, (300 if args.quick else 2_000)
+    query_runs = 200 if args.quick else 1_000
+    big = min(args.big, 10_000) if args.quick else args.big
+    tmp = Path(tempfile.mkdtemp(prefix="gitml-bench-"))
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    results: dict[str, list] = {}
+    try:
+        results["startup"] = bench_startup()
+        results["logging"] = bench_logging(tmp, steps, other_steps)
+        results["query"] = bench_query(tmp, query_runs, with_mlflow=True)
+        if big:
+            results["query-big"] = bench_query(tmp, big, with_mlflow=False)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    report(results, steps)
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "core.json").write_text(json.dumps(results, indent=2))
+
+
+def report(results: dict[str, list], steps: int) -> None:
+    print("\n## Start-up (median wall seconds, whole process)")
+    for name, t, ratio in results["startup"]:
+        print(f"  {name:<28} {t:8.3f} s" + (f"   gitml/this = {ratio:.3f}" if ratio else ""))
+    print(f"\n## Per-call log_metric (time inside the loop; flushes included)")
+    for name, t, n, ratio in results["logging"]:
+        per = t / n * 1e6
+        extra = f"   -> {per * steps / 1e6:7.2f} s per {steps} steps" + (f"   gitml/this per call = {ratio:.5f}" if ratio else "")
+        print(f"  {name:<28} {t:8.3f} s  {per:9.1f} us/call{extra}")
+    for key in ("query", "query-big"):
+        if key in results:
+            print(f"\n## {key} (median wall seconds)")
+            for name, t, ratio in results[key]:
+                print(f"  {name:<48} {t:8.3f} s" + (f"   gitml warm/this = {ratio:.3f}" if ratio else ""))
+
+
+if __name__ == "__main__":
+    main()
