@@ -28,7 +28,9 @@ QUERY = "metrics.accuracy > 0.9 and params.depth >= 3"
 MLFLOW_QUERY = "metrics.accuracy > 0.9 and params.model = 'rf'"
 
 
-def wall(argv: list[str], *, cwd: Path | None = None, repeat: int = 5, env: dict | None = None) -> float:
+def wall(
+    argv: list[str], *, cwd: Path | None = None, repeat: int = 5, env: dict | None = None
+) -> float:
     """Median wall time of a whole process."""
     times = []
     for _ in range(repeat + 1):  # the first run warms the page cache and is not counted
@@ -105,7 +107,11 @@ def bench_logging(tmp: Path, steps: int, other_steps: int) -> list[tuple]:
     project = make_history(tmp / "log-project", runs=1, commits=1, remote=tmp / "remote1")
     g = python_timed(GITML_LOG.format(n=steps), cwd=project)["seconds"]
     rows = [(f"gitml run.log_metric x{steps}", g, steps, None)]
-    env = {"MLFLOW_TRACKING_URI": "", "GIT_PYTHON_REFRESH": "quiet", "MLFLOW_ALLOW_FILE_STORE": "true"}
+    env = {
+        "MLFLOW_TRACKING_URI": "",
+        "GIT_PYTHON_REFRESH": "quiet",
+        "MLFLOW_ALLOW_FILE_STORE": "true",
+    }
     cases = [
         ("mlflow file store", MLFLOW_LOG.format(uri=f"file://{tmp / 'mlruns'}", n=other_steps)),
         ("mlflow sqlite", MLFLOW_LOG.format(uri=f"sqlite:///{tmp / 'mlflow.db'}", n=other_steps)),
@@ -166,18 +172,29 @@ def bench_query(tmp: Path, runs: int, with_mlflow: bool) -> list[tuple]:
     assert index.exists()
     if with_mlflow:
         env = {"GIT_PYTHON_REFRESH": "quiet", "MLFLOW_ALLOW_FILE_STORE": "true"}
-        for label, uri in (("sqlite", f"sqlite:///{tmp / 'q.db'}"), ("file", f"file://{tmp / 'qruns'}")):
+        for label, uri in (
+            ("sqlite", f"sqlite:///{tmp / 'q.db'}"),
+            ("file", f"file://{tmp / 'qruns'}"),
+        ):
             python_timed(MLFLOW_FILL.format(uri=uri, n=runs), cwd=tmp, env=env)
             got = python_timed(MLFLOW_SEARCH.format(uri=uri, query=MLFLOW_QUERY), cwd=tmp, env=env)
-            rows.append((f"mlflow.search_runs ({label}), call only", got["call"], warm / got["call"]))
-            rows.append((f"mlflow.search_runs ({label}), with import", got["total"], warm / got["total"]))
+            rows.append(
+                (f"mlflow.search_runs ({label}), call only", got["call"], warm / got["call"])
+            )
+            rows.append(
+                (f"mlflow.search_runs ({label}), with import", got["total"], warm / got["total"])
+            )
     return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
-    parser.add_argument("--big", type=int, default=100_000, help="runs in the large query (0 to skip)")
+    parser.add_argument(
+        "--big", type=int, default=100_000, help="runs in the large query (0 to skip)"
+    )
     args = parser.parse_args()
     steps, other_steps = 10_000, (300 if args.quick else 2_000)
     query_runs = 200 if args.quick else 1_000
@@ -203,16 +220,21 @@ def report(results: dict[str, list], steps: int) -> None:
     print("\n## Start-up (median wall seconds, whole process)")
     for name, t, ratio in results["startup"]:
         print(f"  {name:<28} {t:8.3f} s" + (f"   gitml/this = {ratio:.3f}" if ratio else ""))
-    print(f"\n## Per-call log_metric (time inside the loop; flushes included)")
+    print("\n## Per-call log_metric (time inside the loop; flushes included)")
     for name, t, n, ratio in results["logging"]:
         per = t / n * 1e6
-        extra = f"   -> {per * steps / 1e6:7.2f} s per {steps} steps" + (f"   gitml/this per call = {ratio:.5f}" if ratio else "")
+        extra = f"   -> {per * steps / 1e6:7.2f} s per {steps} steps" + (
+            f"   gitml/this per call = {ratio:.5f}" if ratio else ""
+        )
         print(f"  {name:<28} {t:8.3f} s  {per:9.1f} us/call{extra}")
     for key in ("query", "query-big"):
         if key in results:
             print(f"\n## {key} (median wall seconds)")
             for name, t, ratio in results[key]:
-                print(f"  {name:<48} {t:8.3f} s" + (f"   gitml warm/this = {ratio:.3f}" if ratio else ""))
+                print(
+                    f"  {name:<48} {t:8.3f} s"
+                    + (f"   gitml warm/this = {ratio:.3f}" if ratio else "")
+                )
 
 
 if __name__ == "__main__":

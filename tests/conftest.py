@@ -13,7 +13,6 @@ from gitml.repo import Repo, init_project
 from tests.helpers import GIT_ENV, commit_all, git
 
 
-
 @pytest.fixture(autouse=True)
 def _isolate(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path_factory.mktemp("home")

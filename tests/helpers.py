@@ -24,7 +24,9 @@ def git(cwd: Path, *args: str) -> str:
     return done.stdout
 
 
-def gitml(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def gitml(
+    cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real `gitml` command in a subprocess."""
     return subprocess.run(
         [sys.executable, "-m", "gitml", *args],

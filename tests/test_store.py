@@ -26,12 +26,17 @@ VALID_RUN = {
     "params": {"lr": 0.1, "layers": [1, 2], "model": "rf", "flag": True},
     "metrics": {"acc": 0.9, "nan": float("nan")},
     "tags": {"owner": "me"},
-    "code": {"commit": "a" * 40, "branch": "main", "dirty": True, "patch": "code.patch",
-             "patch_sha256": "b" * 64},
+    "code": {
+        "commit": "a" * 40,
+        "branch": "main",
+        "dirty": True,
+        "patch": "code.patch",
+        "patch_sha256": "b" * 64,
+    },
     "inputs": {"data/train.csv": {"md5": "c" * 32, "size": 10}},
     "outputs": {"out": {"md5": "d" * 32 + ".dir", "size": 10, "nfiles": 2}},
     "env": {"python": "3.11.7", "platform": "Linux", "packages": {"numpy": "2.0"}},
-}  # fmt: skip
+}
 VALID = {
     "run": VALID_RUN,
     "config": {
@@ -75,7 +80,9 @@ def test_valid_files_round_trip(kind, tmp_path):
     )
 
 
-@pytest.mark.parametrize(("kind", "change", "field"), BROKEN, ids=[f"{k}-{f}" for k, _, f in BROKEN])
+@pytest.mark.parametrize(
+    ("kind", "change", "field"), BROKEN, ids=[f"{k}-{f}" for k, _, f in BROKEN]
+)
 def test_broken_file_names_file_and_field(kind, change, field, tmp_path):
     path = tmp_path / "broken.toml"
     bad = {**VALID[kind], **change}
@@ -96,7 +103,9 @@ def test_missing_required_field_is_named(tmp_path):
         store.read_toml(path, kind="run")
 
 
-@pytest.mark.parametrize("content", [b"id = ", b"\xff\xfe", b"[a\nb = 1"], ids=["toml", "utf8", "table"])
+@pytest.mark.parametrize(
+    "content", [b"id = ", b"\xff\xfe", b"[a\nb = 1"], ids=["toml", "utf8", "table"]
+)
 def test_unparsable_file_is_one_clear_error(content, tmp_path):
     path = tmp_path / "run.toml"
     path.write_bytes(content)
@@ -117,18 +126,32 @@ def test_metrics_parquet_valid_and_broken(tmp_path):
     assert journal.read_parquet(good).rows == [(0, 1_700_000_000_000, 0.5, "loss")]
     meta = {"gitml.schema_version": "1"}
     cases = {
-        "missing": ({"step": pa.array([1], pa.int64())}, meta, "field timestamp: column is missing"),
+        "missing": (
+            {"step": pa.array([1], pa.int64())},
+            meta,
+            "field timestamp: column is missing",
+        ),
         "type": (
-            {"step": pa.array(["x"]), "timestamp": pa.array([1], pa.timestamp("ms", tz="UTC")),
-             "name": pa.array(["a"]), "value": pa.array([1.0])},
-            meta, "field step: column has type string",
+            {
+                "step": pa.array(["x"]),
+                "timestamp": pa.array([1], pa.timestamp("ms", tz="UTC")),
+                "name": pa.array(["a"]),
+                "value": pa.array([1.0]),
+            },
+            meta,
+            "field step: column has type string",
         ),
         "metadata": (
-            {"step": pa.array([1], pa.int64()), "timestamp": pa.array([1], pa.timestamp("ms", tz="UTC")),
-             "name": pa.array(["a"]), "value": pa.array([1.0])},
-            {}, "field gitml.schema_version",
+            {
+                "step": pa.array([1], pa.int64()),
+                "timestamp": pa.array([1], pa.timestamp("ms", tz="UTC")),
+                "name": pa.array(["a"]),
+                "value": pa.array([1.0]),
+            },
+            {},
+            "field gitml.schema_version",
         ),
-    }  # fmt: skip
+    }
     for name, (cols, metadata, message) in cases.items():
         path = tmp_path / f"{name}.parquet"
         _parquet(path, cols, metadata)

@@ -94,17 +94,23 @@ class _Runner:
     def ensure_identity(self) -> None:
         # A fresh machine may have no git identity; the demo repository gets its own.
         for key, value in (("user.name", "gitml demo"), ("user.email", "demo@gitml.invalid")):
-            found = subprocess.run(["git", "config", key], cwd=self.cwd, capture_output=True)
+            found = subprocess.run(
+                ["git", "config", key], cwd=self.cwd, capture_output=True, check=False
+            )
             if found.returncode != 0:
                 self.git("config", key, value)
 
     def _run(self, argv: list[str], *, shown: list[str], show: bool = False) -> None:
         self.echo(f"$ {shlex.join(shown)}")
-        result = subprocess.run(argv, cwd=self.cwd, env=self.env, capture_output=True, text=True)
+        result = subprocess.run(
+            argv, cwd=self.cwd, env=self.env, capture_output=True, text=True, check=False
+        )
         output = (result.stdout + result.stderr).rstrip()
         if show or (output and shown[0] == "gitml"):
             self.echo(output)
         if result.returncode != 0:
             if not show and shown[0] != "gitml":
                 self.echo(output)
-            raise CommandError(f"demo step `{shlex.join(shown)}` failed with exit code {result.returncode}")
+            raise CommandError(
+                f"demo step `{shlex.join(shown)}` failed with exit code {result.returncode}"
+            )

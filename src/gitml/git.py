@@ -202,7 +202,9 @@ def _commit_run_blobs(repo: Any, commit: Any, runs_path: str) -> Iterator[RunBlo
     parent_tree = _subtree(commit.parents[0].tree, runs_path) if commit.parents else None
     if parent_tree is not None and parent_tree.id == tree.id:
         return
-    diff = parent_tree.diff_to_tree(tree) if parent_tree is not None else tree.diff_to_tree(swap=True)
+    diff = (
+        parent_tree.diff_to_tree(tree) if parent_tree is not None else tree.diff_to_tree(swap=True)
+    )
     for delta in diff.deltas:
         path = delta.new_file.path
         run_id, _, name = path.partition("/")
@@ -249,7 +251,7 @@ def ensure_config(root: Path, values: dict[str, str]) -> list[str]:
     repo = _open(root)
     changed = []
     for key, value in values.items():
-        current = repo.config[key] if key in repo.config else None
+        current = repo.config[key] if key in repo.config else None  # noqa: SIM401 - no .get()
         if current != value:
             repo.config[key] = value
             changed.append(f"set git config {key} = {value}")

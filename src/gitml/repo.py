@@ -81,7 +81,7 @@ class Repo:
 
     @property
     def cache_dir(self) -> Path:
-        """gitml's local, git-ignored cache (the query index)."""
+        """Gitml's local, git-ignored cache (the query index)."""
         return self.gitml_dir / "cache"
 
     @property
@@ -140,7 +140,11 @@ def init_project(
     repo.runs_dir.mkdir(parents=True, exist_ok=True)
     changed += _ensure_line(root / ".gitattributes", GITATTRIBUTES_LINE)
     changed += git.ensure_config(
-        root, {"diff.gitml-parquet.textconv": "gitml textconv", "diff.gitml-parquet.cachetextconv": "true"}
+        root,
+        {
+            "diff.gitml-parquet.textconv": "gitml textconv",
+            "diff.gitml-parquet.cachetextconv": "true",
+        },
     )
     changed += data.init_dvc(root, remote_dir=remote_dir or default_remote_dir(root))
     store.read_toml(repo.config_path, kind="config")  # an existing, broken config is an error

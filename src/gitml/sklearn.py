@@ -4,6 +4,7 @@ Example:
     >>> with gitml.start_run("rf") as run:
     ...     model = RandomForestClassifier(n_estimators=200).fit(X_train, y_train)
     ...     gitml.sklearn.log_estimator(run, model, X_train, y_train, X_val, y_val)
+
 """
 
 from __future__ import annotations
@@ -26,12 +27,16 @@ def estimator_params(estimator: Any) -> dict[str, Any]:
         raise UsageError("estimator", f"{type(estimator).__name__} has no get_params()") from exc
     out: dict[str, Any] = {"estimator": type(estimator).__name__}
     for key, value in sorted(raw.items()):
-        if hasattr(value, "get_params"):
-            value = type(value).__name__
-        elif callable(value):
-            value = getattr(value, "__name__", repr(value))
-        out[key] = value
+        out[key] = _loggable(value)
     return out
+
+
+def _loggable(value: Any) -> Any:
+    if hasattr(value, "get_params"):
+        return type(value).__name__
+    if callable(value):
+        return getattr(value, "__name__", repr(value))
+    return value
 
 
 def score_name(estimator: Any) -> str:
@@ -43,12 +48,12 @@ def score_name(estimator: Any) -> str:
     return {"classifier": "accuracy", "regressor": "r2"}.get(kind, "score")
 
 
-def log_estimator(
+def log_estimator(  # noqa: PLR0917 - mirrors scikit-learn's (X, y) call style
     run: Run,
     estimator: Any,
-    X_train: Any = None,  # noqa: N803 - scikit-learn's own naming
+    X_train: Any = None,
     y_train: Any = None,
-    X_val: Any = None,  # noqa: N803
+    X_val: Any = None,
     y_val: Any = None,
     *,
     artifact: str | os.PathLike[str] | None = "model.pkl",

@@ -82,7 +82,9 @@ def locked(lock_file: Path, timeout: float = 30.0) -> Iterator[None]:
         with FileLock(str(lock_file), timeout=timeout):
             yield
     except Timeout as exc:
-        raise FileFormatError(str(lock_file), f"still locked by another process after {timeout}s") from exc
+        raise FileFormatError(
+            str(lock_file), f"still locked by another process after {timeout}s"
+        ) from exc
 
 
 def dumps_toml(data: Mapping[str, Any]) -> bytes:

@@ -55,7 +55,10 @@ def test_outside_a_repository(tmp_path):
     )
     git(tmp_path, "init", "-q")
     done = gitml(tmp_path, "runs")
-    assert done.stderr.strip() == f"gitml: error: {tmp_path}: no gitml project here; run `gitml init` first"
+    assert (
+        done.stderr.strip()
+        == f"gitml: error: {tmp_path}: no gitml project here; run `gitml init` first"
+    )
 
 
 def test_debug_shows_the_traceback(tmp_path):
@@ -67,7 +70,13 @@ def test_init_creates_everything_and_is_idempotent(tmp_path):
     root = tmp_path / "proj"
     done = gitml(tmp_path, "init", "--git", "--remote", str(tmp_path / "remote"), str(root))
     assert done.returncode == 0, done.stderr
-    for path in (".git", ".dvc/config", ".gitml/config.toml", ".gitml/.gitignore", ".gitattributes"):
+    for path in (
+        ".git",
+        ".dvc/config",
+        ".gitml/config.toml",
+        ".gitml/.gitignore",
+        ".gitattributes",
+    ):
         assert (root / path).exists(), path
     dvc_config = (root / ".dvc" / "config").read_text()
     assert "analytics = False" in dvc_config and "check_update = False" in dvc_config
@@ -107,4 +116,7 @@ def test_internal_errors_never_show_a_traceback(monkeypatch, capsys):
     monkeypatch.setattr(click.Group, "invoke", explode)
     assert main(["runs"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("gitml: error: internal error: RuntimeError: kaboom") and "Traceback" not in err
+    assert (
+        err.startswith("gitml: error: internal error: RuntimeError: kaboom")
+        and "Traceback" not in err
+    )

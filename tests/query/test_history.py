@@ -27,7 +27,9 @@ def test_query_spans_branches_without_checking_out(project):
     on_feature = [_run(project, "feat-1", 0.95, depth=8), _run(project, "feat-2", 0.90, depth=6)]
     commit_all(root, "feature runs")
     git(root, "checkout", "-q", "main")
-    assert not (project.run_dir(on_feature[0]) / "run.toml").exists(), "feature runs are not in main's tree"
+    assert not (project.run_dir(on_feature[0]) / "run.toml").exists(), (
+        "feature runs are not in main's tree"
+    )
     head_before = git(root, "rev-parse", "HEAD")
     uncommitted = _run(project, "wip", 0.5, depth=1)
     status_before = git(root, "status", "--porcelain")
@@ -101,7 +103,9 @@ def test_broken_record_in_history_is_a_warning_not_a_failure(project):
     good = _run(project, "good", 0.1)
     bad_dir = project.runs_dir / "20260101T000000Z-000000"
     bad_dir.mkdir()
-    (bad_dir / "run.toml").write_text('schema_version = 1\nid = "20260101T000000Z-000000"\nstatus = "weird"\n')
+    (bad_dir / "run.toml").write_text(
+        'schema_version = 1\nid = "20260101T000000Z-000000"\nstatus = "weird"\n'
+    )
     commit_all(root, "with a broken run")
     done = gitml_cli(root, "runs", "-f", "json")
     assert done.returncode == 0
@@ -122,7 +126,10 @@ def test_deleted_index_is_rebuilt(project):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--where", "metrics.acc >"], "gitml: error: --where 'metrics.acc >': the expression ends too early"),
+        (
+            ["--where", "metrics.acc >"],
+            "gitml: error: --where 'metrics.acc >': the expression ends too early",
+        ),
         (["--sort", "bogus"], "gitml: error: --sort 'bogus': unknown field 'bogus'"),
         (["--limit", "-1"], "gitml runs: error: Invalid value for '--limit' / '-l'"),
         (["--format", "xml"], "gitml runs: error: Invalid value for '--format' / '-f'"),
@@ -145,7 +152,7 @@ def test_show_prefix_and_ambiguity(project):
     assert shown.returncode == 0, shown.stderr
     assert f'id = "{run.id}"' in shown.stdout and "loss" in shown.stdout
     assert "4" in shown.stdout.split("# step metrics")[1]
-    amb = gitml_cli(project.root, "show", os.path.commonprefix([a, run.id]))
+    amb = gitml_cli(project.root, "show", os.path.commonprefix([a, run.id]))  # noqa: RUF071
     assert amb.returncode == 2 and "matches 2 runs" in amb.stderr
     missing = gitml_cli(project.root, "show", "nope")
     assert missing.returncode == 2 and "no run with this id or prefix" in missing.stderr

@@ -29,8 +29,12 @@ def killed_run(project):
     # A long flush interval: only the explicit flush and full batches reach the disk.
     config = project.config_path.read_text().replace("flush_seconds = 1.0", "flush_seconds = 600")
     project.config_path.write_text(config)
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT], cwd=project.root, stdout=subprocess.PIPE,
-                            env={**__import__("os").environ, **env})  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT],
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        env={**__import__("os").environ, **env},
+    )
     run_id = proc.stdout.readline().decode().strip()
     assert run_id, "the script did not start its run"
     proc.send_signal(signal.SIGKILL)

@@ -10,7 +10,9 @@ from gitml.errors import ArtifactError, RunStateError, UsageError
 
 
 def test_context_manager_records_params_metrics_and_finishes(project):
-    with gitml.start_run("baseline", params={"lr": 0.1, "opt": {"beta": 0.9}}, tags={"t": 1}) as run:
+    with gitml.start_run(
+        "baseline", params={"lr": 0.1, "opt": {"beta": 0.9}}, tags={"t": 1}
+    ) as run:
         for step in range(5):
             run.log_metric("loss", 1.0 / (step + 1))
         run.log_metrics({"acc": 0.5, "f1": 0.4}, step=7)
@@ -25,7 +27,13 @@ def test_context_manager_records_params_metrics_and_finishes(project):
     assert rec["env"]["python"] and "pyarrow" in rec["env"]["packages"]
     table = pq.read_table(run.dir / "metrics.parquet")
     assert table.column_names == ["step", "timestamp", "name", "value"]
-    loss = [(s, v) for s, n, v in zip(*(table.column(c).to_pylist() for c in ("step", "name", "value")), strict=True) if n == "loss"]
+    loss = [
+        (s, v)
+        for s, n, v in zip(
+            *(table.column(c).to_pylist() for c in ("step", "name", "value")), strict=True
+        )
+        if n == "loss"
+    ]
     assert loss == [(i, pytest.approx(1.0 / (i + 1))) for i in range(5)]
     assert not list(run.dir.glob("*.journal"))
     summary = store.read_toml(project.root / "metrics.toml", kind="metrics-summary")

@@ -24,14 +24,32 @@ def _only_run(project):
 
 def test_params_reach_the_command_three_ways(project):
     (project.root / "echo.py").write_text(ECHO_PARAMS)
-    done = gitml(project.root, "run", "-n", "p", "-p", "lr=0.1", "--param", "model=rf",
-                 "-p", "flags=[1, 2]", "-t", "owner=me", "--", sys.executable, "echo.py")  # fmt: skip
+    done = gitml(
+        project.root,
+        "run",
+        "-n",
+        "p",
+        "-p",
+        "lr=0.1",
+        "--param",
+        "model=rf",
+        "-p",
+        "flags=[1, 2]",
+        "-t",
+        "owner=me",
+        "--",
+        sys.executable,
+        "echo.py",
+    )
     assert done.returncode == 0, done.stderr
     seen = json.loads((project.root / "seen.json").read_text())
     assert seen["params"] == {"lr": 0.1, "depth": 1, "model": "rf", "flags": [1, 2]}
     assert seen["file"] == {"lr": 0.1, "model": "rf", "flags": [1, 2]}
-    assert seen["env"] == {"GITML_PARAM_LR": "0.1", "GITML_PARAM_MODEL": "rf",
-                           "GITML_PARAM_FLAGS": "[1, 2]"}  # fmt: skip
+    assert seen["env"] == {
+        "GITML_PARAM_LR": "0.1",
+        "GITML_PARAM_MODEL": "rf",
+        "GITML_PARAM_FLAGS": "[1, 2]",
+    }
     rec = _only_run(project)
     assert rec["name"] == "p" and rec["status"] == "finished" and rec["exit_code"] == 0
     assert rec["tags"] == {"owner": "me"}

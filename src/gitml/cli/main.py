@@ -40,8 +40,8 @@ for module in (track, query, tools):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and map every failure to one line and an exit code."""
-    from gitml.errors import GitmlError
+    """Run the CLI; every failure becomes one line on stderr and an exit code."""
+    from gitml.cli.errors import exit_code_for
 
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("GITML_DEBUG") == "1"
@@ -49,32 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         result = cli.main(args=args, prog_name="gitml", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
-        _error("aborted")
-        return 130
-    except click.ClickException as exc:
-        if debug:
+    except BaseException as exc:
+        if debug and isinstance(exc, Exception):
             raise
-        prefix = f"gitml {exc.ctx.info_name}" if getattr(exc, "ctx", None) and exc.ctx.parent else "gitml"
-        _error(exc.format_message().replace("\n", " "), prefix=prefix)
-        return 2
-    except GitmlError as exc:
-        if debug:
-            raise
-        _error(str(exc))
-        return exc.exit_code
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
-    except BrokenPipeError:
-        return 0
-    except Exception as exc:  # the last line of defence: no user ever sees a traceback
-        if debug:
-            raise
-        _error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)")
-        return 2
+        code = exit_code_for(exc)
+        if code is None:
+            raise  # SystemExit and friends pass through
+        return code
     return result if isinstance(result, int) else 0
-
-
-def _error(message: str, *, prefix: str = "gitml") -> None:
-    click.echo(f"{prefix}: error: {message}", err=True)

@@ -8,14 +8,24 @@ FORMATS = click.Choice(["table", "json", "csv"])
 
 
 @click.command()
-@click.option("--where", "-w", metavar="EXPR",
-              help='Filter, e.g. "metrics.accuracy > 0.9 and params.model == \'rf\'".')  # fmt: skip
-@click.option("--sort", "-s", metavar="KEYS",
-              help="Comma-separated fields, '-' for descending (default: -start_time).")  # fmt: skip
+@click.option(
+    "--where",
+    "-w",
+    metavar="EXPR",
+    help="""Filter, e.g. "metrics.accuracy > 0.9 and params.model == 'rf'".""",
+)
+@click.option(
+    "--sort",
+    "-s",
+    metavar="KEYS",
+    help="Comma-separated fields, '-' for descending (default: -start_time).",
+)
 @click.option("--limit", "-l", type=click.IntRange(min=0), help="Show at most this many runs.")
 @click.option("--format", "-f", "fmt", type=FORMATS, default="table", show_default=True)
 @click.option("--columns", "-c", metavar="COLS", help="Comma-separated columns for table/csv.")
-def runs(where: str | None, sort: str | None, limit: int | None, fmt: str, columns: str | None) -> None:
+def runs(
+    where: str | None, sort: str | None, limit: int | None, fmt: str, columns: str | None
+) -> None:
     """List every run: the working tree's and those in the history of all local branches.
 
     History is read from git objects, nothing is checked out, and an index under
@@ -50,7 +60,9 @@ def _nested(row: dict) -> dict:
 
 @click.command()
 @click.argument("run_ref", metavar="RUN")
-@click.option("--format", "-f", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "-f", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 def show(run_ref: str, fmt: str) -> None:
     """Print one run in full: its record and a summary of its step metrics.
 

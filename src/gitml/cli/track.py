@@ -9,11 +9,13 @@ import click
 
 @click.command()
 @click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--git", "create_git", is_flag=True, help="Create the git repository if there is none.")
+@click.option(
+    "--git", "create_git", is_flag=True, help="Create the git repository if there is none."
+)
 @click.option(
     "--remote",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Local folder to use as the default DVC remote (default: a folder under ~/.local/share/gitml).",
+    help="Local folder for the default DVC remote (default: under ~/.local/share/gitml).",
 )
 def init(path: Path | None, create_git: bool, remote: Path | None) -> None:
     """Set up gitml (and DVC) in a git repository. Safe to run again.
@@ -40,11 +42,19 @@ def init(path: Path | None, create_git: bool, remote: Path | None) -> None:
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--name", "-n", help="A name for the run.")
-@click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
-              help="A param for the run (repeatable); values are typed as TOML: 0.1, 5, true, \"rf\".")  # fmt: skip
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help='A param (repeatable); values are typed as TOML: 0.1, 5, true, "rf".',
+)
 @click.option("--tag", "-t", "tags", multiple=True, metavar="KEY=VALUE", help="A tag (repeatable).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def run(name: str | None, params: tuple[str, ...], tags: tuple[str, ...], command: tuple[str, ...]) -> int:
+def run(
+    name: str | None, params: tuple[str, ...], tags: tuple[str, ...], command: tuple[str, ...]
+) -> int:
     """Run COMMAND as a tracked run; exits with the command's exit code.
 
     The command sees its params as GITML_PARAM_<NAME> variables, in the JSON file named by
@@ -66,7 +76,10 @@ def run(name: str | None, params: tuple[str, ...], tags: tuple[str, ...], comman
         tags=parse_assignments(tags, option="--tag", typed=False),
     )
     metrics = ", ".join(f"{k}={v:.6g}" for k, v in record["metrics"].items())
-    click.echo(f"gitml: run {record['id']} {record['status']}" + (f": {metrics}" if metrics else ""), err=True)
+    click.echo(
+        f"gitml: run {record['id']} {record['status']}" + (f": {metrics}" if metrics else ""),
+        err=True,
+    )
     return code
 
 

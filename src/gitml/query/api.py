@@ -176,6 +176,7 @@ def runs(
 
     Example:
         >>> df = gitml.runs("metrics.accuracy > 0.9", sort="-metrics.accuracy")
+
     """
     import pandas as pd
 

@@ -155,7 +155,14 @@ class RunIndex:
         if row is None:
             self.db.execute(
                 "INSERT INTO runs VALUES(?,?,?,?,?,?)",
-                (blob.run_id, blob.blob, blob.commit_time, blob.commit, blob.commit, blob.commit_time),
+                (
+                    blob.run_id,
+                    blob.blob,
+                    blob.commit_time,
+                    blob.commit,
+                    blob.commit,
+                    blob.commit_time,
+                ),
             )
             return
         if blob.commit_time >= row[0]:
@@ -180,7 +187,11 @@ class RunIndex:
         changed = []
         for run_id, path, st in _scan_runs(self.repo.runs_dir):
             old = cached.pop(run_id, None)
-            if old is not None and (old[0], old[1], old[2]) == (st.st_size, st.st_mtime_ns, st.st_ino):
+            if old is not None and (old[0], old[1], old[2]) == (
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ino,
+            ):
                 current[run_id] = (old[3], old[4])
                 continue
             record, error = _read_workfile(path)
@@ -201,13 +212,13 @@ class RunIndex:
             "FROM runs JOIN blobs ON runs.blob = blobs.blob"
         )
         seen = set()
-        for run_id, landed, oid, blob, record, error in rows:
+        for run_id, landed, oid, blob, committed, committed_error in rows:
             seen.add(run_id)
             if run_id in workdir:
                 record, error = workdir[run_id]
                 source = self._workfile(run_id)
             else:
-                source = f"git blob {blob}"
+                record, error, source = committed, committed_error, f"git blob {blob}"
             yield _indexed(run_id, record, error, landed=landed, commit=oid, source=source)
         for run_id, (record, error) in workdir.items():
             if run_id not in seen:

@@ -66,7 +66,9 @@ def _table(rows: Sequence[Row], columns: Sequence[str]) -> str:
     headers = list(columns)
     cells = [[_cell(c, row.get(c)) for c in columns] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    numeric = [all(_is_number(row.get(c)) for row in rows if row.get(c) is not None) for c in columns]
+    numeric = [
+        all(_is_number(row.get(c)) for row in rows if row.get(c) is not None) for c in columns
+    ]
 
     def line(values: Sequence[str]) -> str:
         parts = [
@@ -87,7 +89,7 @@ def _is_number(value: Any) -> bool:
 def _cell(column: str, value: Any) -> str:
     if value is None:
         return "-"
-    if column == "commit" or column == "code.commit":
+    if column in {"commit", "code.commit"}:
         return str(value)[:8]
     if column in ("start_time", "end_time") and isinstance(value, str):
         return value[:19].replace("T", " ")

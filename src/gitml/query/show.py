@@ -56,7 +56,9 @@ def _steps_table(steps: dict[str, dict[str, Any]]) -> str:
         for name, s in steps.items()
     ]  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
 
 
 def _num(value: float | None) -> str:

@@ -110,9 +110,8 @@ class _Compiler:
             values = [get(row) for get in operands]
             for compare, i in steps:
                 left, right = values[i], values[i + 1]
-                if left is None or right is None:
-                    if not (compare in (operator.eq, operator.ne)):
-                        return False
+                if (left is None or right is None) and compare not in (operator.eq, operator.ne):
+                    return False
                 try:
                     if not compare(left, right):
                         return False

@@ -64,7 +64,7 @@ def package_versions(module_names: Iterable[str]) -> dict[str, str]:
 
 
 def process_info() -> dict[str, Any]:
-    """This process's pid, host and start time: enough to tell later whether it is still alive."""
+    """The pid, host and start time: enough to tell later whether it is still alive."""
     info: dict[str, Any] = {"pid": os.getpid(), "host": socket.gethostname()}
     ticks = process_start_ticks(os.getpid())
     if ticks is not None:

@@ -10,7 +10,6 @@ When the run ends (or is found crashed), the journals become ``metrics.parquet``
 from __future__ import annotations
 
 import io
-import math
 import os
 import re
 import threading
@@ -42,7 +41,7 @@ def check_metric_name(name: Any) -> str:
 
 def check_metric_value(name: str, value: Any) -> float:
     """A metric value as a float; numbers only (NaN and infinities are kept as such)."""
-    if isinstance(value, bool) or isinstance(value, str | bytes):
+    if isinstance(value, bool | str | bytes):
         raise UsageError(f"metric {name!r}", f"value {value!r} is not a number")
     try:
         return float(value)
@@ -198,8 +197,3 @@ def _check_table(source: str, table: Any) -> None:
     for column in ("step", "name"):
         if table.column(column).null_count:
             raise SchemaError(source, column, "column has null values")
-
-
-def is_finite(value: float) -> bool:
-    """Whether a metric value is an ordinary number."""
-    return math.isfinite(value)

@@ -117,7 +117,9 @@ def normalize_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, A
 def _param_value(value: Any) -> Any:
     if isinstance(value, bool | int | float | str):
         return value
-    if isinstance(value, list | tuple) and all(isinstance(v, bool | int | float | str) for v in value):
+    if isinstance(value, list | tuple) and all(
+        isinstance(v, bool | int | float | str) for v in value
+    ):
         return list(value)
     item = getattr(value, "item", None)  # numpy scalars
     if callable(item):

@@ -6,6 +6,7 @@ import atexit
 import os
 import sys
 from collections.abc import Mapping
+from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -129,7 +130,9 @@ class Run:
     def end(self, status: str = "finished", *, error: str | None = None) -> dict[str, Any]:
         """Flush everything and close the run with ``status`` (finished, failed or crashed)."""
         if status not in record.FINAL_STATUSES:
-            raise UsageError("status", f"{status!r} is not one of {', '.join(record.FINAL_STATUSES)}")
+            raise UsageError(
+                "status", f"{status!r} is not one of {', '.join(record.FINAL_STATUSES)}"
+            )
         if self._ended:
             return self.record
         self._ended = True
@@ -209,6 +212,7 @@ def start_run(
     Example:
         >>> with gitml.start_run("baseline", params={"lr": 0.1}) as run:
         ...     run.log_metric("loss", 0.5, step=1)
+
     """
     project = repo if isinstance(repo, Repo) else Repo.find(repo)
     joined = os.environ.get(RUN_ID_ENV)
@@ -234,8 +238,6 @@ def _own_command() -> list[str]:
         return ["python", *argv[:1]] if argv and argv[0] == "-c" else ["python"]
     script = argv[0]
     if os.path.isabs(script):
-        try:
+        with suppress(ValueError):  # another drive on Windows
             script = os.path.relpath(script)
-        except ValueError:
-            pass
     return ["python", script, *argv[1:]]

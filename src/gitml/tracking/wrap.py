@@ -57,6 +57,7 @@ def params(defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
     Example:
         >>> p = gitml.params({"n_estimators": 100, "max_depth": 5})
+
     """
     merged = dict(defaults or {})
     path = os.environ.get(PARAMS_FILE_ENV)
@@ -143,7 +144,10 @@ def _finish(
         rec["exit_code"] = exit_code
         old = rec.get("env", {})  # a script using the API recorded what it really imported
         packages = {**env["packages"], **old.get("packages", {})}
-        rec["env"] = {**env, "packages": dict(sorted(packages.items(), key=lambda kv: kv[0].lower()))}
+        rec["env"] = {
+            **env,
+            "packages": dict(sorted(packages.items(), key=lambda kv: kv[0].lower())),
+        }
         if exit_code != 0:
             rec["error"] = error or f"command exited with code {exit_code}"
 
