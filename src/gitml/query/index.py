@@ -100,7 +100,7 @@ class RunIndex:
         gone = known - set(reachable)
         runs_path = self.repo.runs_dir.relative_to(self.repo.root).as_posix()
         pending = list(git.run_blobs(self.repo.root, runs_path, new))
-        self.db.execute("BEGIN")
+        self.db.execute("BEGIN IMMEDIATE")
         try:
             self._store_blobs({b.blob for b in pending})
             if gone:
@@ -198,7 +198,7 @@ class RunIndex:
             current[run_id] = (record, error)
             changed.append((run_id, st.st_size, st.st_mtime_ns, st.st_ino, record, error))
         if changed or cached:
-            self.db.execute("BEGIN")
+            self.db.execute("BEGIN IMMEDIATE")
             self.db.executemany("INSERT OR REPLACE INTO workfiles VALUES(?,?,?,?,?,?)", changed)
             self.db.executemany("DELETE FROM workfiles WHERE run_id=?", [(r,) for r in cached])
             self.db.execute("COMMIT")
