@@ -151,12 +151,28 @@ def _validator(kind: str) -> Any:
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
+@cache
+def _fast_check(kind: str) -> Any:
+    # Compiled to Python code: ~50x faster than jsonschema on valid files, which is the usual
+    # case when a query reads thousands of records. jsonschema explains the rare failure.
+    import fastjsonschema
+
+    return fastjsonschema.compile(load_schema(kind))
+
+
 def validate(kind: str, data: Mapping[str, Any], *, source: str) -> None:
     """Raise `SchemaError` naming the first bad field of ``data`` (the most specific one)."""
+    import fastjsonschema
     import jsonschema
 
-    validator = _validator(kind)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(to_json_types(data)))
+    instance = to_json_types(data)
+    try:
+        _fast_check(kind)(instance)
+    except fastjsonschema.JsonSchemaException:
+        pass
+    else:
+        return
+    error = jsonschema.exceptions.best_match(_validator(kind).iter_errors(instance))
     if error is None:
         return
     field = ".".join(str(p) for p in error.absolute_path)

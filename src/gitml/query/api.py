@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gitml import store
 from gitml.errors import (
     AmbiguousRunError,
     GitError,
+    GitmlError,
     RunNotFoundError,
     UsageError,
     WhereSyntaxError,
 )
 from gitml.query import where as where_lang
-from gitml.query.index import IndexedRun, RunIndex, warn
+from gitml.query.index import IndexedRun, RunIndex, record_of, warn
 from gitml.repo import Repo
 
 Row = dict[str, Any]
-NAMESPACED = ("params", "metrics", "tags")
 
 
 @dataclass(frozen=True)
@@ -37,71 +37,32 @@ def collect(repo: Repo) -> list[IndexedRun]:
     index = RunIndex(repo)
     try:
         index.refresh_history()
-        workdir = index.refresh_workdir()
-        if _repair_crashed(repo, workdir):
-            workdir = index.refresh_workdir()
-        found = list(index.runs(workdir))
+        index.refresh_workdir()
+        if _repair_crashed(repo, index.running_in_workdir()):
+            index.refresh_workdir()
+        found = list(index.runs())
     finally:
         index.close()
     for run in found:
         if run.error:
             warn(f"skipping run {run.run_id}: {run.error}")
-    return [r for r in found if r.record is not None]
+    return [r for r in found if r.row is not None]
 
 
-def _repair_crashed(repo: Repo, workdir: dict[str, tuple[str | None, str | None]]) -> bool:
-    import json
-
+def _repair_crashed(repo: Repo, running: list[tuple[str, Row]]) -> bool:
+    from gitml.tracking import record
     from gitml.tracking.env import process_gone
 
     repaired = False
-    for run_id, (text, _) in workdir.items():
-        if text is None or '"status": "running"' not in text:
-            continue
-        record = json.loads(text)
-        if record["status"] == "running" and process_gone(record.get("process", {})):
-            from gitml.tracking.record import mark_crashed
-
-            mark_crashed(repo, run_id)
+    for run_id, _ in running:
+        try:
+            rec = record.read(repo, run_id)
+        except GitmlError:
+            continue  # changed under our feet; the listing will say what it finds
+        if rec["status"] == "running" and process_gone(rec.get("process", {})):
+            record.mark_crashed(repo, run_id)
             repaired = True
     return repaired
-
-
-def flatten(run: IndexedRun) -> Row:
-    """A run as one flat row: top-level fields plus ``params.x``, ``metrics.y``, ``tags.z``..."""
-    rec = run.record or {}
-    row: Row = {
-        "id": rec.get("id", run.run_id),
-        "name": rec.get("name"),
-        "status": rec.get("status"),
-        "start_time": rec.get("start_time"),
-        "end_time": rec.get("end_time"),
-        "duration": _duration(rec.get("start_time"), rec.get("end_time")),
-        "commit": run.landed,
-        "command": " ".join(rec.get("command", [])) or None,
-        "error": rec.get("error"),
-    }
-    for ns in NAMESPACED:
-        for key, value in rec.get(ns, {}).items():
-            row[f"{ns}.{key}"] = value
-    for key, value in rec.get("code", {}).items():
-        row[f"code.{key}"] = value
-    for ns in ("inputs", "outputs"):
-        for path, ref in rec.get(ns, {}).items():
-            row[f"{ns}.{path}"] = ref.get("md5")
-    for key in ("python", "platform"):
-        if key in rec.get("env", {}):
-            row[f"env.{key}"] = rec["env"][key]
-    return row
-
-
-def _duration(start: str | None, end: str | None) -> float | None:
-    if not start or not end:
-        return None
-    try:
-        return (dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(start)).total_seconds()
-    except ValueError:
-        return None
 
 
 def parse_sort(text: str | None) -> list[SortKey]:
@@ -158,7 +119,7 @@ def find_runs(
     if limit is not None and limit < 0:
         raise UsageError("--limit", f"{limit} is negative")
     project = repo or Repo.find()
-    rows = [flatten(run) for run in collect(project)]
+    rows = [run.row for run in collect(project) if run.row is not None]
     if predicate is not None:
         rows = [r for r in rows if predicate(r)]
     rows = sort_rows(rows, keys)
@@ -209,7 +170,7 @@ def get_run(ref: str, *, repo: Repo | str | os.PathLike[str] | None = None) -> d
     """The full record of one run (by id or unique prefix), from the working tree or git."""
     project = repo if isinstance(repo, Repo) else Repo.find(repo)
     run = resolve(project, ref)
-    return {**(run.record or {}), "commit": run.landed}
+    return {**store.to_json_types(record_of(project, run)), "commit": run.landed}
 
 
 def step_metrics(repo: Repo, run: IndexedRun) -> list[tuple[int, int, float, str]]:

@@ -1,13 +1,16 @@
 """The run index: every run in the working tree and in the history of every local branch.
 
 History is read from git objects (nothing is checked out). The index is a git-ignored SQLite file
-under `.gitml/cache/`, keyed by blob id for committed records and by (size, mtime, inode) for
-working-tree files, and it remembers which commits it has read: a second query reads only the
-commits and files that are new since the first. It is a cache: deleting it loses nothing.
+under `.gitml/cache/`. Records are parsed, validated and flattened once per git blob id, whether
+they come from a commit or from the working tree (whose files are hashed as git would, and
+re-read only when their size, mtime or inode change). The index remembers which commits it has
+read and the branch tips it saw: when no tip moved, nothing is walked. It is a cache: deleting it
+loses nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -19,21 +22,33 @@ from typing import Any
 
 from gitml import git, store
 from gitml.errors import GitmlError
+from gitml.query.rows import flatten
 from gitml.repo import Repo
 
-INDEX_FORMAT = "1"
+INDEX_FORMAT = "2"
 RUN_FILE = "run.toml"
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS commits(oid TEXT PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS blobs(blob TEXT PRIMARY KEY, record TEXT, error TEXT);
+CREATE TABLE IF NOT EXISTS blobs(blob TEXT PRIMARY KEY, row TEXT, error TEXT);
 CREATE TABLE IF NOT EXISTS versions(run_id TEXT, blob TEXT, oid TEXT, time INTEGER);
 CREATE INDEX IF NOT EXISTS versions_oid ON versions(oid);
 CREATE TABLE IF NOT EXISTS runs(
     run_id TEXT PRIMARY KEY, blob TEXT, time INTEGER, oid TEXT, landed TEXT, landed_time INTEGER);
 CREATE TABLE IF NOT EXISTS workfiles(
-    run_id TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, ino INTEGER, record TEXT, error TEXT);
+    run_id TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, ino INTEGER, blob TEXT);
+"""
+
+# The working-tree version of a run wins over the newest committed one.
+_RUNS_QUERY = """
+SELECT r.run_id, r.landed, r.oid, COALESCE(w.blob, r.blob), w.blob IS NOT NULL, b.row, b.error
+FROM runs r LEFT JOIN workfiles w ON w.run_id = r.run_id
+JOIN blobs b ON b.blob = COALESCE(w.blob, r.blob)
+UNION ALL
+SELECT w.run_id, NULL, NULL, w.blob, 1, b.row, b.error
+FROM workfiles w JOIN blobs b ON b.blob = w.blob
+WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = w.run_id)
 """
 
 
@@ -42,15 +57,16 @@ class IndexedRun:
     """One run as the index knows it."""
 
     run_id: str
-    record: dict[str, Any] | None  # JSON types (datetimes as ISO strings); None when invalid
+    row: dict[str, Any] | None  # the flat row; None when the record is invalid
     landed: str | None  # first commit holding the run, None if not committed yet
     commit: str | None  # the commit of the newest committed version
-    source: str  # where `record` was read: the run.toml path or `<blob>` in git
+    blob: str  # git blob id of the record shown
+    in_workdir: bool  # the record shown is the working tree's file
     error: str | None = None
 
 
 class RunIndex:
-    """Open with `RunIndex(repo)`; `refresh()` then `runs()`."""
+    """Open with `RunIndex(repo)`; `refresh_history()`, `refresh_workdir()`, then `runs()`."""
 
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
@@ -69,14 +85,17 @@ class RunIndex:
 
     def _open_checked(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.executescript(_TABLES)
-        row = db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+        row = None
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+        except sqlite3.OperationalError:
+            pass  # a new file
         if row is None or row[0] != INDEX_FORMAT:
-            db.executescript(
-                "DELETE FROM commits; DELETE FROM blobs; DELETE FROM runs; DELETE FROM workfiles;"
-                "DELETE FROM versions; DELETE FROM meta;"
-            )
-            db.execute("INSERT OR REPLACE INTO meta VALUES('format', ?)", (INDEX_FORMAT,))
+            tables = db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+            for (name,) in tables:
+                db.execute(f'DROP TABLE IF EXISTS "{name}"')
+            db.executescript(_TABLES)
+            db.execute("INSERT INTO meta VALUES('format', ?)", (INDEX_FORMAT,))
         return db
 
     def close(self) -> None:
@@ -102,7 +121,9 @@ class RunIndex:
         pending = list(git.run_blobs(self.repo.root, runs_path, new))
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            self._store_blobs({b.blob for b in pending})
+            self._store_git_blobs(
+                {b.blob: f"{b.commit[:12]}:{runs_path}/{b.run_id}/run.toml" for b in pending}
+            )
             if gone:
                 self._forget(gone)
             # Oldest first: a later commit's version of a run replaces an earlier one.
@@ -131,17 +152,21 @@ class RunIndex:
             " FROM versions) WHERE rn = 1"
         )
 
-    def _store_blobs(self, blob_ids: set[str]) -> None:
-        have = set()
+    def _missing_blobs(self, blob_ids: set[str]) -> list[str]:
+        have: set[str] = set()
         for chunk in _chunks(sorted(blob_ids), 500):
             marks = ",".join("?" * len(chunk))
-            have.update(r[0] for r in self.db.execute(
-                f"SELECT blob FROM blobs WHERE blob IN ({marks})", chunk))  # fmt: skip
-        missing = sorted(blob_ids - have)
-        rows = []
-        for oid, raw in git.read_blobs(self.repo.root, missing):
-            record, error = _parse(raw, source=f"git blob {oid[:12]}")
-            rows.append((oid, record, error))
+            query = f"SELECT blob FROM blobs WHERE blob IN ({marks})"
+            have.update(r[0] for r in self.db.execute(query, chunk))
+        return sorted(blob_ids - have)
+
+    def _store_git_blobs(self, sources: dict[str, str]) -> None:
+        """Parse the blobs not indexed yet; ``sources`` names each as `<commit>:<path>`."""
+        missing = self._missing_blobs(set(sources))
+        rows = [
+            (oid, *_parse(raw, source=sources[oid]))
+            for oid, raw in git.read_blobs(self.repo.root, missing)
+        ]
         self.db.executemany("INSERT OR REPLACE INTO blobs VALUES(?,?,?)", rows)
 
     def _store_version(self, blob: git.RunBlob) -> None:
@@ -177,75 +202,80 @@ class RunIndex:
             )
 
     # -- working tree --------------------------------------------------------------------------
-    def refresh_workdir(self) -> dict[str, tuple[str | None, str | None]]:
-        """Re-read changed run.toml files of the working tree; returns run id -> (record, error)."""
+    def refresh_workdir(self) -> int:
+        """Re-read the run.toml files of the working tree that changed; returns how many."""
         cached = {
-            r[0]: r[1:] for r in self.db.execute(
-                "SELECT run_id, size, mtime_ns, ino, record, error FROM workfiles")
-        }  # fmt: skip
-        current: dict[str, tuple[str | None, str | None]] = {}
-        changed = []
+            r[0]: r[1:]
+            for r in self.db.execute("SELECT run_id, size, mtime_ns, ino FROM workfiles")
+        }
+        changed: list[tuple[str, int, int, int, str]] = []
+        parsed: list[tuple[str, str | None, str | None]] = []
         for run_id, path, st in _scan_runs(self.repo.runs_dir):
-            old = cached.pop(run_id, None)
-            if old is not None and (old[0], old[1], old[2]) == (
-                st.st_size,
-                st.st_mtime_ns,
-                st.st_ino,
-            ):
-                current[run_id] = (old[3], old[4])
+            if cached.pop(run_id, None) == (st.st_size, st.st_mtime_ns, st.st_ino):
                 continue
-            record, error = _read_workfile(path)
-            current[run_id] = (record, error)
-            changed.append((run_id, st.st_size, st.st_mtime_ns, st.st_ino, record, error))
-        if changed or cached:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany("INSERT OR REPLACE INTO workfiles VALUES(?,?,?,?,?,?)", changed)
+            try:
+                raw = path.read_bytes()
+            except OSError:
+                continue  # vanished or unreadable between scan and read: next time
+            blob = _git_blob_id(raw)
+            changed.append((run_id, st.st_size, st.st_mtime_ns, st.st_ino, blob))
+            parsed.append((blob, *_parse(raw, source=os.path.relpath(path))))
+        if not changed and not cached:
+            return 0
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            new = set(self._missing_blobs({p[0] for p in parsed}))
+            rows = [p for p in parsed if p[0] in new]
+            self.db.executemany("INSERT OR REPLACE INTO blobs VALUES(?,?,?)", rows)
+            self.db.executemany("INSERT OR REPLACE INTO workfiles VALUES(?,?,?,?,?)", changed)
             self.db.executemany("DELETE FROM workfiles WHERE run_id=?", [(r,) for r in cached])
             self.db.execute("COMMIT")
-        return current
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return len(changed)
+
+    def running_in_workdir(self) -> list[tuple[str, dict[str, Any]]]:
+        """Working-tree runs whose record says running: (run id, row)."""
+        query = (
+            "SELECT w.run_id, b.row FROM workfiles w JOIN blobs b ON b.blob = w.blob "
+            'WHERE b.row LIKE \'%"status": "running"%\''
+        )
+        return [(run_id, json.loads(row)) for run_id, row in self.db.execute(query)]
 
     # -- reading -------------------------------------------------------------------------------
-    def runs(self, workdir: dict[str, tuple[str | None, str | None]]) -> Iterator[IndexedRun]:
+    def runs(self) -> Iterator[IndexedRun]:
         """Every run: the working-tree version where there is one, else the newest committed."""
-        rows = self.db.execute(
-            "SELECT runs.run_id, runs.landed, runs.oid, runs.blob, blobs.record, blobs.error "
-            "FROM runs JOIN blobs ON runs.blob = blobs.blob"
-        )
-        seen = set()
-        for run_id, landed, oid, blob, committed, committed_error in rows:
-            seen.add(run_id)
-            if run_id in workdir:
-                record, error = workdir[run_id]
-                source = self._workfile(run_id)
-            else:
-                record, error, source = committed, committed_error, f"git blob {blob}"
-            yield _indexed(run_id, record, error, landed=landed, commit=oid, source=source)
-        for run_id, (record, error) in workdir.items():
-            if run_id not in seen:
-                source = self._workfile(run_id)
-                yield _indexed(run_id, record, error, landed=None, commit=None, source=source)
-
-    def _workfile(self, run_id: str) -> str:
-        return os.path.relpath(self.repo.run_dir(run_id) / RUN_FILE)
+        loads = json.loads
+        for run_id, landed, oid, blob, in_workdir, row, error in self.db.execute(_RUNS_QUERY):
+            flat = loads(row) if row else None
+            if flat is not None:
+                flat["commit"] = landed
+            yield IndexedRun(
+                run_id=run_id,
+                row=flat,
+                landed=landed,
+                commit=oid,
+                blob=blob,
+                in_workdir=bool(in_workdir),
+                error=error,
+            )
 
 
-def _indexed(
-    run_id: str,
-    record: str | None,
-    error: str | None,
-    *,
-    landed: str | None,
-    commit: str | None,
-    source: str,
-) -> IndexedRun:
-    return IndexedRun(
-        run_id=run_id,
-        record=json.loads(record) if record else None,
-        landed=landed,
-        commit=commit,
-        source=source,
-        error=error,
-    )
+def record_of(repo: Repo, run: IndexedRun) -> dict[str, Any]:
+    """The full, validated record of an indexed run, read from the working tree or git."""
+    if run.in_workdir:
+        return store.read_toml(repo.run_dir(run.run_id) / RUN_FILE, kind="run")
+    ((_, raw),) = git.read_blobs(repo.root, [run.blob])
+    source = f"{(run.commit or '')[:12]}:{repo.run_dir(run.run_id).relative_to(repo.root)}/run.toml"
+    data = store.parse_toml(raw, source=source)
+    store.validate("run", data, source=source)
+    return data
+
+
+def _git_blob_id(raw: bytes) -> str:
+    # The id git gives these bytes, so a committed file and its working copy share one entry.
+    return hashlib.sha1(b"blob %d\0" % len(raw) + raw, usedforsecurity=False).hexdigest()
 
 
 def _scan_runs(runs_dir: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
@@ -261,21 +291,13 @@ def _scan_runs(runs_dir: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
             continue
 
 
-def _read_workfile(path: Path) -> tuple[str | None, str | None]:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        return None, f"{path}: cannot read: {exc.strerror}"
-    return _parse(raw, source=os.path.relpath(path))
-
-
 def _parse(raw: bytes, *, source: str) -> tuple[str | None, str | None]:
     try:
         data = store.parse_toml(raw, source=source)
         store.validate("run", data, source=source)
     except GitmlError as exc:
         return None, str(exc)
-    return json.dumps(store.to_json_types(data)), None
+    return json.dumps(flatten(store.to_json_types(data))), None
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import defaultdict
 from typing import Any
 
 from gitml import store
 from gitml.query.api import resolve, step_metrics
+from gitml.query.index import record_of
 from gitml.repo import Repo
 
 
 def describe(repo: Repo, ref: str, *, fmt: str = "text") -> str:
     """The record of one run plus a per-metric summary of its steps, as text or JSON."""
     run = resolve(repo, ref)
-    record = dict(run.record or {})
+    record = record_of(repo, run)
     steps = summarize_steps(step_metrics(repo, run))
     where = f"committed in {run.landed[:12]}" if run.landed else "not committed yet"
+    source = os.path.relpath(repo.run_dir(run.run_id)) if run.in_workdir else f"git blob {run.blob}"
     if fmt == "json":
-        doc = {**record, "commit": run.landed, "source": run.source, "steps": steps}
+        doc = {
+            **store.to_json_types(record),
+            "commit": run.landed,
+            "source": source,
+            "steps": steps,
+        }
         return json.dumps(doc, indent=2) + "\n"
-    lines = [f"# run {record.get('id', run.run_id)} ({where}; read from {run.source})"]
+    lines = [f"# run {record['id']} ({where}; read from {source})"]
     lines.append(store.dumps_toml(record).decode().rstrip())
     if steps:
         lines += ["", "# step metrics", _steps_table(steps)]
