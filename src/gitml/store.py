@@ -163,7 +163,6 @@ def _fast_check(kind: str) -> Any:
 def validate(kind: str, data: Mapping[str, Any], *, source: str) -> None:
     """Raise `SchemaError` naming the first bad field of ``data`` (the most specific one)."""
     import fastjsonschema
-    import jsonschema
 
     instance = to_json_types(data)
     try:
@@ -172,6 +171,8 @@ def validate(kind: str, data: Mapping[str, Any], *, source: str) -> None:
         pass
     else:
         return
+    import jsonschema
+
     error = jsonschema.exceptions.best_match(_validator(kind).iter_errors(instance))
     if error is None:
         return
@@ -200,9 +201,13 @@ def _short(message: str, limit: int = 160) -> str:
 
 def to_json_types(value: Any) -> Any:
     """TOML values as JSON values: datetimes become ISO 8601 strings."""
-    if isinstance(value, Mapping):
+    # Concrete types first: an ABC isinstance check on every leaf costs more than the walk.
+    kind = type(value)
+    if kind is str or kind is float or kind is int or kind is bool:
+        return value
+    if kind is dict or isinstance(value, Mapping):
         return {str(k): to_json_types(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if kind is list or isinstance(value, list | tuple):
         return [to_json_types(v) for v in value]
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()

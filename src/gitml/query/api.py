@@ -32,14 +32,23 @@ class SortKey:
     descending: bool
 
 
-def collect(repo: Repo) -> list[IndexedRun]:
-    """Every run of the working tree and of all local branches' history, crashes detected."""
+def _refreshed(repo: Repo) -> RunIndex:
     index = RunIndex(repo)
     try:
         index.refresh_history()
         index.refresh_workdir()
         if _repair_crashed(repo, index.running_in_workdir()):
             index.refresh_workdir()
+    except BaseException:
+        index.close()
+        raise
+    return index
+
+
+def collect(repo: Repo) -> list[IndexedRun]:
+    """Every run of the working tree and of all local branches' history, crashes detected."""
+    index = _refreshed(repo)
+    try:
         found = list(index.runs())
     finally:
         index.close()
@@ -47,6 +56,21 @@ def collect(repo: Repo) -> list[IndexedRun]:
         if run.error:
             warn(f"skipping run {run.run_id}: {run.error}")
     return [r for r in found if r.row is not None]
+
+
+def collect_rows(repo: Repo) -> list[Row]:
+    """The flat rows of `collect`, without building an object per run (the query hot path)."""
+    index = _refreshed(repo)
+    rows = []
+    try:
+        for run_id, row, error, *_ in index.scan():
+            if row is None:
+                warn(f"skipping run {run_id}: {error}")
+            else:
+                rows.append(row)
+    finally:
+        index.close()
+    return rows
 
 
 def _repair_crashed(repo: Repo, running: list[tuple[str, Row]]) -> bool:
@@ -119,7 +143,7 @@ def find_runs(
     if limit is not None and limit < 0:
         raise UsageError("--limit", f"{limit} is negative")
     project = repo or Repo.find()
-    rows = [run.row for run in collect(project) if run.row is not None]
+    rows = collect_rows(project)
     if predicate is not None:
         rows = [r for r in rows if predicate(r)]
     rows = sort_rows(rows, keys)

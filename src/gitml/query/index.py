@@ -10,6 +10,7 @@ loses nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -40,19 +41,8 @@ CREATE TABLE IF NOT EXISTS workfiles(
     run_id TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, ino INTEGER, blob TEXT);
 """
 
-# The working-tree version of a run wins over the newest committed one.
-_RUNS_QUERY = """
-SELECT r.run_id, r.landed, r.oid, COALESCE(w.blob, r.blob), w.blob IS NOT NULL, b.row, b.error
-FROM runs r LEFT JOIN workfiles w ON w.run_id = r.run_id
-JOIN blobs b ON b.blob = COALESCE(w.blob, r.blob)
-UNION ALL
-SELECT w.run_id, NULL, NULL, w.blob, 1, b.row, b.error
-FROM workfiles w JOIN blobs b ON b.blob = w.blob
-WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = w.run_id)
-"""
 
-
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class IndexedRun:
     """One run as the index knows it."""
 
@@ -86,10 +76,8 @@ class RunIndex:
     def _open_checked(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         row = None
-        try:
+        with contextlib.suppress(sqlite3.OperationalError):  # a new, empty file
             row = db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
-        except sqlite3.OperationalError:
-            pass  # a new file
         if row is None or row[0] != INDEX_FORMAT:
             tables = db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
             for (name,) in tables:
@@ -209,23 +197,27 @@ class RunIndex:
             for r in self.db.execute("SELECT run_id, size, mtime_ns, ino FROM workfiles")
         }
         changed: list[tuple[str, int, int, int, str]] = []
-        parsed: list[tuple[str, str | None, str | None]] = []
+        contents: dict[str, tuple[bytes, str]] = {}
         for run_id, path, st in _scan_runs(self.repo.runs_dir):
             if cached.pop(run_id, None) == (st.st_size, st.st_mtime_ns, st.st_ino):
                 continue
             try:
-                raw = path.read_bytes()
+                with open(path, "rb") as f:
+                    raw = f.read()
             except OSError:
                 continue  # vanished or unreadable between scan and read: next time
             blob = _git_blob_id(raw)
             changed.append((run_id, st.st_size, st.st_mtime_ns, st.st_ino, blob))
-            parsed.append((blob, *_parse(raw, source=os.path.relpath(path))))
+            contents[blob] = (raw, path)
         if not changed and not cached:
             return 0
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            new = set(self._missing_blobs({p[0] for p in parsed}))
-            rows = [p for p in parsed if p[0] in new]
+            # A file identical to a committed version is already parsed: its blob id is known.
+            rows = [
+                (blob, *_parse(contents[blob][0], source=os.path.relpath(contents[blob][1])))
+                for blob in self._missing_blobs(set(contents))
+            ]
             self.db.executemany("INSERT OR REPLACE INTO blobs VALUES(?,?,?)", rows)
             self.db.executemany("INSERT OR REPLACE INTO workfiles VALUES(?,?,?,?,?)", changed)
             self.db.executemany("DELETE FROM workfiles WHERE run_id=?", [(r,) for r in cached])
@@ -246,20 +238,35 @@ class RunIndex:
     # -- reading -------------------------------------------------------------------------------
     def runs(self) -> Iterator[IndexedRun]:
         """Every run: the working-tree version where there is one, else the newest committed."""
-        loads = json.loads
-        for run_id, landed, oid, blob, in_workdir, row, error in self.db.execute(_RUNS_QUERY):
-            flat = loads(row) if row else None
-            if flat is not None:
-                flat["commit"] = landed
-            yield IndexedRun(
-                run_id=run_id,
-                row=flat,
-                landed=landed,
-                commit=oid,
-                blob=blob,
-                in_workdir=bool(in_workdir),
-                error=error,
-            )
+        for run_id, row, error, landed, oid, blob, local in self.scan():
+            yield IndexedRun(run_id=run_id, row=row, error=error, landed=landed, commit=oid,
+                             blob=blob, in_workdir=local)  # fmt: skip
+
+    def scan(self) -> Iterator[tuple[str, Any, str | None, str | None, str | None, str, bool]]:
+        """`runs()` as plain tuples (run id, row, error, landed, commit, blob, in working tree).
+
+        Three table scans joined in dicts, and no object per run: sequential reads beat 100,000
+        B-tree lookups by 3x, and this is the hot path of every query.
+        """
+        import orjson
+
+        loads = orjson.loads
+        parsed = {blob: (row, error) for blob, row, error in self.db.execute("SELECT * FROM blobs")}
+        workdir = dict(self.db.execute("SELECT run_id, blob FROM workfiles"))
+        committed = self.db.execute("SELECT run_id, blob, oid, landed FROM runs")
+        for run_id, blob, oid, landed in committed:
+            local = workdir.pop(run_id, None)
+            text, error = parsed[local or blob]
+            row = loads(text) if text else None
+            if row is not None:
+                row["commit"] = landed
+            yield run_id, row, error, landed, oid, local or blob, local is not None
+        for run_id, blob in workdir.items():
+            text, error = parsed[blob]
+            row = loads(text) if text else None
+            if row is not None:
+                row["commit"] = None
+            yield run_id, row, error, None, None, blob, True
 
 
 def record_of(repo: Repo, run: IndexedRun) -> dict[str, Any]:
@@ -278,15 +285,17 @@ def _git_blob_id(raw: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(raw) + raw, usedforsecurity=False).hexdigest()
 
 
-def _scan_runs(runs_dir: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
+def _scan_runs(runs_dir: Path) -> Iterator[tuple[str, str, os.stat_result]]:
+    # Plain strings and os.stat: pathlib costs ~5 us a file, which is 0.5 s for 100,000 runs.
     try:
         entries = list(os.scandir(runs_dir))
     except FileNotFoundError:
         return
+    stat = os.stat
     for entry in entries:
-        path = Path(entry.path) / RUN_FILE
+        path = f"{entry.path}/{RUN_FILE}"
         try:
-            yield entry.name, path, path.stat()
+            yield entry.name, path, stat(path)
         except (FileNotFoundError, NotADirectoryError):
             continue
 

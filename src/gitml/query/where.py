@@ -104,20 +104,13 @@ class _Compiler:
 
     def compare(self, node: ast.Compare) -> Predicate:
         operands = [self.value(node.left), *(self.value(c) for c in node.comparators)]
-        steps = [(_COMPARE[type(op)], i) for i, op in enumerate(node.ops)]
+        ops = [_COMPARE[type(op)] for op in node.ops]
+        if len(ops) == 1:  # the common case, kept lean: it runs once per run in the history
+            return _single(ops[0], *operands)
 
         def check(row: Row) -> bool:
             values = [get(row) for get in operands]
-            for compare, i in steps:
-                left, right = values[i], values[i + 1]
-                if (left is None or right is None) and compare not in (operator.eq, operator.ne):
-                    return False
-                try:
-                    if not compare(left, right):
-                        return False
-                except TypeError:
-                    return False
-            return True
+            return all(_holds(op, values[i], values[i + 1]) for i, op in enumerate(ops))
 
         return check
 
@@ -152,6 +145,20 @@ class _Compiler:
             return
         known = ", ".join(f"{n}.<name>" for n in NAMESPACES[:3]) + ", " + ", ".join(TOP_FIELDS)
         raise self.error(f"unknown field {name!r}; use one of {known}", node)
+
+
+def _holds(op: Callable[[Any, Any], bool], left: Any, right: Any) -> bool:
+    """One comparison; a missing value or mismatched types compare false (except == / !=)."""
+    if (left is None or right is None) and op not in (operator.eq, operator.ne):
+        return False
+    try:
+        return bool(op(left, right))
+    except TypeError:
+        return False
+
+
+def _single(op: Callable[[Any, Any], bool], left: Getter, right: Getter) -> Predicate:
+    return lambda row: _holds(op, left(row), right(row))
 
 
 def _normalise(expression: str) -> str:
