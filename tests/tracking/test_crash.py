@@ -2,6 +2,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -79,3 +80,45 @@ def test_live_run_is_not_marked_crashed(project):
     assert row["status"] == "running"
     run.end()
     assert run.record["status"] == "finished"
+
+
+@pytest.mark.parametrize(
+    ("tail", "status"),
+    [("pass", "finished"), ("raise ValueError('bad data')", "failed")],
+    ids=["normal-exit", "uncaught-exception"],
+)
+def test_run_left_open_is_closed_at_exit(project, tail, status):
+    script = f"import gitml\nrun = gitml.start_run('open')\nrun.log_metric('m', 1)\n{tail}\n"
+    done = subprocess.run([sys.executable, "-c", script], cwd=project.root, capture_output=True)
+    (run_dir,) = list(project.runs_dir.iterdir())
+    rec = store.read_toml(run_dir / "run.toml", kind="run")
+    assert rec["status"] == status and rec["metrics"] == {"m": 1.0}
+    if status == "failed":
+        assert done.returncode == 1 and rec["error"] == "ValueError: bad data"
+
+
+def test_timed_flush_reaches_disk_without_another_log_call(project):
+    config = project.config_path.read_text().replace("flush_seconds = 1.0", "flush_seconds = 0.2")
+    project.config_path.write_text(config)
+    script = (
+        "import time, gitml\nrun = gitml.start_run()\nrun.log_metric('m', 7)\n"
+        "print(run.id, flush=True)\ntime.sleep(30)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=project.root, stdout=subprocess.PIPE
+    )
+    run_id = proc.stdout.readline().decode().strip()
+    try:
+        deadline = time.monotonic() + 10
+        rows = []
+        while time.monotonic() < deadline and not rows:
+            time.sleep(0.1)
+            rows = [
+                r
+                for p in journal.journals(project.run_dir(run_id))
+                for r in journal.read_journal(p)
+            ]
+        assert [(r[0], r[2], r[3]) for r in rows] == [(0, 7.0, "m")]
+    finally:
+        proc.kill()
+        proc.wait()

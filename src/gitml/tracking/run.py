@@ -5,6 +5,8 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+import threading
+import weakref
 from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
@@ -41,7 +43,7 @@ class Run:
             flush_every=int(repo.tracking_setting("flush_every")),
             flush_seconds=float(repo.tracking_setting("flush_seconds")),
         )
-        atexit.register(self._at_exit)
+        _close_at_exit(self)
 
     def __repr__(self) -> str:
         return f"<Run {self.id}>"
@@ -136,7 +138,6 @@ class Run:
         if self._ended:
             return self.record
         self._ended = True
-        atexit.unregister(self._at_exit)
         self._journal.close()
         env = python_env(imported_modules())
         if self.attached:
@@ -164,6 +165,8 @@ class Run:
             self.end("failed", error=_describe(exc))
 
     def _at_exit(self) -> None:
+        if self._ended:
+            return
         failure = getattr(sys, "last_value", None)
         if failure is not None:
             self.end("failed", error=_describe(failure))
@@ -174,6 +177,34 @@ class Run:
         if self._ended:
             raise RunStateError(self.id, "has ended; start a new run to log more")
         record.update(self.repo, self.id, change)
+
+
+def _close_at_exit(run: Run) -> None:
+    """End ``run`` when the program ends, if it is still open then.
+
+    `threading._register_atexit` callbacks run as soon as the main thread is done, before the
+    interpreter starts tearing down, when imports (pyarrow, to write Parquet) still work; a plain
+    `atexit` callback is too late for them. It is what `concurrent.futures` uses; `atexit` is the
+    fallback where it is missing. A weak reference keeps finished runs collectable.
+    """
+    # Writing Parquet at exit imports pandas (through pyarrow), which imports this module; once
+    # shutdown has begun it can no longer register its own exit hook, so import it now.
+    import concurrent.futures.thread  # noqa: F401
+
+    ref = weakref.ref(run)
+
+    def close() -> None:
+        alive = ref()
+        if alive is not None:
+            alive._at_exit()
+
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        if register is None:
+            raise RuntimeError
+        register(close)
+    except RuntimeError:  # missing, or called during shutdown
+        atexit.register(close)
 
 
 def _merge_env(rec: dict[str, Any], env: dict[str, Any]) -> None:
