@@ -156,3 +156,21 @@ def test_show_prefix_and_ambiguity(project):
     assert amb.returncode == 2 and "matches 2 runs" in amb.stderr
     missing = gitml_cli(project.root, "show", "nope")
     assert missing.returncode == 2 and "no run with this id or prefix" in missing.stderr
+
+
+def test_table_shows_params_that_differ(project):
+    _run(project, "a", 0.1, depth=2, seed=0)
+    _run(project, "b", 0.2, depth=3, seed=0)
+    out = gitml_cli(project.root, "runs").stdout
+    header = out.splitlines()[0].split()
+    assert header == [
+        "id",
+        "name",
+        "status",
+        "start_time",
+        "commit",
+        "metrics.accuracy",
+        "params.depth",
+    ]
+    csv = gitml_cli(project.root, "runs", "-f", "csv", "-c", "name,params.seed").stdout
+    assert csv.splitlines() == ["name,params.seed", "b,0", "a,0"]

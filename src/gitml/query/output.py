@@ -17,13 +17,23 @@ BASE_COLUMNS = ("id", "name", "status", "start_time", "commit")
 
 
 def default_columns(rows: Sequence[Row]) -> list[str]:
-    """Base columns, then every metric, then every param seen in ``rows``."""
+    """Base columns, every metric, then the params that differ between ``rows``.
+
+    A param with one value across every listed run says nothing when comparing them (an
+    estimator's 20 defaults, say); with a single run, all its params are shown.
+    """
     seen: dict[str, None] = {}
     for row in rows:
         seen.update(dict.fromkeys(row))
     metrics = sorted(k for k in seen if k.startswith("metrics."))
     params = sorted(k for k in seen if k.startswith("params."))
+    if len(rows) > 1:
+        params = [p for p in params if len({_key(row.get(p)) for row in rows}) > 1]
     return [*BASE_COLUMNS, *metrics, *params]
+
+
+def _key(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, list) else value
 
 
 def parse_columns(text: str | None, rows: Sequence[Row]) -> list[str]:
