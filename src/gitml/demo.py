@@ -17,7 +17,7 @@ from pathlib import Path
 
 from gitml.errors import CommandError
 
-RUNS = [
+RUNS: list[dict[str, str | int]] = [
     {"name": "stumps", "n_estimators": 5, "max_depth": 1},
     {"name": "small-forest", "n_estimators": 10, "max_depth": 2},
     {"name": "forest", "n_estimators": 50, "max_depth": 3},
@@ -64,7 +64,7 @@ def _build(project: Path, *, remote: Path, echo: Callable[[str], None]) -> None:
     step.git("commit", "-q", "-m", "Prepare data/wine.csv")
     for spec in RUNS:
         params = [f"--param={k}={v}" for k, v in spec.items() if k != "name"]
-        step.gitml("run", "--name", spec["name"], *params, "--", "python", "train.py")
+        step.gitml("run", "--name", str(spec["name"]), *params, "--", "python", "train.py")
         step.git("add", "-A")
         step.git("commit", "-q", "-m", f"Train {spec['name']}")
     step.gitml("runs", "--sort", "-metrics.accuracy",

@@ -119,13 +119,13 @@ def _snapshot_tree(repo: Any, head_tree: Any, excluded: tuple[str, ...]) -> Any:
     return repo[index.write_tree(repo)]
 
 
-def _file_mode(file: Path) -> int:
+def _file_mode(file: Path) -> Any:
     import pygit2
 
     modes = pygit2.enums.FileMode
     if file.is_symlink():
-        return int(modes.LINK)
-    return int(modes.BLOB_EXECUTABLE if os.access(file, os.X_OK) else modes.BLOB)
+        return modes.LINK
+    return modes.BLOB_EXECUTABLE if os.access(file, os.X_OK) else modes.BLOB
 
 
 def _keep_head_versions(repo: Any, index: Any, head_tree: Any, excluded: tuple[str, ...]) -> None:
@@ -144,7 +144,7 @@ def _keep_head_versions(repo: Any, index: Any, head_tree: Any, excluded: tuple[s
                 index.add(pygit2.IndexEntry(path, blob_id, mode))
 
 
-def _walk_tree(repo: Any, tree: Any, prefix: str) -> Iterator[tuple[str, Any, int]]:
+def _walk_tree(repo: Any, tree: Any, prefix: str) -> Iterator[tuple[str, Any, Any]]:
     import pygit2
 
     for entry in tree:

@@ -62,7 +62,7 @@ class Repo:
     root: Path
 
     @classmethod
-    def find(cls, start: Path | str | None = None) -> Repo:
+    def find(cls, start: str | os.PathLike[str] | None = None) -> Repo:
         """The project containing ``start`` (default: the current directory)."""
         root = git.find_root(Path(start) if start is not None else Path.cwd())
         if not (root / GITML_DIR / "config.toml").is_file():

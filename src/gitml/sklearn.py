@@ -45,7 +45,7 @@ def score_name(estimator: Any) -> str:
     if kind is None:
         tags = getattr(estimator, "__sklearn_tags__", None)
         kind = getattr(tags(), "estimator_type", None) if callable(tags) else None
-    return {"classifier": "accuracy", "regressor": "r2"}.get(kind, "score")
+    return {"classifier": "accuracy", "regressor": "r2"}.get(str(kind), "score")
 
 
 def log_estimator(  # noqa: PLR0917 - mirrors scikit-learn's (X, y) call style

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,9 +117,13 @@ def sort_rows(rows: list[Row], keys: Iterable[SortKey]) -> list[Row]:
     for key in reversed(list(keys)):
         present = [r for r in rows if r.get(key.field) is not None]
         missing = [r for r in rows if r.get(key.field) is None]
-        present.sort(key=lambda r, f=key.field: _sortable(r[f]), reverse=key.descending)
+        present.sort(key=_sort_key(key.field), reverse=key.descending)
         rows = present + missing
     return rows
+
+
+def _sort_key(field: str) -> Callable[[Row], tuple[int, Any]]:
+    return lambda row: _sortable(row[field])
 
 
 def _sortable(value: Any) -> tuple[int, Any]:
