@@ -51,5 +51,10 @@ def project(_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     """A fresh copy of the template project; the current directory is its root."""
     root = tmp_path / "project"
     shutil.copytree(_template, root, symlinks=True)
+    # Each test gets its own DVC remote: objects pushed by one test must not satisfy another.
+    config = root / ".dvc" / "config"
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    config.write_text(config.read_text().replace(str(_template.parent / "remote"), str(remote)))
     monkeypatch.chdir(root)
     yield Repo(root)

@@ -56,7 +56,7 @@ def _build(project: Path, *, remote: Path, echo: Callable[[str], None]) -> None:
     step.gitml("init", "--remote", str(remote))
     for name in EXAMPLE_FILES:
         shutil.copy(example_dir() / name, project / name)
-    (project / ".gitignore").write_text("/data/\n/model.pkl\n__pycache__/\n")
+    (project / ".gitignore").write_text("__pycache__/\n")
     step.git("add", "-A")
     step.git("commit", "-q", "-m", "Wine classifier project")
     step.python("prepare.py")

@@ -256,3 +256,8 @@ def ensure_config(root: Path, values: dict[str, str]) -> list[str]:
             repo.config[key] = value
             changed.append(f"set git config {key} = {value}")
     return changed
+
+
+def is_tracked(root: Path, path: str) -> bool:
+    """Whether ``path`` (relative, POSIX) is in the index, i.e. tracked by git."""
+    return path in _open(root).index

@@ -121,7 +121,7 @@ def init_project(
 
     Returns the project and what changed, as short sentences (empty when nothing did).
     """
-    from gitml import data
+    from gitml.data.init import init_dvc
 
     path = path.resolve()
     changed: list[str] = []
@@ -146,7 +146,7 @@ def init_project(
             "diff.gitml-parquet.cachetextconv": "true",
         },
     )
-    changed += data.init_dvc(root, remote_dir=remote_dir or default_remote_dir(root))
+    changed += init_dvc(root, remote_dir=remote_dir or default_remote_dir(root))
     store.read_toml(repo.config_path, kind="config")  # an existing, broken config is an error
     return repo, changed
 

@@ -84,3 +84,30 @@ def run(
 
 
 COMMANDS = [init, run]
+
+
+@click.command()
+@click.option("--remote", "-r", help="DVC remote to push to (default: DVC's default remote).")
+def push(remote: str | None) -> None:
+    """Upload to the DVC remote every data and model file that any run references.
+
+    Covers the runs of the working tree and of every local branch's history. If a referenced
+    file is in neither the local cache nor the remote, nothing is claimed: the command fails
+    and names the run and path.
+
+    \b
+    Example:
+      gitml push
+      gitml push --remote s3store
+    """
+    from gitml.data.sync import push_runs
+    from gitml.repo import Repo
+
+    report = push_runs(Repo.find(), remote=remote)
+    click.echo(
+        f"{report.referenced} object(s) referenced by {report.runs} run(s); "
+        f"{report.uploaded} uploaded, the rest already in the remote"
+    )
+
+
+COMMANDS.append(push)

@@ -13,7 +13,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from gitml import data
 from gitml.errors import ArtifactError, RunStateError, UsageError
 from gitml.repo import Repo
 from gitml.tracking import journal, record
@@ -119,7 +118,9 @@ class Run:
             raise ArtifactError(str(path), f"is outside the repository {self.repo.root}") from None
         if rel.startswith(".gitml/") or rel.startswith(".git/"):
             raise ArtifactError(rel, "is inside gitml's or git's own folder")
-        ref = data.add_to_cache(self.repo.root, absolute).to_dict()
+        from gitml.data.add import track
+
+        ref = track(self.repo.root, absolute).to_dict()
         self._update(lambda rec: rec.setdefault(section, {}).__setitem__(rel, ref))
         return ref
 

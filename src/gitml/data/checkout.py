@@ -1,0 +1,50 @@
+"""Restore bytes by hash from the DVC cache (fetching them if needed), verified on the way."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from gitml import store
+from gitml.data import ArtifactRef, cache_path
+from gitml.errors import ArtifactError
+
+
+def verified_object(root: Path, ref: ArtifactRef, *, fetch: bool = True) -> Path:
+    """The cache file holding ``ref``'s bytes, fetched from the remote if absent.
+
+    Its md5 is recomputed: a corrupted object (bytes that do not hash to their name) is an error
+    naming it, never used.
+    """
+    from dvc_data.hashfile.hash import file_md5
+    from dvc_objects.fs.local import LocalFileSystem
+
+    path = cache_path(root, ref.md5)
+    if not path.is_file() and fetch:
+        from gitml.data.transfer import fetch as fetch_objects
+
+        fetch_objects(root, [ref.md5])
+    if not path.is_file():
+        raise ArtifactError(
+            f"object {ref.md5}",
+            "is in neither the DVC cache nor the remote; push it from a clone that has it",
+        )
+    actual = file_md5(str(path), LocalFileSystem())
+    if actual != ref.md5:
+        raise ArtifactError(
+            str(path), f"DVC cache object is corrupted: its bytes hash to {actual}, not {ref.md5}"
+        )
+    return path
+
+
+def restore(root: Path, ref: ArtifactRef, dest: Path, *, fetch: bool = True) -> None:
+    """Write ``ref``'s verified bytes to ``dest`` atomically (the old file stays on failure)."""
+    source = verified_object(root, ref, fetch=fetch)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.gitml-restore.tmp")
+    try:
+        shutil.copyfile(source, tmp)
+        tmp.chmod(store.FILE_MODE)
+        tmp.replace(dest)
+    finally:
+        tmp.unlink(missing_ok=True)

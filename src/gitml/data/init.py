@@ -1,0 +1,51 @@
+"""Set DVC up in a repository: `dvc init`, quiet, and a default local remote."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from gitml.data import quiet_dvc_logs
+from gitml.errors import GitmlError
+
+
+def init_dvc(root: Path, *, remote_dir: Path) -> list[str]:
+    """Initialise DVC in ``root`` if needed, quiet it, and give it a default local remote.
+
+    Returns what changed, as short sentences for the user (empty when nothing did).
+    """
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    quiet_dvc_logs()
+    from dvc.config import Config
+    from dvc.repo import Repo as DvcRepo
+
+    quiet_dvc_logs()
+    changed = []
+    if not (root / ".dvc").is_dir():
+        try:
+            DvcRepo.init(str(root))
+        except Exception as exc:  # dvc raises its own DvcException tree
+            raise GitmlError(f"{root}: `dvc init` failed: {exc}") from exc
+        changed.append("initialised DVC (.dvc/)")
+    config = Config(dvc_dir=str(root / ".dvc"), validate=False)
+    with config.edit("repo") as conf:
+        core = conf.setdefault("core", {})
+        if str(core.get("analytics", "")).lower() not in ("false", "0"):
+            core["analytics"] = False
+            changed.append("turned off DVC analytics for this repository")
+        if str(core.get("check_update", "")).lower() not in ("false", "0"):
+            core["check_update"] = False
+            changed.append("turned off DVC's update check for this repository")
+    if not _has_remote(config):
+        remote_dir.mkdir(parents=True, exist_ok=True)
+        with config.edit("repo") as conf:
+            conf.setdefault("remote", {})["local"] = {"url": str(remote_dir)}
+            conf["core"]["remote"] = "local"
+        changed.append(f"set the default DVC remote 'local' to {remote_dir}")
+    return changed
+
+
+def _has_remote(config: Any) -> bool:
+    merged = config.load_config_to_level(None) if hasattr(config, "load_config_to_level") else {}
+    return bool(merged.get("remote")) or bool(config.get("remote"))

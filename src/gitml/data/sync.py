@@ -1,0 +1,55 @@
+"""Push the bytes every run references to the DVC remote, naming what cannot be pushed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gitml.data.transfer import push
+from gitml.errors import GitmlError
+from gitml.repo import Repo
+
+
+class MissingArtifactsError(GitmlError):
+    """Runs reference bytes that are in neither the local cache nor the remote."""
+
+    def __init__(self, missing: list[tuple[str, str, str]]) -> None:
+        shown = "; ".join(f"run {run} {path} ({md5[:8]})" for run, path, md5 in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        super().__init__(
+            f"{len(missing)} artifact(s) are not in the DVC cache, cannot push: {shown}{more}; "
+            "re-run those runs or push from the clone that made them"
+        )
+        self.missing = missing
+
+
+@dataclass(frozen=True)
+class PushReport:
+    """How many objects were referenced and how many were uploaded now."""
+
+    referenced: int
+    uploaded: int
+    runs: int = 0
+    missing: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def referenced_objects(repo: Repo) -> dict[str, list[tuple[str, str]]]:
+    """md5 -> [(run id, path)] for every input and output of every run, history included."""
+    from gitml.query.api import collect_rows
+
+    found: dict[str, list[tuple[str, str]]] = {}
+    for row in collect_rows(repo):
+        for key, md5 in row.items():
+            if isinstance(md5, str) and key.startswith(("inputs.", "outputs.")):
+                found.setdefault(md5, []).append((row["id"], key.partition(".")[2]))
+    return found
+
+
+def push_runs(repo: Repo, *, remote: str | None = None) -> PushReport:
+    """Upload every object any run references; raise naming the run and path of any missing."""
+    refs = referenced_objects(repo)
+    report = push(repo.root, refs, remote=remote)
+    if report.missing:
+        missing = [(run, path, md5) for md5 in report.missing for run, path in refs[md5]]
+        raise MissingArtifactsError(missing)
+    runs = len({run for uses in refs.values() for run, _ in uses})
+    return PushReport(len(refs), report.transferred, runs)

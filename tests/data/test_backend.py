@@ -1,0 +1,101 @@
+import hashlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import gitml
+from gitml.data import ArtifactRef, cache_dir, cache_path
+from gitml.data.checkout import restore, verified_object
+from gitml.errors import ArtifactError
+from tests.helpers import commit_all, git
+from tests.helpers import gitml as gitml_cli
+
+
+def dvc(cwd, *args):
+    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, f"dvc {' '.join(args)}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def _train(project):
+    (project.root / "data").mkdir(exist_ok=True)
+    (project.root / "data" / "train.csv").write_text("x,y\n1,2\n3,4\n")
+    (project.root / "model.bin").write_bytes(b"\x00weights\x01")
+    with gitml.start_run("train") as run:
+        run.log_input("data/train.csv")
+        run.log_artifact("model.bin")
+    return run
+
+
+def test_artifacts_get_dvc_pointers_that_real_dvc_accepts(project):
+    _train(project)
+    for pointer in ("data/train.csv.dvc", "model.bin.dvc"):
+        assert (project.root / pointer).is_file(), pointer
+    assert "/train.csv" in (project.root / "data" / ".gitignore").read_text()
+    commit_all(project.root, "train")
+    assert "up to date" in dvc(project.root, "status") or dvc(project.root, "status").strip() == ""
+    assert git(project.root, "status", "--porcelain") == ""
+
+
+def test_push_then_fresh_clone_dvc_pull_restores_model_and_data(project, tmp_path):
+    _train(project)
+    commit_all(project.root, "train")
+    pushed = gitml_cli(project.root, "push")
+    assert pushed.returncode == 0, pushed.stderr
+    assert "2 object(s) referenced by 1 run(s); 2 uploaded" in pushed.stdout
+    again = gitml_cli(project.root, "push")
+    assert "0 uploaded" in again.stdout
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(project.root), str(clone))
+    assert not (clone / "model.bin").exists()
+    dvc(clone, "pull")
+    assert (clone / "model.bin").read_bytes() == b"\x00weights\x01"
+    assert (clone / "data" / "train.csv").read_text() == "x,y\n1,2\n3,4\n"
+
+
+def test_push_names_run_and_path_of_missing_bytes(project):
+    run = _train(project)
+    commit_all(project.root, "train")
+    shutil.rmtree(cache_dir(project.root))
+    done = gitml_cli(project.root, "push")
+    assert done.returncode == 2
+    assert (
+        f"run {run.id} model.bin" in done.stderr and f"run {run.id} data/train.csv" in done.stderr
+    )
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_restore_fetches_from_remote_after_cache_is_cleared(project, tmp_path):
+    _train(project)
+    assert gitml_cli(project.root, "push").returncode == 0
+    shutil.rmtree(cache_dir(project.root))
+    payload = b"\x00weights\x01"
+    ref = ArtifactRef(md5=hashlib.md5(payload).hexdigest(), size=len(payload))
+    restore(project.root, ref, tmp_path / "out" / "model.bin")
+    assert (tmp_path / "out" / "model.bin").read_bytes() == payload
+
+
+def test_corrupted_cache_object_is_named_never_used(project, tmp_path):
+    _train(project)
+    payload = b"\x00weights\x01"
+    ref = ArtifactRef(md5=hashlib.md5(payload).hexdigest(), size=len(payload))
+    obj = cache_path(project.root, ref.md5)
+    obj.chmod(0o644)
+    obj.write_bytes(b"tampered")
+    with pytest.raises(ArtifactError, match="DVC cache object is corrupted") as err:
+        verified_object(project.root, ref, fetch=False)
+    assert str(obj) in str(err.value)
+    dest = tmp_path / "model.bin"
+    dest.write_bytes(b"old")
+    with pytest.raises(ArtifactError):
+        restore(project.root, ref, dest, fetch=False)
+    assert dest.read_bytes() == b"old", "a failed restore leaves the old file"
+
+
+def test_missing_everywhere_is_a_clear_error(project):
+    ref = ArtifactRef(md5="0" * 32, size=1)
+    with pytest.raises(ArtifactError, match="is in neither the DVC cache nor the remote"):
+        verified_object(project.root, ref)
