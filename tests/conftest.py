@@ -56,5 +56,6 @@ def project(_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     remote = tmp_path / "remote"
     remote.mkdir()
     config.write_text(config.read_text().replace(str(_template.parent / "remote"), str(remote)))
+    git(root, "commit", "-q", "--amend", "--no-edit", "-a")
     monkeypatch.chdir(root)
     yield Repo(root)
