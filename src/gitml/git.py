@@ -261,3 +261,56 @@ def ensure_config(root: Path, values: dict[str, str]) -> list[str]:
 def is_tracked(root: Path, path: str) -> bool:
     """Whether ``path`` (relative, POSIX) is in the index, i.e. tracked by git."""
     return path in _open(root).index
+
+
+def run_git(cwd: Path, *args: str) -> str:
+    """Run the git CLI (worktrees, apply) with inherited GIT_* variables removed."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _KEEP_GIT_ENV}
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip().splitlines()
+        raise GitError(f"git {args[0]}: {detail[-1] if detail else 'failed'}")
+    return done.stdout
+
+
+# Identity and config isolation pass through; repository-locating variables do not (a hook
+# runs with GIT_DIR and GIT_INDEX_FILE set, which would point git at the wrong place).
+_KEEP_GIT_ENV = {
+    "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL",
+    "GIT_CONFIG_NOSYSTEM", "GIT_CONFIG_GLOBAL",
+}  # fmt: skip
+
+
+def add_worktree(root: Path, path: Path, commit: str) -> None:
+    """Check ``commit`` out, detached, in a new worktree at ``path``."""
+    run_git(root, "worktree", "add", "--detach", "--quiet", str(path), commit)
+
+
+def remove_worktree(root: Path, path: Path) -> None:
+    """Remove a worktree made by `add_worktree` and forget it."""
+    import shutil
+
+    try:
+        run_git(root, "worktree", "remove", "--force", str(path))
+    except GitError:
+        shutil.rmtree(path, ignore_errors=True)
+        run_git(root, "worktree", "prune")
+
+
+def apply_patch(worktree: Path, patch: Path) -> None:
+    """`git apply --binary` a recorded code patch in a worktree."""
+    run_git(worktree, "apply", "--binary", "--whitespace=nowarn", str(patch))
+
+
+def resolve_commit(root: Path, rev: str) -> str | None:
+    """The full id of the commit ``rev`` names, or None."""
+    import pygit2
+
+    try:
+        return str(_open(root).revparse_single(rev).peel(pygit2.Commit).id)
+    except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+        return None

@@ -1,0 +1,40 @@
+"""Commands over lineage: `reproduce`."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.argument("ref", metavar="COMMIT|RUN")
+@click.option("--rtol", type=click.FloatRange(min=0), default=1e-9, show_default=True,
+              help="Relative tolerance for metrics.")  # fmt: skip
+@click.option("--atol", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Absolute tolerance for metrics.")  # fmt: skip
+@click.option("--keep", is_flag=True, help="Keep the temporary worktree to look at.")
+def reproduce(ref: str, rtol: float, atol: float, keep: bool) -> int:
+    """Re-run the run(s) recorded at a commit (or one run) and compare the results.
+
+    Checks out the recorded code commit in a temporary worktree, applies the recorded patch,
+    restores the inputs by hash (from the DVC cache or remote), re-runs the recorded command
+    with the recorded params, and compares metrics and output hashes. Exit 0 reproduced,
+    1 a metric or output differs, 2 it could not run (missing data, patch, command failed).
+
+    \b
+    Example:
+      gitml reproduce HEAD~3
+      gitml reproduce 20261123T0850 --rtol 1e-6
+    """
+    from gitml.repo import Repo
+    from gitml.reproduce import Tolerance, exit_code, render
+    from gitml.reproduce import reproduce as run_reproduce
+
+    results = run_reproduce(
+        Repo.find(), ref, tolerance=Tolerance(rtol=rtol, atol=atol), keep=keep,
+        echo=lambda line: click.echo(line, err=True),
+    )  # fmt: skip
+    click.echo(render(results), nl=False)
+    return exit_code(results)
+
+
+COMMANDS = [reproduce]

@@ -1,0 +1,259 @@
+"""`gitml reproduce <commit|run>`: re-run a recorded run from its exact code and data, and compare.
+
+For each run: a temporary git worktree at the recorded code commit, the recorded patch applied,
+the inputs restored by hash (from the DVC cache, else the remote, verified), the recorded command
+re-run with the recorded params through the same wrapper as `gitml run`, then its metrics and
+output hashes compared with the recorded ones. The worktree is removed afterwards, also on
+failure and Ctrl-C, unless ``keep`` is set.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitml import git
+from gitml.errors import AmbiguousRunError, GitmlError, RunNotFoundError
+from gitml.query.index import IndexedRun, record_of
+from gitml.repo import Repo
+
+REPRODUCED, DIFFERS, FAILED = "reproduced", "differs", "could not run"
+EXIT_CODES = {REPRODUCED: 0, DIFFERS: 1, FAILED: 2}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One compared quantity: a metric or an output's hash."""
+
+    name: str
+    recorded: Any
+    reproduced: Any
+    ok: bool
+
+
+@dataclass
+class Reproduction:
+    """The outcome for one run."""
+
+    run_id: str
+    name: str | None
+    commit: str | None
+    verdict: str = FAILED
+    reason: str = ""
+    checks: list[Check] = field(default_factory=list)
+    worktree: Path | None = None
+    new_run: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tolerance:
+    """How close a reproduced metric must be: `math.isclose(rel_tol=rtol, abs_tol=atol)`."""
+
+    rtol: float = 1e-9
+    atol: float = 0.0
+
+    def same(self, a: Any, b: Any) -> bool:
+        """Whether two metric values agree (NaN agrees with NaN)."""
+        if not isinstance(a, int | float) or not isinstance(b, int | float):
+            return bool(a == b)
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return math.isclose(a, b, rel_tol=self.rtol, abs_tol=self.atol)
+
+
+class ReproduceError(GitmlError):
+    """Something that stops one run from being re-run (missing data, bad patch...)."""
+
+
+def targets(repo: Repo, ref: str) -> list[IndexedRun]:
+    """The runs ``ref`` names: a run id (or unique prefix), else the runs landed in a commit."""
+    from gitml.query.api import collect, resolve
+
+    try:
+        return [resolve(repo, ref)]
+    except RunNotFoundError:
+        pass
+    except AmbiguousRunError:
+        if git.resolve_commit(repo.root, ref) is None:
+            raise
+    commit = git.resolve_commit(repo.root, ref)
+    if commit is None:
+        raise GitmlError(f"{ref!r}: neither a run id nor a commit; see `gitml runs` or `git log`")
+    found = sorted((r for r in collect(repo) if r.landed == commit), key=lambda r: r.run_id)
+    if not found:
+        raise GitmlError(f"commit {commit[:12]}: no run was recorded in this commit")
+    return found
+
+
+def reproduce(
+    repo: Repo,
+    ref: str,
+    *,
+    tolerance: Tolerance = Tolerance(),
+    keep: bool = False,
+    echo: Callable[[str], None] = print,
+) -> list[Reproduction]:
+    """Reproduce every run ``ref`` names; see the module docstring."""
+    return [
+        reproduce_run(repo, run, tolerance=tolerance, keep=keep, echo=echo)
+        for run in targets(repo, ref)
+    ]
+
+
+def reproduce_run(
+    repo: Repo,
+    run: IndexedRun,
+    *,
+    tolerance: Tolerance,
+    keep: bool,
+    echo: Callable[[str], None],
+) -> Reproduction:
+    """Re-run one run in a temporary worktree and compare."""
+    record = record_of(repo, run)
+    commit = record.get("code", {}).get("commit")
+    result = Reproduction(run.run_id, record.get("name"), commit)
+    base = Path(tempfile.mkdtemp(prefix="gitml-reproduce-"))
+    worktree = base / "tree"
+    made = False
+    try:
+        _check_runnable(record)
+        echo(f"gitml: reproducing run {run.run_id} at {commit[:12]} in {worktree}")
+        git.add_worktree(repo.root, worktree, commit)
+        made = True
+        _prepare(repo, run, record, worktree)
+        new, code = _rerun(record, worktree)
+        result.new_run = new["id"]
+        if code != 0:
+            raise ReproduceError(
+                f"the command {' '.join(record['command'])!r} failed with exit code {code}"
+            )
+        result.checks = compare(record, new, tolerance)
+        result.verdict = REPRODUCED if all(c.ok for c in result.checks) else DIFFERS
+    except GitmlError as exc:
+        result.verdict, result.reason = FAILED, str(exc)
+    finally:
+        if keep and made:
+            result.worktree = worktree
+        else:
+            if made:
+                git.remove_worktree(repo.root, worktree)
+            shutil.rmtree(base, ignore_errors=True)
+    return result
+
+
+def _check_runnable(record: dict[str, Any]) -> None:
+    if not record.get("command"):
+        raise ReproduceError(f"run {record['id']}: no command was recorded")
+    if not record.get("code", {}).get("commit"):
+        raise ReproduceError(
+            f"run {record['id']}: started before the first commit; no code to check out"
+        )
+
+
+def _prepare(repo: Repo, run: IndexedRun, record: dict[str, Any], worktree: Path) -> None:
+    """Patch, gitml/DVC set-up sharing the main cache, inputs restored by hash."""
+    from gitml.data import ArtifactRef, cache_dir
+    from gitml.data.checkout import restore
+
+    patch = record["code"].get("patch")
+    if patch:
+        _apply_patch(repo, run, worktree, patch)
+    gitml_config = worktree / ".gitml" / "config.toml"
+    if not gitml_config.exists():
+        gitml_config.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(repo.config_path, gitml_config)
+    dvc_dir = worktree / ".dvc"
+    if not (dvc_dir / "config").exists():
+        dvc_dir.mkdir(exist_ok=True)
+        shutil.copyfile(repo.root / ".dvc" / "config", dvc_dir / "config")
+    # The worktree shares the repository's DVC cache: nothing is copied twice.
+    (dvc_dir / "config.local").write_text(f"[cache]\n    dir = {cache_dir(repo.root)}\n")
+    for path, ref in record.get("inputs", {}).items():
+        try:
+            restore(repo.root, ArtifactRef(md5=ref["md5"], size=ref["size"]), worktree / path)
+        except GitmlError as exc:
+            raise ReproduceError(f"input {path}: {exc}") from exc
+
+
+def _apply_patch(repo: Repo, run: IndexedRun, worktree: Path, patch: str) -> None:
+    source = repo.run_dir(run.run_id) / patch
+    if run.in_workdir and source.is_file():
+        data = source.read_bytes()
+    else:
+        rel = source.relative_to(repo.root).as_posix()
+        data = git.read_file_at(repo.root, run.commit or "HEAD", rel)
+    patch_file = worktree.parent / "code.patch"
+    patch_file.write_bytes(data)
+    try:
+        git.apply_patch(worktree, patch_file)
+    except GitmlError as exc:
+        raise ReproduceError(f"the recorded patch does not apply: {exc}") from exc
+
+
+def _rerun(record: dict[str, Any], worktree: Path) -> tuple[dict[str, Any], int]:
+    from gitml.tracking.wrap import run_command
+
+    return run_command(
+        Repo(worktree),
+        record["command"],
+        name=f"reproduce {record['id']}",
+        params=record.get("params", {}),
+        tags={"gitml.reproduces": record["id"]},
+        cwd=worktree / record.get("cwd", "."),
+    )
+
+
+def compare(old: dict[str, Any], new: dict[str, Any], tolerance: Tolerance) -> list[Check]:
+    """Every recorded metric and output hash against the reproduction's."""
+    checks = []
+    for name, value in sorted(old.get("metrics", {}).items()):
+        got = new.get("metrics", {}).get(name)
+        checks.append(
+            Check(f"metric {name}", value, got, got is not None and tolerance.same(value, got))
+        )
+    for path, ref in sorted(old.get("outputs", {}).items()):
+        got = new.get("outputs", {}).get(path, {}).get("md5")
+        checks.append(Check(f"output {path}", ref["md5"], got, got == ref["md5"]))
+    return checks
+
+
+def render(results: list[Reproduction]) -> str:
+    """A side-by-side table per run and a verdict line."""
+    lines = []
+    for r in results:
+        head = f"run {r.run_id}" + (f" ({r.name})" if r.name else "")
+        lines.append(f"{head} at commit {(r.commit or '?')[:12]}: {r.verdict}")
+        if r.reason:
+            lines.append(f"  {r.reason}")
+        if r.checks:
+            rows = [("", "recorded", "reproduced", "")] + [
+                (c.name, _fmt(c.recorded), _fmt(c.reproduced), "ok" if c.ok else "DIFFERS")
+                for c in r.checks
+            ]
+            widths = [max(len(row[i]) for row in rows) for i in range(4)]
+            lines += [
+                "  " + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+                for row in rows
+            ]
+        if r.worktree:
+            lines.append(f"  worktree kept at {r.worktree}")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    text = str(value)
+    return text[:12] if len(text) == 32 else text
+
+
+def exit_code(results: list[Reproduction]) -> int:
+    """2 if any run could not run, else 1 if any differs, else 0."""
+    return max((EXIT_CODES[r.verdict] for r in results), default=2)
