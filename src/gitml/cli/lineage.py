@@ -37,4 +37,27 @@ def reproduce(ref: str, rtol: float, atol: float, keep: bool) -> int:
     return exit_code(results)
 
 
-COMMANDS = [reproduce]
+@click.command()
+@click.argument("target", metavar="PATH|RUN")
+@click.option("--format", "-f", "fmt", type=click.Choice(["text", "json", "dot", "mermaid"]),
+              default="text", show_default=True)  # fmt: skip
+def lineage(target: str, fmt: str) -> None:
+    """Show where an artifact or a run came from: runs, code commits, data, back to raw data.
+
+    For a file: the run that produced its current bytes, that run's code commit (and patch),
+    its inputs, and for each input the run that produced it, back to raw data. For a run: its
+    code and inputs likewise. `--format mermaid` pastes into a PR comment.
+
+    \b
+    Example:
+      gitml lineage model.pkl
+      gitml lineage model.pkl --format mermaid
+      gitml lineage 20261123T0850 --format json
+    """
+    from gitml.lineage import build, render
+    from gitml.repo import Repo
+
+    click.echo(render(build(Repo.find(), target), fmt), nl=False)
+
+
+COMMANDS = [reproduce, lineage]

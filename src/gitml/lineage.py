@@ -1,0 +1,262 @@
+"""Lineage: from an artifact to the run that produced it, its code and its inputs, recursively.
+
+The graph is derived from run records alone (every run lists its inputs and outputs by md5), so
+it covers every branch's history and needs no extra bookkeeping: an input's producer is the run
+whose outputs hold the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitml.errors import GitmlError, RunNotFoundError
+from gitml.repo import Repo
+
+Row = dict[str, Any]
+
+
+@dataclass
+class Artifact:
+    """A file version: path and md5, with the run that produced it (None for raw data)."""
+
+    path: str
+    md5: str | None
+    producer: RunNode | None = None
+    note: str = ""
+
+
+@dataclass
+class RunNode:
+    """A run with its code and the artifacts it read."""
+
+    row: Row
+    inputs: list[Artifact] = field(default_factory=list)
+    repeated: bool = False  # already shown higher in the tree
+
+
+def build(repo: Repo, target: str) -> Artifact | RunNode:
+    """The lineage tree of ``target``: a path in the repository, or a run id or prefix."""
+    from gitml.query.api import collect_rows
+
+    rows = collect_rows(repo)
+    producers = _producers(rows)
+    seen: set[str] = set()
+    path = _as_repo_path(repo, target)
+    if path is not None:
+        md5 = current_md5(repo, path)
+        made = [r for r in rows if f"outputs.{path}" in r]
+        if not made and md5 is None:
+            raise GitmlError(f"{target}: no such file, and no run produced it")
+        node = Artifact(path, md5)
+        exact = producers.get(md5 or "", [])
+        if exact:
+            node.producer = _run_node(exact[0], producers, seen)
+        elif made:
+            latest = max(made, key=lambda r: r.get("start_time") or "")
+            node.producer = _run_node(latest, producers, seen)
+            node.note = "changed since: the latest run that wrote this path made other bytes"
+        return node
+    from gitml.query.api import resolve
+
+    try:
+        run = resolve(repo, target)
+    except RunNotFoundError:
+        raise GitmlError(f"{target}: neither a file in the repository nor a run id") from None
+    return _run_node(run.row or {}, producers, seen)
+
+
+def _producers(rows: list[Row]) -> dict[str, list[Row]]:
+    found: dict[str, list[Row]] = {}
+    for row in sorted(rows, key=lambda r: r.get("start_time") or "", reverse=True):
+        if row.get("status") != "finished":
+            continue
+        for key, md5 in row.items():
+            if key.startswith("outputs.") and isinstance(md5, str):
+                found.setdefault(md5, []).append(row)
+    return found
+
+
+def _run_node(row: Row, producers: dict[str, list[Row]], seen: set[str]) -> RunNode:
+    node = RunNode(row)
+    if row["id"] in seen:
+        node.repeated = True
+        return node
+    seen.add(row["id"])
+    for key, md5 in sorted(row.items()):
+        if key.startswith("inputs.") and isinstance(md5, str):
+            art = Artifact(key.partition(".")[2], md5)
+            made = [r for r in producers.get(md5, []) if r["id"] != row["id"]]
+            if made:
+                art.producer = _run_node(made[0], producers, seen)
+            node.inputs.append(art)
+    return node
+
+
+def _as_repo_path(repo: Repo, target: str) -> str | None:
+    candidate = Path(target)
+    absolute = candidate if candidate.is_absolute() else Path.cwd() / candidate
+    try:
+        rel = absolute.resolve().relative_to(repo.root).as_posix()
+    except ValueError:
+        return None
+    pointer = Path(str(absolute) + ".dvc")
+    return rel if absolute.exists() or pointer.exists() or "/" in target or "." in target else None
+
+
+def current_md5(repo: Repo, path: str) -> str | None:
+    """The md5 of ``path`` now: from its `.dvc` pointer if it has one, else by hashing it."""
+    pointer = repo.root / f"{path}.dvc"
+    if pointer.is_file():
+        for line in pointer.read_text().splitlines():
+            key, _, value = line.strip().lstrip("- ").partition(":")
+            if key == "md5":
+                return value.strip()
+    file = repo.root / path
+    if file.is_file():
+        from dvc_data.hashfile.hash import file_md5
+        from dvc_objects.fs.local import LocalFileSystem
+
+        return str(file_md5(str(file), LocalFileSystem()))
+    return None
+
+
+# -- rendering -----------------------------------------------------------------------------------
+def _run_label(row: Row) -> str:
+    name = f" {row['name']!r}" if row.get("name") else ""
+    when = (row.get("start_time") or "")[:16].replace("T", " ")
+    return f"run {row['id']}{name} ({row.get('status')}, {when})"
+
+
+def _code_label(row: Row) -> str:
+    commit = (row.get("code.commit") or "no commit")[:8]
+    branch = f" on {row['code.branch']}" if row.get("code.branch") else ""
+    dirty = ", dirty: patch code.patch" if row.get("code.dirty") else ", clean"
+    return f"code {commit}{branch}{dirty}"
+
+
+def render_text(root: Artifact | RunNode) -> str:
+    """A tree for the terminal."""
+    lines: list[str] = []
+    _text(root, "", "", lines)
+    return "\n".join(lines) + "\n"
+
+
+def _text(node: Artifact | RunNode, lead: str, child_lead: str, out: list[str]) -> None:
+    if isinstance(node, Artifact):
+        md5 = (node.md5 or "missing")[:8]
+        note = f"  [{node.note}]" if node.note else ""
+        out.append(f"{lead}{node.path} (md5 {md5}){note}")
+        child = node.producer
+        if child is None:
+            out.append(f"{child_lead}└── raw data: no run produced these bytes")
+        else:
+            _text(child, f"{child_lead}└── produced by ", f"{child_lead}    ", out)
+        return
+    out.append(lead + _run_label(node.row) + (" (shown above)" if node.repeated else ""))
+    if node.repeated:
+        return
+    details = [_code_label(node.row)]
+    if node.row.get("command"):
+        details.append(f"command: {node.row['command']}")
+    if not node.inputs:
+        details.append("inputs: none recorded")
+    items: list[Any] = details + node.inputs
+    for i, item in enumerate(items):
+        last = i == len(items) - 1
+        branch, cont = ("└── ", "    ") if last else ("├── ", "│   ")
+        if isinstance(item, str):
+            out.append(f"{child_lead}{branch}{item}")
+        else:
+            _text(item, f"{child_lead}{branch}input ", child_lead + cont, out)
+
+
+def to_dict(node: Artifact | RunNode) -> dict[str, Any]:
+    """The tree as JSON-ready dicts."""
+    if isinstance(node, Artifact):
+        out: dict[str, Any] = {"artifact": node.path, "md5": node.md5}
+        if node.note:
+            out["note"] = node.note
+        out["produced_by"] = to_dict(node.producer) if node.producer else None
+        return out
+    row = node.row
+    result: dict[str, Any] = {
+        "run": row["id"],
+        "name": row.get("name"),
+        "status": row.get("status"),
+        "code": {"commit": row.get("code.commit"), "branch": row.get("code.branch"),
+                 "dirty": row.get("code.dirty")},
+        "commit": row.get("commit"),
+        "command": row.get("command"),
+    }  # fmt: skip
+    if node.repeated:
+        result["repeated"] = True
+    else:
+        result["inputs"] = [to_dict(a) for a in node.inputs]
+    return result
+
+
+def edges(root: Artifact | RunNode) -> tuple[dict[str, str], list[tuple[str, str, str]]]:
+    """Nodes (id -> label) and edges (from, to, label) for graph formats."""
+    nodes: dict[str, str] = {}
+    links: list[tuple[str, str, str]] = []
+
+    def walk(node: Artifact | RunNode) -> str:
+        if isinstance(node, Artifact):
+            digest = hashlib.sha1(node.path.encode(), usedforsecurity=False).hexdigest()[:6]
+            key = f"a_{(node.md5 or 'none')[:12]}_{digest}"
+            nodes[key] = f"{node.path}\\nmd5 {(node.md5 or '?')[:8]}"
+            if node.producer is not None:
+                links.append((walk(node.producer), key, "produced"))
+            return key
+        row = node.row
+        key = "r_" + row["id"].replace("-", "_")
+        nodes[key] = f"run {row['id']}\\n{row.get('name') or ''}"
+        commit = row.get("code.commit")
+        if commit:
+            ckey = f"c_{commit[:12]}"
+            nodes[ckey] = f"commit {commit[:8]}" + (" + patch" if row.get("code.dirty") else "")
+            links.append((ckey, key, "code"))
+        if not node.repeated:
+            for art in node.inputs:
+                links.append((walk(art), key, "input"))
+        return key
+
+    walk(root)
+    return nodes, sorted(set(links))
+
+
+def render_dot(root: Artifact | RunNode) -> str:
+    """Graphviz DOT."""
+    nodes, links = edges(root)
+    lines = ["digraph lineage {", "  rankdir=LR;"]
+    for key, label in nodes.items():
+        shape = {"a": "note", "r": "box", "c": "ellipse"}[key[0]]
+        lines.append(f'  {key} [label="{label}", shape={shape}];')
+    lines += [f'  {a} -> {b} [label="{label}"];' for a, b, label in links]
+    return "\n".join([*lines, "}"]) + "\n"
+
+
+def render_mermaid(root: Artifact | RunNode) -> str:
+    """Mermaid flowchart, for PR comments and Markdown."""
+    nodes, links = edges(root)
+    lines = ["flowchart LR"]
+    for key, label in nodes.items():
+        text = label.replace("\\n", "<br>").replace('"', "'")
+        lines.append(f'  {key}["{text}"]' if key[0] != "c" else f'  {key}(["{text}"])')
+    lines += [f"  {a} -->|{label}| {b}" for a, b, label in links]
+    return "\n".join(lines) + "\n"
+
+
+def render(root: Artifact | RunNode, fmt: str) -> str:
+    """The tree in ``fmt``: text, json, dot or mermaid."""
+    if fmt == "json":
+        return json.dumps(to_dict(root), indent=2) + "\n"
+    if fmt == "dot":
+        return render_dot(root)
+    if fmt == "mermaid":
+        return render_mermaid(root)
+    return render_text(root)
