@@ -10,7 +10,6 @@ Example:
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitml.errors import UsageError
@@ -74,19 +73,5 @@ def log_estimator(  # noqa: PLR0917 - mirrors scikit-learn's (X, y) call style
     if scores:
         run.log_metrics(scores)
     if artifact is not None:
-        save_model(estimator, Path(artifact))
-        run.log_artifact(artifact)
+        run.log_model(estimator, artifact)
     return scores
-
-
-def save_model(estimator: Any, path: Path) -> None:
-    """Write a model with joblib, atomically (a crash never leaves half a model file)."""
-    import io
-
-    import joblib
-
-    from gitml.store import atomic_write
-
-    buf = io.BytesIO()
-    joblib.dump(estimator, buf)
-    atomic_write(path, buf.getvalue())

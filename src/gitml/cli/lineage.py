@@ -61,3 +61,27 @@ def lineage(target: str, fmt: str) -> None:
 
 
 COMMANDS = [reproduce, lineage]
+
+
+@click.command()
+@click.argument("ref", metavar="RUN|COMMIT")
+@click.option("--outputs-only", is_flag=True, help="Restore what the run produced, not its inputs.")
+def checkout(ref: str, outputs_only: bool) -> None:
+    """Restore a run's data and model files into the working tree, without moving HEAD.
+
+    RUN is a run id or prefix; a COMMIT means the runs recorded in it. Bytes come from the DVC
+    cache, or the remote when the cache lacks them, and are verified against their md5.
+
+    \b
+    Example:
+      gitml checkout 20261123T0850
+      gitml checkout v1.0 --outputs-only
+    """
+    from gitml.data.restore import checkout_run
+    from gitml.repo import Repo
+
+    for path in checkout_run(Repo.find(), ref, inputs=not outputs_only):
+        click.echo(f"restored {path}")
+
+
+COMMANDS.append(checkout)

@@ -110,6 +110,22 @@ class Run:
         """Hash a produced file DVC-compatibly, cache it, and record it under `[outputs]`."""
         return self._log_file("outputs", Path(path))
 
+    def log_model(
+        self, model: Any, path: str | os.PathLike[str] = "model.pkl", *, format: str = "joblib"
+    ) -> dict[str, Any]:
+        """Save a model (joblib, or skops which loads without running arbitrary code) and log it.
+
+        The file is written atomically, cached in DVC with a `.dvc` pointer, and recorded under
+        `[outputs]` with its format.
+        """
+        from gitml.models import save_model
+
+        save_model(model, Path(path), format=format)
+        ref = self._log_file("outputs", Path(path))
+        rel = next(k for k, v in self.record["outputs"].items() if v == ref)
+        self._update(lambda rec: rec["outputs"][rel].__setitem__("format", format))
+        return {**ref, "format": format}
+
     def _log_file(self, section: str, path: Path) -> dict[str, Any]:
         absolute = Path(os.path.abspath(path))
         try:

@@ -1,0 +1,26 @@
+"""`gitml checkout <run|commit>`: put a run's recorded files back, without moving HEAD."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gitml.data import ArtifactRef
+from gitml.data.checkout import restore
+from gitml.query.index import record_of
+from gitml.repo import Repo
+
+
+def checkout_run(repo: Repo, ref: str, *, inputs: bool = True) -> list[str]:
+    """Restore the outputs (and inputs) of the run(s) ``ref`` names; returns the paths written."""
+    from gitml.reproduce import targets
+
+    written = []
+    for run in targets(repo, ref):
+        record = record_of(repo, run)
+        sections = ("outputs", "inputs") if inputs else ("outputs",)
+        for section in sections:
+            for path, art in record.get(section, {}).items():
+                dest = repo.root / path
+                restore(repo.root, ArtifactRef(md5=art["md5"], size=art["size"]), dest)
+                written.append(Path(path).as_posix())
+    return written
