@@ -99,3 +99,19 @@ def test_missing_everywhere_is_a_clear_error(project):
     ref = ArtifactRef(md5="0" * 32, size=1)
     with pytest.raises(ArtifactError, match="is in neither the DVC cache nor the remote"):
         verified_object(project.root, ref)
+
+
+def test_remote_add_and_push_to_it(project, tmp_path):
+    store = tmp_path / "team-store"
+    done = gitml_cli(project.root, "remote", "add", "team", str(store), "--default")
+    assert done.returncode == 0, done.stderr
+    listed = gitml_cli(project.root, "remote", "list").stdout
+    assert f"team\t{store}\t(default)" in listed
+    assert "team" in dvc(project.root, "remote", "list")
+    _train(project)
+    assert gitml_cli(project.root, "push").returncode == 0
+    payload = b"\x00weights\x01"
+    md5 = hashlib.md5(payload).hexdigest()
+    assert (store / "files" / "md5" / md5[:2] / md5[2:]).read_bytes() == payload
+    bad = gitml_cli(project.root, "remote", "add", "bad name!", "/x")
+    assert bad.returncode == 2 and "remote name 'bad name!'" in bad.stderr

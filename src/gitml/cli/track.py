@@ -111,3 +111,52 @@ def push(remote: str | None) -> None:
 
 
 COMMANDS.append(push)
+
+
+@click.group()
+def remote() -> None:
+    """Manage DVC remotes, where data and model bytes are pushed (any DVC remote type).
+
+    \b
+    Example:
+      gitml remote add shared /mnt/team/dvc-store --default
+      gitml remote add s3store s3://bucket/project
+      gitml remote list
+    """
+
+
+@remote.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.option("--default", "-d", "make_default", is_flag=True, help="Make it the default remote.")
+def remote_add(name: str, url: str, make_default: bool) -> None:
+    """Add or change a remote in .dvc/config (commit it to share it).
+
+    \b
+    Example:
+      gitml remote add shared /mnt/team/dvc-store --default
+    """
+    from gitml.data.init import add_remote
+    from gitml.repo import Repo
+
+    add_remote(Repo.find().root, name, url, default=make_default)
+    click.echo(f"remote {name} -> {url}" + (" (default)" if make_default else ""))
+
+
+@remote.command("list")
+def remote_list() -> None:
+    """List the remotes and which one is the default.
+
+    \b
+    Example:
+      gitml remote list
+    """
+    from gitml.data.init import list_remotes
+    from gitml.repo import Repo
+
+    remotes, default = list_remotes(Repo.find().root)
+    for name, url in sorted(remotes.items()):
+        click.echo(f"{name}\t{url}" + ("\t(default)" if name == default else ""))
+
+
+COMMANDS.append(remote)

@@ -49,3 +49,27 @@ def init_dvc(root: Path, *, remote_dir: Path) -> list[str]:
 def _has_remote(config: Any) -> bool:
     merged = config.load_config_to_level(None) if hasattr(config, "load_config_to_level") else {}
     return bool(merged.get("remote")) or bool(config.get("remote"))
+
+
+def add_remote(root: Path, name: str, url: str, *, default: bool = False) -> None:
+    """Add (or change) a DVC remote in the repository's `.dvc/config`; any DVC URL works."""
+    from dvc.config import Config
+
+    quiet_dvc_logs()
+    if not name or not name.replace("-", "").replace("_", "").isalnum():
+        raise GitmlError(f"remote name {name!r}: use letters, digits, - and _")
+    config = Config(dvc_dir=str(root / ".dvc"), validate=False)
+    with config.edit("repo") as conf:
+        conf.setdefault("remote", {})[name] = {"url": url}
+        if default:
+            conf.setdefault("core", {})["remote"] = name
+
+
+def list_remotes(root: Path) -> tuple[dict[str, str], str | None]:
+    """Remote name -> URL (every config level merged), and the default remote's name."""
+    from dvc.config import Config
+
+    quiet_dvc_logs()
+    config = Config(dvc_dir=str(root / ".dvc"), validate=False)
+    remotes = {name: str(conf.get("url", "")) for name, conf in config.get("remote", {}).items()}
+    return remotes, config.get("core", {}).get("remote")
