@@ -109,19 +109,13 @@ def _as_repo_path(repo: Repo, target: str) -> str | None:
 
 def current_md5(repo: Repo, path: str) -> str | None:
     """The md5 of ``path`` now: from its `.dvc` pointer if it has one, else by hashing it."""
-    pointer = repo.root / f"{path}.dvc"
-    if pointer.is_file():
-        for line in pointer.read_text().splitlines():
-            key, _, value = line.strip().lstrip("- ").partition(":")
-            if key == "md5":
-                return value.strip()
-    file = repo.root / path
-    if file.is_file():
-        from dvc_data.hashfile.hash import file_md5
-        from dvc_objects.fs.local import LocalFileSystem
+    from gitml.data.add import file_md5, pointer_md5
 
-        return str(file_md5(str(file), LocalFileSystem()))
-    return None
+    recorded = pointer_md5(repo.root / f"{path}.dvc")
+    if recorded is not None:
+        return recorded
+    file = repo.root / path
+    return file_md5(repo.root, file) if file.is_file() else None
 
 
 # -- rendering -----------------------------------------------------------------------------------
