@@ -49,7 +49,8 @@ def cache_dir(root: Path) -> Path:
     return configured if configured is not None else root / ".dvc" / "cache"
 
 
-def _configured_cache_dir(root: Path) -> Path | None:
+def read_dvc_option(root: Path, section: str, option: str) -> str | None:
+    """One option from `.dvc/config.local` or `.dvc/config` (no `import dvc`: a fast path)."""
     import configparser
 
     for name in ("config.local", "config"):
@@ -58,10 +59,17 @@ def _configured_cache_dir(root: Path) -> Path | None:
             parser.read(root / ".dvc" / name)
         except configparser.Error:
             continue
-        if parser.has_option("cache", "dir"):
-            value = Path(parser.get("cache", "dir"))
-            return value if value.is_absolute() else (root / ".dvc" / value).resolve()
+        if parser.has_option(section, option):
+            return parser.get(section, option)
     return None
+
+
+def _configured_cache_dir(root: Path) -> Path | None:
+    value = read_dvc_option(root, "cache", "dir")
+    if value is None:
+        return None
+    path = Path(value)
+    return path if path.is_absolute() else (root / ".dvc" / path).resolve()
 
 
 def cache_path(root: Path, md5: str) -> Path:

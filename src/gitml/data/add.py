@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gitml.data import CACHE_SUBDIR, ArtifactRef, cache_dir, cache_path, quiet_dvc_logs
+from gitml import store
+from gitml.data import CACHE_SUBDIR, ArtifactRef, cache_dir, cache_path
 from gitml.data.state import HashState
 from gitml.errors import ArtifactError
 
@@ -15,16 +16,15 @@ PROGRESS_BYTES = 64 * 1024 * 1024  # show a progress bar on a terminal from this
 
 def file_md5(root: Path, path: Path) -> str:
     """The md5 DVC gives ``path``, reused from the hash state while the file is unchanged."""
-    from dvc_data.hashfile.hash import file_md5 as hash_file
-    from dvc_objects.fs.local import LocalFileSystem
+    from gitml.data.ingest import md5_of
 
     st = path.stat()
     state = HashState(root)
     try:
         md5 = state.get(path, st)
         if md5 is None:
-            with _progress(path, st.st_size) as callback:
-                md5 = hash_file(str(path), LocalFileSystem(), callback=callback)
+            with _progress(path, st.st_size) as bar:
+                md5 = md5_of(path, bar.update)
             state.put(path, st, md5)
     finally:
         state.close()
@@ -32,79 +32,63 @@ def file_md5(root: Path, path: Path) -> str:
 
 
 def add_to_cache(root: Path, path: Path) -> ArtifactRef:
-    """Hash a file DVC-compatibly (md5 of its bytes) and put it in the DVC cache."""
-    from dvc_data.hashfile.db import get_odb
-    from dvc_objects.fs.local import LocalFileSystem
+    """Hash a file DVC-compatibly (md5 of its bytes) and put it in the DVC cache, in one pass."""
+    from gitml.data.ingest import ingest
 
-    quiet_dvc_logs()
     _check_file(path)
-    md5 = file_md5(root, path)
-    if not cache_path(root, md5).is_file():
-        fs = LocalFileSystem()
-        odb = get_odb(fs, str(cache_dir(root) / CACHE_SUBDIR))
-        try:
-            odb.add(str(path), fs, md5)
-        except OSError as exc:
-            raise ArtifactError(str(path), f"cannot add to the DVC cache: {exc}") from exc
-    return ArtifactRef(md5=md5, size=path.stat().st_size)
+    st = path.stat()
+    state = HashState(root)
+    try:
+        md5 = state.get(path, st)
+        if md5 is None or not cache_path(root, md5).is_file():
+            try:
+                with _progress(path, st.st_size) as bar:
+                    files = cache_dir(root) / CACHE_SUBDIR
+                    link = "hardlink" in cache_types(root)
+                    md5 = ingest(path, files, known_md5=md5, progress=bar.update, hardlink=link)
+                _note_copy(root, path, st.st_size, link)
+            except OSError as exc:
+                raise ArtifactError(str(path), f"cannot add to the DVC cache: {exc}") from exc
+            if path.stat().st_mtime_ns != st.st_mtime_ns:
+                raise ArtifactError(str(path), "changed while it was being added; try again")
+            state.put(path, st, md5)
+    finally:
+        state.close()
+    return ArtifactRef(md5=md5, size=st.st_size)
 
 
 def track(root: Path, path: Path) -> ArtifactRef:
-    """Cache ``path`` and write its `.dvc` pointer (and .gitignore entry), as `dvc add` does.
+    """Cache ``path`` and write its `.dvc` pointer and .gitignore entry, as `dvc add` does.
 
-    Hashed once: an unchanged file whose pointer and cache object are in place costs a stat and
-    a lookup. A file that git already tracks, or that a DVC pipeline outputs, keeps its place:
-    its bytes are cached and its hash returned, and no pointer is written.
+    The bytes are read once (or reflinked); an unchanged file whose pointer and cache object are
+    in place costs a stat and a lookup. A file that git already tracks, or that a DVC pipeline
+    outputs, keeps its place: its bytes are cached and its hash returned, and no pointer is
+    written. The pointer is byte-identical to `dvc add`'s, so plain DVC works on it.
     """
     _check_file(path)
     rel = path.resolve().relative_to(root)
+    ref = add_to_cache(root, path)
     if _git_tracks(root, rel.as_posix()) or _pipeline_output(root, rel):
-        return add_to_cache(root, path)
+        return ref
     pointer = path.with_name(path.name + ".dvc")
-    recorded = pointer_md5(pointer)
-    if recorded is not None and cache_path(root, recorded).is_file():
-        st = path.stat()
-        state = HashState(root)
-        try:
-            if state.get(path, st) == recorded:
-                return ArtifactRef(md5=recorded, size=st.st_size)
-        finally:
-            state.close()
-    return _dvc_add(root, path, rel, pointer)
+    text = POINTER.format(md5=ref.md5, size=ref.size, name=path.name)
+    if not pointer.exists() or pointer_md5(pointer) != ref.md5:
+        store.atomic_write(pointer, text.encode())
+    _ignore(path)
+    return ref
 
 
-def _dvc_add(root: Path, path: Path, rel: Path, pointer: Path) -> ArtifactRef:
-    from gitml.data import dvc_repo
-
-    md5 = file_md5(root, path)  # one hashing pass; DVC's add below reuses it (state seeded)
-    with dvc_repo(root) as repo:
-        from dvc.exceptions import DvcException
-
-        _seed_dvc_state(repo, path, md5)
-        try:
-            repo.add([str(path.resolve())])
-        except DvcException as exc:
-            raise ArtifactError(str(rel), f"DVC cannot track it: {exc}") from exc
-    recorded = pointer_md5(pointer)
-    if recorded != md5:
-        raise ArtifactError(str(rel), f"changed while it was being tracked ({md5} -> {recorded})")
-    # DVC may relink the file into place: remember the hash for the file as it is now.
-    state = HashState(root)
-    try:
-        state.put(path, path.stat(), md5)
-    finally:
-        state.close()
-    return ArtifactRef(md5=md5, size=path.stat().st_size)
+POINTER = "outs:\n- md5: {md5}\n  size: {size}\n  hash: md5\n  path: {name}\n"
 
 
-def _seed_dvc_state(repo: Any, path: Path, md5: str) -> None:
-    # DVC keeps its own stat-keyed hash cache; telling it what we just computed saves a pass.
-    from dvc_data.hashfile.hash_info import HashInfo
-
-    try:
-        repo.state.save(str(path.resolve()), repo.fs, HashInfo("md5", md5))
-    except Exception:  # an optimisation only: DVC hashes again if it fails
-        return
+def _ignore(path: Path) -> None:
+    # As `dvc add` does: the data file is ignored by git beside its committed pointer.
+    ignore = path.parent / ".gitignore"
+    entry = f"/{path.name}"
+    text = ignore.read_text() if ignore.exists() else ""
+    if entry not in text.splitlines():
+        sep = "" if not text or text.endswith("\n") else "\n"
+        store.atomic_write(ignore, (text + sep + entry + "\n").encode())
 
 
 def pointer_md5(pointer: Path) -> str | None:
@@ -139,18 +123,31 @@ def _pipeline_output(root: Path, rel: Path) -> bool:
     return lock.is_file() and f"path: {rel.as_posix()}" in lock.read_text()
 
 
-class _NoProgress:
-    def __enter__(self) -> None:
-        return None
+def cache_types(root: Path) -> list[str]:
+    """DVC's `cache.type` setting (link kinds allowed, in order); DVC's default is reflink,copy."""
+    from gitml.data import read_dvc_option
 
-    def __exit__(self, *exc: object) -> None:
-        return None
+    value = read_dvc_option(root, "cache", "type") or "reflink,copy"
+    return [t.strip() for t in value.split(",") if t.strip()]
+
+
+def _note_copy(root: Path, path: Path, size: int, linked: bool) -> None:
+    # Never a silent double copy: say when a big file now exists twice on disk.
+    from gitml.data.ingest import can_reflink
+
+    if linked or size < PROGRESS_BYTES or can_reflink(cache_dir(root)):
+        return
+    print(
+        f"gitml: copied {path.name} ({size / 2**20:.0f} MiB) into the DVC cache: this filesystem "
+        "cannot reflink. To link instead of copy: `dvc config cache.type hardlink,copy` "
+        "(linked files become read-only)",
+        file=sys.stderr,
+    )
 
 
 def _progress(path: Path, size: int) -> Any:
-    """A progress bar for big files on a terminal, nothing otherwise."""
-    if size < PROGRESS_BYTES or not sys.stderr.isatty():
-        return _NoProgress()
-    from dvc_data.callbacks import TqdmCallback
+    """A progress bar on a terminal for big files; a silent stand-in otherwise."""
+    from tqdm import tqdm
 
-    return TqdmCallback(size=size, desc=f"hashing {path.name}", bytes=True)
+    quiet = size < PROGRESS_BYTES or not sys.stderr.isatty()
+    return tqdm(total=size, unit="B", unit_scale=True, desc=path.name, disable=quiet, leave=False)

@@ -1,5 +1,7 @@
-"""Remembered hashes: a file is hashed once and its md5 reused while its size, mtime and inode
-stay the same (as DVC's own state does). Kept in the git-ignored `.gitml/cache/`.
+"""Remembered hashes, kept in the git-ignored `.gitml/cache/`.
+
+A file is hashed once and its md5 reused while its size, mtime and inode stay the same, as DVC's
+own state does.
 """
 
 from __future__ import annotations
@@ -8,7 +10,10 @@ import os
 import sqlite3
 from pathlib import Path
 
-_TABLE = "CREATE TABLE IF NOT EXISTS hashes(path TEXT PRIMARY KEY, ino INT, size INT, mtime_ns INT, md5 TEXT)"
+_TABLE = (
+    "CREATE TABLE IF NOT EXISTS hashes("
+    "path TEXT PRIMARY KEY, ino INT, size INT, mtime_ns INT, md5 TEXT)"
+)
 
 
 class HashState:
