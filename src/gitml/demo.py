@@ -33,7 +33,9 @@ def example_dir() -> Path:
 
 
 def run_demo(*, workdir: Path | None, keep: bool, echo: Callable[[str], None]) -> Path:
-    """Build the demo project, train three runs, commit each, list them; returns the project."""
+    """Build the demo project, train three runs and commit each, push the bytes, show the
+    model's lineage, reproduce the second run from its commit, list the runs; returns the project.
+    """
     temporary = workdir is None
     base = Path(tempfile.mkdtemp(prefix="gitml-demo-")) if workdir is None else workdir.resolve()
     project = base / "wine"
@@ -67,6 +69,9 @@ def _build(project: Path, *, remote: Path, echo: Callable[[str], None]) -> None:
         step.gitml("run", "--name", str(spec["name"]), *params, "--", "python", "train.py")
         step.git("add", "-A")
         step.git("commit", "-q", "-m", f"Train {spec['name']}")
+    step.gitml("push", show=True)
+    step.gitml("lineage", "model.pkl", show=True)
+    step.gitml("reproduce", "HEAD~1", show=True)
     step.gitml("runs", "--sort", "-metrics.accuracy",
                "--columns", "id,name,status,commit,metrics.accuracy,metrics.f1_macro,"
                "params.n_estimators,params.max_depth", show=True)  # fmt: skip

@@ -227,7 +227,7 @@ def render(results: list[Reproduction]) -> str:
     lines = []
     for r in results:
         head = f"run {r.run_id}" + (f" ({r.name})" if r.name else "")
-        lines.append(f"{head} at commit {(r.commit or '?')[:12]}: {r.verdict}")
+        lines.append(f"{head} from code commit {(r.commit or '?')[:12]}: {r.verdict}")
         if r.reason:
             lines.append(f"  {r.reason}")
         if r.checks:

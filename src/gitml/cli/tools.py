@@ -15,8 +15,9 @@ def demo(workdir: Path | None, keep: bool) -> None:
     """Run the end-to-end demo: a real scikit-learn model tracked in a fresh repository.
 
     Creates a git repository with gitml and a local DVC remote, trains a RandomForest on the
-    wine dataset three times with different params (each run committed), then lists the runs
-    from git history, best first.
+    wine dataset three times with different params (each run committed), pushes data and
+    models to the remote, prints the model's lineage, reproduces the second run from its
+    commit, then lists the runs from git history, best first.
 
     \b
     Example:
