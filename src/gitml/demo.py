@@ -33,8 +33,10 @@ def example_dir() -> Path:
 
 
 def run_demo(*, workdir: Path | None, keep: bool, echo: Callable[[str], None]) -> Path:
-    """Build the demo project, train three runs and commit each, push the bytes, show the
-    model's lineage, reproduce the second run from its commit, list the runs; returns the project.
+    """Build the demo project and walk through it; returns the project.
+
+    Trains three runs and commits each, pushes the bytes, shows the model's lineage, reproduces
+    the second run from its commit and lists the runs.
     """
     temporary = workdir is None
     base = Path(tempfile.mkdtemp(prefix="gitml-demo-")) if workdir is None else workdir.resolve()

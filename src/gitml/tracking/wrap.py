@@ -136,11 +136,14 @@ def _finish(
     error: str | None = None,
 ) -> dict[str, Any]:
     captured = _captured_metrics(repo, cwd, started)
+    inputs, outputs = _pipeline_artifacts(repo, started)
     env = python_env([])
     env["packages"] = package_versions(_command_imports(command, cwd))
 
     def extra(rec: dict[str, Any]) -> None:
         rec["metrics"].update(captured)
+        rec.setdefault("inputs", {}).update(inputs)
+        rec.setdefault("outputs", {}).update(outputs)
         rec["exit_code"] = exit_code
         old = rec.get("env", {})  # a script using the API recorded what it really imported
         packages = {**env["packages"], **old.get("packages", {})}
@@ -153,6 +156,27 @@ def _finish(
 
     status = "finished" if exit_code == 0 else "failed"
     return record.finalize(repo, run_id, status=status, extra=extra)
+
+
+def _pipeline_artifacts(
+    repo: Repo, started: float
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """A `dvc repro` (or any command that rewrote dvc.lock) records its stages' deps and outs."""
+    from gitml.data.add import add_to_cache
+    from gitml.data.pipeline import lock_artifacts
+
+    lock = repo.root / "dvc.lock"
+    try:
+        if lock.stat().st_mtime < started:
+            return {}, {}
+    except OSError:
+        return {}, {}
+    inputs, outputs = lock_artifacts(repo.root)
+    for path, ref in inputs.items():
+        file = repo.root / path
+        if file.is_file() and not ref["md5"].endswith(".dir"):
+            add_to_cache(repo.root, file)  # raw inputs must be restorable by hash
+    return inputs, outputs
 
 
 def _command_imports(command: Sequence[str], cwd: Path) -> set[str]:

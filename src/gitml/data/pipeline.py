@@ -1,0 +1,47 @@
+"""DVC pipelines: what a `dvc repro` read and wrote, from `dvc.lock`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gitml.errors import FileFormatError
+
+
+def lock_artifacts(root: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """(inputs, outputs) of every stage in `dvc.lock`, as `[inputs]`/`[outputs]` entries.
+
+    Outputs are every stage's outs; inputs are the deps no stage produces (the raw data and
+    code the pipeline started from), so intermediate files appear once, as outputs.
+    """
+    lock = root / "dvc.lock"
+    if not lock.is_file():
+        return {}, {}
+    from ruamel.yaml import YAML, YAMLError
+
+    try:
+        data = YAML(typ="safe").load(lock.read_text())
+    except YAMLError as exc:
+        raise FileFormatError(str(lock), f"invalid YAML: {exc}") from exc
+    stages = (data or {}).get("stages", {})
+    if not isinstance(stages, dict):
+        raise FileFormatError(str(lock), "field stages: expected a mapping of stage names")
+    outs: dict[str, dict[str, Any]] = {}
+    deps: dict[str, dict[str, Any]] = {}
+    for stage in stages.values():
+        for entry in stage.get("outs", []) or []:
+            outs.update(_artifact(entry))
+        for entry in stage.get("deps", []) or []:
+            deps.update(_artifact(entry))
+    inputs = {path: ref for path, ref in deps.items() if path not in outs}
+    return inputs, outs
+
+
+def _artifact(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    md5 = entry.get("md5")
+    if not isinstance(md5, str) or "path" not in entry:
+        return {}
+    ref: dict[str, Any] = {"md5": md5, "size": int(entry.get("size", 0))}
+    if "nfiles" in entry:
+        ref["nfiles"] = int(entry["nfiles"])
+    return {str(entry["path"]): ref}
