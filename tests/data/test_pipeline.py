@@ -22,10 +22,34 @@ def test_gitml_run_dvc_repro_records_stage_deps_and_outs(project):
     (root / "count.py").write_text(
         "open('count.txt','w').write(str(len(open('sorted.txt').readlines())))\n"
     )
-    dvc(root, "stage", "add", "-n", "sort", "-d", "sort.py", "-d", "raw.txt", "-o", "sorted.txt",
-        "python sort.py")  # fmt: skip
-    dvc(root, "stage", "add", "-n", "count", "-d", "count.py", "-d", "sorted.txt", "-o", "count.txt",
-        "python count.py")  # fmt: skip
+    dvc(
+        root,
+        "stage",
+        "add",
+        "-n",
+        "sort",
+        "-d",
+        "sort.py",
+        "-d",
+        "raw.txt",
+        "-o",
+        "sorted.txt",
+        "python sort.py",
+    )
+    dvc(
+        root,
+        "stage",
+        "add",
+        "-n",
+        "count",
+        "-d",
+        "count.py",
+        "-d",
+        "sorted.txt",
+        "-o",
+        "count.txt",
+        "python count.py",
+    )
     commit_all(root, "pipeline")
     done = gitml(root, "run", "--name", "pipeline", "--", sys.executable, "-m", "dvc", "repro")
     assert done.returncode == 0, done.stderr
