@@ -160,11 +160,18 @@ def _is_excluded(path: str, excluded: tuple[str, ...]) -> bool:
 
 
 def ref_tips(root: Path) -> dict[str, str]:
-    """Every local branch (and a detached HEAD) -> its commit id."""
+    """Every local branch and tag (and a detached HEAD) -> its commit id."""
+    import pygit2
+
     repo = _open(root)
     tips: dict[str, str] = {}
     for name in repo.branches.local:
         tips[f"refs/heads/{name}"] = str(repo.branches.local[name].target)
+    for ref in repo.references.iterator(pygit2.enums.ReferenceFilter.TAGS):
+        try:
+            tips[ref.name] = str(ref.peel(pygit2.Commit).id)
+        except (pygit2.InvalidSpecError, ValueError):
+            continue  # a tag of a tree or blob holds no runs
     if not repo.head_is_unborn and repo.head_is_detached:
         tips["HEAD"] = str(repo.head.target)
     return tips

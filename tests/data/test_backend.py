@@ -115,3 +115,38 @@ def test_remote_add_and_push_to_it(project, tmp_path):
     assert (store / "files" / "md5" / md5[:2] / md5[2:]).read_bytes() == payload
     bad = gitml_cli(project.root, "remote", "add", "bad name!", "/x")
     assert bad.returncode == 2 and "remote name 'bad name!'" in bad.stderr
+
+
+def test_gc_keeps_every_referenced_object_on_any_branch_or_tag(project):
+    from gitml.data.add import add_to_cache
+
+    root = project.root
+    (root / "train.py").write_text(
+        "import sys, gitml\n"
+        "with gitml.start_run() as run:\n"
+        "    run.log_input('raw.csv')\n"
+        "    open('model.bin', 'w').write(sys.argv[1])\n"
+        "    run.log_artifact('model.bin')\n"
+    )
+    (root / "raw.csv").write_text("in git, referenced only by run records\n")
+    commit_all(root, "script and raw data in git")
+    assert gitml_cli(root, "run", "--", "python", "train.py", "main-model").returncode == 0
+    commit_all(root, "main run")
+    git(root, "checkout", "-q", "-b", "feature")
+    assert gitml_cli(root, "run", "--", "python", "train.py", "feature-model").returncode == 0
+    commit_all(root, "feature run")
+    git(root, "tag", "v-feature")
+    git(root, "checkout", "-q", "main")
+    git(root, "branch", "-D", "feature")  # only the tag holds the feature run now
+    (root / "scratch.bin").write_bytes(b"orphan bytes")
+    orphan = add_to_cache(root, root / "scratch.bin")
+    (root / "scratch.bin").unlink()
+
+    dry = gitml_cli(root, "gc", "--dry-run")
+    assert dry.returncode == 0 and dry.stdout.startswith("would remove 1 object(s)")
+    assert cache_path(root, orphan.md5).is_file()
+    done = gitml_cli(root, "gc")
+    assert done.stdout.startswith("removed 1 object(s)"), done.stdout + done.stderr
+    assert not cache_path(root, orphan.md5).exists()
+    for payload in (b"main-model", b"feature-model", b"in git, referenced only by run records\n"):
+        assert cache_path(root, hashlib.md5(payload).hexdigest()).is_file(), payload

@@ -160,3 +160,30 @@ def remote_list() -> None:
 
 
 COMMANDS.append(remote)
+
+
+@click.command()
+@click.option(
+    "--dry-run", "-n", "dry", is_flag=True, help="Say what would be removed, remove nothing."
+)
+def gc(dry: bool) -> None:
+    """Remove DVC cache objects that nothing references any more.
+
+    Kept: every file any commit on any branch or tag (or the working tree) points to through
+    DVC, and every input and output of every run in the history. Unlike plain `dvc gc`, bytes
+    that only run records reference are never dropped.
+
+    \b
+    Example:
+      gitml gc --dry-run
+      gitml gc
+    """
+    from gitml.data.gc import collect_garbage
+    from gitml.repo import Repo
+
+    report = collect_garbage(Repo.find(), dry=dry)
+    verb = "would remove" if report.dry else "removed"
+    click.echo(f"{verb} {report.removed} object(s), {report.freed_bytes / 2**20:.1f} MiB")
+
+
+COMMANDS.append(gc)
