@@ -150,3 +150,24 @@ def test_gc_keeps_every_referenced_object_on_any_branch_or_tag(project):
     assert not cache_path(root, orphan.md5).exists()
     for payload in (b"main-model", b"feature-model", b"in git, referenced only by run records\n"):
         assert cache_path(root, hashlib.md5(payload).hexdigest()).is_file(), payload
+
+
+def test_status_and_pull(project, tmp_path):
+    _train(project)
+    commit_all(project.root, "train")
+    before = gitml_cli(project.root, "status")
+    assert before.returncode == 1 and "2 in the cache, 0 in the remote" in before.stdout
+    assert "not pushed: run" in before.stdout
+    gitml_cli(project.root, "push")
+    after = gitml_cli(project.root, "status")
+    assert after.returncode == 0 and "2 in the cache, 2 in the remote" in after.stdout
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(project.root), str(clone))
+    pulled = gitml_cli(clone, "pull")
+    assert pulled.returncode == 0, pulled.stderr
+    assert (clone / "model.bin").read_bytes() == b"\x00weights\x01"
+    shutil.rmtree(cache_dir(project.root))
+    shutil.rmtree(project.root.parent / "remote")
+    (project.root.parent / "remote").mkdir()
+    lost = gitml_cli(project.root, "status")
+    assert lost.returncode == 2 and "LOST (in neither): run" in lost.stdout

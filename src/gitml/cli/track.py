@@ -187,3 +187,47 @@ def gc(dry: bool) -> None:
 
 
 COMMANDS.append(gc)
+
+
+@click.command()
+@click.option("--remote", "-r", help="DVC remote to pull from (default: DVC's default remote).")
+def pull(remote: str | None) -> None:
+    """Download data and models: the working tree's DVC files, and every object runs reference.
+
+    \b
+    Example:
+      gitml pull
+    """
+    from gitml.data.sync import pull_runs
+    from gitml.repo import Repo
+
+    files, objects = pull_runs(Repo.find(), remote=remote)
+    click.echo(f"{files} file(s) checked out; {objects} object(s) fetched for run records")
+
+
+@click.command()
+@click.option("--remote", "-r", help="DVC remote to compare with (default: DVC's default remote).")
+def status(remote: str | None) -> int:
+    """Say where the bytes runs reference are: cached here, pushed, or lost.
+
+    Exit 0 when everything referenced is in the remote, 1 when something is only local (run
+    `gitml push`), 2 when something is in neither place.
+
+    \b
+    Example:
+      gitml status
+    """
+    from gitml.data.sync import object_status
+    from gitml.repo import Repo
+
+    st = object_status(Repo.find(), remote=remote)
+    click.echo(
+        f"{st.total} object(s) referenced by runs: {st.local} in the cache, {st.remote} in the remote"
+    )
+    for label, items in (("not pushed", st.not_pushed), ("LOST (in neither)", st.lost)):
+        for run, path, md5 in items:
+            click.echo(f"  {label}: run {run} {path} ({md5[:8]})")
+    return 2 if st.lost else 1 if st.not_pushed else 0
+
+
+COMMANDS += [pull, status]

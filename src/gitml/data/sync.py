@@ -53,3 +53,47 @@ def push_runs(repo: Repo, *, remote: str | None = None) -> PushReport:
         raise MissingArtifactsError(missing)
     runs = len({run for uses in refs.values() for run, _ in uses})
     return PushReport(len(refs), report.transferred, runs)
+
+
+@dataclass(frozen=True)
+class ObjectStatus:
+    """Where the objects runs reference are: local cache, remote, both or neither."""
+
+    local: int
+    remote: int
+    total: int
+    lost: list[tuple[str, str, str]] = field(default_factory=list)  # (run, path, md5)
+    not_pushed: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def object_status(repo: Repo, *, remote: str | None = None) -> ObjectStatus:
+    """Check every object any run references against the cache and the remote."""
+    from gitml.data import cache_path, dvc_repo
+
+    refs = referenced_objects(repo)
+    md5s = sorted(refs)
+    with dvc_repo(repo.root) as dvc:
+        in_remote = set(dvc.cloud.get_remote_odb(remote).oids_exist(md5s)) if md5s else set()
+    local = {m for m in md5s if cache_path(repo.root, m).is_file()}
+    lost = [(run, path, m) for m in md5s if m not in local | in_remote for run, path in refs[m]]
+    unpushed = [(run, path, m) for m in sorted(local - in_remote) for run, path in refs[m]]
+    return ObjectStatus(len(local), len(in_remote), len(md5s), lost, unpushed)
+
+
+def pull_runs(repo: Repo, *, remote: str | None = None) -> tuple[int, int]:
+    """`dvc pull` for the working tree's pointers, then fetch every object runs reference.
+
+    Returns (files checked out by DVC, objects fetched for runs).
+    """
+    from dvc.exceptions import DvcException
+
+    from gitml.data import dvc_repo
+    from gitml.data.transfer import fetch
+
+    with dvc_repo(repo.root) as dvc:
+        try:
+            stats = dvc.pull(remote=remote, allow_missing=True)
+        except DvcException as exc:
+            raise GitmlError(f"dvc pull failed: {exc}") from exc
+    fetched = fetch(repo.root, referenced_objects(repo), remote=remote)
+    return len(stats.get("added", [])) + len(stats.get("modified", [])), fetched.transferred
