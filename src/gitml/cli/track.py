@@ -221,9 +221,8 @@ def status(remote: str | None) -> int:
     from gitml.repo import Repo
 
     st = object_status(Repo.find(), remote=remote)
-    click.echo(
-        f"{st.total} object(s) referenced by runs: {st.local} in the cache, {st.remote} in the remote"
-    )
+    where = f"{st.local} in the cache, {st.remote} in the remote"
+    click.echo(f"{st.total} object(s) referenced by runs: {where}")
     for label, items in (("not pushed", st.not_pushed), ("LOST (in neither)", st.lost)):
         for run, path, md5 in items:
             click.echo(f"  {label}: run {run} {path} ({md5[:8]})")
