@@ -43,3 +43,12 @@ def commit_all(cwd: Path, message: str) -> str:
     git(cwd, "add", "-A")
     git(cwd, "commit", "-q", "-m", message)
     return git(cwd, "rev-parse", "HEAD").strip()
+
+
+def dvc(cwd: Path, *args: str) -> str:
+    """Run the real dvc CLI; return its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, f"dvc {' '.join(args)}: {done.stdout}{done.stderr}"
+    return done.stdout

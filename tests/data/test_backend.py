@@ -1,7 +1,5 @@
 import hashlib
 import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -9,15 +7,8 @@ import gitml
 from gitml.data import ArtifactRef, cache_dir, cache_path
 from gitml.data.checkout import restore, verified_object
 from gitml.errors import ArtifactError
-from tests.helpers import commit_all, git
+from tests.helpers import commit_all, dvc, git
 from tests.helpers import gitml as gitml_cli
-
-
-def dvc(cwd, *args):
-    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True,
-                          text=True, check=False)  # fmt: skip
-    assert done.returncode == 0, f"dvc {' '.join(args)}: {done.stdout}{done.stderr}"
-    return done.stdout
 
 
 def _train(project):

@@ -1,16 +1,8 @@
-import subprocess
 import sys
 
 from gitml import store
 from gitml.data import cache_path
-from tests.helpers import commit_all, gitml
-
-
-def dvc(cwd, *args):
-    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True,
-                          text=True, check=False)  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+from tests.helpers import commit_all, dvc, gitml
 
 
 def test_gitml_run_dvc_repro_records_stage_deps_and_outs(project):
