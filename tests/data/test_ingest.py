@@ -65,14 +65,26 @@ def test_real_dvc_checkout_restores_what_gitml_tracked(project):
     assert cache_path(project.root, hashlib.md5(payload).hexdigest()).is_file()
 
 
-@pytest.mark.parametrize("kind", ["directory", "missing"])
-def test_bad_paths_are_clear_errors(project, kind):
+def test_missing_path_is_a_clear_error(project):
     from gitml.errors import ArtifactError
 
-    target = project.root / "folder"
-    if kind == "directory":
-        target.mkdir()
-    with pytest.raises(
-        ArtifactError, match="is a directory" if kind == "directory" else "no such file"
-    ):
-        track(project.root, target)
+    with pytest.raises(ArtifactError, match="no such file"):
+        track(project.root, project.root / "folder")
+
+
+def test_directory_is_tracked_by_dvc_and_restored_by_hash(project, tmp_path):
+    import gitml
+    from gitml.data import ArtifactRef
+    from gitml.data.checkout import restore
+
+    images = project.root / "images"
+    (images / "sub").mkdir(parents=True)
+    (images / "a.txt").write_text("a")
+    (images / "sub" / "b.txt").write_text("bb")
+    with gitml.start_run() as run:
+        ref = run.log_input("images")
+    assert ref["md5"].endswith(".dir") and ref["nfiles"] == 2 and ref["size"] == 3
+    assert (project.root / "images.dvc").is_file()
+    out = tmp_path / "restored"
+    restore(project.root, ArtifactRef(md5=ref["md5"], size=ref["size"]), out)
+    assert (out / "a.txt").read_text() == "a" and (out / "sub" / "b.txt").read_text() == "bb"

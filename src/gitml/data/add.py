@@ -65,6 +65,8 @@ def track(root: Path, path: Path) -> ArtifactRef:
     outputs, keeps its place: its bytes are cached and its hash returned, and no pointer is
     written. The pointer is byte-identical to `dvc add`'s, so plain DVC works on it.
     """
+    if path.is_dir():
+        return _track_dir(root, path)
     _check_file(path)
     rel = path.resolve().relative_to(root)
     ref = add_to_cache(root, path)
@@ -76,6 +78,40 @@ def track(root: Path, path: Path) -> ArtifactRef:
         store.atomic_write(pointer, text.encode())
     _ignore(path)
     return ref
+
+
+def _track_dir(root: Path, path: Path) -> ArtifactRef:
+    """A directory goes through DVC's own add: its `.dir` manifest format is DVC's to define."""
+    from dvc.exceptions import DvcException
+
+    from gitml.data import dvc_repo
+
+    rel = path.resolve().relative_to(root).as_posix()
+    with dvc_repo(root) as repo:
+        try:
+            repo.add([str(path.resolve())])
+        except DvcException as exc:
+            raise ArtifactError(rel, f"DVC cannot track this directory: {exc}") from exc
+    fields = _pointer_fields(path.with_name(path.name + ".dvc"))
+    try:
+        return ArtifactRef(
+            md5=fields["md5"], size=int(fields["size"]), nfiles=int(fields["nfiles"])
+        )
+    except (KeyError, ValueError) as exc:
+        raise ArtifactError(rel, "DVC wrote no md5/size/nfiles for this directory") from exc
+
+
+def _pointer_fields(pointer: Path) -> dict[str, str]:
+    try:
+        text = pointer.read_text()
+    except OSError:
+        return {}
+    fields = {}
+    for line in text.splitlines():
+        key, _, value = line.strip().lstrip("- ").partition(":")
+        if key in ("md5", "size", "nfiles") and key not in fields:
+            fields[key] = value.strip()
+    return fields
 
 
 POINTER = "outs:\n- md5: {md5}\n  size: {size}\n  hash: md5\n  path: {name}\n"
@@ -93,20 +129,12 @@ def _ignore(path: Path) -> None:
 
 def pointer_md5(pointer: Path) -> str | None:
     """The md5 a `.dvc` pointer file records for its single output, or None."""
-    try:
-        text = pointer.read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, _, value = line.strip().lstrip("- ").partition(":")
-        if key == "md5":
-            return value.strip()
-    return None
+    return _pointer_fields(pointer).get("md5")
 
 
 def _check_file(path: Path) -> None:
     if path.is_dir():
-        raise ArtifactError(str(path), "is a directory; log the files in it one by one")
+        raise ArtifactError(str(path), "is a directory; track it with `track`, not `add_to_cache`")
     if not path.is_file():
         raise ArtifactError(str(path), "no such file")
 

@@ -38,7 +38,13 @@ def verified_object(root: Path, ref: ArtifactRef, *, fetch: bool = True) -> Path
 
 
 def restore(root: Path, ref: ArtifactRef, dest: Path, *, fetch: bool = True) -> None:
-    """Write ``ref``'s verified bytes to ``dest`` atomically (the old file stays on failure)."""
+    """Write ``ref``'s verified bytes to ``dest`` atomically (the old file stays on failure).
+
+    A directory (md5 ending in `.dir`) is restored file by file from its DVC manifest.
+    """
+    if ref.md5.endswith(".dir"):
+        _restore_dir(root, ref, dest, fetch=fetch)
+        return
     source = verified_object(root, ref, fetch=fetch)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.gitml-restore.tmp")
@@ -48,3 +54,25 @@ def restore(root: Path, ref: ArtifactRef, dest: Path, *, fetch: bool = True) -> 
         tmp.replace(dest)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _restore_dir(root: Path, ref: ArtifactRef, dest: Path, *, fetch: bool) -> None:
+    import json
+
+    manifest = cache_path(root, ref.md5)
+    if not manifest.is_file() and fetch:
+        from gitml.data.transfer import fetch as fetch_objects
+
+        fetch_objects(root, [ref.md5])
+    try:
+        entries = json.loads(manifest.read_text())
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"object {ref.md5}", f"directory manifest unreadable: {exc}") from exc
+    missing = [e["md5"] for e in entries if not cache_path(root, e["md5"]).is_file()]
+    if missing and fetch:
+        from gitml.data.transfer import fetch as fetch_objects
+
+        fetch_objects(root, missing)
+    for entry in entries:
+        part = ArtifactRef(md5=entry["md5"], size=int(entry.get("size", 0)))
+        restore(root, part, dest / entry["relpath"], fetch=False)
