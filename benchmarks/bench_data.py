@@ -68,6 +68,10 @@ def bench_tracking(base: Path, mib: int, repeat: int) -> list[tuple]:
             f.write(os.urandom(1024 * 1024))
     counter = iter(range(10_000))
     md5sum = median_of(lambda: timed(["md5sum", str(source)], base), repeat)
+    inproc = (
+        "import time; from pathlib import Path; from gitml.data.add import track; "
+        "t = time.perf_counter(); track(Path.cwd(), Path('big.bin')); print(time.perf_counter() - t)"
+    )
 
     def gitml_new() -> float:
         root = fresh_repo(base, f"g{next(counter)}", source)
@@ -77,10 +81,19 @@ def bench_tracking(base: Path, mib: int, repeat: int) -> list[tuple]:
         root = fresh_repo(base, f"d{next(counter)}", source)
         return timed([sys.executable, "-m", "dvc", "add", "-q", "big.bin"], root)
 
+    def gitml_hardlink() -> float:
+        root = fresh_repo(base, f"h{next(counter)}", source)
+        subprocess.run([sys.executable, "-m", "dvc", "config", "cache.type", "hardlink,copy"],
+                       cwd=root, check=True, env={**os.environ, **ENV})  # fmt: skip
+        return timed([sys.executable, "-c", TRACK], root)
+
     g_new, d_new = median_of(gitml_new, repeat), median_of(dvc_new, repeat)
+    g_link = median_of(gitml_hardlink, repeat)
     root = fresh_repo(base, "same", source)
     timed([sys.executable, "-c", TRACK], root)
     g_same = median_of(lambda: timed([sys.executable, "-c", TRACK], root), repeat)
+    g_call = float(subprocess.run([sys.executable, "-c", inproc], cwd=root, check=True,
+                                  capture_output=True, text=True).stdout)  # fmt: skip
     d_same = median_of(
         lambda: timed([sys.executable, "-m", "dvc", "add", "-q", "big.bin"], root), repeat
     )
@@ -88,8 +101,10 @@ def bench_tracking(base: Path, mib: int, repeat: int) -> list[tuple]:
     return [
         (f"md5sum {mib} MiB", md5sum, None),
         (f"gitml track, new {mib} MiB file", g_new, g_new / md5sum),
+        (f"gitml track, new {mib} MiB, cache.type hardlink", g_link, g_link / md5sum),
         (f"dvc add, new {mib} MiB file", d_new, d_new / md5sum),
         ("gitml track, unchanged file (whole process)", g_same, g_same / d_same),
+        ("gitml track, unchanged file (the call only)", g_call, None),
         ("dvc add, unchanged file", d_same, None),
         ("dvc status", d_status, None),
     ]

@@ -60,7 +60,7 @@ def read_dvc_option(root: Path, section: str, option: str) -> str | None:
         except configparser.Error:
             continue
         if parser.has_option(section, option):
-            return parser.get(section, option)
+            return parser.get(section, option).strip().strip("'\"")
     return None
 
 
