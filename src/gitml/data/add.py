@@ -32,7 +32,7 @@ def file_md5(root: Path, path: Path) -> str:
 
 
 def add_to_cache(root: Path, path: Path) -> ArtifactRef:
-    """Hash a file DVC-compatibly (md5 of its bytes) and put it in the DVC cache, in one pass."""
+    """Hash a file DVC-compatibly (md5 of its bytes) and put it in the DVC cache."""
     from gitml.data.ingest import ingest
 
     _check_file(path)
@@ -60,10 +60,11 @@ def add_to_cache(root: Path, path: Path) -> ArtifactRef:
 def track(root: Path, path: Path) -> ArtifactRef:
     """Cache ``path`` and write its `.dvc` pointer and .gitignore entry, as `dvc add` does.
 
-    The bytes are read once (or reflinked); an unchanged file whose pointer and cache object are
-    in place costs a stat and a lookup. A file that git already tracks, or that a DVC pipeline
-    outputs, keeps its place: its bytes are cached and its hash returned, and no pointer is
-    written. The pointer is byte-identical to `dvc add`'s, so plain DVC works on it.
+    Hashing and caching overlap (or the file is reflinked); an unchanged file whose pointer and
+    cache object are in place costs a stat and a lookup. A file that git already tracks, or
+    that a DVC pipeline outputs, keeps its place: its bytes are cached and its hash returned,
+    and no pointer is written. The pointer is byte-identical to `dvc add`'s, so plain DVC works
+    on it.
     """
     if path.is_dir():
         return _track_dir(root, path)

@@ -1,8 +1,8 @@
-"""Bring a file's bytes into the DVC cache in one pass over the data.
+"""Bring a file's bytes into the DVC cache at the speed of hashing them.
 
 Where the filesystem can reflink (copy-on-write: Btrfs, XFS, APFS...), the cache object is a
-clone made in no time and the file is hashed once. Elsewhere, the file is read once: each chunk
-is hashed and handed to a writer thread, so writing the cache copy overlaps with hashing.
+clone made in no time and the file is hashed once. Elsewhere the kernel copies the file into the
+cache while Python hashes it, in parallel.
 Cache objects are made read-only, as DVC makes them.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import queue
+import shutil
 import threading
 import uuid
 from collections.abc import Callable
@@ -103,34 +103,27 @@ def md5_of(path: Path, progress: Callable[[int], object] = lambda n: None) -> st
 
 
 def _hash_and_copy(src: Path, dst: Path, progress: Callable[[int], object]) -> str:
-    """Hash ``src`` while a thread writes the same chunks to ``dst``; both release the GIL."""
-    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+    """Hash ``src`` while a thread copies it kernel-side, in parallel.
+
+    `shutil.copyfile` uses copy_file_range or sendfile on Linux; both it and hashlib release the
+    GIL, so the copy costs about nothing on top of hashing. The copy's bytes are the hashed
+    ones unless the file changes meanwhile: the caller checks its mtime, and every restore
+    re-verifies the md5.
+    """
     failure: list[BaseException] = []
 
-    def write() -> None:
+    def copy() -> None:
         try:
-            with open(dst, "wb") as out:
-                while (chunk := chunks.get()) is not None:
-                    out.write(chunk)
-                # No fsync, as DVC's own cache copy: an object torn by a power cut is caught
-                # by the md5 check every restore makes (data/checkout.py), never used.
+            shutil.copyfile(src, dst)
         except BaseException as exc:  # surfaced in the caller below
             failure.append(exc)
-            while chunks.get() is not None:  # drain so the reader never blocks
-                pass
 
-    writer = threading.Thread(target=write, name="gitml-cache-writer", daemon=True)
+    writer = threading.Thread(target=copy, name="gitml-cache-copy", daemon=True)
     writer.start()
-    digest = hashlib.md5(usedforsecurity=False)
     try:
-        with open(src, "rb") as f:
-            while chunk := f.read(CHUNK):
-                digest.update(chunk)
-                chunks.put(chunk)
-                progress(len(chunk))
+        md5 = md5_of(src, progress)
     finally:
-        chunks.put(None)
         writer.join()
     if failure:
         raise failure[0]
-    return digest.hexdigest()
+    return md5
