@@ -147,6 +147,9 @@ def init_project(
         },
     )
     changed += init_dvc(root, remote_dir=remote_dir or default_remote_dir(root))
+    from gitml.hooks.install import install
+
+    changed += install(root)
     store.read_toml(repo.config_path, kind="config")  # an existing, broken config is an error
     return repo, changed
 

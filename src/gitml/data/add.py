@@ -104,9 +104,13 @@ def _track_dir(root: Path, path: Path) -> ArtifactRef:
 
 def _pointer_fields(pointer: Path) -> dict[str, str]:
     try:
-        text = pointer.read_text()
+        return parse_pointer(pointer.read_text())
     except OSError:
         return {}
+
+
+def parse_pointer(text: str) -> dict[str, str]:
+    """md5, size and nfiles of the (first) output a `.dvc` file's text records."""
     fields = {}
     for line in text.splitlines():
         key, _, value = line.strip().lstrip("- ").partition(":")

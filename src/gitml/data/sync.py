@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gitml.data.transfer import push
 from gitml.errors import GitmlError
@@ -97,3 +98,20 @@ def pull_runs(repo: Repo, *, remote: str | None = None) -> tuple[int, int]:
             raise GitmlError(f"dvc pull failed: {exc}") from exc
     fetched = fetch(repo.root, referenced_objects(repo), remote=remote)
     return len(stats.get("added", [])) + len(stats.get("modified", [])), fetched.transferred
+
+
+def checkout_workspace(root: Path, *, remote: str | None = None) -> int:
+    """Make the working tree's DVC-tracked files match their pointers, fetching what is missing.
+
+    Returns how many files were written.
+    """
+    from dvc.exceptions import DvcException
+
+    from gitml.data import dvc_repo
+
+    with dvc_repo(root) as dvc:
+        try:
+            stats = dvc.pull(remote=remote, allow_missing=True, force=True)
+        except DvcException as exc:
+            raise GitmlError(f"dvc pull failed: {exc}") from exc
+    return len(stats.get("added", [])) + len(stats.get("modified", []))

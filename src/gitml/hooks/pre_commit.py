@@ -1,0 +1,151 @@
+"""The pre-commit hook: check what is staged before git records it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from gitml import store
+from gitml.errors import GitmlError
+from gitml.hooks.run import git_lines
+from gitml.repo import Repo
+
+DEFAULT_LARGE_FILE_MB = 10.0
+
+
+def pre_commit(repo: Repo) -> int:
+    """Check the staged files; 0 lets the commit go on.
+
+    Refused: a schema-broken gitml file, a run whose bytes are not in the DVC cache, a large
+    file staged straight into git. metrics.toml is refreshed and staged.
+    """
+    staged = git_lines(repo.root, "diff", "--cached", "--name-only", "-z", "--diff-filter=ACMR")
+    summary = repo.tracking_setting("summary_file")
+    ours = [p for p in staged if p.startswith(".gitml/") or p == summary or p.endswith(".dvc")]
+    problems = _large_files(repo, staged)
+    if ours:  # otherwise the fast path: nothing heavy is imported
+        contents = staged_contents(repo.root, ours)
+        problems += _check_files(repo, contents, summary)
+        if not problems:
+            _refresh_summary(repo, contents, summary)
+    for problem in problems:
+        print(f"gitml pre-commit: {problem}", file=sys.stderr)
+    if problems:
+        print(
+            "gitml pre-commit: commit refused; fix the above, or skip the checks with --no-verify",
+            file=sys.stderr,
+        )
+    return 1 if problems else 0
+
+
+def staged_contents(root: Path, paths: list[str]) -> dict[str, bytes]:
+    """The staged (index) content of each path, read in one `git cat-file --batch`."""
+    request = "".join(f":{p}\n" for p in paths).encode()
+    done = subprocess.run(
+        ["git", "cat-file", "--batch"], cwd=root, input=request, capture_output=True, check=False
+    )
+    out, pos, contents = done.stdout, 0, {}
+    for path in paths:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split()
+        pos = end + 1
+        if len(header) < 3 or header[1] == b"missing":
+            continue
+        size = int(header[2])
+        contents[path] = out[pos : pos + size]
+        pos += size + 1
+    return contents
+
+
+def _large_files(repo: Repo, staged: list[str]) -> list[str]:
+    limit = float(repo.config.get("hooks", {}).get("large_file_mb", DEFAULT_LARGE_FILE_MB))
+    problems = []
+    for path in staged:
+        if path.startswith(".gitml/") or path.endswith((".dvc", ".gitignore")):
+            continue
+        try:
+            size = (repo.root / path).stat().st_size
+        except OSError:
+            continue
+        if size > limit * 2**20:
+            problems.append(
+                f"{path}: {size / 2**20:.1f} MB staged straight into git (limit {limit:g} MB, "
+                f"[hooks] large_file_mb); track it with DVC instead: "
+                f"`git rm --cached {path}` then `dvc add {path}` (or log it with run.log_artifact)"
+            )
+    return problems
+
+
+def _check_files(repo: Repo, contents: dict[str, bytes], summary: str) -> list[str]:
+    problems = []
+    for path, data in sorted(contents.items()):
+        try:
+            _check_one(repo, path, data, summary)
+        except GitmlError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _check_one(repo: Repo, path: str, data: bytes, summary: str) -> None:
+    from gitml.data import cache_path
+
+    name = Path(path).name
+    if path.endswith(".dvc"):
+        from gitml.data.add import parse_pointer
+
+        md5 = parse_pointer(data.decode(errors="replace")).get("md5")
+        if md5 and not cache_path(repo.root, md5).is_file():
+            raise GitmlError(
+                f"{path}: points to md5 {md5[:8]}, which is not in the DVC cache; "
+                "run `dvc add` or `gitml pull` first"
+            )
+        return
+    if path.startswith(".gitml/runs/") and name == "run.toml":
+        record = _parsed(data, path, "run")
+        for section in ("inputs", "outputs"):
+            for art, ref in record.get(section, {}).items():
+                if not cache_path(repo.root, ref["md5"]).is_file():
+                    raise GitmlError(
+                        f"{path}: {section[:-1]} {art} (md5 {ref['md5'][:8]}) is not in the DVC "
+                        "cache, so this commit could not be reproduced; re-run it, or `gitml pull`"
+                    )
+    elif path == ".gitml/config.toml":
+        _parsed(data, path, "config")
+    elif path == summary:
+        _parsed(data, path, "metrics-summary")
+    elif path.startswith(".gitml/runs/") and name == "metrics.parquet":
+        from gitml.tracking.journal import read_parquet
+
+        read_parquet(path, data)
+
+
+def _parsed(data: bytes, path: str, kind: str) -> dict[str, Any]:
+    parsed = store.parse_toml(data, source=path)
+    store.validate(kind, parsed, source=path)
+    return parsed
+
+
+def _refresh_summary(repo: Repo, contents: dict[str, bytes], summary: str) -> None:
+    """Point metrics.toml at the newest finished run being committed, and stage it."""
+    from gitml.tracking.record import write_summary
+
+    runs = [
+        store.parse_toml(data, source=path)
+        for path, data in contents.items()
+        if path.startswith(".gitml/runs/") and path.endswith("/run.toml")
+    ]
+    finished = [r for r in runs if r.get("status") == "finished"]
+    if not finished:
+        return
+    newest = max(finished, key=lambda r: r["start_time"])
+    current = repo.root / summary
+    try:
+        current_run = store.read_toml(current).get("run", "")
+    except GitmlError:
+        current_run = ""
+    if current_run >= newest["id"]:
+        return
+    write_summary(repo, newest)
+    subprocess.run(["git", "add", "--", summary], cwd=repo.root, check=True, capture_output=True)

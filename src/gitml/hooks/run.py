@@ -1,0 +1,111 @@
+"""`gitml hook <name>`: what each installed hook does."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitml.errors import GitmlError
+
+if TYPE_CHECKING:
+    from gitml.repo import Repo
+
+
+def git_lines(root: Path, *args: str) -> list[str]:
+    """NUL-separated output of a git command, with the hook's environment (index included)."""
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, check=False)
+    if done.returncode != 0:
+        raise GitmlError(f"git {args[0]}: {done.stderr.decode(errors='replace').strip()}")
+    return [p for p in done.stdout.decode().split("\0") if p]
+
+
+def run_hook(name: str, args: list[str]) -> int:
+    """Run one hook; its exit code blocks the git operation for pre-* hooks."""
+    from gitml.repo import Repo
+
+    repo = Repo.find()
+    if name == "pre-commit":
+        from gitml.hooks.pre_commit import pre_commit
+
+        return pre_commit(repo)
+    if name == "pre-push":
+        return _pre_push(repo)
+    if name in ("post-checkout", "post-merge"):
+        branch_switch = name == "post-merge" or (len(args) >= 3 and args[2] == "1")
+        return _restore_artifacts(repo) if branch_switch else 0
+    if name == "post-commit":
+        return _post_commit(repo)
+    raise GitmlError(f"hook {name!r}: unknown; gitml has {', '.join(_names())}")
+
+
+_REPO_LOCATING = {
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_PREFIX",
+    "GIT_OBJECT_DIRECTORY",
+}
+
+
+def _names() -> tuple[str, ...]:
+    from gitml.hooks import HOOKS
+
+    return HOOKS
+
+
+def _pre_push(repo: Repo) -> int:
+    """Upload every artifact runs reference before git publishes commits that name them."""
+    from gitml.data.sync import MissingArtifactsError, push_runs
+
+    has_runs = repo.runs_dir.is_dir() and any(repo.runs_dir.iterdir())
+    if not has_runs and not git_lines(repo.root, "ls-files", "-z", "*.dvc"):
+        return 0  # fast path: nothing gitml or DVC tracks
+    try:
+        report = push_runs(repo)
+    except MissingArtifactsError as exc:
+        print(f"gitml pre-push: push refused: {exc}", file=sys.stderr)
+        return 1
+    if report.uploaded:
+        print(
+            f"gitml pre-push: uploaded {report.uploaded} object(s) to the DVC remote",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _restore_artifacts(repo: Repo) -> int:
+    """After a checkout or merge: put the matching data and model files in place."""
+    if not git_lines(repo.root, "ls-files", "-z", "*.dvc"):
+        return 0  # fast path: no DVC pointer in this tree
+    from gitml.data.sync import checkout_workspace
+
+    # DVC runs git itself: the hook's GIT_DIR/GIT_INDEX_FILE would point it at the wrong place.
+    env_backup = {k: os.environ.pop(k) for k in list(os.environ) if k in _REPO_LOCATING}
+    try:
+        changed = checkout_workspace(repo.root)
+    except GitmlError as exc:
+        print(f"gitml: could not restore data and models: {exc}; run `gitml pull`", file=sys.stderr)
+        return 0
+    finally:
+        os.environ.update(env_backup)
+    if changed:
+        print(f"gitml: restored {changed} data/model file(s) for this commit", file=sys.stderr)
+    return 0
+
+
+def _post_commit(repo: Repo) -> int:
+    """Index the new commit's runs: `gitml runs` and `reproduce <commit>` know where they landed."""
+    touched = git_lines(repo.root, "diff-tree", "--no-commit-id", "--name-only", "-r", "-z", "HEAD")
+    if not any(p.startswith(".gitml/") for p in touched):
+        return 0
+    from gitml.query.index import RunIndex
+
+    index = RunIndex(repo)
+    try:
+        index.refresh_history()
+    finally:
+        index.close()
+    return 0
