@@ -1,0 +1,134 @@
+import subprocess
+import sys
+
+from gitml.hooks.install import hooks_dir
+from tests.helpers import commit_all, git, gitml
+
+TRAIN = (
+    "import sys, gitml\n"
+    "with gitml.start_run() as run:\n"
+    "    open('model.bin', 'w').write(sys.argv[1])\n"
+    "    run.log_artifact('model.bin')\n"
+)
+
+
+def _commit(root, message):
+    git(root, "add", "-A")
+    return subprocess.run(["git", "commit", "-q", "-m", message], cwd=root, capture_output=True,
+                          text=True, check=False)  # fmt: skip
+
+
+def test_install_keeps_a_foreign_hook_and_still_runs_it(project):
+    root = project.root
+    assert gitml(root, "hooks", "uninstall").returncode == 0
+    folder = hooks_dir(root)
+    foreign = folder / "pre-commit"
+    foreign.write_text("#!/bin/sh\necho ran > foreign-ran.txt\n")
+    foreign.chmod(0o755)
+    done = gitml(root, "hooks", "install")
+    assert "kept your pre-commit hook as pre-commit.legacy" in done.stdout
+    assert (folder / "pre-commit.legacy").read_text().startswith("#!/bin/sh\necho ran")
+    (root / "notes.txt").write_text("x\n")
+    assert _commit(root, "notes").returncode == 0
+    assert (root / "foreign-ran.txt").read_text() == "ran\n", "the foreign hook still runs"
+    assert "nothing changed" in gitml(root, "hooks", "install").stdout
+    gitml(root, "hooks", "uninstall")
+    assert foreign.read_text().startswith("#!/bin/sh\necho ran"), "uninstall restores it"
+    assert not (folder / "pre-push").exists()
+
+
+def test_commit_with_schema_broken_run_is_refused_naming_file_and_field(project):
+    root = project.root
+    run_dir = project.runs_dir / "20260101T000000Z-abcdef"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.toml").write_text(
+        'schema_version = 1\nid = "20260101T000000Z-abcdef"\nstatus = "done"\n'
+        "start_time = 2026-01-01T00:00:00Z\n[params]\n[metrics]\n[tags]\n"
+    )
+    done = _commit(root, "broken")
+    assert done.returncode != 0
+    assert (
+        "gitml pre-commit: .gitml/runs/20260101T000000Z-abcdef/run.toml: field status: "
+        "'done' is not one of" in done.stderr
+    )
+    assert git(root, "log", "--format=%s").splitlines()[0] != "broken"
+
+
+def test_large_file_staged_into_git_is_refused(project):
+    root = project.root
+    (root / "big.csv").write_bytes(b"0" * (11 * 2**20))
+    done = _commit(root, "big")
+    assert done.returncode != 0
+    assert (
+        "big.csv: 11.0 MB staged straight into git" in done.stderr
+        and "dvc add big.csv" in done.stderr
+    )
+
+
+def test_commit_of_a_run_refreshes_and_stages_metrics_toml(project):
+    root = project.root
+    (root / "train.py").write_text(TRAIN)
+    git(root, "add", "train.py")
+    assert gitml(root, "run", "--", "python", "train.py", "v1").returncode == 0
+    (root / "metrics.toml").unlink()
+    assert _commit(root, "run").returncode == 0
+    assert "metrics.toml" in git(root, "show", "--name-only", "--format=", "HEAD")
+
+
+def test_plain_commit_takes_the_fast_path(project):
+    (project.root / "README.txt").write_text("docs\n")
+    git(project.root, "add", "README.txt")
+    code = (
+        "import sys\nfrom gitml.hooks.run import run_hook\ncode = run_hook('pre-commit', [])\n"
+        "heavy = [m for m in ('pandas', 'pyarrow', 'pygit2', 'dvc', 'sklearn', 'jsonschema') "
+        "if m in sys.modules]\nprint(code, heavy)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=project.root, capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    assert done.stdout.strip() == "0 []", done.stderr
+
+
+def test_push_uploads_artifacts_and_checkout_of_old_commit_restores_model(project, tmp_path):
+    root = project.root
+    bare = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    git(root, "remote", "add", "origin", str(bare))
+    (root / "train.py").write_text(TRAIN)
+    commit_all(root, "train script")
+    assert gitml(root, "run", "--", "python", "train.py", "model-v1").returncode == 0
+    v1 = commit_all(root, "v1")
+    assert gitml(root, "run", "--", "python", "train.py", "model-v2").returncode == 0
+    commit_all(root, "v2")
+    pushed = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=root, capture_output=True,
+                            text=True, check=False)  # fmt: skip
+    assert pushed.returncode == 0, pushed.stderr
+    assert "uploaded 2 object(s) to the DVC remote" in pushed.stderr
+
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(bare), str(clone))
+    assert gitml(clone, "init").returncode == 0  # installs the hooks in the clone
+    git(clone, "checkout", "-q", v1)
+    assert (clone / "model.bin").read_text() == "model-v1"
+    git(clone, "checkout", "-q", "main")
+    assert (clone / "model.bin").read_text() == "model-v2"
+
+
+def test_push_with_missing_artifact_is_refused(project, tmp_path):
+    import shutil
+
+    from gitml.data import cache_dir
+
+    root = project.root
+    bare = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    git(root, "remote", "add", "origin", str(bare))
+    (root / "train.py").write_text(TRAIN)
+    commit_all(root, "script")
+    assert gitml(root, "run", "--", "python", "train.py", "lost").returncode == 0
+    commit_all(root, "run")
+    shutil.rmtree(cache_dir(root))
+    pushed = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=root, capture_output=True,
+                            text=True, check=False)  # fmt: skip
+    assert pushed.returncode != 0
+    assert "push refused" in pushed.stderr and "model.bin" in pushed.stderr
+    assert git(bare, "branch") == "", "nothing reached the git remote"
