@@ -60,7 +60,7 @@ def staged_contents(root: Path, paths: list[str]) -> dict[str, bytes]:
 
 
 def _large_files(repo: Repo, staged: list[str]) -> list[str]:
-    limit = float(repo.config.get("hooks", {}).get("large_file_mb", DEFAULT_LARGE_FILE_MB))
+    limit = _large_file_limit(repo)
     problems = []
     for path in staged:
         if path.startswith(".gitml/") or path.endswith((".dvc", ".gitignore")):
@@ -76,6 +76,17 @@ def _large_files(repo: Repo, staged: list[str]) -> list[str]:
                 f"`git rm --cached {path}` then `dvc add {path}` (or log it with run.log_artifact)"
             )
     return problems
+
+
+def _large_file_limit(repo: Repo) -> float:
+    # Read without compiling the config's schema: this runs on every commit. A staged config
+    # change is validated in full by _check_files.
+    try:
+        raw = store.read_toml(repo.config_path)
+    except GitmlError:
+        return DEFAULT_LARGE_FILE_MB
+    value = raw.get("hooks", {}).get("large_file_mb", DEFAULT_LARGE_FILE_MB)
+    return float(value) if isinstance(value, int | float) and value > 0 else DEFAULT_LARGE_FILE_MB
 
 
 def _check_files(repo: Repo, contents: dict[str, bytes], summary: str) -> list[str]:
