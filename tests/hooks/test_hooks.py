@@ -1,6 +1,9 @@
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+from gitml.data import cache_dir
 from gitml.hooks.install import hooks_dir
 from tests.helpers import commit_all, git, gitml
 
@@ -114,9 +117,6 @@ def test_push_uploads_artifacts_and_checkout_of_old_commit_restores_model(projec
 
 
 def test_push_with_missing_artifact_is_refused(project, tmp_path):
-    import shutil
-
-    from gitml.data import cache_dir
 
     root = project.root
     bare = tmp_path / "origin.git"
@@ -132,3 +132,54 @@ def test_push_with_missing_artifact_is_refused(project, tmp_path):
     assert pushed.returncode != 0
     assert "push refused" in pushed.stderr and "model.bin" in pushed.stderr
     assert git(bare, "branch") == "", "nothing reached the git remote"
+
+
+PRE_COMMIT_CONFIG = """\
+default_install_hook_types: [pre-commit, post-checkout]
+repos:
+  - repo: local
+    hooks:
+      - id: gitml-pre-commit
+        name: gitml checks
+        entry: {python} -m gitml.hooks pre-commit
+        language: system
+        pass_filenames: false
+        always_run: true
+        stages: [pre-commit]
+      - id: gitml-post-checkout
+        name: gitml restore
+        entry: {python} -m gitml.hooks post-checkout
+        language: system
+        pass_filenames: false
+        always_run: true
+        stages: [post-checkout]
+"""
+
+
+def test_checks_run_through_the_pre_commit_framework(project):
+    """The real pre-commit tool runs gitml's checks (it will not install beside core.hooksPath)."""
+    root = project.root
+    manifest = Path(__file__).resolve().parents[2] / ".pre-commit-hooks.yaml"
+    check = subprocess.run([sys.executable, "-m", "pre_commit", "validate-manifest", str(manifest)],
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert gitml(root, "hooks", "uninstall").returncode == 0
+    (root / ".pre-commit-config.yaml").write_text(PRE_COMMIT_CONFIG.format(python=sys.executable))
+    commit_all(root, "pre-commit config")
+    installed = subprocess.run([sys.executable, "-m", "pre_commit", "install"], cwd=root,
+                               capture_output=True, text=True, check=False)  # fmt: skip
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert "pre-commit installed" in installed.stdout and "post-checkout" in installed.stdout
+
+    run_dir = project.runs_dir / "20260101T000000Z-abcdef"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.toml").write_text('schema_version = 1\nid = "20260101T000000Z-abcdef"\n')
+    refused = _commit(root, "broken through pre-commit")
+    assert refused.returncode != 0
+    assert (
+        "run.toml: field status: 'status' is a required property" in refused.stdout + refused.stderr
+    )
+    git(root, "rm", "-q", "-r", "--cached", ".gitml/runs")
+    shutil.rmtree(run_dir)
+    (root / "ok.txt").write_text("fine\n")
+    assert _commit(root, "clean commit").returncode == 0

@@ -34,7 +34,10 @@ def run_hook(name: str, args: list[str]) -> int:
     if name == "pre-push":
         return _pre_push(repo)
     if name in ("post-checkout", "post-merge"):
-        branch_switch = name == "post-merge" or (len(args) >= 3 and args[2] == "1")
+        # git passes (old, new, flag) to post-checkout; the pre-commit framework passes nothing
+        # and sets PRE_COMMIT_CHECKOUT_TYPE instead. Flag 1 = a branch checkout, 0 = a file.
+        flag = args[2] if len(args) >= 3 else os.environ.get("PRE_COMMIT_CHECKOUT_TYPE", "1")
+        branch_switch = name == "post-merge" or flag == "1"
         return _restore_artifacts(repo) if branch_switch else 0
     if name == "post-commit":
         return _post_commit(repo)
