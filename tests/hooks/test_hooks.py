@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gitml.data import cache_dir
 from gitml.hooks.install import hooks_dir
 from tests.helpers import commit_all, git, gitml
@@ -91,24 +93,39 @@ def test_plain_commit_takes_the_fast_path(project):
     assert done.stdout.strip() == "0 []", done.stderr
 
 
-def test_push_uploads_artifacts_and_checkout_of_old_commit_restores_model(project, tmp_path):
-    root = project.root
+@pytest.fixture
+def origin(project, tmp_path):
+    """A bare git remote for the project, and the training script committed."""
     bare = tmp_path / "origin.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
-    git(root, "remote", "add", "origin", str(bare))
-    (root / "train.py").write_text(TRAIN)
-    commit_all(root, "train script")
-    assert gitml(root, "run", "--", "python", "train.py", "model-v1").returncode == 0
-    v1 = commit_all(root, "v1")
-    assert gitml(root, "run", "--", "python", "train.py", "model-v2").returncode == 0
-    commit_all(root, "v2")
-    pushed = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=root, capture_output=True,
-                            text=True, check=False)  # fmt: skip
+    git(project.root, "remote", "add", "origin", str(bare))
+    (project.root / "train.py").write_text(TRAIN)
+    commit_all(project.root, "train script")
+    return bare
+
+
+def _train_and_commit(root, model):
+    assert gitml(root, "run", "--", "python", "train.py", model).returncode == 0
+    return commit_all(root, model)
+
+
+def _push(root):
+    return subprocess.run(["git", "push", "-q", "origin", "main"], cwd=root, capture_output=True,
+                          text=True, check=False)  # fmt: skip
+
+
+def test_push_uploads_artifacts_and_checkout_of_old_commit_restores_model(
+    project, origin, tmp_path
+):
+    root = project.root
+    v1 = _train_and_commit(root, "model-v1")
+    _train_and_commit(root, "model-v2")
+    pushed = _push(root)
     assert pushed.returncode == 0, pushed.stderr
     assert "uploaded 2 object(s) to the DVC remote" in pushed.stderr
 
     clone = tmp_path / "clone"
-    git(tmp_path, "clone", "-q", str(bare), str(clone))
+    git(tmp_path, "clone", "-q", str(origin), str(clone))
     assert gitml(clone, "init").returncode == 0  # installs the hooks in the clone
     git(clone, "checkout", "-q", v1)
     assert (clone / "model.bin").read_text() == "model-v1"
@@ -116,22 +133,13 @@ def test_push_uploads_artifacts_and_checkout_of_old_commit_restores_model(projec
     assert (clone / "model.bin").read_text() == "model-v2"
 
 
-def test_push_with_missing_artifact_is_refused(project, tmp_path):
-
-    root = project.root
-    bare = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
-    git(root, "remote", "add", "origin", str(bare))
-    (root / "train.py").write_text(TRAIN)
-    commit_all(root, "script")
-    assert gitml(root, "run", "--", "python", "train.py", "lost").returncode == 0
-    commit_all(root, "run")
-    shutil.rmtree(cache_dir(root))
-    pushed = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=root, capture_output=True,
-                            text=True, check=False)  # fmt: skip
+def test_push_with_missing_artifact_is_refused(project, origin):
+    _train_and_commit(project.root, "lost")
+    shutil.rmtree(cache_dir(project.root))
+    pushed = _push(project.root)
     assert pushed.returncode != 0
     assert "push refused" in pushed.stderr and "model.bin" in pushed.stderr
-    assert git(bare, "branch") == "", "nothing reached the git remote"
+    assert git(origin, "branch") == "", "nothing reached the git remote"
 
 
 PRE_COMMIT_CONFIG = """\
