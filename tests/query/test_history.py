@@ -178,3 +178,16 @@ def test_table_shows_params_that_differ(project):
     ]
     csv = gitml_cli(project.root, "runs", "-f", "csv", "-c", "name,params.seed").stdout
     assert csv.splitlines() == ["name,params.seed", "b,0", "a,0"]
+
+
+def test_git_log_shows_parquet_metrics_as_a_summary(project):
+    with gitml.start_run("curve") as run:
+        for i in range(50):
+            run.log_metric("loss", 1 / (i + 1))
+    commit_all(project.root, "curve")
+    log = git(project.root, "log", "-p", "-1", "--", ".gitml/runs")
+    assert "Binary files" not in log
+    summary = [line for line in log.splitlines() if line.startswith("+loss")]
+    assert summary and summary[0].split()[1:4] == ["50", "0", "49"]
+    rows = gitml_cli(project.root, "textconv", "--rows", str(run.dir / "metrics.parquet")).stdout
+    assert rows.splitlines()[0] == "name\tstep\tvalue" and len(rows.splitlines()) == 51

@@ -31,20 +31,28 @@ def demo(workdir: Path | None, keep: bool) -> None:
 
 @click.command()
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-def textconv(path: Path) -> None:
+@click.option("--rows", "all_rows", is_flag=True, help="Print every step, not the summary.")
+def textconv(path: Path, all_rows: bool) -> None:
     """Print a gitml Parquet file as text, for `git diff` (registered by `gitml init`).
+
+    One line per metric: steps, first and last step, min, max and last value, so a diff
+    shows what changed in a run's curves at a glance.
 
     \b
     Example:
-      git config diff.gitml-parquet.textconv "gitml textconv"
-      gitml textconv .gitml/runs/<run-id>/metrics.parquet
+      git log -p -- .gitml/runs
+      gitml textconv .gitml/runs/<run-id>/metrics.parquet --rows
     """
+    from gitml.query.show import steps_table, summarize_steps
     from gitml.tracking.journal import read_parquet
 
     metrics = read_parquet(path)
-    click.echo("name\tstep\tvalue")
-    for step, _, value, name in metrics.rows:
-        click.echo(f"{name}\t{step}\t{value!r}")
+    if all_rows:
+        click.echo("name\tstep\tvalue")
+        for step, _, value, name in sorted(metrics.rows, key=lambda r: (r[3], r[0])):
+            click.echo(f"{name}\t{step}\t{value!r}")
+        return
+    click.echo(steps_table(summarize_steps(metrics.rows)))
 
 
 COMMANDS = [demo, textconv]

@@ -32,7 +32,7 @@ def describe(repo: Repo, ref: str, *, fmt: str = "text") -> str:
     lines = [f"# run {record['id']} ({where}; read from {source})"]
     lines.append(store.dumps_toml(record).decode().rstrip())
     if steps:
-        lines += ["", "# step metrics", _steps_table(steps)]
+        lines += ["", "# step metrics", steps_table(steps)]
     return "\n".join(lines) + "\n"
 
 
@@ -56,7 +56,8 @@ def summarize_steps(rows: list[tuple[int, int, float, str]]) -> dict[str, dict[s
     return out
 
 
-def _steps_table(steps: dict[str, dict[str, Any]]) -> str:
+def steps_table(steps: dict[str, dict[str, Any]]) -> str:
+    """The per-metric step summary as an aligned text table."""
     header = ("metric", "steps", "first", "last step", "min", "max", "last")
     rows = [header] + [
         (name, str(s["steps"]), str(s["first_step"]), str(s["last_step"]),
