@@ -79,3 +79,31 @@ def show(run_ref: str, fmt: str) -> None:
 
 
 COMMANDS = [runs, show]
+
+
+@click.command()
+@click.argument("a", required=False, default="HEAD", metavar="[A]")
+@click.argument("b", required=False, default="workspace", metavar="[B]")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "md", "json"]), default="table",
+              show_default=True)  # fmt: skip
+@click.option("--md", "markdown", is_flag=True, help="Same as --format md: ready for a PR comment.")
+def diff(a: str, b: str, fmt: str, markdown: bool) -> None:
+    """Compare params, metrics, data and code between two commits, refs or runs.
+
+    A and B are refs or commits (the run their metrics.toml names), run ids, or `workspace`
+    (the default B; A defaults to HEAD). Metrics show absolute and relative change and
+    better/worse by each metric's goal ([metrics.<name>] goal in .gitml/config.toml).
+
+    \b
+    Example:
+      gitml diff main feature --md
+      gitml diff HEAD~1 HEAD
+    """
+    from gitml.diff import diff as run_diff
+    from gitml.diff import render
+    from gitml.repo import Repo
+
+    click.echo(render(run_diff(Repo.find(), a, b), "md" if markdown else fmt), nl=False)
+
+
+COMMANDS.append(diff)
