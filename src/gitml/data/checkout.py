@@ -16,8 +16,7 @@ def verified_object(root: Path, ref: ArtifactRef, *, fetch: bool = True) -> Path
     Its md5 is recomputed: a corrupted object (bytes that do not hash to their name) is an error
     naming it, never used.
     """
-    from dvc_data.hashfile.hash import file_md5
-    from dvc_objects.fs.local import LocalFileSystem
+    from gitml.data.ingest import md5_of
 
     path = cache_path(root, ref.md5)
     if not path.is_file() and fetch:
@@ -29,7 +28,7 @@ def verified_object(root: Path, ref: ArtifactRef, *, fetch: bool = True) -> Path
             f"object {ref.md5}",
             "is in neither the DVC cache nor the remote; push it from a clone that has it",
         )
-    actual = file_md5(str(path), LocalFileSystem())
+    actual = md5_of(path)
     if actual != ref.md5:
         raise ArtifactError(
             str(path), f"DVC cache object is corrupted: its bytes hash to {actual}, not {ref.md5}"

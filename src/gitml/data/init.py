@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from gitml.data import quiet_dvc_logs
 from gitml.errors import GitmlError
@@ -37,18 +36,13 @@ def init_dvc(root: Path, *, remote_dir: Path) -> list[str]:
         if str(core.get("check_update", "")).lower() not in ("false", "0"):
             core["check_update"] = False
             changed.append("turned off DVC's update check for this repository")
-    if not _has_remote(config):
+    if not config.get("remote"):  # every config level merged: a remote set anywhere counts
         remote_dir.mkdir(parents=True, exist_ok=True)
         with config.edit("repo") as conf:
             conf.setdefault("remote", {})["local"] = {"url": str(remote_dir)}
             conf["core"]["remote"] = "local"
         changed.append(f"set the default DVC remote 'local' to {remote_dir}")
     return changed
-
-
-def _has_remote(config: Any) -> bool:
-    merged = config.load_config_to_level(None) if hasattr(config, "load_config_to_level") else {}
-    return bool(merged.get("remote")) or bool(config.get("remote"))
 
 
 def add_remote(root: Path, name: str, url: str, *, default: bool = False) -> None:

@@ -86,18 +86,11 @@ def pull_runs(repo: Repo, *, remote: str | None = None) -> tuple[int, int]:
 
     Returns (files checked out by DVC, objects fetched for runs).
     """
-    from dvc.exceptions import DvcException
-
-    from gitml.data import dvc_repo
     from gitml.data.transfer import fetch
 
-    with dvc_repo(repo.root) as dvc:
-        try:
-            stats = dvc.pull(remote=remote, allow_missing=True)
-        except DvcException as exc:
-            raise GitmlError(f"dvc pull failed: {exc}") from exc
+    files = _dvc_pull(repo.root, remote=remote, force=False)
     fetched = fetch(repo.root, referenced_objects(repo), remote=remote)
-    return len(stats.get("added", [])) + len(stats.get("modified", [])), fetched.transferred
+    return files, fetched.transferred
 
 
 def checkout_workspace(root: Path, *, remote: str | None = None) -> int:
@@ -105,13 +98,17 @@ def checkout_workspace(root: Path, *, remote: str | None = None) -> int:
 
     Returns how many files were written.
     """
+    return _dvc_pull(root, remote=remote, force=True)
+
+
+def _dvc_pull(root: Path, *, remote: str | None, force: bool) -> int:
     from dvc.exceptions import DvcException
 
     from gitml.data import dvc_repo
 
     with dvc_repo(root) as dvc:
         try:
-            stats = dvc.pull(remote=remote, allow_missing=True, force=True)
+            stats = dvc.pull(remote=remote, allow_missing=True, force=force)
         except DvcException as exc:
             raise GitmlError(f"dvc pull failed: {exc}") from exc
     return len(stats.get("added", [])) + len(stats.get("modified", []))
