@@ -73,12 +73,12 @@ def collect_rows(repo: Repo) -> list[Row]:
     return rows
 
 
-def _repair_crashed(repo: Repo, running: list[tuple[str, Row]]) -> bool:
+def _repair_crashed(repo: Repo, running: list[str]) -> bool:
     from gitml.tracking import record
     from gitml.tracking.env import process_gone
 
     repaired = False
-    for run_id, _ in running:
+    for run_id in running:
         try:
             rec = record.read(repo, run_id)
         except GitmlError:

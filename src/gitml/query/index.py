@@ -227,13 +227,13 @@ class RunIndex:
             raise
         return len(changed)
 
-    def running_in_workdir(self) -> list[tuple[str, dict[str, Any]]]:
-        """Working-tree runs whose record says running: (run id, row)."""
+    def running_in_workdir(self) -> list[str]:
+        """Ids of the working-tree runs whose record says running."""
         query = (
-            "SELECT w.run_id, b.row FROM workfiles w JOIN blobs b ON b.blob = w.blob "
+            "SELECT w.run_id FROM workfiles w JOIN blobs b ON b.blob = w.blob "
             'WHERE b.row LIKE \'%"status": "running"%\''
         )
-        return [(run_id, json.loads(row)) for run_id, row in self.db.execute(query)]
+        return [run_id for (run_id,) in self.db.execute(query)]
 
     # -- reading -------------------------------------------------------------------------------
     def runs(self) -> Iterator[IndexedRun]:

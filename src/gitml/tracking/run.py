@@ -121,12 +121,9 @@ class Run:
         from gitml.models import save_model
 
         save_model(model, Path(path), format=format)
-        ref = self._log_file("outputs", Path(path))
-        rel = next(k for k, v in self.record["outputs"].items() if v == ref)
-        self._update(lambda rec: rec["outputs"][rel].__setitem__("format", format))
-        return {**ref, "format": format}
+        return self._log_file("outputs", Path(path), format=format)
 
-    def _log_file(self, section: str, path: Path) -> dict[str, Any]:
+    def _log_file(self, section: str, path: Path, **extra: Any) -> dict[str, Any]:
         absolute = Path(os.path.abspath(path))
         try:
             rel = absolute.relative_to(self.repo.root).as_posix()
@@ -136,7 +133,7 @@ class Run:
             raise ArtifactError(rel, "is inside gitml's or git's own folder")
         from gitml.data.add import track
 
-        ref = track(self.repo.root, absolute).to_dict()
+        ref = {**track(self.repo.root, absolute).to_dict(), **extra}
         self._update(lambda rec: rec.setdefault(section, {}).__setitem__(rel, ref))
         return ref
 
