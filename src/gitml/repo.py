@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -52,7 +54,10 @@ GITML_GITIGNORE = """\
 *.tmp
 """
 
-GITATTRIBUTES_LINE = ".gitml/**/*.parquet diff=gitml-parquet"
+GITATTRIBUTES_LINES = (
+    ".gitml/**/*.parquet diff=gitml-parquet",
+    ".gitml/models/*.toml merge=gitml",
+)
 
 
 @dataclass(frozen=True)
@@ -138,20 +143,27 @@ def init_project(
     changed += _write_if_missing(repo.config_path, CONFIG_TEMPLATE.format(name=root.name))
     changed += _write_if_missing(repo.gitml_dir / ".gitignore", GITML_GITIGNORE)
     repo.runs_dir.mkdir(parents=True, exist_ok=True)
-    changed += _ensure_line(root / ".gitattributes", GITATTRIBUTES_LINE)
-    changed += git.ensure_config(
-        root,
-        {
-            "diff.gitml-parquet.textconv": "gitml textconv",
-            "diff.gitml-parquet.cachetextconv": "true",
-        },
-    )
+    summary = f"/{repo.tracking_setting('summary_file')} merge=gitml"
+    for line in (*GITATTRIBUTES_LINES, summary):
+        changed += _ensure_line(root / ".gitattributes", line)
+    changed += git.ensure_config(root, git_drivers())
     changed += init_dvc(root, remote_dir=remote_dir or default_remote_dir(root))
     from gitml.hooks.install import install
 
     changed += install(root)
     store.read_toml(repo.config_path, kind="config")  # an existing, broken config is an error
     return repo, changed
+
+
+def git_drivers() -> dict[str, str]:
+    """The git config that names gitml's textconv and merge drivers (local to each clone)."""
+    python = shlex.quote(sys.executable)
+    return {
+        "diff.gitml-parquet.textconv": "gitml textconv",
+        "diff.gitml-parquet.cachetextconv": "true",
+        "merge.gitml.name": "gitml: merge metrics.toml and registry files by meaning",
+        "merge.gitml.driver": f"{python} -m gitml merge-driver %O %A %B %P",
+    }
 
 
 def _write_if_missing(path: Path, text: str) -> list[str]:

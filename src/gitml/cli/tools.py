@@ -1,4 +1,4 @@
-"""Helper commands: `demo`, `textconv`."""
+"""Helper commands: `demo`, `textconv`, and the hidden `merge-driver`."""
 
 from __future__ import annotations
 
@@ -55,4 +55,24 @@ def textconv(path: Path, all_rows: bool) -> None:
     click.echo(steps_table(summarize_steps(metrics.rows)))
 
 
-COMMANDS = [demo, textconv]
+@click.command("merge-driver", hidden=True)
+@click.argument("base", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("ours", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("theirs", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("shown_as", default="file")
+def merge_driver(base: Path, ours: Path, theirs: Path, shown_as: str) -> None:
+    """Git merge driver for metrics.toml and registry files (registered by `gitml init`).
+
+    Git runs it with the base, ours and theirs versions of a file marked `merge=gitml` in
+    .gitattributes; it writes the merge over OURS, or leaves conflict markers and exits 1.
+
+    \b
+    Example:
+      git config merge.gitml.driver "gitml merge-driver %O %A %B %P"
+    """
+    from gitml.merge import run_driver
+
+    run_driver(base, ours, theirs, shown_as)
+
+
+COMMANDS = [demo, textconv, merge_driver]

@@ -1,0 +1,201 @@
+"""The git merge driver for gitml's shared files: `metrics.toml` and the model registry.
+
+Runs are one immutable folder each, so they never conflict. The two files that every branch
+touches are merged by meaning instead of by line:
+
+- `metrics.toml` summarises the newest run: when both branches added runs, the newer one wins.
+- a registry file (`.gitml/models/<name>.toml`) merges versions (a version both branches added
+  under the same number is renumbered), history (union, in time order) and aliases (three-way).
+  Only a true disagreement fails: both branches moved the same alias to different versions.
+
+Anything else is merged key by key, three-way; a key changed differently on both sides conflicts.
+On a conflict the file gets git's usual markers and the driver says what disagrees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from gitml import store
+from gitml.errors import GitmlError
+
+MISSING: Any = object()
+DRIVER_NAME = "gitml"
+
+
+class MergeConflict(GitmlError):
+    """Both branches changed the same thing in different ways."""
+
+    exit_code = 1
+
+
+def merge3(base: Any, ours: Any, theirs: Any, where: str = "") -> Any:
+    """Three-way merge of TOML values; MISSING stands for an absent key."""
+    if ours == theirs:
+        return ours
+    if ours == base:
+        return theirs
+    if theirs == base:
+        return ours
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        base = base if isinstance(base, dict) else {}
+        merged = {}
+        for key in [*ours, *(k for k in theirs if k not in ours)]:
+            value = merge3(
+                base.get(key, MISSING),
+                ours.get(key, MISSING),
+                theirs.get(key, MISSING),
+                f"{where}.{key}" if where else key,
+            )
+            if value is not MISSING:
+                merged[key] = value
+        return merged
+    raise MergeConflict(
+        f"{where or 'the file'}: this branch has {_show(ours)}, the other has {_show(theirs)}"
+    )
+
+
+def merge_summary(base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any]) -> Any:
+    """metrics.toml: both branches added runs, so show the newer run; else merge by key."""
+    runs = ours.get("run"), theirs.get("run"), base.get("run")
+    if runs[0] != runs[1] and runs[2] not in runs[:2] and None not in runs[:2]:
+        return ours if str(runs[0]) > str(runs[1]) else theirs
+    return merge3(base, ours, theirs)
+
+
+def merge_registry(base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any]) -> Any:
+    """A registry file: union of versions and history, three-way aliases."""
+    name = ours.get("name") or theirs.get("name") or "the model"
+    versions, renumber = _merge_versions(name, base, ours, theirs)
+
+    def mapped(value: Any) -> Any:
+        return renumber.get(value, value) if isinstance(value, int) else value
+
+    their_aliases = {alias: mapped(v) for alias, v in theirs.get("aliases", {}).items()}
+    history = [dict(event) for event in ours.get("history", [])]
+    for event in theirs.get("history", []):
+        if event in base.get("history", []):
+            continue
+        renamed = {k: mapped(v) if k in {"version", "previous"} else v for k, v in event.items()}
+        if renamed not in history:
+            history.append(renamed)
+    history.sort(key=lambda event: str(event.get("at", "")))
+    shared = ("versions", "aliases", "history")
+    rest = merge3(_without(base, *shared), _without(ours, *shared), _without(theirs, *shared))
+    return {
+        **rest,
+        "versions": [versions[n] for n in sorted(versions)],
+        "aliases": _merge_aliases(
+            name, base.get("aliases", {}), ours.get("aliases", {}), their_aliases
+        ),
+        "history": history,
+    }
+
+
+def _merge_versions(
+    name: str, base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any]
+) -> tuple[dict[int, Any], dict[int, int]]:
+    """Versions by number; one the other side added under a taken number gets the next free."""
+    base_versions = {v["version"]: v for v in base.get("versions", [])}
+    versions = {v["version"]: dict(v) for v in ours.get("versions", [])}
+    renumber: dict[int, int] = {}
+    for version in theirs.get("versions", []):
+        number = version["version"]
+        if number in base_versions:  # changed (or not) on their side: merge the entry
+            mine = versions.get(number, MISSING)
+            merged = merge3(base_versions[number], mine, version, f"{name} v{number}")
+            if merged is MISSING:
+                versions.pop(number, None)
+            else:
+                versions[number] = merged
+            continue
+        same = next((n for n, v in versions.items() if _same_artifact(v, version)), None)
+        if same is None:
+            same = max([*versions, *base_versions, 0]) + 1
+            versions[same] = {**version, "version": same}
+        renumber[number] = same
+    for number in set(base_versions) - {v["version"] for v in theirs.get("versions", [])}:
+        if number in versions and versions[number] == base_versions[number]:
+            del versions[number]  # they removed it and we did not touch it
+    return versions, renumber
+
+
+def _merge_aliases(
+    name: str, base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any]
+) -> dict[str, Any]:
+    """Three-way per alias; both sides moving one alias to different versions is a conflict."""
+    aliases = {}
+    for alias in dict.fromkeys([*ours, *theirs]):
+        mine, other = ours.get(alias, MISSING), theirs.get(alias, MISSING)
+        before = base.get(alias, MISSING)
+        if mine != other and before not in (mine, other):
+            raise MergeConflict(
+                f"model '{name}': both branches moved '{alias}', this branch to "
+                f"{_version(mine)} and the other to {_version(other)}; keep one, then "
+                f"`gitml model promote {name} <version> --alias {alias}`"
+            )
+        value = other if mine == before else mine
+        if value is not MISSING:
+            aliases[alias] = value
+    return aliases
+
+
+def merge_files(base: Path, ours: Path, theirs: Path) -> dict[str, Any]:
+    """Merge three versions of a gitml TOML file; the kind is told by its content."""
+    docs = [_load(path) for path in (base, ours, theirs)]
+    if any("versions" in doc or "aliases" in doc for doc in docs):
+        return merge_registry(*docs)
+    if any("run" in doc and "metrics" in doc for doc in docs):
+        return merge_summary(*docs)
+    base, ours, theirs = docs
+    return merge3(base, ours, theirs)
+
+
+def run_driver(base: Path, ours: Path, theirs: Path, shown_as: str) -> None:
+    """What git runs for `merge=gitml`: write the merged file over ``ours`` or raise."""
+    try:
+        merged = merge_files(base, ours, theirs)
+    except MergeConflict as exc:
+        _write_markers(base, ours, theirs)
+        raise MergeConflict(f"{shown_as}: {exc}") from None
+    except GitmlError as exc:
+        _write_markers(base, ours, theirs)
+        raise MergeConflict(f"{shown_as}: cannot merge by meaning ({exc})") from None
+    store.write_toml(ours, merged)
+
+
+def _write_markers(base: Path, ours: Path, theirs: Path) -> None:
+    """Leave git's usual line-based result, with conflict markers, for the user to resolve."""
+    import subprocess
+
+    subprocess.run(
+        ["git", "merge-file", "-L", "ours", "-L", "base", "-L", "theirs",
+         str(ours), str(base), str(theirs)],
+        capture_output=True, check=False,
+    )  # fmt: skip
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    return store.parse_toml(text, source=path.name) if text.strip() else {}
+
+
+def _same_artifact(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return a.get("md5") == b.get("md5") and a.get("run") == b.get("run")
+
+
+def _without(doc: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k not in keys}
+
+
+def _version(value: Any) -> str:
+    return "no version (removed)" if value is MISSING else f"v{value}"
+
+
+def _show(value: Any) -> str:
+    return "nothing (removed)" if value is MISSING else repr(value)
