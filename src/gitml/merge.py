@@ -144,13 +144,12 @@ def _merge_aliases(
 
 def merge_files(base: Path, ours: Path, theirs: Path) -> dict[str, Any]:
     """Merge three versions of a gitml TOML file; the kind is told by its content."""
-    docs = [_load(path) for path in (base, ours, theirs)]
+    docs = _load(base), _load(ours), _load(theirs)
     if any("versions" in doc or "aliases" in doc for doc in docs):
         return merge_registry(*docs)
     if any("run" in doc and "metrics" in doc for doc in docs):
         return merge_summary(*docs)
-    base, ours, theirs = docs
-    return merge3(base, ours, theirs)
+    return merge3(*docs)
 
 
 def run_driver(base: Path, ours: Path, theirs: Path, shown_as: str) -> None:
