@@ -1,4 +1,5 @@
 import json
+import statistics
 
 from tests.helpers import commit_all, git, gitml
 
@@ -48,3 +49,59 @@ def test_configured_goal_wins_and_unknown_ref_is_an_error(project):
     assert acc["verdict"] == "worse"
     bad = gitml(project.root, "diff", "nope", "HEAD")
     assert bad.returncode == 2 and "no run with this id or prefix" in bad.stderr
+
+
+SEEDED = (
+    "import gitml\n"
+    "p = gitml.params({'depth': 2, 'seed': 0, 'tweak': 0})\n"
+    "noise = [0.01, -0.012, 0.004, -0.003][p['seed']]\n"
+    "with gitml.start_run(params=p) as run:\n"
+    "    run.log_metrics({'accuracy': 0.80 + 0.05 * p['depth'] + 0.003 * p['tweak'] + noise})\n"
+)
+
+
+def _seeds(project, message, *params):
+    for seed in range(4):
+        flags = [f for p in (*params, f"seed={seed}") for f in ("-p", p)]
+        done = gitml(project.root, "run", *flags, "--", "python", "train.py")
+        assert done.returncode == 0, done.stderr
+    return commit_all(project.root, message)
+
+
+def test_diff_of_seed_repeats_shows_mean_std_and_whether_the_change_beats_the_noise(project):
+    (project.root / "train.py").write_text(SEEDED)
+    commit_all(project.root, "script")
+    _seeds(project, "baseline: 4 seeds")
+    git(project.root, "checkout", "-q", "-b", "deeper")
+    _seeds(project, "deeper", "depth=3")
+    git(project.root, "checkout", "-q", "-b", "tweak", "main")
+    _seeds(project, "tweak", "tweak=1")
+
+    deeper = json.loads(gitml(project.root, "diff", "main", "deeper", "-f", "json").stdout)
+    (acc,) = deeper["metrics"]
+    assert len(deeper["a"]["repeats"]) == 4 and len(deeper["b"]["repeats"]) == 4
+    assert acc["a_noise"]["n"] == 4 and abs(acc["a_noise"]["mean"] - 0.89975) < 1e-9
+    assert abs(acc["a_noise"]["std"] - statistics.stdev([0.01, -0.012, 0.004, -0.003])) < 1e-9
+    assert abs(acc["change"] - 0.05) < 1e-9
+    assert acc["verdict"] == "better" and acc["p_value"] < 1e-3
+
+    tweak = json.loads(gitml(project.root, "diff", "main", "tweak", "-f", "json").stdout)
+    (acc,) = tweak["metrics"]
+    assert abs(acc["change"] - 0.003) < 1e-9
+    assert acc["verdict"] == "noise" and acc["p_value"] > 0.5, "0.003 against a 0.0095 std"
+
+    md = gitml(project.root, "diff", "main", "tweak", "--md").stdout
+    assert "| accuracy | 0.89975 ± 0.0095 (n=4) | 0.90275 ± 0.0095 (n=4) | +0.003 |" in md
+    assert "≈ within noise (p=0.67)" in md
+
+
+def test_welch_p_value_matches_scipy_stats():
+    from scipy import stats
+
+    from gitml.diff import welch_p_value
+
+    a, b = [0.91, 0.93, 0.90, 0.92], [0.95, 0.94, 0.97]
+    assert abs(welch_p_value(a, b) - stats.ttest_ind(a, b, equal_var=False).pvalue) < 1e-12
+    assert abs(welch_p_value([0.95], a) - stats.ttest_1samp(a, 0.95).pvalue) < 1e-12
+    assert welch_p_value([1.0, 1.0], [1.0, 1.0]) == 1.0
+    assert welch_p_value([1.0, 1.0], [2.0, 2.0]) == 0.0

@@ -22,12 +22,21 @@ MAXIMIZE_HINTS = ("acc", "f1", "auc", "precision", "recall", "r2", "score", "map
 MINIMIZE_HINTS = ("loss", "error", "mse", "mae", "rmse", "perplexity", "latency")
 
 
+ALPHA = 0.05  # a change is beyond the seed noise when a Welch t-test gives p below this
+
+
 @dataclass(frozen=True)
 class Side:
-    """One side of a diff: a label and the flat row of the run that represents it."""
+    """One side of a diff: a label, the flat row of the run that represents it, and its repeats.
+
+    ``repeats`` are the finished runs that landed in the same commit with the same params but
+    for seed params (``[tracking] seed_params``): the same experiment, another seed. It holds
+    ``row`` itself, so one run alone is a group of one.
+    """
 
     label: str
     row: dict[str, Any]
+    repeats: tuple[dict[str, Any], ...] = ()
 
 
 def resolve_side(repo: Repo, ref: str, rows: dict[str, dict[str, Any]]) -> Side:
@@ -37,7 +46,8 @@ def resolve_side(repo: Repo, ref: str, rows: dict[str, dict[str, Any]]) -> Side:
         path = repo.root / summary
         if not path.is_file():
             raise GitmlError(f"{summary}: not in the working tree; finish a run first")
-        return _side_for(ref, store.read_toml(path, kind="metrics-summary"), rows, summary)
+        side = _side_for(ref, store.read_toml(path, kind="metrics-summary"), rows, summary)
+        return _with_repeats(repo, side, rows)
     commit = git.resolve_commit(repo.root, ref)
     if commit is not None:
         try:
@@ -48,10 +58,10 @@ def resolve_side(repo: Repo, ref: str, rows: dict[str, dict[str, Any]]) -> Side:
             ) from exc
         data = store.parse_toml(raw, source=f"{ref}:{summary}")
         store.validate("metrics-summary", data, source=f"{ref}:{summary}")
-        return _side_for(ref, data, rows, summary)
+        return _with_repeats(repo, _side_for(ref, data, rows, summary), rows)
     matches = [r for rid, r in rows.items() if rid.startswith(ref)]
     if len(matches) == 1:
-        return Side(ref, matches[0])
+        return _with_repeats(repo, Side(ref, matches[0]), rows)
     if not matches:
         raise RunNotFoundError(ref)
     raise GitmlError(f"{ref!r}: matches {len(matches)} runs; give more of the id")
@@ -66,6 +76,25 @@ def _side_for(
         row.update({f"params.{k}": v for k, v in summary.get("params", {}).items()})
         row["id"] = summary["run"]
     return Side(label, row)
+
+
+def _with_repeats(repo: Repo, side: Side, rows: dict[str, dict[str, Any]]) -> Side:
+    """``side`` with every run of the same experiment (same commit, params but seeds)."""
+    seeds = {f"params.{name}" for name in repo.tracking_setting("seed_params")}
+
+    def experiment(row: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in row.items() if k.startswith("params.") and k not in seeds}
+
+    me = side.row
+    repeats = [
+        row
+        for row in rows.values()
+        if row is not me
+        and row.get("status") == "finished"
+        and row.get("commit") == me.get("commit")
+        and experiment(row) == experiment(me)
+    ]
+    return Side(side.label, me, (me, *sorted(repeats, key=lambda r: str(r.get("id")))))
 
 
 def goal(repo: Repo, metric: str) -> str | None:
@@ -86,6 +115,10 @@ def compare(repo: Repo, a: Side, b: Side) -> dict[str, Any]:
     metrics = []
     for key in sorted({k for k in (*a.row, *b.row) if k.startswith("metrics.")}):
         name = key.partition(".")[2]
+        olds, news = _values(a, key), _values(b, key)
+        if len(olds) > 1 or len(news) > 1:
+            metrics.append({"metric": name, **_noisy_change(olds, news, goal(repo, name))})
+            continue
         old, new = a.row.get(key), b.row.get(key)
         metrics.append({"metric": name, "a": old, "b": new, **_change(old, new, goal(repo, name))})
     params = [
@@ -100,8 +133,8 @@ def compare(repo: Repo, a: Side, b: Side) -> dict[str, Any]:
     ]
     code = {"a": a.row.get("code.commit"), "b": b.row.get("code.commit")}
     return {
-        "a": {"ref": a.label, "run": a.row.get("id")},
-        "b": {"ref": b.label, "run": b.row.get("id")},
+        "a": {"ref": a.label, "run": a.row.get("id"), "repeats": [r["id"] for r in a.repeats]},
+        "b": {"ref": b.label, "run": b.row.get("id"), "repeats": [r["id"] for r in b.repeats]},
         "metrics": metrics,
         "params": params,
         "data": data,
@@ -121,11 +154,58 @@ def _change(old: Any, new: Any, direction: str | None) -> dict[str, Any]:
     return {"change": delta, "relative": relative, "verdict": verdict}
 
 
+def _values(side: Side, key: str) -> list[float]:
+    return [r[key] for r in side.repeats or (side.row,) if _number(r.get(key))]
+
+
+def _noisy_change(olds: list[float], news: list[float], direction: str | None) -> dict[str, Any]:
+    """Mean ± std on each side, and whether the change exceeds the seed noise (Welch)."""
+    if not olds or not news:
+        old, new = (_summary(xs) if xs else None for xs in (olds, news))
+        return {
+            **{"a": old and old["mean"], "b": new and new["mean"], "a_noise": old, "b_noise": new},
+            **{"change": None, "relative": None, "verdict": None, "p_value": None},
+        }
+    old, new = _summary(olds), _summary(news)
+    result = _change(old["mean"], new["mean"], direction)
+    p_value = welch_p_value(olds, news)
+    if p_value >= ALPHA and result["verdict"]:
+        result["verdict"] = "noise"
+    return {"a": old["mean"], "b": new["mean"], "a_noise": old, "b_noise": new, **result,
+            "p_value": p_value}  # fmt: skip
+
+
+def _summary(values: list[float]) -> dict[str, Any]:
+    import statistics
+
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": statistics.fmean(values), "std": std, "n": len(values)}
+
+
+def welch_p_value(a: list[float], b: list[float]) -> float:
+    """Two-sided p-value of Welch's t-test; a side of one run counts as an exact value.
+
+    scipy.special's t distribution is used rather than scipy.stats, whose import alone takes
+    0.6 s, more than the whole `gitml diff` budget.
+    """
+    import statistics
+
+    from scipy.special import stdtr
+
+    delta = statistics.fmean(b) - statistics.fmean(a)
+    terms = [(statistics.variance(xs) / len(xs), len(xs) - 1) for xs in (a, b) if len(xs) > 1]
+    se2 = sum(v for v, _ in terms)
+    if se2 == 0:
+        return 0.0 if delta != 0 else 1.0
+    dof = se2**2 / sum(v**2 / d for v, d in terms if v > 0)
+    return float(2 * stdtr(dof, -abs(delta) / math.sqrt(se2)))
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-ARROWS = {"better": "▲ better", "worse": "▼ worse", None: ""}
+ARROWS = {"better": "▲ better", "worse": "▼ worse", "noise": "≈ within noise", None: ""}
 
 
 def _fmt(value: Any) -> str:
@@ -142,8 +222,8 @@ def render(result: dict[str, Any], fmt: str) -> str:
         return json.dumps(result, indent=2) + "\n"
     a, b = result["a"]["ref"], result["b"]["ref"]
     metric_rows: list[tuple[str, ...]] = [
-        (m["metric"], _fmt(m["a"]), _fmt(m["b"]), _signed(m["change"]), _percent(m["relative"]),
-         ARROWS[m["verdict"]])
+        (m["metric"], _value(m, "a"), _value(m, "b"), _signed(m["change"]),
+         _percent(m["relative"]), _verdict(m))
         for m in result["metrics"]
     ]  # fmt: skip
     param_rows: list[tuple[str, ...]] = [
@@ -164,7 +244,27 @@ def render(result: dict[str, Any], fmt: str) -> str:
         (("data", a, b), data_rows + code_rows),
     ]
     table = _markdown if fmt == "md" else _text
-    return "\n".join(table(head, rows) for head, rows in sections if rows)
+    text = "\n".join(table(head, rows) for head, rows in sections if rows)
+    if any(m.get("p_value") is not None for m in result["metrics"]):
+        text += (
+            f"\n± is the std over runs that differ only in seed params; p is from Welch's t-test, "
+            f"and a change with p ≥ {ALPHA} is within noise.\n"
+        )
+    return text
+
+
+def _value(metric: dict[str, Any], side: str) -> str:
+    noise = metric.get(f"{side}_noise")
+    if not noise or noise["n"] < 2:
+        return _fmt(metric[side])
+    return f"{_fmt(noise['mean'])} ± {noise['std']:.2g} (n={noise['n']})"
+
+
+def _verdict(metric: dict[str, Any]) -> str:
+    text = ARROWS[metric["verdict"]]
+    if metric.get("p_value") is not None and text:
+        text += f" (p={metric['p_value']:.2g})"
+    return text
 
 
 def _signed(value: float | None) -> str:

@@ -23,6 +23,7 @@ DEFAULT_TRACKING = {
     "flush_every": 1000,
     "flush_seconds": 1.0,
     "capture_files": ["metrics.json", "metrics.toml"],
+    "seed_params": ["seed", "random_state", "random_seed"],
 }
 
 CONFIG_TEMPLATE = """\
@@ -40,6 +41,9 @@ flush_every = 1000
 flush_seconds = 1.0
 # Files a script run by `gitml run` may write its final metrics to.
 capture_files = ["metrics.json", "metrics.toml"]
+# Params that only pick a random seed: runs differing in nothing else are repeats of one
+# experiment, and `gitml diff` shows their mean ± std and whether a change exceeds that noise.
+seed_params = ["seed", "random_state", "random_seed"]
 
 # Per-metric settings: which way is better, used by diffs and promotion.
 # [metrics.accuracy]
