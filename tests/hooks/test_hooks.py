@@ -1,3 +1,4 @@
+import json
 import shutil
 import subprocess
 import sys
@@ -6,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gitml.data import cache_dir
-from gitml.hooks.install import hooks_dir
+from gitml.git import hooks_dir
 from tests.helpers import commit_all, git, gitml
 
 TRAIN = (
@@ -191,3 +192,37 @@ def test_checks_run_through_the_pre_commit_framework(project):
     shutil.rmtree(run_dir)
     (root / "ok.txt").write_text("fine\n")
     assert _commit(root, "clean commit").returncode == 0
+
+
+def test_commits_gitml_makes_through_pygit2_run_the_hooks(project):
+    from gitml import git as gitml_git
+    from gitml.errors import GitError
+
+    root = project.root
+    folder = hooks_dir(root)
+    signoff = folder / "commit-msg"  # a hook of the user's own, which gitml never installs
+    signoff.write_text('#!/bin/sh\necho "Signed-off-by: hook" >> "$1"\n')
+    signoff.chmod(0o755)
+    (root / "train.py").write_text(TRAIN)
+    done = subprocess.run([sys.executable, "train.py", "v1"], cwd=root, capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (run_id,) = [p.name for p in project.runs_dir.iterdir()]
+    before = git(root, "rev-parse", "HEAD").strip()
+
+    commit = gitml_git.commit(root, [".gitml/runs", "train.py", "model.bin.dvc"], "train v1")
+    assert git(root, "rev-parse", "HEAD").strip() == commit != before
+    assert git(root, "log", "-1", "--format=%B").strip() == "train v1\nSigned-off-by: hook"
+    files = git(root, "show", "--name-only", "--format=", commit).split()
+    assert "metrics.toml" in files, "pre-commit refreshed and staged the summary"
+    assert f".gitml/runs/{run_id}/run.toml" in files
+    runs = json.loads(gitml(root, "runs", "--format", "json").stdout)
+    assert [r["commit"] for r in runs] == [commit], "post-commit recorded where the run landed"
+
+    record = project.runs_dir / run_id / "run.toml"
+    record.write_text(record.read_text().replace('status = "finished"', 'status = "done"'))
+    with pytest.raises(
+        GitError, match=r"pre-commit hook refused the commit: .*run\.toml: field status"
+    ):
+        gitml_git.commit(root, [".gitml/runs"], "broken")
+    assert git(root, "rev-parse", "HEAD").strip() == commit, "nothing was committed"

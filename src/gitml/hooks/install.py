@@ -18,12 +18,6 @@ def template_dir() -> Path:
     return packaged if packaged.is_dir() else here.parents[1] / "hooks"
 
 
-def hooks_dir(root: Path) -> Path:
-    """The folder git runs hooks from (`core.hooksPath`, or the common `.git/hooks`)."""
-    path = Path(git.run_git(root, "rev-parse", "--git-path", "hooks").strip())
-    return path if path.is_absolute() else root / path
-
-
 def is_ours(path: Path) -> bool:
     """Whether ``path`` is a hook gitml installed."""
     try:
@@ -34,7 +28,7 @@ def is_ours(path: Path) -> bool:
 
 def install(root: Path) -> list[str]:
     """Install every gitml hook; a foreign hook is kept as `<name>.legacy` and still runs first."""
-    folder = hooks_dir(root)
+    folder = git.hooks_dir(root)
     folder.mkdir(parents=True, exist_ok=True)
     changed = []
     for name in HOOKS:
@@ -57,7 +51,7 @@ def install(root: Path) -> list[str]:
 
 def uninstall(root: Path) -> list[str]:
     """Remove gitml's hooks and put back any hook they had replaced."""
-    folder = hooks_dir(root)
+    folder = git.hooks_dir(root)
     changed = []
     for name in HOOKS:
         target, legacy = folder / name, folder / f"{name}.legacy"

@@ -156,7 +156,8 @@ def _refresh_summary(repo: Repo, contents: dict[str, bytes], summary: str) -> No
         current_run = store.read_toml(current).get("run", "")
     except GitmlError:
         current_run = ""
-    if current_run >= newest["id"]:
-        return
-    write_summary(repo, newest)
+    if current_run > newest["id"]:
+        return  # it shows a newer run, not in this commit: leave the working file alone
+    if current_run < newest["id"]:
+        write_summary(repo, newest)
     subprocess.run(["git", "add", "--", summary], cwd=repo.root, check=True, capture_output=True)
