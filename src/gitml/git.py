@@ -403,3 +403,30 @@ def _run_hook(root: Path, folder: Path, name: str, *args: str, check: bool = Tru
         import sys
 
         print(output, file=sys.stderr)
+
+
+def rev_list(root: Path, revs: Iterable[str]) -> list[str]:
+    """Every commit reachable from ``revs``; an unknown rev is an error naming it."""
+    import pygit2
+
+    repo = _open(root)
+    walker = None
+    for rev in revs:
+        commit = resolve_commit(root, rev)
+        if commit is None:
+            raise GitError(f"--rev {rev}: no such branch, tag or commit")
+        if walker is None:
+            walker = repo.walk(commit, pygit2.enums.SortMode.NONE)
+        else:
+            walker.push(commit)
+    return [str(c.id) for c in walker] if walker is not None else []
+
+
+def commit_info(root: Path, commits: Iterable[str]) -> dict[str, tuple[int, str]]:
+    """Commit time and subject line of each commit id."""
+    repo = _open(root)
+    info = {}
+    for commit_id in commits:
+        commit = repo[commit_id]
+        info[commit_id] = (commit.commit_time, commit.message.split("\n", 1)[0])
+    return info

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 FORMATS = click.Choice(["table", "json", "csv"])
@@ -107,3 +109,45 @@ def diff(a: str, b: str, fmt: str, markdown: bool) -> None:
 
 
 COMMANDS.append(diff)
+
+
+@click.command()
+@click.option("--rev", "revs", multiple=True, metavar="REV",
+              help="Runs committed in the history of REV (repeatable). Default: every branch "
+                   "and the working tree.")  # fmt: skip
+@click.option("--where", "where", metavar="EXPR", help="Only runs matching this filter.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("gitml-report.html"), show_default=True,
+              help="The HTML file.")  # fmt: skip
+@click.option("--png-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the PNG plots and report.md  [default: <output>_files]")  # fmt: skip
+@click.option("--max-runs", type=int, default=30, show_default=True,
+              help="Step curves for at most this many runs (the newest).")  # fmt: skip
+def report(
+    revs: tuple[str, ...], where: str | None, output: Path, png_dir: Path | None, max_runs: int
+) -> None:
+    """Write a self-contained HTML report with plots, plus PNGs and Markdown.
+
+    The page shows the final metrics across commits, step-metric curves per run and the runs
+    table with the params that vary. It needs no network and no server: open it, attach it to
+    a CI job, or publish it. The PNGs and report.md beside it are ready for a PR comment.
+
+    \b
+    Example:
+      gitml report
+      gitml report --rev main --rev feature -o review.html
+      gitml report --where "params.model == 'rf'" --png-dir docs/plots
+    """
+    from gitml.repo import Repo
+    from gitml.report import write_report
+
+    done = write_report(
+        Repo.find(), output, revs=revs, where=where, max_runs=max_runs, png_dir=png_dir
+    )
+    click.echo(
+        f"wrote {done['html']} ({done['runs']} runs, {done['commits']} commits), "
+        f"{len(done['pngs'])} PNG plots and {done['markdown']}"
+    )
+
+
+COMMANDS.append(report)
