@@ -1,4 +1,5 @@
 import json
+import os
 import statistics
 
 from tests.helpers import commit_all, git, gitml
@@ -105,3 +106,39 @@ def test_welch_p_value_matches_scipy_stats():
     assert abs(welch_p_value([0.95], a) - stats.ttest_1samp(a, 0.95).pvalue) < 1e-12
     assert welch_p_value([1.0, 1.0], [1.0, 1.0]) == 1.0
     assert welch_p_value([1.0, 1.0], [2.0, 2.0]) == 0.0
+
+
+def test_the_ci_example_writes_the_pr_comment_and_the_report(project, tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    import yaml
+
+    examples = Path(__file__).resolve().parents[1] / "examples" / "ci"
+    workflow = yaml.safe_load((examples / "github-actions.yml").read_text())
+    steps = " ".join(str(s.get("run", "")) for s in workflow["jobs"]["review"]["steps"])
+    assert "bash examples/ci/review.sh" in steps and "gh pr comment" in steps
+    (project.root / "train.py").write_text(TRAIN)
+    commit_all(project.root, "script")
+    _train(project, 2, "baseline")
+    git(project.root, "checkout", "-q", "-b", "feature")
+    _train(project, 3, "deeper")
+    out = tmp_path / "review"
+    done = subprocess.run(["bash", str(examples / "review.sh"), "main", "feature"],
+                          cwd=project.root, env={**os.environ, "GITML_REVIEW_DIR": str(out)},
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    comment = (out / "comment.md").read_text()
+    assert "### gitml: `feature` against `main`" in comment
+    assert "| accuracy | 0.9 | 0.95 | +0.05 | +5.56% | ▲ better |" in comment
+    assert "<svg" in (out / "report.html").read_text()
+    assert (out / "plots" / "final-accuracy.png").stat().st_size > 10_000
+
+    fresh = subprocess.run(["bash", str(examples / "review.sh"), "HEAD~3"], cwd=project.root,
+                           env={**os.environ, "GITML_REVIEW_DIR": str(tmp_path / "first")},
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    assert fresh.returncode == 0, fresh.stderr
+    assert (
+        "No comparison: gitml: error: HEAD~3: has no metrics.toml"
+        in (tmp_path / "first" / "comment.md").read_text()
+    )
