@@ -14,3 +14,14 @@ def test_demo_end_to_end(tmp_path):
     lineage = done.stdout.split("$ gitml lineage model.pkl")[1]
     assert "'forest'" in lineage and "input data/wine.csv" in lineage and "'prepare'" in lineage
     assert "(small-forest) from code commit" in done.stdout and ": reproduced" in done.stdout
+
+
+def test_demo_refuses_a_folder_that_holds_a_project_already(tmp_path):
+    (tmp_path / "wine").mkdir()
+    (tmp_path / "wine" / "mine.txt").write_text("keep me\n")
+    done = gitml(tmp_path, "demo", "--dir", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"gitml: error: --dir: {tmp_path / 'wine'} exists already; give another folder or remove it"
+    )
+    assert (tmp_path / "wine" / "mine.txt").read_text() == "keep me\n"

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from gitml.errors import CommandError
+from gitml.errors import CommandError, UsageError
 
 RUNS: list[dict[str, str | int]] = [
     {"name": "stumps", "n_estimators": 5, "max_depth": 1},
@@ -41,6 +41,8 @@ def run_demo(*, workdir: Path | None, keep: bool, echo: Callable[[str], None]) -
     temporary = workdir is None
     base = Path(tempfile.mkdtemp(prefix="gitml-demo-")) if workdir is None else workdir.resolve()
     project = base / "wine"
+    if project.exists():
+        raise UsageError("--dir", f"{project} exists already; give another folder or remove it")
     try:
         _build(project, remote=base / "dvc-remote", echo=echo)
     finally:
