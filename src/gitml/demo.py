@@ -36,7 +36,8 @@ def run_demo(*, workdir: Path | None, keep: bool, echo: Callable[[str], None]) -
     """Build the demo project and walk through it; returns the project.
 
     Trains three runs and commits each, pushes the bytes, shows the model's lineage, reproduces
-    the second run from its commit and lists the runs.
+    the second run from its commit, compares it with the first, writes the HTML report and
+    lists the runs.
     """
     temporary = workdir is None
     base = Path(tempfile.mkdtemp(prefix="gitml-demo-")) if workdir is None else workdir.resolve()
@@ -76,6 +77,8 @@ def _build(project: Path, *, remote: Path, echo: Callable[[str], None]) -> None:
     step.gitml("push", show=True)
     step.gitml("lineage", "model.pkl", show=True)
     step.gitml("reproduce", "HEAD~1", show=True)
+    step.gitml("diff", "HEAD~2", "HEAD~1", show=True)
+    step.gitml("report", "-o", str(project.parent / "gitml-report.html"), show=True)
     step.gitml("runs", "--sort", "-metrics.accuracy",
                "--columns", "id,name,status,commit,metrics.accuracy,metrics.f1_macro,"
                "params.n_estimators,params.max_depth", show=True)  # fmt: skip
