@@ -46,8 +46,14 @@ def test_two_branches_that_each_add_runs_merge_cleanly(project):
     assert "<<<<<<<" not in (root / "metrics.toml").read_text()
 
 
+def _rid(tag):
+    """A valid run id made from a short tag such as 'r1'."""
+    return "20261101T000000Z-" + tag.encode().hex()[:6].ljust(6, "0")
+
+
 def _version(number, run, md5):
-    return {"version": number, "run": run, "md5": md5, "path": "model.pkl", "size": 10}
+    return {"version": number, "run": _rid(run), "md5": md5, "path": "model.pkl", "size": 10,
+            "created_at": "2026-11-01T00:00:00Z"}  # fmt: skip
 
 
 def _event(at, action, version, alias=None):
@@ -104,7 +110,8 @@ def test_registry_versions_added_on_two_branches_are_renumbered_not_conflicted(p
     git(root, "merge", "-q", "--no-edit", "a")
     done, doc = _merge(root, "b")
     assert done.returncode == 0, done.stderr
-    assert [(v["version"], v["run"]) for v in doc["versions"]] == [(1, "r1"), (2, "r2"), (3, "r3")]
+    runs = [(v["version"], v["run"]) for v in doc["versions"]]
+    assert runs == [(1, _rid("r1")), (2, _rid("r2")), (3, _rid("r3"))]
     assert [e["version"] for e in doc["history"]] == [1, 2, 3]
     assert doc["aliases"] == {"production": 1}
 
@@ -129,7 +136,8 @@ def test_registry_merge_of_a_promotion_and_a_new_version_is_clean(project):
     git(root, "merge", "-q", "--no-edit", "promote")
     done, doc = _merge(root, "register")
     assert done.returncode == 0, done.stderr
-    assert [(v["version"], v["run"]) for v in doc["versions"]] == [(1, "r1"), (2, "r2"), (3, "r3")]
+    runs = [(v["version"], v["run"]) for v in doc["versions"]]
+    assert runs == [(1, _rid("r1")), (2, _rid("r2")), (3, _rid("r3"))]
     assert doc["aliases"] == {"production": 2, "staging": 3}, "their v2 became v3 everywhere"
     assert [(e["action"], e["version"]) for e in doc["history"]] == [
         ("register", 1), ("register", 2), ("promote", 2), ("register", 3)]  # fmt: skip

@@ -430,3 +430,12 @@ def commit_info(root: Path, commits: Iterable[str]) -> dict[str, tuple[int, str]
         commit = repo[commit_id]
         info[commit_id] = (commit.commit_time, commit.message.split("\n", 1)[0])
     return info
+
+
+def identity(root: Path) -> str:
+    """`Name <email>` of whoever commits here (GIT_AUTHOR_* or git config), for audit fields."""
+    try:
+        signature = _signature(_open(root), "AUTHOR")
+    except KeyError:
+        return "unknown"
+    return f"{signature.name} <{signature.email}>"

@@ -45,6 +45,8 @@ def build(repo: Repo, target: str) -> Artifact | RunNode:
     rows = collect_rows(repo)
     producers = _producers(rows)
     seen: set[str] = set()
+    if "@" in target and not (repo.root / target).exists():
+        return _model_node(repo, target, rows, producers, seen)
     path = _as_repo_path(repo, target)
     if path is not None:
         md5 = current_md5(repo, path)
@@ -67,6 +69,23 @@ def build(repo: Repo, target: str) -> Artifact | RunNode:
     except RunNotFoundError:
         raise GitmlError(f"{target}: neither a file in the repository nor a run id") from None
     return _run_node(run.row or {}, producers, seen)
+
+
+def _model_node(
+    repo: Repo, spec: str, rows: list[Row], producers: dict[str, list[Row]], seen: set[str]
+) -> Artifact:
+    """A registered model version (name@alias, name@3): its artifact and the run behind it."""
+    from gitml import registry
+
+    doc, version = registry.resolve(repo, spec)
+    label = f"{spec} = {doc['name']} v{version['version']}: {version['path']}"
+    node = Artifact(label, version["md5"])
+    row = next((r for r in rows if r.get("id") == version["run"]), None)
+    if row is None:
+        node.note = f"run {version['run']} is not in this repository's history"
+    else:
+        node.producer = _run_node(row, producers, seen)
+    return node
 
 
 def _producers(rows: list[Row]) -> dict[str, list[Row]]:

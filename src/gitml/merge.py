@@ -134,7 +134,7 @@ def _merge_aliases(
             raise MergeConflict(
                 f"model '{name}': both branches moved '{alias}', this branch to "
                 f"{_version(mine)} and the other to {_version(other)}; keep one, then "
-                f"`gitml model promote {name} <version> --alias {alias}`"
+                f"`gitml model promote {name} <version> --to {alias}`"
             )
         value = other if mine == before else mine
         if value is not MISSING:

@@ -45,6 +45,10 @@ capture_files = ["metrics.json", "metrics.toml"]
 # experiment, and `gitml diff` shows their mean ± std and whether a change exceeds that noise.
 seed_params = ["seed", "random_state", "random_seed"]
 
+# The model registry: the metric `gitml model promote --require-better` compares.
+# [registry]
+# metric = "accuracy"
+
 # Per-metric settings: which way is better, used by diffs and promotion.
 # [metrics.accuracy]
 # goal = "maximize"

@@ -27,6 +27,7 @@ SCHEMA_FILES = {
     "config": "config.schema.json",
     "metrics-summary": "metrics-summary.schema.json",
     "metrics-parquet": "metrics-parquet.schema.json",
+    "model": "model.schema.json",
 }
 
 

@@ -38,7 +38,7 @@ def reproduce(ref: str, rtol: float, atol: float, keep: bool) -> int:
 
 
 @click.command()
-@click.argument("target", metavar="PATH|RUN")
+@click.argument("target", metavar="PATH|RUN|MODEL@ALIAS")
 @click.option("--format", "-f", "fmt", type=click.Choice(["text", "json", "dot", "mermaid"]),
               default="text", show_default=True)  # fmt: skip
 def lineage(target: str, fmt: str) -> None:
@@ -46,12 +46,14 @@ def lineage(target: str, fmt: str) -> None:
 
     For a file: the run that produced its current bytes, that run's code commit (and patch),
     its inputs, and for each input the run that produced it, back to raw data. For a run: its
-    code and inputs likewise. `--format mermaid` pastes into a PR comment.
+    code and inputs likewise. For a registered model (wine@production, wine@3): that version's
+    file and the run behind it. `--format mermaid` pastes into a PR comment.
 
     \b
     Example:
       gitml lineage model.pkl
       gitml lineage model.pkl --format mermaid
+      gitml lineage wine@production
       gitml lineage 20261123T0850 --format json
     """
     from gitml.lineage import build, render

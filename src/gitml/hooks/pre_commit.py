@@ -122,6 +122,12 @@ def _check_one(repo: Repo, path: str, data: bytes, summary: str) -> None:
                         f"{path}: {section[:-1]} {art} (md5 {ref['md5'][:8]}) is not in the DVC "
                         "cache, so this commit could not be reproduced; re-run it, or `gitml pull`"
                     )
+    elif path.startswith(".gitml/models/") and path.endswith(".toml"):
+        doc = _parsed(data, path, "model")
+        numbers = {v["version"] for v in doc["versions"]}
+        for alias, number in doc["aliases"].items():
+            if number not in numbers:
+                raise GitmlError(f"{path}: field aliases.{alias}: v{number} is not a version")
     elif path == ".gitml/config.toml":
         _parsed(data, path, "config")
     elif path == summary:

@@ -108,4 +108,5 @@ def _cell(column: str, value: Any) -> str:
     if isinstance(value, list):
         return json.dumps(value)
     text = str(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    uncut = column in {"message", "author"}  # what a history table is read for
+    return text if uncut or len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,350 @@
+"""The model registry: `.gitml/models/<name>.toml`, one file per model, every change a commit.
+
+A version is a run's model artifact by md5, with the run's code commit and metrics at
+registration and the model's signature. Aliases (`production`, `staging`, ...) point at
+versions; every register, promote and rollback appends to the file's history and is its own
+commit, so `git log` is the audit trail and `git revert` of a promotion is also a rollback.
+`name@alias`, `name@3` and `name@latest` name a version anywhere a model is taken.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from gitml import git, store
+from gitml.errors import GitmlError, UsageError
+from gitml.repo import Repo
+
+MODELS_DIR = "models"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,49}$")
+MODEL_SUFFIXES = (".pkl", ".joblib", ".skops", ".pickle", ".onnx", ".pt", ".bin", ".model")
+
+
+class ModelNotFoundError(GitmlError):
+    """No registry file, version or alias by that name."""
+
+
+class PromotionRefusedError(GitmlError):
+    """`--require-better` found the new version not better: a check that said no, exit 1."""
+
+    exit_code = 1
+
+
+def registry_path(repo: Repo, name: str) -> Path:
+    """Where model ``name``'s registry file lives."""
+    if not NAME_RE.match(name):
+        raise UsageError(
+            "name",
+            f"{name!r}: use letters, digits, '_', '.' and '-' (starting with one of the first two)",
+        )
+    return repo.gitml_dir / MODELS_DIR / f"{name}.toml"
+
+
+def names(repo: Repo) -> list[str]:
+    """Every registered model."""
+    folder = repo.gitml_dir / MODELS_DIR
+    return sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
+
+
+def load(repo: Repo, name: str) -> dict[str, Any]:
+    """The registry file of ``name``, validated."""
+    path = registry_path(repo, name)
+    if not path.is_file():
+        known = ", ".join(names(repo)) or "none yet"
+        raise ModelNotFoundError(
+            f"model {name!r}: not registered (registered: {known}); "
+            f"`gitml model register <run> {name}` adds it"
+        )
+    return store.read_toml(path, kind="model")
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """``name@alias|N|vN|latest`` (a bare name means latest) into (name, selector)."""
+    name, _, selector = spec.partition("@")
+    if not name:
+        raise UsageError("model", f"{spec!r}: give it as name@alias, name@<version> or name")
+    return name, selector or "latest"
+
+
+def version_of(doc: dict[str, Any], selector: str) -> dict[str, Any]:
+    """The version a selector names: a number (`3`, `v3`), `latest`, or an alias."""
+    name = doc["name"]
+    versions = {v["version"]: v for v in doc.get("versions", [])}
+    if not versions:
+        raise ModelNotFoundError(f"model {name!r}: has no versions")
+    if selector == "latest":
+        return versions[max(versions)]
+    number = selector[1:] if selector[:1] == "v" and selector[1:].isdigit() else selector
+    if number.isdigit():
+        if int(number) not in versions:
+            raise ModelNotFoundError(
+                f"{name}@{selector}: no such version (versions: {_list(versions)})"
+            )
+        return versions[int(number)]
+    aliases = doc.get("aliases", {})
+    if selector not in aliases:
+        shown = ", ".join(f"{a} -> v{v}" for a, v in sorted(aliases.items())) or "none"
+        raise ModelNotFoundError(f"{name}@{selector}: no such alias (aliases: {shown})")
+    return versions[aliases[selector]]
+
+
+def resolve(repo: Repo, spec: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(registry document, version) for ``name@alias`` and friends."""
+    name, selector = parse_spec(spec)
+    doc = load(repo, name)
+    return doc, version_of(doc, selector)
+
+
+def register(
+    repo: Repo,
+    run_ref: str,
+    name: str,
+    *,
+    path: str | None = None,
+    description: str | None = None,
+    commit: bool = True,
+) -> dict[str, Any]:
+    """Add the model a run produced as the next version of ``name``; returns the version."""
+    from gitml.query.api import resolve as resolve_run
+    from gitml.query.index import record_of
+
+    file = registry_path(repo, name)
+    run = resolve_run(repo, run_ref)
+    record = record_of(repo, run)
+    if record.get("status") != "finished":
+        raise UsageError("run", f"{run.run_id} is {record.get('status')}; register a finished run")
+    if run.landed is None:
+        raise UsageError(
+            "run",
+            f"{run.run_id} is not committed yet; `git add -A && git commit` it first",
+        )
+    artifact_path, artifact = _model_output(record, path)
+    doc = store.read_toml(file, kind="model") if file.is_file() else _new(name)
+    for existing in doc["versions"]:
+        if existing["md5"] == artifact["md5"] and existing["run"] == run.run_id:
+            raise UsageError(
+                "run", f"{run.run_id}'s {artifact_path} is {name} v{existing['version']} already"
+            )
+    number = max((v["version"] for v in doc["versions"]), default=0) + 1
+    now, who = store.utcnow(), git.identity(repo.root)
+    version = {
+        "version": number,
+        "run": run.run_id,
+        "path": artifact_path,
+        "md5": artifact["md5"],
+        "size": artifact["size"],
+        "format": artifact.get("format", "joblib"),
+        "code_commit": (record.get("code") or {}).get("commit"),
+        "commit": run.landed,
+        "metrics": dict(record.get("metrics", {})),
+        "params": dict(record.get("params", {})),
+        "created_at": now,
+        "created_by": who,
+        "description": description,
+        "signature": _signature(repo, record, artifact_path, artifact),
+    }
+    doc["versions"].append(version)
+    doc["history"].append({"at": now, "by": who, "action": "register", "version": number})
+    _save(repo, file, doc, f"model {name}: register v{number} from run {run.run_id}", commit)
+    return store.to_json_types(version)
+
+
+def promote(
+    repo: Repo,
+    name: str,
+    selector: str,
+    alias: str,
+    *,
+    require_better: bool = False,
+    metric: str | None = None,
+    reason: str | None = None,
+    commit: bool = True,
+) -> dict[str, Any]:
+    """Point ``alias`` at a version; with ``require_better`` only if it beats the current one."""
+    if not ALIAS_RE.match(alias) or alias == "latest":
+        raise UsageError("--to", f"{alias!r}: an alias is lower-case letters, digits, '_' or '-' "
+                                 "and not 'latest'")  # fmt: skip
+    file = registry_path(repo, name)
+    doc = load(repo, name)
+    version = version_of(doc, selector)
+    previous = doc.get("aliases", {}).get(alias)
+    if previous == version["version"]:
+        raise UsageError("version", f"{name}@{alias} is v{previous} already")
+    if require_better and previous is not None:
+        _gate(repo, doc, version, version_of(doc, str(previous)), metric)
+    action = "promote"
+    message = f"model {name}: promote v{version['version']} to {alias}"
+    message += f" (was v{previous})" if previous is not None else ""
+    _move(repo, file, doc, alias=alias, version=version["version"], previous=previous,
+          action=action, reason=reason, message=message, commit=commit)  # fmt: skip
+    return {"alias": alias, "version": version["version"], "previous": previous}
+
+
+def rollback(
+    repo: Repo,
+    name: str,
+    alias: str = "production",
+    *,
+    to: str | None = None,
+    reason: str | None = None,
+    commit: bool = True,
+) -> dict[str, Any]:
+    """Point ``alias`` back at ``to``, or at the version it pointed at before the current one."""
+    file = registry_path(repo, name)
+    doc = load(repo, name)
+    current = doc.get("aliases", {}).get(alias)
+    if current is None:
+        raise ModelNotFoundError(f"{name}@{alias}: no such alias; nothing to roll back")
+    if to is not None:
+        target = version_of(doc, to)["version"]
+    else:
+        target = _before(doc, alias, current)
+        if target is None:
+            raise UsageError(
+                "--to", f"{name}@{alias} never pointed at another version; name one with --to"
+            )
+    if target == current:
+        raise UsageError("--to", f"{name}@{alias} is v{current} already")
+    message = f"model {name}: roll {alias} back to v{target} (from v{current})"
+    _move(repo, file, doc, alias=alias, version=target, previous=current, action="rollback",
+          reason=reason, message=message, commit=commit)  # fmt: skip
+    return {"alias": alias, "version": target, "previous": current}
+
+
+def history(repo: Repo, name: str) -> list[dict[str, Any]]:
+    """Every commit that changed the registry file: who, when, what (newest first)."""
+    file = registry_path(repo, name)
+    load(repo, name)
+    rel = file.relative_to(repo.root).as_posix()
+    out = git.run_git(repo.root, "log", "--format=%H%x1f%an <%ae>%x1f%aI%x1f%s", "--", rel)
+    rows = []
+    for line in out.splitlines():
+        commit, author, date, subject = line.split("\x1f", 3)
+        rows.append({"commit": commit, "author": author, "date": date, "message": subject})
+    return rows
+
+
+def summary(repo: Repo) -> list[dict[str, Any]]:
+    """One row per model: versions, latest, aliases."""
+    rows = []
+    for name in names(repo):
+        doc = load(repo, name)
+        latest = max((v["version"] for v in doc["versions"]), default=None)
+        aliases = ", ".join(f"{a}=v{v}" for a, v in sorted(doc.get("aliases", {}).items()))
+        rows.append({"name": name, "versions": len(doc["versions"]), "latest": latest,
+                     "aliases": aliases})  # fmt: skip
+    return rows
+
+
+def _new(name: str) -> dict[str, Any]:
+    return {"schema_version": store.SCHEMA_VERSION, "name": name, "versions": [],
+            "aliases": {}, "history": []}  # fmt: skip
+
+
+def _save(repo: Repo, file: Path, doc: dict[str, Any], message: str, commit: bool) -> None:
+    file.parent.mkdir(parents=True, exist_ok=True)
+    old = file.read_bytes() if file.exists() else None
+    store.write_toml(file, doc, kind="model")
+    if not commit:
+        return
+    try:
+        git.commit(repo.root, [file.relative_to(repo.root).as_posix()], message)
+    except GitmlError:
+        # Nothing half-done: the file goes back to what it was (or away), then the error.
+        if old is None:
+            file.unlink()
+        else:
+            store.atomic_write(file, old)
+        raise
+
+
+def _move(
+    repo: Repo,
+    file: Path,
+    doc: dict[str, Any],
+    *,
+    alias: str,
+    version: int,
+    previous: int | None,
+    action: str,
+    reason: str | None,
+    message: str,
+    commit: bool,
+) -> None:
+    doc.setdefault("aliases", {})[alias] = version
+    event = {"at": store.utcnow(), "by": git.identity(repo.root), "action": action,
+             "alias": alias, "version": version, "previous": previous,
+             "reason": reason}  # fmt: skip
+    doc.setdefault("history", []).append(event)
+    _save(repo, file, doc, message + (f": {reason}" if reason else ""), commit)
+
+
+def _before(doc: dict[str, Any], alias: str, current: int) -> int | None:
+    """The version ``alias`` pointed at before it last moved to ``current``."""
+    for event in reversed(doc.get("history", [])):
+        if event.get("alias") == alias and event.get("version") == current:
+            return event.get("previous")
+    return None
+
+
+def _gate(
+    repo: Repo, doc: dict[str, Any], new: dict[str, Any], old: dict[str, Any], metric: str | None
+) -> None:
+    from gitml.diff import goal
+
+    metric = metric or repo.config.get("registry", {}).get("metric")
+    if not metric:
+        raise UsageError(
+            "--metric", "--require-better needs a metric: pass --metric or set [registry] metric"
+        )
+    direction = goal(repo, metric)
+    if direction is None:
+        raise UsageError("--metric", f"{metric}: set [metrics.{metric}] goal to maximize/minimize")
+    a, b = old.get("metrics", {}).get(metric), new.get("metrics", {}).get(metric)
+    name = doc["name"]
+    for value, version in ((a, old), (b, new)):
+        if not isinstance(value, int | float):
+            raise UsageError("--metric", f"{name} v{version['version']} has no metric {metric!r}")
+    better = b > a if direction == "maximize" else b < a  # type: ignore[operator]
+    if not better:
+        raise PromotionRefusedError(
+            f"model {name}: v{new['version']} is not better than v{old['version']} on {metric} "
+            f"({b} vs {a}, goal {direction}); not promoted"
+        )
+
+
+def _model_output(record: dict[str, Any], path: str | None) -> tuple[str, dict[str, Any]]:
+    outputs = record.get("outputs", {})
+    if path is not None:
+        path = Path(path).as_posix()
+        if path not in outputs:
+            raise UsageError("--path", f"{path}: not an output of run {record['id']} "
+                                       f"(outputs: {', '.join(outputs) or 'none'})")  # fmt: skip
+        return path, outputs[path]
+    models = [p for p, ref in outputs.items() if "format" in ref] or [
+        p for p in outputs if p.endswith(MODEL_SUFFIXES)
+    ]
+    if len(models) == 1:
+        return models[0], outputs[models[0]]
+    if len(outputs) == 1:
+        (only,) = outputs
+        return only, outputs[only]
+    candidates = models or list(outputs)
+    raise UsageError("--path", f"run {record['id']} has {len(candidates)} candidate outputs "
+                               f"({', '.join(candidates) or 'none'}); pick one")  # fmt: skip
+
+
+def _signature(
+    repo: Repo, record: dict[str, Any], path: str, artifact: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Input columns and dtypes, and the output, from the model and its training data."""
+    from gitml.signature import infer
+
+    return infer(repo, record, path, artifact)
+
+
+def _list(versions: dict[int, Any]) -> str:
+    return ", ".join(f"v{n}" for n in sorted(versions))

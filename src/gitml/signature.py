@@ -1,0 +1,117 @@
+"""Model signatures: the input columns and types a model takes, and what it returns.
+
+Captured at registration from the model itself (scikit-learn's ``feature_names_in_``) and the
+run's training data (the column types), and checked by `gitml serve` and `gitml predict`.
+Types use MLflow's names (long, double, boolean, string, datetime) so the two read alike.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from gitml.repo import Repo
+
+DATA_SUFFIXES = (".csv", ".parquet", ".pq")
+SAMPLE_ROWS = 1000
+
+
+def type_name(dtype: Any) -> str:
+    """MLflow's type name of a numpy/pandas dtype."""
+    kind = getattr(dtype, "kind", "O")
+    return {"i": "long", "u": "long", "f": "double", "b": "boolean", "M": "datetime"}.get(
+        kind, "string"
+    )
+
+
+def load_verified_model(repo: Repo, md5: str, size: int, fmt: str) -> Any:
+    """Load a model from the DVC cache after checking its bytes hash to ``md5``."""
+    from gitml.data import ArtifactRef
+    from gitml.data.checkout import verified_object
+    from gitml.models import load_model
+
+    path = verified_object(repo.root, ArtifactRef(md5=md5, size=size))
+    return load_model(path, format=fmt)
+
+
+def read_sample(repo: Repo, path: str, ref: dict[str, Any], rows: int = SAMPLE_ROWS) -> Any:
+    """The first rows of a CSV or Parquet input, read from its verified cache object."""
+    import pandas as pd
+
+    from gitml.data import ArtifactRef
+    from gitml.data.checkout import verified_object
+
+    obj = verified_object(repo.root, ArtifactRef(md5=ref["md5"], size=ref["size"]))
+    if path.endswith(".csv"):
+        return pd.read_csv(obj, nrows=rows)
+    import pyarrow.parquet as pq
+
+    first = next(pq.ParquetFile(obj).iter_batches(batch_size=rows), None)
+    return first.to_pandas() if first is not None else pd.DataFrame()
+
+
+def infer(
+    repo: Repo, record: dict[str, Any], path: str, artifact: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The signature of the model a run saved at ``path``; None when it cannot be told."""
+    try:
+        model = load_verified_model(
+            repo, artifact["md5"], artifact["size"], artifact.get("format", "joblib")
+        )
+    except Exception as exc:
+        print(f"gitml: note: no signature for {path}: cannot load it ({exc})", file=sys.stderr)
+        return None
+    features = [str(c) for c in getattr(model, "feature_names_in_", [])]
+    n_features = getattr(model, "n_features_in_", None)
+    if not features and n_features is None:
+        return None
+    sample, source = None, None
+    for input_path, ref in (record.get("inputs") or {}).items():
+        if not input_path.endswith(DATA_SUFFIXES) or "md5" not in ref:
+            continue
+        try:
+            frame = read_sample(repo, input_path, ref)
+        except Exception:
+            continue
+        if features and set(features) <= set(map(str, frame.columns)):
+            sample, source = frame[features], input_path
+            break
+    names = features or [str(i) for i in range(int(n_features or 0))]
+    types = {n: type_name(sample[n].dtype) for n in names} if sample is not None else {}
+    signature: dict[str, Any] = {
+        "inputs": [{"name": n, "type": types.get(n, "double")} for n in names],
+    }
+    if source:
+        signature["source"] = source
+    if sample is not None and len(sample) and hasattr(model, "predict"):
+        import numpy as np
+
+        out = np.asarray(model.predict(sample.head(5)))
+        signature["output"] = {"type": type_name(out.dtype), "shape": [-1, *out.shape[1:]]}
+    classes = getattr(model, "classes_", None)
+    if classes is not None:
+        signature["classes"] = [c.item() if hasattr(c, "item") else c for c in classes]
+    return signature
+
+
+def check_frame(signature: dict[str, Any] | None, frame: Any, *, where: str) -> Any:
+    """``frame`` with the signature's columns in order and types; a clear error otherwise."""
+    from gitml.errors import UsageError
+
+    if not signature:
+        return frame
+    names = [c["name"] for c in signature["inputs"]]
+    columns = [str(c) for c in frame.columns]
+    missing = [n for n in names if n not in columns]
+    if missing:
+        raise UsageError(where, f"missing feature(s) {', '.join(missing[:10])}")
+    extra = [c for c in columns if c not in names]
+    if extra:
+        raise UsageError(where, f"unknown feature(s) {', '.join(extra[:10])}")
+    frame = frame[names]
+    for column in signature["inputs"]:
+        name, kind = column["name"], column["type"]
+        actual = type_name(frame[name].dtype)
+        if kind in ("double", "long") and actual not in ("double", "long", "boolean"):
+            raise UsageError(where, f"feature {name!r} must be a number ({kind}), got {actual}")
+    return frame
