@@ -1,13 +1,16 @@
 """The model registry through the real CLI: every change a real commit, real sklearn models."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tomllib
 
 import pytest
 
-from tests.helpers import commit_all, git, gitml
+from gitml.repo import Repo
+from tests.helpers import GIT_ENV, commit_all, git, gitml
 
 PREPARE = (
     "import gitml\n"
@@ -38,20 +41,38 @@ def _run(root, *args):
     return done.stdout
 
 
+@pytest.fixture(scope="module")
+def _trained_template(_template, tmp_path_factory):
+    """Built once per module: two committed training runs (C=0.01, C=1.0) on prepared iris."""
+    root = tmp_path_factory.mktemp("trained") / "project"
+    shutil.copytree(_template, root, symlinks=True)
+    saved = dict(os.environ)
+    os.environ.update(GIT_ENV)
+    os.environ["HOME"] = str(root.parent)
+    try:
+        (root / "prepare.py").write_text(PREPARE)
+        (root / "train.py").write_text(TRAIN)
+        subprocess.run([sys.executable, "prepare.py"], cwd=root, check=True)
+        commit_all(root, "prepare iris")
+        runs = []
+        for c in ("0.01", "1.0"):
+            _run(root, "run", "-p", f"C={c}", "--", "python", "train.py")
+            commit_all(root, f"train C={c}")
+            runs.append(tomllib.loads((root / "metrics.toml").read_text())["run"])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return root, runs
+
+
 @pytest.fixture
-def trained(project):
-    """Two committed training runs (C=0.01 then C=1.0) on iris prepared by a run."""
-    root = project.root
-    (root / "prepare.py").write_text(PREPARE)
-    (root / "train.py").write_text(TRAIN)
-    subprocess.run([sys.executable, "prepare.py"], cwd=root, check=True)
-    commit_all(root, "prepare iris")
-    runs = []
-    for c in ("0.01", "1.0"):
-        _run(root, "run", "-p", f"C={c}", "--", "python", "train.py")
-        commit_all(root, f"train C={c}")
-        runs.append(tomllib.loads((root / "metrics.toml").read_text())["run"])
-    return project, runs
+def trained(_trained_template, tmp_path, monkeypatch):
+    """A fresh copy of the trained project; the current directory is its root."""
+    template, runs = _trained_template
+    root = tmp_path / "project"
+    shutil.copytree(template, root, symlinks=True)
+    monkeypatch.chdir(root)
+    return Repo(root), runs
 
 
 def _registry(root):
