@@ -208,9 +208,10 @@ def _number(value: Any) -> bool:
 ARROWS = {"better": "▲ better", "worse": "▼ worse", "noise": "≈ within noise", None: ""}
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any, missing: str = "-") -> str:
+    """A value for a table cell: floats to 6 significant digits, ``missing`` for None."""
     if value is None:
-        return "-"
+        return missing
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
@@ -227,14 +228,14 @@ def render(result: dict[str, Any], fmt: str) -> str:
         for m in result["metrics"]
     ]  # fmt: skip
     param_rows: list[tuple[str, ...]] = [
-        (p["param"], _fmt(p["a"]), _fmt(p["b"])) for p in result["params"]
+        (p["param"], format_value(p["a"]), format_value(p["b"])) for p in result["params"]
     ]
     data_rows: list[tuple[str, ...]] = [
-        (d["path"], _fmt(d["a"])[:8], _fmt(d["b"])[:8]) for d in result["data"]
+        (d["path"], format_value(d["a"])[:8], format_value(d["b"])[:8]) for d in result["data"]
     ]
     code = result["code"]
     code_rows: list[tuple[str, ...]] = (
-        [("code commit", _fmt(code["a"])[:8], _fmt(code["b"])[:8])]
+        [("code commit", format_value(code["a"])[:8], format_value(code["b"])[:8])]
         if code["a"] != code["b"]
         else []
     )
@@ -256,8 +257,8 @@ def render(result: dict[str, Any], fmt: str) -> str:
 def _value(metric: dict[str, Any], side: str) -> str:
     noise = metric.get(f"{side}_noise")
     if not noise or noise["n"] < 2:
-        return _fmt(metric[side])
-    return f"{_fmt(noise['mean'])} ± {noise['std']:.2g} (n={noise['n']})"
+        return format_value(metric[side])
+    return f"{format_value(noise['mean'])} ± {noise['std']:.2g} (n={noise['n']})"
 
 
 def _verdict(metric: dict[str, Any]) -> str:

@@ -143,11 +143,9 @@ def _varying_params(runs: list[IndexedRun]) -> tuple[list[str], dict[str, Any]]:
 
 
 def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
+    from gitml.diff import format_value
+
+    return format_value(value, missing="")
 
 
 def _table(data: ReportData) -> tuple[list[str], list[list[str]]]:
