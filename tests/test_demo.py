@@ -10,6 +10,9 @@ def test_demo_end_to_end(tmp_path):
     project = tmp_path / "demo" / "wine"
     assert git(project, "log", "--format=%s").count("Train ") == 3
     assert git(project, "status", "--porcelain") == "", "every run was committed"
+    assert "wine@production -> v2 (was v1)" in done.stdout
+    assert "wine@production -> v1 (rolled back from v2)" in done.stdout
+    assert git(project, "log", "--format=%s").count("model wine: ") == 5
     assert "object(s) referenced by 4 run(s)" in done.stdout
     lineage = done.stdout.split("$ gitml lineage model.pkl")[1]
     assert "'forest'" in lineage and "input data/wine.csv" in lineage and "'prepare'" in lineage

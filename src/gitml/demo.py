@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from gitml import store
 from gitml.errors import CommandError, UsageError
 
 RUNS: list[dict[str, str | int]] = [
@@ -36,8 +37,8 @@ def run_demo(*, workdir: Path | None, keep: bool, echo: Callable[[str], None]) -
     """Build the demo project and walk through it; returns the project.
 
     Trains three runs and commits each, pushes the bytes, shows the model's lineage, reproduces
-    the second run from its commit, compares it with the first, writes the HTML report and
-    lists the runs.
+    the second run from its commit, compares it with the first, writes the HTML report,
+    registers two models, promotes, rolls back, and lists the runs.
     """
     temporary = workdir is None
     base = Path(tempfile.mkdtemp(prefix="gitml-demo-")) if workdir is None else workdir.resolve()
@@ -69,16 +70,25 @@ def _build(project: Path, *, remote: Path, echo: Callable[[str], None]) -> None:
     step.python("prepare.py")
     step.git("add", "-A")
     step.git("commit", "-q", "-m", "Prepare data/wine.csv")
+    run_ids = []
     for spec in RUNS:
         params = [f"--param={k}={v}" for k, v in spec.items() if k != "name"]
         step.gitml("run", "--name", str(spec["name"]), *params, "--", "python", "train.py")
         step.git("add", "-A")
         step.git("commit", "-q", "-m", f"Train {spec['name']}")
+        run_ids.append(store.read_toml(project / "metrics.toml")["run"])
     step.gitml("push", show=True)
     step.gitml("lineage", "model.pkl", show=True)
     step.gitml("reproduce", "HEAD~1", show=True)
     step.gitml("diff", "HEAD~2", "HEAD~1", show=True)
     step.gitml("report", "-o", str(project.parent / "gitml-report.html"), show=True)
+    for run_id in run_ids[1:]:
+        step.gitml("model", "register", run_id, "wine", show=True)
+    step.gitml("model", "promote", "wine", "1", "--to", "production", show=True)
+    step.gitml("model", "promote", "wine", "2", "--require-better", "--metric", "accuracy",
+               "-m", "more trees, better accuracy", show=True)  # fmt: skip
+    step.gitml("model", "rollback", "wine", "-m", "demo: roll back", show=True)
+    step.gitml("model", "history", "wine", show=True)
     step.gitml("runs", "--sort", "-metrics.accuracy",
                "--columns", "id,name,status,commit,metrics.accuracy,metrics.f1_macro,"
                "params.n_estimators,params.max_depth", show=True)  # fmt: skip

@@ -17,8 +17,8 @@ def demo(workdir: Path | None, keep: bool) -> None:
     Creates a git repository with gitml and a local DVC remote, trains a RandomForest on the
     wine dataset three times with different params (each run committed), pushes data and
     models to the remote, prints the model's lineage, reproduces the second run from its
-    commit, compares it with the first (`gitml diff`), writes the HTML report, then lists the
-    runs from git history, best first.
+    commit, compares it with the first (`gitml diff`), writes the HTML report, registers two
+    models and promotes and rolls them back, then lists the runs from git history, best first.
 
     \b
     Example:
