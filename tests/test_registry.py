@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -220,3 +221,21 @@ def test_pre_commit_refuses_a_hand_broken_registry_file(trained):
                           text=True, check=False)  # fmt: skip
     assert done.returncode != 0
     assert ".gitml/models/iris.toml: field aliases.production: v7 is not a version" in done.stderr
+
+
+def test_check_frame_orders_columns_and_names_what_is_wrong():
+    import pandas as pd
+
+    from gitml.errors import UsageError
+    from gitml.signature import check_frame
+
+    signature = {"inputs": [{"name": "a", "type": "double"}, {"name": "b", "type": "long"}]}
+    frame = check_frame(signature, pd.DataFrame({"b": [1, 2], "a": [0.5, 1.5]}), where="input")
+    assert list(frame.columns) == ["a", "b"]
+    for bad, message in [
+        (pd.DataFrame({"a": [1.0]}), "input: missing feature(s) b"),
+        (pd.DataFrame({"a": [1.0], "b": [1], "c": [2]}), "input: unknown feature(s) c"),
+        (pd.DataFrame({"a": ["x"], "b": [1]}), "feature 'a' must be a number (double), got string"),
+    ]:  # fmt: skip
+        with pytest.raises(UsageError, match=re.escape(message)):
+            check_frame(signature, bad, where="input")
