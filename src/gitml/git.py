@@ -274,9 +274,8 @@ def run_git(cwd: Path, *args: str) -> str:
     """Run the git CLI (worktrees, apply) with inherited GIT_* variables removed."""
     import subprocess
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _KEEP_GIT_ENV}
     done = subprocess.run(
-        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+        ["git", *args], cwd=cwd, env=_git_env(), capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         detail = (done.stderr or done.stdout).strip().splitlines()
@@ -290,6 +289,11 @@ _KEEP_GIT_ENV = {
     "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL",
     "GIT_CONFIG_NOSYSTEM", "GIT_CONFIG_GLOBAL",
 }  # fmt: skip
+
+
+def _git_env() -> dict[str, str]:
+    """This process's environment without the GIT_* variables that locate a repository."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _KEEP_GIT_ENV}
 
 
 def add_worktree(root: Path, path: Path, commit: str) -> None:
@@ -389,9 +393,8 @@ def _run_hook(root: Path, folder: Path, name: str, *args: str, check: bool = Tru
     hook = folder / name
     if not (hook.is_file() and os.access(hook, os.X_OK)):
         return
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _KEEP_GIT_ENV}
     done = subprocess.run(
-        [str(hook), *args], cwd=root, env=env, capture_output=True, text=True, check=False
+        [str(hook), *args], cwd=root, env=_git_env(), capture_output=True, text=True, check=False
     )
     output = (done.stderr + done.stdout).strip()
     if done.returncode != 0 and check:
