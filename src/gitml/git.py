@@ -292,7 +292,7 @@ _KEEP_GIT_ENV = {
 
 
 def _git_env() -> dict[str, str]:
-    """This process's environment without the GIT_* variables that locate a repository."""
+    """The environment of this process minus the GIT_* variables that locate a repository."""
     return {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _KEEP_GIT_ENV}
 
 
