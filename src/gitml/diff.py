@@ -15,6 +15,7 @@ from typing import Any
 
 from gitml import git, store
 from gitml.errors import GitmlError, RunNotFoundError
+from gitml.query.output import is_number
 from gitml.repo import Repo
 
 WORKTREE = "workspace"
@@ -86,13 +87,14 @@ def _with_repeats(repo: Repo, side: Side, rows: dict[str, dict[str, Any]]) -> Si
         return {k: v for k, v in row.items() if k.startswith("params.") and k not in seeds}
 
     me = side.row
+    mine = experiment(me)
     repeats = [
         row
         for row in rows.values()
         if row is not me
         and row.get("status") == "finished"
         and row.get("commit") == me.get("commit")
-        and experiment(row) == experiment(me)
+        and experiment(row) == mine
     ]
     return Side(side.label, me, (me, *sorted(repeats, key=lambda r: str(r.get("id")))))
 
@@ -121,16 +123,8 @@ def compare(repo: Repo, a: Side, b: Side) -> dict[str, Any]:
             continue
         old, new = a.row.get(key), b.row.get(key)
         metrics.append({"metric": name, "a": old, "b": new, **_change(old, new, goal(repo, name))})
-    params = [
-        {"param": k.partition(".")[2], "a": a.row.get(k), "b": b.row.get(k)}
-        for k in sorted({k for k in (*a.row, *b.row) if k.startswith("params.")})
-        if a.row.get(k) != b.row.get(k)
-    ]
-    data = [
-        {"path": k.partition(".")[2], "a": a.row.get(k), "b": b.row.get(k)}
-        for k in sorted({k for k in (*a.row, *b.row) if k.startswith("inputs.")})
-        if a.row.get(k) != b.row.get(k)
-    ]
+    params = _changed(a, b, "params", "param")
+    data = _changed(a, b, "inputs", "path")
     code = {"a": a.row.get("code.commit"), "b": b.row.get("code.commit")}
     return {
         "a": {"ref": a.label, "run": a.row.get("id"), "repeats": [r["id"] for r in a.repeats]},
@@ -142,8 +136,18 @@ def compare(repo: Repo, a: Side, b: Side) -> dict[str, Any]:
     }
 
 
+def _changed(a: Side, b: Side, section: str, label: str) -> list[dict[str, Any]]:
+    """The ``section.*`` fields whose values differ between the sides, as label/a/b."""
+    keys = sorted({k for k in (*a.row, *b.row) if k.startswith(f"{section}.")})
+    return [
+        {label: k.partition(".")[2], "a": a.row.get(k), "b": b.row.get(k)}
+        for k in keys
+        if a.row.get(k) != b.row.get(k)
+    ]
+
+
 def _change(old: Any, new: Any, direction: str | None) -> dict[str, Any]:
-    if not _number(old) or not _number(new):
+    if not is_number(old) or not is_number(new):
         return {"change": None, "relative": None, "verdict": None}
     delta = new - old
     relative = delta / abs(old) if old else None
@@ -155,7 +159,7 @@ def _change(old: Any, new: Any, direction: str | None) -> dict[str, Any]:
 
 
 def _values(side: Side, key: str) -> list[float]:
-    return [r[key] for r in side.repeats or (side.row,) if _number(r.get(key))]
+    return [r[key] for r in side.repeats or (side.row,) if is_number(r.get(key))]
 
 
 def _noisy_change(olds: list[float], news: list[float], direction: str | None) -> dict[str, Any]:
@@ -199,10 +203,6 @@ def welch_p_value(a: list[float], b: list[float]) -> float:
         return 0.0 if delta != 0 else 1.0
     dof = se2**2 / sum(v**2 / d for v, d in terms if v > 0)
     return float(2 * stdtr(dof, -abs(delta) / math.sqrt(se2)))
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 ARROWS = {"better": "▲ better", "worse": "▼ worse", "noise": "≈ within noise", None: ""}

@@ -110,6 +110,7 @@ def register(
     """Add the model a run produced as the next version of ``name``; returns the version."""
     from gitml.query.api import resolve as resolve_run
     from gitml.query.index import record_of
+    from gitml.signature import infer as infer_signature
 
     file = registry_path(repo, name)
     run = resolve_run(repo, run_ref)
@@ -144,7 +145,7 @@ def register(
         "created_at": now,
         "created_by": who,
         "description": description,
-        "signature": _signature(repo, record, artifact_path, artifact),
+        "signature": infer_signature(repo, record, artifact_path, artifact),
     }
     doc["versions"].append(version)
     doc["history"].append({"at": now, "by": who, "action": "register", "version": number})
@@ -175,11 +176,10 @@ def promote(
         raise UsageError("version", f"{name}@{alias} is v{previous} already")
     if require_better and previous is not None:
         _gate(repo, doc, version, version_of(doc, str(previous)), metric)
-    action = "promote"
     message = f"model {name}: promote v{version['version']} to {alias}"
     message += f" (was v{previous})" if previous is not None else ""
     _move(repo, file, doc, alias=alias, version=version["version"], previous=previous,
-          action=action, reason=reason, message=message, commit=commit)  # fmt: skip
+          action="promote", reason=reason, message=message, commit=commit)  # fmt: skip
     return {"alias": alias, "version": version["version"], "previous": previous}
 
 
@@ -294,6 +294,7 @@ def _gate(
     repo: Repo, doc: dict[str, Any], new: dict[str, Any], old: dict[str, Any], metric: str | None
 ) -> None:
     from gitml.diff import goal
+    from gitml.query.output import is_number
 
     metric = metric or repo.config.get("registry", {}).get("metric")
     if not metric:
@@ -306,7 +307,7 @@ def _gate(
     a, b = old.get("metrics", {}).get(metric), new.get("metrics", {}).get(metric)
     name = doc["name"]
     for value, version in ((a, old), (b, new)):
-        if not isinstance(value, int | float):
+        if not is_number(value):
             raise UsageError("--metric", f"{name} v{version['version']} has no metric {metric!r}")
     better = b > a if direction == "maximize" else b < a  # type: ignore[operator]
     if not better:
@@ -335,15 +336,6 @@ def _model_output(record: dict[str, Any], path: str | None) -> tuple[str, dict[s
     candidates = models or list(outputs)
     raise UsageError("--path", f"run {record['id']} has {len(candidates)} candidate outputs "
                                f"({', '.join(candidates) or 'none'}); pick one")  # fmt: skip
-
-
-def _signature(
-    repo: Repo, record: dict[str, Any], path: str, artifact: dict[str, Any]
-) -> dict[str, Any] | None:
-    """Input columns and dtypes, and the output, from the model and its training data."""
-    from gitml.signature import infer
-
-    return infer(repo, record, path, artifact)
 
 
 def _list(versions: dict[int, Any]) -> str:

@@ -77,7 +77,7 @@ def _table(rows: Sequence[Row], columns: Sequence[str]) -> str:
     cells = [[_cell(c, row.get(c)) for c in columns] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     numeric = [
-        all(_is_number(row.get(c)) for row in rows if row.get(c) is not None) for c in columns
+        all(is_number(row.get(c)) for row in rows if row.get(c) is not None) for c in columns
     ]
 
     def line(values: Sequence[str]) -> str:
@@ -92,7 +92,8 @@ def _table(rows: Sequence[Row], columns: Sequence[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A real number: int or float, not a bool."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
