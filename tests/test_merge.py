@@ -86,12 +86,14 @@ def _registry_project(project):
     return root
 
 
-def _merge(root, *branches):
+def _merge(root, first, second):
+    """On main, merge ``first`` (which must succeed), then ``second``; its result and the file."""
     git(root, "checkout", "-q", "main")
-    results = [subprocess.run(["git", "merge", "--no-edit", b], cwd=root, capture_output=True,
-                              text=True, check=False) for b in branches]  # fmt: skip
+    git(root, "merge", "-q", "--no-edit", first)
+    done = subprocess.run(["git", "merge", "--no-edit", second], cwd=root, capture_output=True,
+                          text=True, check=False)  # fmt: skip
     text = (root / ".gitml/models/wine.toml").read_text()
-    return results[-1], (tomllib.loads(text) if results[-1].returncode == 0 else text)
+    return done, (tomllib.loads(text) if done.returncode == 0 else text)
 
 
 def test_registry_versions_added_on_two_branches_are_renumbered_not_conflicted(project):
@@ -106,9 +108,7 @@ def test_registry_versions_added_on_two_branches_are_renumbered_not_conflicted(p
 
     _registry_branch(root, "a", add("r2", "b" * 32, "2026-11-02T00:00:00Z"))
     _registry_branch(root, "b", add("r3", "c" * 32, "2026-11-03T00:00:00Z"))
-    git(root, "checkout", "-q", "main")
-    git(root, "merge", "-q", "--no-edit", "a")
-    done, doc = _merge(root, "b")
+    done, doc = _merge(root, "a", "b")
     assert done.returncode == 0, done.stderr
     runs = [(v["version"], v["run"]) for v in doc["versions"]]
     assert runs == [(1, _rid("r1")), (2, _rid("r2")), (3, _rid("r3"))]
@@ -132,9 +132,7 @@ def test_registry_merge_of_a_promotion_and_a_new_version_is_clean(project):
 
     _registry_branch(root, "promote", promote)
     _registry_branch(root, "register", register)
-    git(root, "checkout", "-q", "main")
-    git(root, "merge", "-q", "--no-edit", "promote")
-    done, doc = _merge(root, "register")
+    done, doc = _merge(root, "promote", "register")
     assert done.returncode == 0, done.stderr
     runs = [(v["version"], v["run"]) for v in doc["versions"]]
     assert runs == [(1, _rid("r1")), (2, _rid("r2")), (3, _rid("r3"))]
@@ -155,15 +153,12 @@ def test_both_branches_moving_production_apart_conflicts_with_markers(project):
 
     _registry_branch(root, "x", to("rx", "d" * 32))
     _registry_branch(root, "y", to("ry", "e" * 32))
-    git(root, "checkout", "-q", "main")
-    git(root, "merge", "-q", "--no-edit", "x")
-    done = subprocess.run(["git", "merge", "--no-edit", "y"], cwd=root, capture_output=True,
-                          text=True, check=False)  # fmt: skip
+    done, text = _merge(root, "x", "y")
     assert done.returncode != 0
     said = done.stdout + done.stderr
     assert "model 'wine': both branches moved 'production'" in said
     assert "this branch to v2 and the other to v3" in said, "their v2 is renumbered before"
-    assert "<<<<<<< ours" in (root / ".gitml/models/wine.toml").read_text()
+    assert "<<<<<<< ours" in text
     assert "wine.toml" in git(root, "diff", "--name-only", "--diff-filter=U")
 
 

@@ -22,7 +22,6 @@ from gitml import store
 from gitml.errors import GitmlError
 
 MISSING: Any = object()
-DRIVER_NAME = "gitml"
 
 
 class MergeConflict(GitmlError):
@@ -59,9 +58,9 @@ def merge3(base: Any, ours: Any, theirs: Any, where: str = "") -> Any:
 
 def merge_summary(base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any]) -> Any:
     """metrics.toml: both branches added runs, so show the newer run; else merge by key."""
-    runs = ours.get("run"), theirs.get("run"), base.get("run")
-    if runs[0] != runs[1] and runs[2] not in runs[:2] and None not in runs[:2]:
-        return ours if str(runs[0]) > str(runs[1]) else theirs
+    mine, other, before = ours.get("run"), theirs.get("run"), base.get("run")
+    if mine and other and mine != other and before not in (mine, other):
+        return ours if str(mine) > str(other) else theirs
     return merge3(base, ours, theirs)
 
 
@@ -156,12 +155,10 @@ def run_driver(base: Path, ours: Path, theirs: Path, shown_as: str) -> None:
     """What git runs for `merge=gitml`: write the merged file over ``ours`` or raise."""
     try:
         merged = merge_files(base, ours, theirs)
-    except MergeConflict as exc:
+    except GitmlError as exc:  # a real disagreement, or a file that is not valid TOML
         _write_markers(base, ours, theirs)
-        raise MergeConflict(f"{shown_as}: {exc}") from None
-    except GitmlError as exc:
-        _write_markers(base, ours, theirs)
-        raise MergeConflict(f"{shown_as}: cannot merge by meaning ({exc})") from None
+        said = str(exc) if isinstance(exc, MergeConflict) else f"cannot merge by meaning ({exc})"
+        raise MergeConflict(f"{shown_as}: {said}") from None
     store.write_toml(ours, merged)
 
 
