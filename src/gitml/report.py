@@ -81,7 +81,7 @@ def _metric_names(runs: list[IndexedRun]) -> list[str]:
 
 
 def _figures(data: ReportData) -> list[tuple[str, str, Any]]:
-    """(section, title, matplotlib figure) for every plot, capped per section."""
+    """(section: final or steps, title, matplotlib figure) for every plot, capped per section."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -108,7 +108,7 @@ def _figures(data: ReportData) -> list[tuple[str, str, Any]]:
         ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=7)
         ax.set_title(f"{metric}: final value per run, by commit")
         ax.grid(alpha=0.3)
-        figures.append(("across commits", metric, fig))
+        figures.append(("final", metric, fig))
     curves: dict[str, list[tuple[str, list[tuple[int, float]]]]] = defaultdict(list)
     by_id = {r.run_id: r for r in data.runs}
     for run_id, metrics in data.steps.items():
@@ -148,8 +148,11 @@ def _cell(value: Any) -> str:
     return format_value(value, missing="")
 
 
-def _table(data: ReportData) -> tuple[list[str], list[list[str]]]:
-    varying, _ = _varying_params(data.runs)
+Table = tuple[list[str], list[list[str]]]  # header, rows of cells
+
+
+def _table(data: ReportData, varying: list[str]) -> Table:
+    """The runs table, newest first: id, name, status, commit, the varying params, metrics."""
     metrics = [f"metrics.{m}" for m in _metric_names(data.runs)]
     head = ["run", "name", "status", "commit", *varying, *metrics]
     rows = []
@@ -177,10 +180,15 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "metric"
 
 
-def render_html(repo: Repo, data: ReportData, figures: list[tuple[str, str, Any]]) -> str:
+def render_html(
+    repo: Repo,
+    data: ReportData,
+    figures: list[tuple[str, str, Any]],
+    table: Table,
+    constant: dict[str, Any],
+) -> str:
     """The whole page as one string: inline CSS and SVG, nothing fetched."""
-    head, rows = _table(data)
-    _, constant = _varying_params(data.runs)
+    head, rows = table
     scope = ", ".join(data.revs) if data.revs else "all branches and the working tree"
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     esc = html.escape
@@ -195,13 +203,13 @@ def render_html(repo: Repo, data: ReportData, figures: list[tuple[str, str, Any]
         f'<p class="meta">{len(data.runs)} runs in {len(data.commits)} commits of {esc(scope)}; '
         f"generated {now}.</p>",
     ]
-    for section, title in (("across commits", "Final metrics across commits"),
+    for section, title in (("final", "Final metrics across commits"),
                            ("steps", "Step metrics per run")):  # fmt: skip
         plots = [(name, fig) for kind, name, fig in figures if kind == section]
         if not plots:
             continue
         parts.append(f"<h2>{title}</h2><div class='plots'>")
-        parts += [f'<figure class="plot" id="{section[:5]}-{esc(_slug(n))}">{_svg(f)}</figure>'
+        parts += [f'<figure class="plot" id="{section}-{esc(_slug(n))}">{_svg(f)}</figure>'
                   for n, f in plots]  # fmt: skip
         parts.append("</div>")
     parts.append("<h2>Runs</h2><table><thead><tr>")
@@ -220,9 +228,11 @@ def render_html(repo: Repo, data: ReportData, figures: list[tuple[str, str, Any]
     return "\n".join(parts)
 
 
-def render_markdown(data: ReportData, pngs: list[tuple[str, Path]], base: Path) -> str:
+def render_markdown(
+    data: ReportData, table: Table, pngs: list[tuple[str, Path]], base: Path
+) -> str:
     """A Markdown page with the PNG plots and the runs table, for PR comments and wikis."""
-    head, rows = _table(data)
+    head, rows = table
     lines = [f"## gitml report: {len(data.runs)} runs", ""]
     lines += [f"![{title}]({path.relative_to(base).as_posix()})" for title, path in pngs]
     lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -248,14 +258,16 @@ def write_report(
     png_dir.mkdir(parents=True, exist_ok=True)
     pngs = []
     for section, name, fig in figures:
-        path = png_dir / f"{'steps' if section == 'steps' else 'final'}-{_slug(name)}.png"
+        path = png_dir / f"{section}-{_slug(name)}.png"
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=110)
         store.atomic_write(path, buffer.getvalue())
         pngs.append((name, path))
-    store.atomic_write(output, render_html(repo, data, figures).encode())
+    varying, constant = _varying_params(data.runs)
+    table = _table(data, varying)
+    store.atomic_write(output, render_html(repo, data, figures, table, constant).encode())
     markdown = png_dir / "report.md"
-    store.atomic_write(markdown, render_markdown(data, pngs, png_dir).encode())
+    store.atomic_write(markdown, render_markdown(data, table, pngs, png_dir).encode())
     return {"html": output, "markdown": markdown, "pngs": [p for _, p in pngs],
             "runs": len(data.runs), "commits": len(data.commits)}  # fmt: skip
 
