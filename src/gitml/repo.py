@@ -60,6 +60,7 @@ GITML_GITIGNORE = """\
 /runs/*/*.journal
 /runs/*/*.lock
 *.tmp
+/monitor/*/requests/*.arrows
 """
 
 GITATTRIBUTES_LINES = (

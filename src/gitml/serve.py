@@ -1,0 +1,634 @@
+"""`gitml serve`: a registered model over HTTP, checked before it is loaded and as it is called.
+
+The model's bytes are hashed and compared with the md5 the registry recorded before they are
+unpickled; a mismatch refuses to start (or, on reload, keeps the version already serving).
+Requests are validated against the signature recorded at registration: feature names and
+types, one clear message and 422 otherwise. Every answered request is logged to Parquet under
+`.gitml/monitor/<name>/requests/` (see `gitml.monitor`). With ``reload_on_promote`` a watchdog
+observer follows the registry file, so `gitml model promote`, `rollback` or a `git revert`
+swaps the model in place.
+
+Routes: ``POST /predict`` (``{"records": [...]}``), ``POST /invocations`` (MLflow's
+``dataframe_split`` / ``dataframe_records`` / ``instances`` / ``inputs`` bodies and CSV, so an
+MLflow client switches without change), ``GET /health``, ``GET /ping``, ``GET /metadata``, and
+the OpenAPI spec at ``/openapi.json``. FastAPI is imported by this module only, lazily; its
+route annotations must be real classes, so this module does not use postponed annotations.
+"""
+
+import io
+import sys
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from gitml.errors import GitmlError
+from gitml.repo import Repo
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+SPLIT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string", "description": "What is wrong, naming the field at fault."},
+        "detail": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+class ModelLoadError(GitmlError):
+    """The registered model cannot be loaded: missing, tampered with, or unreadable."""
+
+
+class InputError(GitmlError):
+    """A request body the model cannot take; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 422, detail: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail or []
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One registry version, loaded from verified bytes, with what validates its input."""
+
+    name: str
+    spec: str
+    version: dict[str, Any]
+    model: Any
+    inputs: "InputSchema"
+    loaded_at: str
+
+    @property
+    def number(self) -> int:
+        """The version number."""
+        return int(self.version["version"])
+
+
+def load(repo: Repo, spec: str) -> LoadedModel:
+    """Resolve ``name@alias`` and load that version, refusing bytes that fail their md5."""
+    from gitml import registry
+    from gitml.signature import load_verified_model
+    from gitml.store import utcnow
+
+    doc, version = registry.resolve(repo, spec)
+    label = f"{doc['name']} v{version['version']} ({version['path']}, md5 {version['md5']})"
+    try:
+        model = load_verified_model(
+            repo, version["md5"], version["size"], version.get("format", "joblib")
+        )
+    except GitmlError as exc:
+        raise ModelLoadError(f"{label}: refusing to load: {exc}") from exc
+    except Exception as exc:
+        raise ModelLoadError(f"{label}: cannot load it: {exc}") from exc
+    return LoadedModel(
+        name=doc["name"],
+        spec=spec,
+        version=version,
+        model=model,
+        inputs=InputSchema(version.get("signature"), model),
+        loaded_at=utcnow().isoformat(),
+    )
+
+
+class InputSchema:
+    """Validates request rows against a signature and turns them into a typed DataFrame."""
+
+    def __init__(self, signature: dict[str, Any] | None, model: Any) -> None:
+        from pydantic import TypeAdapter
+
+        self.signature = signature
+        self.columns = [c["name"] for c in (signature or {}).get("inputs", [])]
+        self.types = {c["name"]: c["type"] for c in (signature or {}).get("inputs", [])}
+        self.by_name = hasattr(model, "feature_names_in_")
+        self.record_type = _record_type(self.types) if self.columns else dict[str, Any]
+        self.adapter: Any = TypeAdapter(list[self.record_type])  # type: ignore[name-defined]
+
+    def record_json_schema(self) -> dict[str, Any]:
+        """JSON Schema of one record (an object of the features), for the OpenAPI spec."""
+        from pydantic import TypeAdapter
+
+        schema: dict[str, Any] = TypeAdapter(self.record_type).json_schema()
+        schema.pop("title", None)
+        for prop in schema.get("properties", {}).values():
+            prop.pop("title", None)
+        return schema
+
+    def frame(self, records: Any, where: str) -> Any:
+        """Validated records as a DataFrame in signature order; InputError naming the field."""
+        import pandas as pd
+        from pydantic import ValidationError
+
+        if not isinstance(records, list) or not records:
+            raise InputError(f"{where}: give a non-empty list of records")
+        try:
+            rows = self.adapter.validate_python(records)
+        except ValidationError as exc:
+            message = _first_error(exc, where, self.columns)
+            raise InputError(message, detail=_details(exc, where)) from exc
+        if not self.columns:
+            return pd.DataFrame.from_records(rows)
+        frame = pd.DataFrame.from_records(rows, columns=self.columns)
+        return frame.astype({n: DTYPES.get(t, object) for n, t in self.types.items()})
+
+    def rows_to_records(self, columns: Any, data: Any, where: str) -> list[dict[str, Any]]:
+        """``dataframe_split``-style columns and rows as records; InputError if they disagree."""
+        if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+            raise InputError(f"{where}.columns: give a list of feature names")
+        if not isinstance(data, list) or not all(isinstance(r, list) for r in data):
+            raise InputError(f"{where}.data: give a list of rows, each a list of values")
+        for i, row in enumerate(data):
+            if len(row) != len(columns):
+                raise InputError(
+                    f"{where}.data[{i}]: has {len(row)} values for {len(columns)} columns"
+                )
+        return [dict(zip(columns, row, strict=True)) for row in data]
+
+
+DTYPES = {"double": "float64", "long": "int64", "boolean": "bool", "datetime": "datetime64[us]"}
+
+
+def _record_type(types: dict[str, str]) -> Any:
+    from datetime import datetime
+
+    from pydantic import ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, with_config
+    from typing_extensions import TypedDict
+
+    python = {
+        "double": StrictFloat,
+        "long": StrictInt,
+        "boolean": StrictBool,
+        "string": StrictStr,
+        "datetime": datetime,
+    }
+    record = TypedDict("Record", {n: python.get(t, Any) for n, t in types.items()})  # type: ignore[misc]
+    return with_config(ConfigDict(extra="forbid", allow_inf_nan=False))(record)
+
+
+def _location(loc: tuple[Any, ...], where: str) -> str:
+    text = where
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
+def _first_error(exc: Any, where: str, columns: list[str]) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    problem = {
+        "missing": "missing feature",
+        "extra_forbidden": "unknown feature"
+        + (f" (the model takes {', '.join(columns[:20])})" if columns else ""),
+    }.get(first["type"], first["msg"])
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return f"{_location(first['loc'], where)}: {problem}{more}"
+
+
+def _details(exc: Any, where: str) -> list[dict[str, Any]]:
+    return [
+        {"loc": [where, *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()[:100]
+    ]
+
+
+@dataclass
+class ServingState:
+    """What the app serves now; ``current`` is swapped whole when the alias moves."""
+
+    repo: Repo
+    spec: str
+    current: LoadedModel
+    log: Any = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reload(self) -> str | None:
+        """Load the version the spec names now; a message if it changed, None if not."""
+        try:
+            fresh = load(self.repo, self.spec)
+        except GitmlError as exc:
+            return f"gitml serve: kept v{self.current.number}: {exc}"
+        with self.lock:
+            old = self.current
+            if fresh.version["md5"] == old.version["md5"] and fresh.number == old.number:
+                return None
+            self.current = fresh
+        return f"gitml serve: {self.spec} -> v{fresh.number} (was v{old.number})"
+
+    def handle(
+        self, endpoint: str, request_id: str, body: bytes, content_type: str, proba: bool
+    ) -> Any:
+        """Answer one request to ``/predict`` or ``/invocations`` and log it."""
+        current = self.current
+        try:
+            frame = _parse(current.inputs, endpoint, body, content_type)
+            out = predict(current, frame, proba=proba)
+        except InputError as exc:
+            return _answer({"error": exc.message, "detail": exc.detail}, exc.status, request_id)
+        if self.log is not None:
+            self._log(request_id, endpoint, current.number, frame, out["predictions"])
+        if endpoint == "invocations":
+            return _answer({"predictions": out["predictions"]}, request_id=request_id)
+        model = {"name": current.name, "version": current.number}
+        return _answer({**out, "model": model, "request_id": request_id}, request_id=request_id)
+
+    def _log(self, request_id: str, endpoint: str, version: int, frame: Any, out: Any) -> None:
+        """Log a request; a failure to log is said on stderr but never fails the answer."""
+        try:
+            self.log.append(
+                request_id=request_id, endpoint=endpoint, version=version, frame=frame,
+                predictions=out,
+            )  # fmt: skip
+        except Exception as exc:
+            message = f"gitml serve: warning: request {request_id} not logged: {exc}"
+            print(message, file=sys.stderr, flush=True)
+
+
+def _answer(
+    payload: Any, status: int = 200, request_id: str = "", headers: dict[str, str] | None = None
+) -> Any:
+    import orjson
+    from fastapi.responses import Response
+
+    body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    headers = {**(headers or {}), **({"X-Request-ID": request_id} if request_id else {})}
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def predict(loaded: LoadedModel, frame: Any, *, proba: bool = False) -> dict[str, Any]:
+    """The model's answers for a validated frame: predictions, and probabilities if asked."""
+    features = frame if loaded.inputs.by_name else frame.to_numpy()
+    model = loaded.model
+    if proba and not hasattr(model, "predict_proba"):
+        raise InputError(f"proba: {type(model).__name__} has no predict_proba")
+    try:
+        out: dict[str, Any] = {"predictions": model.predict(features)}
+        if proba:
+            out["probabilities"] = model.predict_proba(features)
+            out["classes"] = list(getattr(model, "classes_", []))
+    except (ValueError, TypeError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"the model cannot predict on this input: {message}") from exc
+    return out
+
+
+def create_app(
+    repo: Repo,
+    spec: str,
+    *,
+    log_requests: bool = True,
+    reload_on_promote: bool = False,
+    max_body: int = MAX_BODY_BYTES,
+) -> Any:
+    """The FastAPI app serving ``spec`` (loads and verifies the model now)."""
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import PlainTextResponse, Response
+    from starlette.exceptions import HTTPException
+
+    from gitml.monitor import RequestLog, requests_dir
+
+    loaded = load(repo, spec)
+    state = ServingState(repo, spec, loaded)
+    if log_requests:
+        state.log = RequestLog(requests_dir(repo, loaded.name))
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> Any:
+        watcher = _watch(state, app) if reload_on_promote else None
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.stop()
+                watcher.join(timeout=5)
+            if state.log is not None:
+                state.log.close()
+
+    app = FastAPI(
+        title=f"gitml serve {loaded.name}",
+        version=str(loaded.number),
+        description=f"Model {spec}, served by gitml from its verified registry artifact.",
+        lifespan=lifespan,
+        max_body_size=max_body,
+    )
+    app.state.gitml = state
+    errors = {
+        str(code): {"description": text, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+        for code, text in (
+            (400, "The body is not valid JSON (or CSV)."),
+            (413, "The body is larger than the server takes."),
+            (415, "The content type is not one the route takes."),
+            (422, "The input does not match the model's signature."),
+        )
+    }
+
+    @app.get("/health", summary="Liveness, and which version is served")
+    def health() -> dict[str, Any]:
+        current = state.current
+        return {"status": "ok", "name": current.name, "version": current.number}
+
+    @app.get(
+        "/ping",
+        summary="Liveness, as MLflow's scoring server answers it",
+        response_class=PlainTextResponse,
+    )
+    def ping() -> Response:
+        return Response("\n", media_type="text/plain")
+
+    @app.get("/metadata", summary="The served version: run, commits, artifact hash, signature")
+    def metadata() -> dict[str, Any]:
+        return _metadata(state.current)
+
+    @app.post(
+        "/predict",
+        summary="Predict for records: {'records': [{feature: value, ...}, ...]}",
+        responses=errors,  # type: ignore[arg-type]
+    )
+    async def predict_route(request: Request, proba: bool = False) -> Response:
+        body = await request.body()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        content_type = request.headers.get("content-type", "application/json")
+        return await _in_thread(state.handle, "predict", request_id, body, content_type, proba)
+
+    @app.post(
+        "/invocations",
+        summary="Predict from MLflow scoring-server bodies (dataframe_split, dataframe_records, "
+        "instances, inputs) or CSV",
+        responses=errors,  # type: ignore[arg-type]
+    )
+    async def invocations(request: Request) -> Response:
+        body = await request.body()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        content_type = request.headers.get("content-type", "application/json")
+        return await _in_thread(state.handle, "invocations", request_id, body, content_type, False)
+
+    app.openapi = lambda: _openapi(app, state)  # type: ignore[method-assign]
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> Response:
+        message = str(exc.detail)
+        if exc.status_code == 413:
+            mib = max_body / (1024 * 1024)
+            message = f"body: larger than {mib:g} MiB; send fewer records per request"
+        return _answer({"error": message}, exc.status_code, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> Response:
+        errors = list(exc.errors())
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first["loc"])
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+        return _answer({"error": f"{where}: {first['msg']}", "detail": detail}, 422)
+
+    return app
+
+
+async def _in_thread(func: Any, *args: Any) -> Any:
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(func, *args)
+
+
+def _parse(inputs: InputSchema, endpoint: str, body: bytes, content_type: str) -> Any:
+    """The request body as a validated frame, by route and content type."""
+    media = content_type.split(";", maxsplit=1)[0].strip().lower()
+    if endpoint == "invocations" and media == "text/csv":
+        return inputs.frame(_csv_records(body), "csv")
+    if media not in ("application/json", ""):
+        raise InputError(
+            f"content-type: {media!r}; send application/json"
+            + (" or text/csv" if endpoint == "invocations" else ""),
+            status=415,
+        )
+    import orjson
+
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"body: not valid JSON ({exc})", status=400) from exc
+    if not isinstance(data, dict):
+        raise InputError("body: give a JSON object")
+    if endpoint == "predict":
+        unknown = sorted(set(data) - {"records"})
+        if unknown or "records" not in data:
+            problem = f"unknown key {unknown[0]!r}" if unknown else "missing key 'records'"
+            raise InputError(f'body: {problem}; send {{"records": [{{feature: value}}, ...]}}')
+        return inputs.frame(data["records"], "records")
+    keys = [k for k in SPLIT_KEYS if k in data]
+    extra = sorted(set(data) - {*SPLIT_KEYS, "params"})
+    if len(keys) != 1 or extra:
+        raise InputError(
+            f"body: give exactly one of {', '.join(SPLIT_KEYS)}"
+            + (f" (unknown key {extra[0]!r})" if extra else "")
+        )
+    if data.get("params"):
+        raise InputError("params: this model takes no inference params")
+    key = keys[0]
+    value = data[key]
+    if key == "dataframe_split":
+        if not isinstance(value, dict) or set(value) - {"columns", "data", "index"}:
+            raise InputError("dataframe_split: give an object with columns, data (and index)")
+        if not isinstance(value.get("index", []), list):
+            raise InputError("dataframe_split.index: give a list, one label per row")
+        value = inputs.rows_to_records(value.get("columns"), value.get("data"), key)
+    elif isinstance(value, list) and value and all(isinstance(r, list) for r in value):
+        value = inputs.rows_to_records(inputs.columns, value, key)
+    return inputs.frame(value, key)
+
+
+def _csv_records(body: bytes) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(io.BytesIO(body))
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(f"csv: cannot parse the body ({exc})", status=400) from exc
+    records: list[dict[str, Any]] = frame.to_dict("records")
+    return records
+
+
+def _metadata(current: LoadedModel) -> dict[str, Any]:
+    version = current.version
+    keys = ("run", "path", "md5", "size", "format", "code_commit", "commit", "created_at",
+            "created_by", "description", "metrics", "params", "signature")  # fmt: skip
+    from gitml.store import to_json_types
+
+    meta = {k: to_json_types(version[k]) for k in keys if k in version}
+    return {
+        "name": current.name,
+        "spec": current.spec,
+        "version": current.number,
+        **meta,
+        "loaded_at": current.loaded_at,
+    }
+
+
+def _openapi(app: Any, state: ServingState) -> dict[str, Any]:
+    """FastAPI's spec plus the request bodies, typed by the served version's signature."""
+    if app.openapi_schema:
+        return dict(app.openapi_schema)
+    from fastapi.openapi.utils import get_openapi
+
+    spec = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    record = {"$ref": "#/components/schemas/Record"}
+    records = {"type": "array", "items": record, "minItems": 1}
+    spec.setdefault("components", {}).setdefault("schemas", {})["Record"] = (
+        state.current.inputs.record_json_schema()
+    )
+    predict_body = {
+        "type": "object",
+        "required": ["records"],
+        "additionalProperties": False,
+        "properties": {"records": records},
+    }
+    split = _split_schema(state.current.inputs)
+    invocation_bodies = [
+        {"type": "object", "required": [key], "additionalProperties": False,
+         "properties": {key: schema}}
+        for key, schema in (("dataframe_split", split), ("dataframe_records", records),
+                            ("instances", records), ("inputs", records))
+    ]  # fmt: skip
+    paths = spec["paths"]
+    paths["/predict"]["post"]["requestBody"] = {
+        "required": True,
+        "content": {"application/json": {"schema": predict_body}},
+    }
+    paths["/invocations"]["post"]["requestBody"] = {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"oneOf": invocation_bodies}},
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    }
+    paths["/predict"]["post"]["responses"]["200"]["content"] = {
+        "application/json": {"schema": _PREDICT_RESPONSE}
+    }
+    invocations = {"type": "object", "required": ["predictions"],
+                   "properties": {"predictions": {"type": "array"}}}  # fmt: skip
+    paths["/invocations"]["post"]["responses"]["200"]["content"] = {
+        "application/json": {"schema": invocations}
+    }
+    app.openapi_schema = spec
+    return spec
+
+
+def _split_schema(inputs: InputSchema) -> dict[str, Any]:
+    """``dataframe_split`` as documented: the signature's columns, rows typed by position."""
+    row: dict[str, Any] = {"type": "array"}
+    if inputs.columns:
+        types = inputs.record_json_schema()["properties"]
+        row.update(
+            prefixItems=[types[c] for c in inputs.columns],
+            minItems=len(inputs.columns),
+            maxItems=len(inputs.columns),
+        )
+    columns: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+    if inputs.columns:
+        columns = {"const": inputs.columns}
+    return {
+        "type": "object",
+        "required": ["columns", "data"],
+        "properties": {
+            "columns": columns,
+            "data": {"type": "array", "items": row, "minItems": 1},
+            "index": {"type": "array"},
+        },
+    }
+
+
+_PREDICT_RESPONSE = {
+    "type": "object",
+    "required": ["predictions", "model", "request_id"],
+    "properties": {
+        "predictions": {"type": "array", "description": "One per record, in order."},
+        "probabilities": {"type": "array", "items": {"type": "array"}},
+        "classes": {"type": "array"},
+        "model": {
+            "type": "object",
+            "required": ["name", "version"],
+            "properties": {"name": {"type": "string"}, "version": {"type": "integer"}},
+        },
+        "request_id": {"type": "string"},
+    },
+}
+
+
+def _watch(state: ServingState, app: Any) -> Any:
+    """A started watchdog observer that reloads the model when its registry file changes."""
+    from watchdog.events import FileSystemEventHandler
+    from watchdog.observers import Observer
+
+    from gitml.registry import registry_path
+
+    target = registry_path(state.repo, state.current.name)
+    timer: list[threading.Timer] = []
+
+    def reload() -> None:
+        message = state.reload()
+        if message:
+            app.openapi_schema = None
+            print(message, file=sys.stderr, flush=True)
+
+    class Handler(FileSystemEventHandler):
+        def on_any_event(self, event: Any) -> None:
+            paths = {event.src_path, getattr(event, "dest_path", "")}
+            if str(target) not in {str(p) for p in paths}:
+                return
+            for pending in timer:
+                pending.cancel()
+            timer[:] = [threading.Timer(0.1, reload)]  # git writes the file in several steps
+            timer[0].start()
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    observer = Observer()
+    observer.schedule(Handler(), str(target.parent), recursive=False)
+    observer.start()
+    return observer
+
+
+def serve(
+    repo: Repo,
+    spec: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    reload_on_promote: bool = False,
+    log_requests: bool = True,
+    max_body: int = MAX_BODY_BYTES,
+    access_log: bool = True,
+) -> None:
+    """Serve ``spec`` until interrupted; prints the URL (port 0 picks a free one)."""
+    import socket
+
+    import uvicorn
+
+    app = create_app(
+        repo, spec, log_requests=log_requests, reload_on_promote=reload_on_promote,
+        max_body=max_body,
+    )  # fmt: skip
+    current = app.state.gitml.current
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        raise GitmlError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror})") from exc
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    print(
+        f"serving {current.name} v{current.number} ({spec}, md5 {current.version['md5'][:12]}) "
+        f"at http://{shown}:{bound}  (OpenAPI: /openapi.json, docs: /docs)",
+        file=sys.stderr,
+        flush=True,
+    )
+    config = uvicorn.Config(
+        app, log_level="info" if access_log else "warning", access_log=access_log,
+        timeout_graceful_shutdown=10,
+    )  # fmt: skip
+    uvicorn.Server(config).run(sockets=[sock])
