@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gitml.repo import Repo, init_project
-from tests.helpers import GIT_ENV, commit_all, git
+from tests.helpers import GIT_ENV, PREPARE_IRIS, TRAIN_IRIS, commit_all, git, run_ok
 
 
 @pytest.fixture(autouse=True)
@@ -59,3 +62,41 @@ def project(_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     git(root, "commit", "-q", "--amend", "--no-edit", "-a")
     monkeypatch.chdir(root)
     yield Repo(root)
+
+
+@pytest.fixture(scope="session")
+def _trained_template(
+    _template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, list[str]]:
+    """Built once per session: two committed training runs (C=0.01, C=1.0) on prepared iris."""
+    root = tmp_path_factory.mktemp("trained") / "project"
+    shutil.copytree(_template, root, symlinks=True)
+    saved = dict(os.environ)
+    os.environ.update(GIT_ENV)
+    os.environ["HOME"] = str(root.parent)
+    try:
+        (root / "prepare.py").write_text(PREPARE_IRIS)
+        (root / "train.py").write_text(TRAIN_IRIS)
+        subprocess.run([sys.executable, "prepare.py"], cwd=root, check=True)
+        commit_all(root, "prepare iris")
+        runs = []
+        for c in ("0.01", "1.0"):
+            run_ok(root, "run", "-p", f"C={c}", "--", "python", "train.py")
+            commit_all(root, f"train C={c}")
+            runs.append(tomllib.loads((root / "metrics.toml").read_text())["run"])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return root, runs
+
+
+@pytest.fixture
+def trained(
+    _trained_template: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Repo, list[str]]:
+    """A fresh copy of the trained project; the current directory is its root."""
+    template, runs = _trained_template
+    root = tmp_path / "project"
+    shutil.copytree(template, root, symlinks=True)
+    monkeypatch.chdir(root)
+    return Repo(root), runs

@@ -52,3 +52,33 @@ def dvc(cwd: Path, *args: str) -> str:
     )
     assert done.returncode == 0, f"dvc {' '.join(args)}: {done.stdout}{done.stderr}"
     return done.stdout
+
+
+def run_ok(cwd: Path, *args: str) -> str:
+    """Run `gitml` and insist it succeeds; return its stdout."""
+    done = gitml(cwd, *args)
+    assert done.returncode == 0, f"gitml {' '.join(args)}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+PREPARE_IRIS = (
+    "import gitml\n"
+    "from sklearn.datasets import load_iris\n"
+    "with gitml.start_run(name='prepare') as run:\n"
+    "    frame = load_iris(as_frame=True).frame\n"
+    "    frame['species'] = frame.pop('target')\n"
+    "    frame.to_csv('iris.csv', index=False)\n"
+    "    run.log_artifact('iris.csv')\n"
+)
+TRAIN_IRIS = (
+    "import pandas as pd, gitml\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    "p = gitml.params({'C': 1.0})\n"
+    "with gitml.start_run(params=p) as run:\n"
+    "    run.log_input('iris.csv')\n"
+    "    data = pd.read_csv('iris.csv')\n"
+    "    X, y = data.drop(columns='species'), data['species']\n"
+    "    model = LogisticRegression(C=p['C'], max_iter=300).fit(X, y)\n"
+    "    run.log_metrics({'accuracy': model.score(X, y)})\n"
+    "    run.log_model(model, 'model.pkl')\n"
+)

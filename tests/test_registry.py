@@ -1,79 +1,13 @@
 """The model registry through the real CLI: every change a real commit, real sklearn models."""
 
 import json
-import os
 import re
-import shutil
 import subprocess
-import sys
 import tomllib
 
 import pytest
 
-from gitml.repo import Repo
-from tests.helpers import GIT_ENV, commit_all, git, gitml
-
-PREPARE = (
-    "import gitml\n"
-    "from sklearn.datasets import load_iris\n"
-    "with gitml.start_run(name='prepare') as run:\n"
-    "    frame = load_iris(as_frame=True).frame\n"
-    "    frame['species'] = frame.pop('target')\n"
-    "    frame.to_csv('iris.csv', index=False)\n"
-    "    run.log_artifact('iris.csv')\n"
-)
-TRAIN = (
-    "import pandas as pd, gitml\n"
-    "from sklearn.linear_model import LogisticRegression\n"
-    "p = gitml.params({'C': 1.0})\n"
-    "with gitml.start_run(params=p) as run:\n"
-    "    run.log_input('iris.csv')\n"
-    "    data = pd.read_csv('iris.csv')\n"
-    "    X, y = data.drop(columns='species'), data['species']\n"
-    "    model = LogisticRegression(C=p['C'], max_iter=300).fit(X, y)\n"
-    "    run.log_metrics({'accuracy': model.score(X, y)})\n"
-    "    run.log_model(model, 'model.pkl')\n"
-)
-
-
-def _run(root, *args):
-    done = gitml(root, *args)
-    assert done.returncode == 0, f"gitml {' '.join(args)}: {done.stdout}{done.stderr}"
-    return done.stdout
-
-
-@pytest.fixture(scope="module")
-def _trained_template(_template, tmp_path_factory):
-    """Built once per module: two committed training runs (C=0.01, C=1.0) on prepared iris."""
-    root = tmp_path_factory.mktemp("trained") / "project"
-    shutil.copytree(_template, root, symlinks=True)
-    saved = dict(os.environ)
-    os.environ.update(GIT_ENV)
-    os.environ["HOME"] = str(root.parent)
-    try:
-        (root / "prepare.py").write_text(PREPARE)
-        (root / "train.py").write_text(TRAIN)
-        subprocess.run([sys.executable, "prepare.py"], cwd=root, check=True)
-        commit_all(root, "prepare iris")
-        runs = []
-        for c in ("0.01", "1.0"):
-            _run(root, "run", "-p", f"C={c}", "--", "python", "train.py")
-            commit_all(root, f"train C={c}")
-            runs.append(tomllib.loads((root / "metrics.toml").read_text())["run"])
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return root, runs
-
-
-@pytest.fixture
-def trained(_trained_template, tmp_path, monkeypatch):
-    """A fresh copy of the trained project; the current directory is its root."""
-    template, runs = _trained_template
-    root = tmp_path / "project"
-    shutil.copytree(template, root, symlinks=True)
-    monkeypatch.chdir(root)
-    return Repo(root), runs
+from tests.helpers import commit_all, git, gitml, run_ok
 
 
 def _registry(root):
@@ -83,15 +17,15 @@ def _registry(root):
 def test_register_promote_rollback_are_commits_with_authors(trained):
     project, (run1, run2) = trained
     root = project.root
-    assert "registered iris v1: model.pkl" in _run(root, "model", "register", run1, "iris")
-    out = _run(root, "model", "register", run2[:18], "iris", "-d", "stronger C")
+    assert "registered iris v1: model.pkl" in run_ok(root, "model", "register", run1, "iris")
+    out = run_ok(root, "model", "register", run2[:18], "iris", "-d", "stronger C")
     assert "registered iris v2" in out and "signature: 4 input columns" in out
-    assert _run(root, "model", "promote", "iris", "1").strip() == "iris@production -> v1"
-    assert _run(root, "model", "promote", "iris", "v2", "-m", "better").strip() == (
+    assert run_ok(root, "model", "promote", "iris", "1").strip() == "iris@production -> v1"
+    assert run_ok(root, "model", "promote", "iris", "v2", "-m", "better").strip() == (
         "iris@production -> v2 (was v1)"
     )
     assert _registry(root)["aliases"] == {"production": 2}
-    assert _run(root, "model", "rollback", "iris").strip() == (
+    assert run_ok(root, "model", "rollback", "iris").strip() == (
         "iris@production -> v1 (rolled back from v2)"
     )
     assert _registry(root)["aliases"] == {"production": 1}
@@ -105,20 +39,20 @@ def test_register_promote_rollback_are_commits_with_authors(trained):
         f"gitml test|model iris: register v2 from run {run2}",
         f"gitml test|model iris: register v1 from run {run1}",
     ]
-    history = json.loads(_run(root, "model", "history", "iris", "-f", "json"))
+    history = json.loads(run_ok(root, "model", "history", "iris", "-f", "json"))
     assert [h["message"] for h in history] == [line.split("|")[1] for line in log]
     assert all(h["author"] == "gitml test <test@gitml.invalid>" for h in history)
 
     # A plain `git revert` of the rollback is a roll-forward: production is v2 again.
     git(root, "revert", "--no-edit", "HEAD")
-    shown = json.loads(_run(root, "model", "show", "iris@production", "-f", "json"))
+    shown = json.loads(run_ok(root, "model", "show", "iris@production", "-f", "json"))
     assert shown["version"] == 2 and shown["run"] == run2 and shown["description"] == "stronger C"
 
 
 def test_version_records_run_metrics_and_signature_from_training_data(trained):
     project, (run1, _) = trained
     root = project.root
-    _run(root, "model", "register", run1, "iris")
+    run_ok(root, "model", "register", run1, "iris")
     (version,) = _registry(root)["versions"]
     record = tomllib.loads((project.runs_dir / run1 / "run.toml").read_text())
     assert version["md5"] == record["outputs"]["model.pkl"]["md5"]
@@ -136,11 +70,11 @@ def test_version_records_run_metrics_and_signature_from_training_data(trained):
 def test_require_better_gates_a_promotion(trained):
     project, (run1, run2) = trained
     root = project.root
-    _run(root, "model", "register", run1, "iris")
-    _run(root, "model", "register", run2, "iris")
+    run_ok(root, "model", "register", run1, "iris")
+    run_ok(root, "model", "register", run2, "iris")
     accuracies = [v["metrics"]["accuracy"] for v in _registry(root)["versions"]]
     assert accuracies[1] > accuracies[0]
-    _run(root, "model", "promote", "iris", "2")
+    run_ok(root, "model", "promote", "iris", "2")
     head = git(root, "rev-parse", "HEAD")
     refused = gitml(
         root, "model", "promote", "iris", "1", "--require-better", "--metric", "accuracy"
@@ -153,7 +87,7 @@ def test_require_better_gates_a_promotion(trained):
     config = project.config_path.read_text() + '\n[registry]\nmetric = "accuracy"\n'
     project.config_path.write_text(config)
     commit_all(root, "gate on accuracy")
-    _run(root, "model", "promote", "iris", "1", "--to", "staging")
+    run_ok(root, "model", "promote", "iris", "1", "--to", "staging")
     assert gitml(root, "model", "promote", "iris", "2", "--to", "staging",
                  "--require-better").returncode == 0  # fmt: skip
 
@@ -161,9 +95,9 @@ def test_require_better_gates_a_promotion(trained):
 def test_lineage_of_model_at_alias_walks_back_to_raw_data(trained):
     project, (_, run2) = trained
     root = project.root
-    _run(root, "model", "register", run2, "iris")
-    _run(root, "model", "promote", "iris", "latest")
-    tree = _run(root, "lineage", "iris@production")
+    run_ok(root, "model", "register", run2, "iris")
+    run_ok(root, "model", "promote", "iris", "latest")
+    tree = run_ok(root, "lineage", "iris@production")
     lines = tree.splitlines()
     assert lines[0].startswith("iris@production = iris v1: model.pkl (md5 ")
     assert f"produced by run {run2}" in lines[1]
@@ -185,7 +119,7 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(trained):
         done = gitml(root, *args)
         assert done.returncode == 2 and message in done.stderr, (args, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1
-    _run(root, "model", "register", run1, "iris")
+    run_ok(root, "model", "register", run1, "iris")
     for args, message in [
         (("model", "show", "iris@9"), "iris@9: no such version (versions: v1)"),
         (("model", "show", "iris@staging"), "iris@staging: no such alias (aliases: none)"),
@@ -202,7 +136,7 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(trained):
 def test_an_uncommitted_run_cannot_be_registered(trained):
     project, _ = trained
     root = project.root
-    _run(root, "run", "-p", "C=0.5", "--", "python", "train.py")
+    run_ok(root, "run", "-p", "C=0.5", "--", "python", "train.py")
     run = tomllib.loads((root / "metrics.toml").read_text())["run"]
     done = gitml(root, "model", "register", run, "iris")
     assert done.returncode == 2
@@ -213,7 +147,7 @@ def test_an_uncommitted_run_cannot_be_registered(trained):
 def test_pre_commit_refuses_a_hand_broken_registry_file(trained):
     project, (run1, _) = trained
     root = project.root
-    _run(root, "model", "register", run1, "iris")
+    run_ok(root, "model", "register", run1, "iris")
     path = root / ".gitml/models/iris.toml"
     path.write_text(path.read_text().replace("[aliases]", "[aliases]\nproduction = 7"))
     git(root, "add", "-A")

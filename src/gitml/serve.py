@@ -371,8 +371,7 @@ def create_app(
     async def http_error(_request: Request, exc: HTTPException) -> Response:
         message = str(exc.detail)
         if exc.status_code == 413:
-            mib = max_body / (1024 * 1024)
-            message = f"body: larger than {mib:g} MiB; send fewer records per request"
+            message = f"body: over the {max_body:,}-byte limit; send fewer records per request"
         return _answer({"error": message}, exc.status_code, headers=dict(exc.headers or {}))
 
     @app.exception_handler(RequestValidationError)
