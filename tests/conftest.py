@@ -100,3 +100,33 @@ def trained(
     shutil.copytree(template, root, symlinks=True)
     monkeypatch.chdir(root)
     return Repo(root), runs
+
+
+@pytest.fixture(scope="session")
+def _served_template(
+    _trained_template: tuple[Path, list[str]], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The trained iris project with v1 (C=0.01) and v2 (C=1.0) registered, v2 in production."""
+    template, runs = _trained_template
+    root = tmp_path_factory.mktemp("served") / "project"
+    shutil.copytree(template, root, symlinks=True)
+    saved = dict(os.environ)
+    os.environ.update(GIT_ENV)
+    os.environ["HOME"] = str(root.parent)
+    try:
+        for run in runs:
+            run_ok(root, "model", "register", run, "iris")
+        run_ok(root, "model", "promote", "iris", "2", "-m", "stronger C")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return root
+
+
+@pytest.fixture
+def served(_served_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh copy of the served project; the current directory is its root."""
+    root = tmp_path / "project"
+    shutil.copytree(_served_template, root, symlinks=True)
+    monkeypatch.chdir(root)
+    return root

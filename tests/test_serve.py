@@ -24,33 +24,6 @@ FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal
 ROWS = [[7.0, 3.2, 4.7, 1.4], [6.4, 3.2, 4.5, 1.5], [5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]]
 
 
-@pytest.fixture(scope="session")
-def _served_template(_trained_template, tmp_path_factory):
-    """The trained iris project with v1 (C=0.01) and v2 (C=1.0) registered, v2 in production."""
-    template, runs = _trained_template
-    root = tmp_path_factory.mktemp("served") / "project"
-    shutil.copytree(template, root, symlinks=True)
-    saved = dict(os.environ)
-    os.environ.update(GIT_ENV)
-    os.environ["HOME"] = str(root.parent)
-    try:
-        for run in runs:
-            run_ok(root, "model", "register", run, "iris")
-        run_ok(root, "model", "promote", "iris", "2", "-m", "stronger C")
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return root
-
-
-@pytest.fixture
-def served(_served_template, tmp_path, monkeypatch):
-    root = tmp_path / "project"
-    shutil.copytree(_served_template, root, symlinks=True)
-    monkeypatch.chdir(root)
-    return root
-
-
 class Server:
     """`gitml serve` in a subprocess on a free port of 127.0.0.1."""
 

@@ -129,6 +129,7 @@ class _Reader:
         self.path = path
         self.csv = path.suffix.lower() == ".csv"
         self.handle: Any = None
+        self.batches: Any = None
         names = self._names()
         wanted = list(dict.fromkeys([*columns, *keep]))
         missing = [c for c in wanted if c not in names]
@@ -166,10 +167,16 @@ class _Reader:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.batches is not None:
+            self.batches.close()  # stops the CSV reader's threads before the file closes
         if self.handle is not None:
             self.handle.close()
 
     def __iter__(self) -> Any:
+        self.batches = self._batches()
+        return self.batches
+
+    def _batches(self) -> Any:
         import pyarrow as pa
 
         try:
@@ -181,21 +188,23 @@ class _Reader:
         import pyarrow.csv as pacsv
 
         self.handle = open(self.path, "rb")  # noqa: SIM115 - closed by __exit__
-        reader = pacsv.open_csv(
-            self.handle,
-            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=self.columns,
-                column_types={n: t for n, t in self.types.items() if n in self.columns},
-            ),
+        options = pacsv.ConvertOptions(
+            include_columns=self.columns,
+            column_types={n: t for n, t in self.types.items() if n in self.columns},
         )
         pending = None
-        for batch in reader:
-            self.done = self.handle.tell()
-            pending = batch if pending is None else _concat(pending, batch)
-            while pending.num_rows >= self.chunk_rows:
-                yield pending.slice(0, self.chunk_rows)
-                pending = pending.slice(self.chunk_rows)
+        # Closed on every way out: an open reader's threads abort the interpreter at exit.
+        with pacsv.open_csv(
+            self.handle,
+            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+            convert_options=options,
+        ) as reader:
+            for batch in reader:
+                self.done = self.handle.tell()
+                pending = batch if pending is None else _concat(pending, batch)
+                while pending.num_rows >= self.chunk_rows:
+                    yield pending.slice(0, self.chunk_rows)
+                    pending = pending.slice(self.chunk_rows)
         if pending is not None and pending.num_rows:
             yield pending
         self.done = self.total
