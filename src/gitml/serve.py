@@ -130,8 +130,7 @@ class InputSchema:
             raise InputError(message, detail=_details(exc, where)) from exc
         if not self.columns:
             return pd.DataFrame.from_records(rows)
-        frame = pd.DataFrame.from_records(rows, columns=self.columns)
-        return frame.astype({n: DTYPES.get(t, object) for n, t in self.types.items()})
+        return _typed_frame(rows, self.columns, self.types)
 
     def rows_to_records(self, columns: Any, data: Any, where: str) -> list[dict[str, Any]]:
         """``dataframe_split``-style columns and rows as records; InputError if they disagree."""
@@ -147,7 +146,30 @@ class InputSchema:
         return [dict(zip(columns, row, strict=True)) for row in data]
 
 
-DTYPES = {"double": "float64", "long": "int64", "boolean": "bool", "datetime": "datetime64[us]"}
+DTYPES = {"double": "float64", "long": "int64", "boolean": "bool"}
+
+
+def _typed_frame(rows: list[dict[str, Any]], columns: list[str], types: dict[str, str]) -> Any:
+    """Validated rows as a DataFrame with the signature's dtypes, built column-wise.
+
+    A fraction of ``DataFrame.from_records`` + ``astype``'s cost (0.04 against 1.3 ms for one
+    13-feature row), which is most of a one-row request's overhead.
+    """
+    import numpy as np
+    import pandas as pd
+
+    dtypes = [DTYPES.get(types[c]) for c in columns]
+    if dtypes[0] is not None and len(set(dtypes)) == 1:
+        values = np.array([[r[c] for c in columns] for r in rows], dtype=dtypes[0])
+        return pd.DataFrame(values, columns=columns)
+    data: dict[str, Any] = {}
+    for column, dtype in zip(columns, dtypes, strict=True):
+        cells = [r[column] for r in rows]
+        if types[column] == "datetime":
+            data[column] = pd.to_datetime(cells, utc=True)
+        else:
+            data[column] = np.array(cells, dtype=dtype or object)
+    return pd.DataFrame(data, columns=columns)
 
 
 def _record_type(types: dict[str, str]) -> Any:
@@ -612,7 +634,9 @@ def serve(
     )  # fmt: skip
     current = app.state.gitml.current
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
+    # without it a response's headers and body wait out the client's 40 ms delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
