@@ -1,3 +1,8 @@
+import json
+import re
+
+from gitml.monitor import read_requests
+from gitml.repo import Repo
 from tests.helpers import git, gitml
 
 
@@ -12,7 +17,15 @@ def test_demo_end_to_end(tmp_path):
     assert git(project, "status", "--porcelain") == "", "every run was committed"
     assert "wine@production -> v2 (was v1)" in done.stdout
     assert "wine@production -> v1 (rolled back from v2)" in done.stdout
-    assert git(project, "log", "--format=%s").count("model wine: ") == 5
+    assert git(project, "log", "--format=%s").count("model wine: ") == 6
+    assert "wrote 178 predictions of wine v1 to ../predictions.parquet" in done.stdout
+    served = done.stdout.split("--reload-on-promote -q &")[1]
+    first, second = re.findall(r'^\{"predictions".*$', served, flags=re.M)
+    assert json.loads(first)["model"] == {"name": "wine", "version": 1}
+    assert json.loads(second)["model"] == {"name": "wine", "version": 2}
+    logged = read_requests(Repo(project), "wine")
+    assert logged["model_version"].tolist()[-3:] == [2, 2, 2] and len(logged) >= 6
+    assert git(project, "ls-files", ".gitml/monitor").strip().endswith(".parquet")
     assert "object(s) referenced by 4 run(s)" in done.stdout
     lineage = done.stdout.split("$ gitml lineage model.pkl")[1]
     assert "'forest'" in lineage and "input data/wine.csv" in lineage and "'prepare'" in lineage

@@ -38,7 +38,8 @@ def run_demo(*, workdir: Path | None, keep: bool, echo: Callable[[str], None]) -
 
     Trains three runs and commits each, pushes the bytes, shows the model's lineage, reproduces
     the second run from its commit, compares it with the first, writes the HTML report,
-    registers two models, promotes, rolls back, and lists the runs.
+    registers two models, promotes, rolls back, predicts in batch, serves the model over HTTP
+    on 127.0.0.1 and promotes it under the running server, and lists the runs.
     """
     temporary = workdir is None
     base = Path(tempfile.mkdtemp(prefix="gitml-demo-")) if workdir is None else workdir.resolve()
@@ -89,9 +90,76 @@ def _build(project: Path, *, remote: Path, echo: Callable[[str], None]) -> None:
                "-m", "more trees, better accuracy", show=True)  # fmt: skip
     step.gitml("model", "rollback", "wine", "-m", "demo: roll back", show=True)
     step.gitml("model", "history", "wine", show=True)
+    step.gitml("predict", "wine@production", "data/wine.csv", "-o", "../predictions.parquet",
+               "--keep", "target", "--no-progress", show=True)  # fmt: skip
+    _serve(step, project)
+    step.git("add", ".gitml/monitor")
+    step.git("commit", "-q", "-m", "Requests the demo server answered (for drift checks)")
     step.gitml("runs", "--sort", "-metrics.accuracy",
                "--columns", "id,name,status,commit,metrics.accuracy,metrics.f1_macro,"
                "params.n_estimators,params.max_depth", show=True)  # fmt: skip
+
+
+def _serve(step: _Runner, project: Path) -> None:
+    """`gitml serve` over HTTP on 127.0.0.1: ask, promote, and ask the same server again."""
+    import json
+    import time
+    import urllib.request
+
+    import pandas as pd
+
+    argv = ["serve", "wine@production", "--port", "0", "--reload-on-promote", "-q"]
+    step.echo(f"$ gitml {shlex.join(argv)} &")
+    log = project.parent / "gitml-serve.log"
+    with log.open("w") as stderr:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gitml", *argv], cwd=project, env=step.env,
+            stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+    try:
+        url = _wait_for_url(server, log)
+        step.echo(log.read_text().strip())
+        rows = pd.read_csv(project / "data/wine.csv").drop(columns="target").iloc[[0, 70, 140]]
+        body = json.dumps({"records": rows.to_dict("records")}).encode()
+
+        def ask(expected: int) -> None:
+            step.echo(f"$ curl -s {url}/predict -H 'Content-Type: application/json' "
+                      f"-d '{{\"records\": [...3 wines...]}}'")  # fmt: skip
+            deadline = time.monotonic() + 30
+            while True:
+                request = urllib.request.Request(
+                    f"{url}/predict", data=body, headers={"Content-Type": "application/json"}
+                )
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    answer = json.loads(response.read())
+                if answer["model"]["version"] == expected:
+                    break
+                if time.monotonic() > deadline:
+                    raise CommandError(f"demo step: the server still serves {answer['model']}")
+                time.sleep(0.1)
+            step.echo(json.dumps({k: answer[k] for k in ("predictions", "model")}))
+
+        ask(expected=1)
+        step.gitml("model", "promote", "wine", "2", "-m", "demo: promote again", show=True)
+        ask(expected=2)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _wait_for_url(server: subprocess.Popen[bytes], log: Path) -> str:
+    import re
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = re.search(r"at (http://\S+)", log.read_text())
+        if found:
+            return found.group(1)
+        if server.poll() is not None:
+            raise CommandError(f"demo step `gitml serve` exited: {log.read_text().strip()}")
+        time.sleep(0.05)
+    raise CommandError("demo step `gitml serve` did not start within 60 s")
 
 
 class _Runner:

@@ -642,6 +642,7 @@ def serve(
         sock.bind((host, port))
     except OSError as exc:
         raise GitmlError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror})") from exc
+    sock.listen(2048)  # connections made before uvicorn is up wait in the backlog
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     print(

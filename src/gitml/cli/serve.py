@@ -85,7 +85,7 @@ def predict(
     rate = result.rows / result.seconds if result.seconds else 0.0
     click.echo(
         f"wrote {result.rows} predictions of {result.name} v{result.version} to {result.output} "
-        f"in {result.seconds:.1f} s ({rate:,.0f} rows/s)"
+        f"in {result.seconds:.2f} s ({rate:,.0f} rows/s)"
     )
 
 
