@@ -145,12 +145,18 @@ def test_rollback_is_served_and_logged_in_git(served, server_factory):
     _wait_for_version(server, 1)
     status, body, _ = server.post("/predict", {"records": _records()})
     assert (status, body["model"]["version"], body["predictions"]) == (200, 1, v1)
-    assert "gitml serve: iris@production -> v1 (was v2)" in server.stop()
+    git(served, "revert", "--no-edit", "HEAD")  # reverting the rollback is a promotion again
+    _wait_for_version(server, 2)
+    git(served, "revert", "--no-edit", "HEAD")
+    _wait_for_version(server, 1)
+    log = server.stop()
+    assert "gitml serve: iris@production -> v1 (was v2)" in log
+    assert "gitml serve: iris@production -> v2 (was v1)" in log
 
     restarted = server_factory(served, "iris@production")
     assert restarted.post("/predict", {"records": _records()})[1]["predictions"] == v1
     log = git(served, "log", "--format=%an|%s", "--", ".gitml/models/iris.toml").splitlines()
-    assert log[:2] == [
+    assert log[2:4] == [
         "gitml test|model iris: roll production back to v1 (from v2)",
         "gitml test|model iris: promote v2 to production: stronger C",
     ]
