@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,18 @@ def project(_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     yield Repo(root)
 
 
+@contextmanager
+def _building(home: Path) -> Iterator[None]:
+    """The test identity and a HOME of its own while a session template is built."""
+    saved = dict(os.environ)
+    os.environ.update({**GIT_ENV, "HOME": str(home)})
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def _trained_template(
     _template: Path, tmp_path_factory: pytest.TempPathFactory
@@ -71,10 +84,7 @@ def _trained_template(
     """Built once per session: two committed training runs (C=0.01, C=1.0) on prepared iris."""
     root = tmp_path_factory.mktemp("trained") / "project"
     shutil.copytree(_template, root, symlinks=True)
-    saved = dict(os.environ)
-    os.environ.update(GIT_ENV)
-    os.environ["HOME"] = str(root.parent)
-    try:
+    with _building(home=root.parent):
         (root / "prepare.py").write_text(PREPARE_IRIS)
         (root / "train.py").write_text(TRAIN_IRIS)
         subprocess.run([sys.executable, "prepare.py"], cwd=root, check=True)
@@ -84,9 +94,6 @@ def _trained_template(
             run_ok(root, "run", "-p", f"C={c}", "--", "python", "train.py")
             commit_all(root, f"train C={c}")
             runs.append(tomllib.loads((root / "metrics.toml").read_text())["run"])
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
     return root, runs
 
 
@@ -110,16 +117,10 @@ def _served_template(
     template, runs = _trained_template
     root = tmp_path_factory.mktemp("served") / "project"
     shutil.copytree(template, root, symlinks=True)
-    saved = dict(os.environ)
-    os.environ.update(GIT_ENV)
-    os.environ["HOME"] = str(root.parent)
-    try:
+    with _building(home=root.parent):
         for run in runs:
             run_ok(root, "model", "register", run, "iris")
         run_ok(root, "model", "promote", "iris", "2", "-m", "stronger C")
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
     return root
 
 
