@@ -370,10 +370,7 @@ def create_app(
         responses=errors,  # type: ignore[arg-type]
     )
     async def predict_route(request: Request, proba: bool = False) -> Response:
-        body = await request.body()
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        content_type = request.headers.get("content-type", "application/json")
-        return await _in_thread(state.handle, "predict", request_id, body, content_type, proba)
+        return await _handle(state, request, "predict", proba)
 
     @app.post(
         "/invocations",
@@ -382,10 +379,7 @@ def create_app(
         responses=errors,  # type: ignore[arg-type]
     )
     async def invocations(request: Request) -> Response:
-        body = await request.body()
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        content_type = request.headers.get("content-type", "application/json")
-        return await _in_thread(state.handle, "invocations", request_id, body, content_type, False)
+        return await _handle(state, request, "invocations", False)
 
     app.openapi = lambda: _openapi(app, state)  # type: ignore[method-assign]
 
@@ -407,10 +401,14 @@ def create_app(
     return app
 
 
-async def _in_thread(func: Any, *args: Any) -> Any:
+async def _handle(state: ServingState, request: Any, endpoint: str, proba: bool) -> Any:
+    """Read the body here, then validate, predict and log in a worker thread."""
     from starlette.concurrency import run_in_threadpool
 
-    return await run_in_threadpool(func, *args)
+    body = await request.body()
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    content_type = request.headers.get("content-type", "application/json")
+    return await run_in_threadpool(state.handle, endpoint, request_id, body, content_type, proba)
 
 
 def _parse(inputs: InputSchema, endpoint: str, body: bytes, content_type: str) -> Any:
