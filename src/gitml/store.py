@@ -28,6 +28,7 @@ SCHEMA_FILES = {
     "metrics-summary": "metrics-summary.schema.json",
     "metrics-parquet": "metrics-parquet.schema.json",
     "model": "model.schema.json",
+    "drift": "drift.schema.json",
 }
 
 

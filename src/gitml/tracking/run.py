@@ -102,9 +102,24 @@ class Run:
         self._journal.flush()
 
     # -- data and artifacts ------------------------------------------------------------------
-    def log_input(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """Hash a data file DVC-compatibly, cache it, and record it under `[inputs]`."""
-        return self._log_file("inputs", Path(path))
+    def log_input(self, path: str | os.PathLike[str], *, profile: bool = False) -> dict[str, Any]:
+        """Hash a data file DVC-compatibly, cache it, and record it under `[inputs]`.
+
+        With ``profile=True`` (CSV or Parquet) the run also keeps a compact profile of the file,
+        quantiles and category counts per column, so `gitml drift` can compare new data with
+        it without the raw file.
+        """
+        ref = self._log_file("inputs", Path(path))
+        if not profile:
+            return ref
+        from gitml.profile import profile_file, profile_path, write_profile
+
+        rel = self.repo.relpath(Path(path))
+        target = profile_path(self.dir, rel)
+        write_profile(target, profile_file(Path(path)))
+        ref["profile"] = target.relative_to(self.dir).as_posix()
+        self._update(lambda rec: rec["inputs"][rel].__setitem__("profile", ref["profile"]))
+        return ref
 
     def log_artifact(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         """Hash a produced file DVC-compatibly, cache it, and record it under `[outputs]`."""
