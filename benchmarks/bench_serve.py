@@ -52,7 +52,7 @@ with gitml.start_run(params={"n_estimators": 100}) as run:
 RSS_WRAPPER = (
     "import resource, subprocess, sys, time\n"
     "start = time.perf_counter()\n"
-    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
+    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode\n"
     "seconds = time.perf_counter() - start\n"
     "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
     "print(code, seconds, peak)\n"
