@@ -6,8 +6,9 @@ answered: every batch is readable up to the last complete one. A segment is clos
 Parquet file when it reaches ``rotate_rows``, when the model version or the columns change, and
 when the server stops. `read_requests` reads both kinds; drift checks start from it.
 
-Columns: ``time`` (UTC), ``request_id``, ``endpoint``, ``model_version``, one ``input.<feature>``
-per input column, and ``prediction``.
+Columns: ``time`` (UTC), ``request_id``, ``endpoint``, ``model_version``, ``row`` (the record's
+place in its request), one ``input.<feature>`` per input column, and ``prediction``. Labels that
+arrive later (`gitml monitor labels`) join on ``request_id`` and ``row``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from gitml.repo import Repo
 MONITOR_DIR = "monitor"
 LIVE_SUFFIX = ".arrows"
 ROTATE_ROWS = 100_000
-META_COLUMNS = ("time", "request_id", "endpoint", "model_version")
+META_COLUMNS = ("time", "request_id", "endpoint", "model_version", "row")
 
 
 def requests_dir(repo: Repo, name: str) -> Path:
@@ -133,6 +134,7 @@ def _batch(request_id: str, endpoint: str, version: int, frame: Any, predictions
         "request_id": pa.array([request_id] * rows, pa.string()),
         "endpoint": pa.array([endpoint] * rows, pa.string()),
         "model_version": pa.array([version] * rows, pa.int64()),
+        "row": pa.array(range(rows), pa.int64()),
         **{f"input.{n}": inputs.column(n) for n in inputs.column_names},
         "prediction": prediction,
     }

@@ -1,6 +1,9 @@
-"""Commands that watch a model in production: `drift`."""
+"""Commands that watch a model in production: `drift`, `monitor labels`."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -82,4 +85,77 @@ def drift(
     return 1 if report.drifted else 0
 
 
-COMMANDS = [drift]
+@click.group()
+def monitor() -> None:
+    """Watch served models: live performance once labels arrive.
+
+    \b
+    Example:
+      gitml monitor labels labels.csv --model wine --window 1d
+    """
+
+
+@monitor.command()
+@click.argument("source", metavar="LABELS", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", "name", help="The served model  [default: the one with a request log]")
+@click.option("--metric", help="The metric  [default: [registry] metric, or accuracy]")
+@click.option("--window", default="1D", show_default=True,
+              help="Time window, as pandas spells it: 1h, 6h, 1D, 7D.")  # fmt: skip
+@click.option("--tolerance", type=click.FloatRange(min=0), default=0.05, show_default=True,
+              help="How much worse than at registration a window may be.")  # fmt: skip
+def labels(
+    *, source: Path, name: str | None, metric: str | None, window: str, tolerance: float
+) -> int:
+    """Keep labels for served predictions and report the live metric per time window.
+
+    LABELS is a CSV or Parquet file with request_id, label and (for requests of several
+    records) row, the record's place in its request, as `gitml serve` logged them. Every
+    label kept so far is joined to the request log; the model's metric is computed per
+    window and version and compared with the version's metric at registration. Exit 1 when
+    a window with at least 30 labels is worse by more than --tolerance.
+
+    \b
+    Example:
+      gitml monitor labels labels.csv --model wine --window 1h
+    """
+    from gitml import performance
+    from gitml.query.output import render
+    from gitml.repo import Repo
+
+    repo = Repo.find()
+    name = name or _served_model(repo)
+    metric = metric or repo.config.get("registry", {}).get("metric", "accuracy")
+    performance.metric_function(metric)  # an unknown metric keeps nothing
+    kept = performance.keep_labels(repo, name, source)
+    try:
+        found, joined, unmatched = performance.windows(
+            repo, name, metric=metric, every=window, tolerance=tolerance
+        )
+    except ValueError as exc:  # a window pandas cannot read
+        raise click.BadParameter(str(exc), param_hint="--window") from exc
+    report = performance.save(repo, name, metric, found)
+    click.echo(f"kept {kept.relative_to(repo.root)}; {joined} labels matched a served "
+               f"prediction" + (f", {unmatched} did not" if unmatched else ""))  # fmt: skip
+    table = [{"window": w.start, "version": w.version, "labels": w.labelled,
+              metric: round(w.value, 4), "at registration": w.registered,
+              "status": "DEGRADED" if w.degraded else "ok"} for w in found]  # fmt: skip
+    if table:
+        click.echo(render(table, fmt="table", columns=list(table[0]), full=table), nl=False)
+    degraded = [w for w in found if w.degraded]
+    click.echo((f"degraded in {len(degraded)} window(s)" if degraded else "no degradation")
+               + f"; report: {report.relative_to(repo.root)}")  # fmt: skip
+    return 1 if degraded else 0
+
+
+def _served_model(repo: Any) -> str:
+    from gitml.errors import UsageError
+    from gitml.monitor import MONITOR_DIR
+
+    folder = repo.gitml_dir / MONITOR_DIR
+    served = sorted(p.parent.name for p in folder.glob("*/requests")) if folder.is_dir() else []
+    if len(served) != 1:
+        raise UsageError("--model", f"name the model (served: {', '.join(served) or 'none'})")
+    return served[0]
+
+
+COMMANDS = [drift, monitor]
