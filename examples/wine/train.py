@@ -15,7 +15,7 @@ import gitml.sklearn
 params = gitml.params({"n_estimators": 100, "max_depth": 4, "seed": 0, "test_size": 0.3})
 
 with gitml.start_run(params=params) as run:
-    run.log_input("data/wine.csv")
+    run.log_input("data/wine.csv", profile=True)
     frame = pd.read_csv("data/wine.csv")
     X, y = frame.drop(columns="target"), frame["target"]
     X_train, X_val, y_train, y_val = train_test_split(

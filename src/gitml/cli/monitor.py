@@ -158,4 +158,46 @@ def _served_model(repo: Any) -> str:
     return served[0]
 
 
-COMMANDS = [drift, monitor]
+@click.command()
+@click.argument("folder", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--model", "spec", metavar="NAME@ALIAS", help="The model kept trained  [default: [watch] model]"
+)
+@click.option("--once", is_flag=True, help="Process the files there now, then exit (for CI, cron).")
+@click.option("--retrain", type=click.Choice(["drift", "always", "never"]),
+              help="When to retrain  [default: [watch] retrain, or drift]")  # fmt: skip
+@click.option("--holdout", type=float, help="Share of each file held out to score  [default: 0.3]")
+@click.option("--margin", type=float, help="How much better the challenger must be  [default: 0]")
+@click.option("--metric", help="The score  [default: [registry] metric, or accuracy]")
+@click.option("--target", help="The label column  [default: the one column not a feature]")
+def watch(
+    *, folder: Path, spec: str | None, once: bool, retrain: str | None, holdout: float | None,
+    margin: float | None, metric: str | None, target: str | None,
+) -> int:  # fmt: skip
+    """Keep a model trained as labelled data lands in DIR; every step is a commit.
+
+    For each new CSV or Parquet file: check drift against the champion's training data; on
+    drift (or per --retrain) append part of the file to the training data and re-run the
+    champion's recorded command with its params; register the challenger; score champion and
+    challenger on the held-out rest of the file; promote the challenger only if it is better
+    by --margin. A failing step leaves the alias where it was. Without --once it waits for
+    files (watchdog) until stopped.
+
+    \b
+    Example:
+      gitml watch incoming/ --model wine@production
+      gitml watch incoming/ --model wine@production --once --margin 0.01
+    """
+    from gitml import watch as loop
+    from gitml.repo import Repo
+
+    repo = Repo.find()
+    policy = loop.Policy.from_config(repo, spec, retrain=retrain, holdout=holdout,
+                                     margin=margin, metric=metric, target=target)  # fmt: skip
+    outcomes = loop.watch(repo, policy, folder, once=once, echo=click.echo)
+    if once and not outcomes:
+        click.echo(f"nothing new in {folder}")
+    return 2 if any(o.error for o in outcomes) else 0
+
+
+COMMANDS = [drift, monitor, watch]

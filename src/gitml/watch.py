@@ -1,0 +1,350 @@
+"""`gitml watch DIR`: continuous training, one commit per step.
+
+When a labelled data file (CSV or Parquet, the training data's columns) lands in DIR:
+
+1. drift: the file's features against the champion's training data (its stored profile), the
+   report committed;
+2. retrain, on drift (``[watch] retrain = "drift"``, the default), on every file (``"always"``)
+   or never: the file is split into a training part and a holdout (``holdout``, 30%), the
+   training part is appended to the champion run's training input, and the champion's recorded
+   command is re-run with its recorded params as a new tracked run, committed;
+3. the challenger is registered as the next version (a commit);
+4. champion and challenger are scored on the holdout with the registry metric, and the
+   challenger is promoted (a commit saying why) only if it is better by ``margin``.
+
+A failure in any step stops that file there: the training input is restored, the alias is not
+moved, the failure is reported and kept in `.gitml/monitor/<name>/watch.toml` with the steps
+done, which is committed too. `--once` processes the files not yet processed and exits.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitml.errors import GitmlError, UsageError
+from gitml.repo import Repo
+
+SUFFIXES = (".csv", ".parquet", ".pq")
+DEFAULTS = {"retrain": "drift", "holdout": 0.3, "margin": 0.0, "alias": "production"}
+STABLE_SECONDS = 0.5
+
+
+@dataclass
+class Outcome:
+    """What happened to one data file."""
+
+    file: str
+    md5: str
+    steps: list[str] = field(default_factory=list)
+    drifted: list[str] = field(default_factory=list)
+    run: str | None = None
+    challenger: int | None = None
+    promoted: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """`[watch]` of the config, with the command line on top."""
+
+    model: str
+    alias: str
+    target: str | None
+    retrain: str
+    holdout: float
+    margin: float
+    metric: str
+
+    @classmethod
+    def from_config(cls, repo: Repo, spec: str | None, **overrides: Any) -> Policy:
+        """The policy for ``spec`` (``name@alias``), or `[watch] model`."""
+        conf = {**DEFAULTS, **repo.config.get("watch", {})}
+        conf.update({k: v for k, v in overrides.items() if v is not None})
+        spec = spec or conf.get("model")
+        if not spec:
+            raise UsageError("--model", "name the model to keep trained, as name@alias")
+        name, _, alias = spec.partition("@")
+        metric = conf.get("metric") or repo.config.get("registry", {}).get("metric", "accuracy")
+        return cls(name, alias or conf["alias"], conf.get("target"), conf["retrain"],
+                   float(conf["holdout"]), float(conf["margin"]), metric)  # fmt: skip
+
+
+def process(repo: Repo, policy: Policy, file: Path, echo: Callable[[str], None]) -> Outcome:
+    """Take one data file through drift, retraining, registration and promotion."""
+    from gitml.data.ingest import md5_of
+
+    outcome = Outcome(file=file.name, md5=md5_of(file))
+    restore: Callable[[], None] | None = None
+    try:
+        frame = _read(file)
+        outcome.drifted = _drift(repo, policy, file, frame, outcome, echo=echo)
+        if policy.retrain == "never" or (policy.retrain == "drift" and not outcome.drifted):
+            outcome.steps.append("no retraining: " + ("policy is never" if
+                                 policy.retrain == "never" else "no drift"))  # fmt: skip
+            return outcome
+        train, holdout = _split(frame, policy.holdout)
+        champion = _champion(repo, policy)
+        restore = _append_training_data(repo, champion, train)
+        outcome.run = _retrain(repo, policy, champion, file, outcome.drifted, echo=echo)
+        restore = None  # the new training data is committed with the run
+        outcome.steps.append(f"retrained: run {outcome.run}")
+        _register_and_decide(repo, policy, outcome, holdout, file, echo=echo)
+    except GitmlError as exc:
+        outcome.error = exc.message
+        echo(f"gitml watch: {file.name}: {exc.message}; {policy.model}@{policy.alias} unchanged")
+    finally:
+        if restore is not None:
+            restore()
+        _record(repo, policy, outcome)
+    return outcome
+
+
+def _read(file: Path) -> Any:
+    from gitml.profile import read_table
+
+    try:
+        frame = read_table(file)
+    except Exception as exc:
+        raise UsageError(str(file), f"cannot read it: {exc}") from exc
+    if frame is None or frame.empty:
+        raise UsageError(str(file), "no rows (or not a .csv/.parquet file)")
+    return frame
+
+
+def _drift(
+    repo: Repo, policy: Policy, file: Path, frame: Any, outcome: Outcome, *,
+    echo: Callable[[str], None],
+) -> list[str]:  # fmt: skip
+    from gitml import drift, git
+
+    reference = drift.resolve_reference(repo, f"{policy.model}@{policy.alias}")
+    columns = reference.features or [c for c in frame.columns if c != policy.target]
+    current = frame[[c for c in columns if c in frame.columns]]
+    report = drift.compare(repo, reference, current, file.name, drift.Settings.from_config(
+        repo, None, None))  # fmt: skip
+    toml, detail = drift.save(repo, report)
+    summary = f"drift in {', '.join(report.drifted)}" if report.drifted else "no drift"
+    git.commit(repo.root, [repo.relpath(toml), repo.relpath(detail)],
+               f"watch: drift check of {file.name}: {summary}")  # fmt: skip
+    outcome.steps.append(f"drift check: {summary}")
+    echo(f"{file.name}: {summary} ({len(report.features)} features checked)")
+    return report.drifted
+
+
+def _split(frame: Any, holdout: float) -> tuple[Any, Any]:
+    if not 0 < holdout < 1:
+        raise UsageError("holdout", f"{holdout}: give a share between 0 and 1")
+    shuffled = frame.sample(frac=1.0, random_state=0)
+    cut = round(len(frame) * (1 - holdout))
+    if cut < 1 or cut >= len(frame):
+        raise UsageError("holdout", f"{len(frame)} rows cannot be split {1 - holdout:.0%}/"
+                                    f"{holdout:.0%}")  # fmt: skip
+    return shuffled.iloc[:cut], shuffled.iloc[cut:]
+
+
+@dataclass(frozen=True)
+class _Champion:
+    version: dict[str, Any]
+    record: dict[str, Any]
+    data_path: str
+
+
+def _champion(repo: Repo, policy: Policy) -> _Champion:
+    from gitml import registry
+    from gitml.query.api import resolve
+    from gitml.query.index import record_of
+
+    _doc, version = registry.resolve(repo, f"{policy.model}@{policy.alias}")
+    record = record_of(repo, resolve(repo, version["run"]))
+    if not record.get("command"):
+        raise UsageError("run", f"{record['id']}: no recorded command to retrain with")
+    tabular = [p for p in (record.get("inputs") or {}) if p.endswith(SUFFIXES)]
+    if not tabular:
+        raise UsageError("run", f"{record['id']}: logged no CSV or Parquet training input")
+    return _Champion(version, record, tabular[0])
+
+
+def _append_training_data(repo: Repo, champion: _Champion, rows: Any) -> Callable[[], None]:
+    """Append ``rows`` to the champion's training input; returns what puts it back."""
+    import pandas as pd
+
+    from gitml.data import ArtifactRef
+    from gitml.data.checkout import restore
+    from gitml.profile import read_table
+
+    path = repo.root / champion.data_path
+    ref = champion.record["inputs"][champion.data_path]
+    original = ArtifactRef(md5=ref["md5"], size=ref["size"])
+    if not path.is_file():
+        restore(repo.root, original, path)
+    data = read_table(path)
+    missing = [c for c in data.columns if c not in rows.columns]
+    if missing:
+        raise UsageError("data", f"the new file lacks training column(s) {', '.join(missing)}")
+    combined = pd.concat([data, rows[list(data.columns)]], ignore_index=True)
+    tmp = path.with_name(f".{path.name}.gitml-watch.tmp")
+    if path.suffix == ".csv":
+        combined.to_csv(tmp, index=False)
+    else:
+        combined.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return lambda: restore(repo.root, original, path)
+
+
+def _retrain(
+    repo: Repo, policy: Policy, champion: _Champion, file: Path, drifted: list[str], *,
+    echo: Callable[[str], None],
+) -> str:  # fmt: skip
+    from gitml import git
+    from gitml.errors import CommandError
+    from gitml.tracking.wrap import run_command
+
+    record = champion.record
+    echo(f"{file.name}: retraining with `{' '.join(record['command'])}`")
+    champion_label = f"{policy.model}@{policy.alias}=v{champion.version['version']}"
+    rec, code = run_command(
+        repo, record["command"], name=f"watch: retrain on {file.name}",
+        params=record.get("params", {}),
+        tags={"gitml.watch.file": file.name, "gitml.watch.champion": champion_label},
+        cwd=repo.root / record.get("cwd", "."),
+    )  # fmt: skip
+    if code != 0:
+        raise CommandError(f"retraining failed: `{' '.join(record['command'])}` exited {code}")
+    paths = [repo.relpath(repo.run_dir(rec["id"])), repo.tracking_setting("summary_file")]
+    for section in ("inputs", "outputs"):
+        paths += [f"{p}.dvc" for p in rec.get(section, {}) if (repo.root / f"{p}.dvc").is_file()]
+    why = f"drift in {', '.join(drifted)}" if drifted else f"policy: retrain {policy.retrain}"
+    git.commit(repo.root, sorted(set(paths)), f"watch: retrain on {file.name} ({why})")
+    return str(rec["id"])
+
+
+def _register_and_decide(
+    repo: Repo, policy: Policy, outcome: Outcome, holdout: Any, file: Path, *,
+    echo: Callable[[str], None],
+) -> None:  # fmt: skip
+    from gitml import registry
+
+    assert outcome.run is not None
+    about = f"challenger trained by gitml watch on {file.name}"
+    version = registry.register(repo, outcome.run, policy.model, description=about)
+    outcome.challenger = int(version["version"])
+    outcome.steps.append(f"registered v{outcome.challenger}")
+    champion_value, challenger_value, goal, rows = _score(repo, policy, outcome, holdout)
+    gain = challenger_value - champion_value if goal == "maximize" else (
+        champion_value - challenger_value)  # fmt: skip
+    verdict = (f"{policy.metric} {challenger_value:.4f} vs champion {champion_value:.4f} "
+               f"({gain:+.4f}, margin {policy.margin:g}) on {rows} holdout rows "
+               f"of {file.name}")  # fmt: skip
+    if gain > policy.margin:
+        registry.promote(repo, policy.model, str(outcome.challenger), policy.alias,
+                         reason=f"gitml watch: {verdict}")  # fmt: skip
+        outcome.promoted = True
+        outcome.steps.append(f"promoted v{outcome.challenger}: {verdict}")
+        echo(f"{file.name}: promoted {policy.model} v{outcome.challenger} to {policy.alias}: "
+             f"{verdict}")  # fmt: skip
+    else:
+        outcome.steps.append(f"not promoted: {verdict}")
+        echo(f"{file.name}: kept the champion; challenger v{outcome.challenger}: {verdict}")
+
+
+def _score(repo: Repo, policy: Policy, outcome: Outcome, holdout: Any) -> tuple:
+    from gitml.performance import metric_function
+    from gitml.serve import load, predict
+
+    compute, goal = metric_function(policy.metric)
+    champion = load(repo, f"{policy.model}@{policy.alias}")
+    challenger = load(repo, f"{policy.model}@{outcome.challenger}")
+    target = policy.target or _target(holdout, champion.inputs.columns)
+    values = []
+    for loaded in (champion, challenger):
+        columns = loaded.inputs.columns or [c for c in holdout.columns if c != target]
+        frame = loaded.inputs.frame(holdout[columns].to_dict("records"), "holdout")
+        values.append(float(compute(holdout[target], predict(loaded, frame)["predictions"])))
+    return values[0], values[1], goal, len(holdout)
+
+
+def _target(frame: Any, features: list[str]) -> str:
+    rest = [c for c in frame.columns if c not in features]
+    if len(rest) != 1:
+        raise UsageError("target", f"cannot tell the label column among {rest}; set "
+                                   "[watch] target in .gitml/config.toml")  # fmt: skip
+    return str(rest[0])
+
+
+def _record(repo: Repo, policy: Policy, outcome: Outcome) -> None:
+    """Append the outcome to `.gitml/monitor/<name>/watch.toml` and commit it."""
+    from gitml import git, store
+    from gitml.monitor import MONITOR_DIR
+
+    path = repo.gitml_dir / MONITOR_DIR / policy.model / "watch.toml"
+    doc = store.parse_toml(path.read_bytes(), source=str(path)) if path.is_file() else {}
+    entry = {k: v for k, v in vars(outcome).items() if v not in (None, [])}
+    entry["at"] = store.utcnow()
+    doc.setdefault("processed", []).append(entry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store.atomic_write(path, store.dumps_toml(doc))
+    status = ("failed: " + (outcome.error or "")) if outcome.error else (
+        outcome.steps[-1] if outcome.steps else "done")  # fmt: skip
+    try:
+        git.commit(repo.root, [repo.relpath(path)], f"watch: {outcome.file}: {status}"[:200])
+    except GitmlError as exc:
+        print(f"gitml watch: could not commit {path}: {exc}", file=sys.stderr)
+
+
+def pending(repo: Repo, policy: Policy, folder: Path) -> list[Path]:
+    """Data files in ``folder`` not processed yet (by name and md5)."""
+    from gitml import store
+    from gitml.data.ingest import md5_of
+    from gitml.monitor import MONITOR_DIR
+
+    log = repo.gitml_dir / MONITOR_DIR / policy.model / "watch.toml"
+    done = set()
+    if log.is_file():
+        doc = store.parse_toml(log.read_bytes(), source=str(log))
+        done = {(e["file"], e["md5"]) for e in doc.get("processed", [])}
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file())
+    return [p for p in files if (p.name, md5_of(p)) not in done]
+
+
+def watch(repo: Repo, policy: Policy, folder: Path, *, once: bool,
+          echo: Callable[[str], None]) -> list[Outcome]:  # fmt: skip
+    """Process what is in ``folder``; unless ``once``, then wait for new files until stopped."""
+    import queue
+
+    from watchdog.events import FileSystemEventHandler
+    from watchdog.observers import Observer
+
+    if not folder.is_dir():
+        raise UsageError("dir", f"{folder}: no such folder")
+    outcomes = [process(repo, policy, f, echo) for f in pending(repo, policy, folder)]
+    if once:
+        return outcomes
+    arrived: queue.Queue[Path] = queue.Queue()
+
+    class Handler(FileSystemEventHandler):
+        def on_any_event(self, event: Any) -> None:
+            if event.event_type in ("created", "moved", "closed"):
+                path = Path(getattr(event, "dest_path", "") or event.src_path)
+                if path.suffix.lower() in SUFFIXES:
+                    arrived.put(path)
+
+    observer = Observer()
+    observer.schedule(Handler(), str(folder), recursive=False)
+    observer.start()
+    echo(f"watching {folder} for new data (Ctrl-C to stop)")
+    try:
+        while True:
+            arrived.get()
+            time.sleep(STABLE_SECONDS)  # let a file being copied in finish
+            for file in pending(repo, policy, folder):
+                outcomes.append(process(repo, policy, file, echo))
+    except KeyboardInterrupt:
+        return outcomes
+    finally:
+        observer.stop()
+        observer.join(timeout=5)

@@ -1,0 +1,76 @@
+"""`gitml watch`: drift, retraining, registration and promotion on real data, each a commit."""
+
+import hashlib
+import tomllib
+
+import numpy as np
+import pandas as pd
+
+from tests.helpers import git, gitml
+
+FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+
+
+def _production(root):
+    return tomllib.loads((root / ".gitml/models/iris.toml").read_text())["aliases"]["production"]
+
+
+def _labelled(root, rows, seed, shift=0.0):
+    """Iris-like labelled rows; ``shift`` moves the petal lengths (a sensor recalibrated)."""
+    iris = pd.read_csv(root / "iris.csv")
+    rng = np.random.default_rng(seed)
+    frame = iris.sample(rows, replace=True, random_state=seed).reset_index(drop=True)
+    noise = rng.normal(0, 0.05, (rows, len(FEATURES)))
+    frame[FEATURES] = frame[FEATURES].to_numpy() + noise
+    frame["petal length (cm)"] += shift
+    return frame
+
+
+def test_drift_retrains_and_promotes_a_better_challenger(served, tmp_path):
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    _labelled(served, 600, seed=1, shift=2.5).to_csv(incoming / "batch-1.csv", index=False)
+    before = git(served, "rev-parse", "HEAD").strip()
+
+    done = gitml(served, "watch", str(incoming), "--model", "iris@production", "--once")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "batch-1.csv: drift in petal length (cm)" in done.stdout
+    assert "promoted iris v3 to production: accuracy" in done.stdout
+    assert _production(served) == 3
+    log = git(served, "log", "--format=%s", f"{before}..HEAD").splitlines()[::-1]
+    assert log[0] == "watch: drift check of batch-1.csv: drift in petal length (cm)"
+    assert log[1] == "watch: retrain on batch-1.csv (drift in petal length (cm))"
+    assert log[2].startswith("model iris: register v3 from run ")
+    assert log[3].startswith("model iris: promote v3 to production (was v2): gitml watch: accuracy")
+    assert log[4].startswith("watch: batch-1.csv: promoted v3")
+    assert git(served, "status", "--porcelain") == ""
+    assert len(pd.read_csv(served / "iris.csv")) == 150 + 420  # 70% of the file trained on
+    watched = tomllib.loads((served / ".gitml/monitor/iris/watch.toml").read_text())
+    entry = watched["processed"][0]
+    assert (entry["file"], entry["challenger"], entry["promoted"]) == ("batch-1.csv", 3, True)
+
+    again = gitml(served, "watch", str(incoming), "--model", "iris@production", "--once")
+    assert (again.returncode, again.stdout.strip()) == (0, f"nothing new in {incoming}")
+
+
+def test_no_drift_no_retraining_and_a_failing_step_leaves_production(served, tmp_path):
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    _labelled(served, 600, seed=2).to_csv(incoming / "a-same.csv", index=False)
+    done = gitml(served, "watch", str(incoming), "--model", "iris@production", "--once")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "a-same.csv: no drift" in done.stdout and _production(served) == 2
+
+    data_md5 = hashlib.md5((served / "iris.csv").read_bytes()).hexdigest()
+    broken = _labelled(served, 200, seed=3, shift=2.5).drop(columns="species")
+    broken.to_csv(incoming / "b-unlabelled.csv", index=False)
+    done = gitml(served, "watch", str(incoming), "--model", "iris@production", "--once")
+    assert done.returncode == 2
+    assert ("b-unlabelled.csv: data: the new file lacks training column(s) species; "
+            "iris@production unchanged") in done.stdout  # fmt: skip
+    assert _production(served) == 2
+    assert hashlib.md5((served / "iris.csv").read_bytes()).hexdigest() == data_md5
+    watched = tomllib.loads((served / ".gitml/monitor/iris/watch.toml").read_text())
+    assert [e["file"] for e in watched["processed"]] == ["a-same.csv", "b-unlabelled.csv"]
+    assert "lacks training column" in watched["processed"][1]["error"]
+    assert git(served, "status", "--porcelain") == ""
