@@ -17,7 +17,10 @@ numbers, Jensen-Shannon for categories, > 0.1) above that. A p-value answers "ar
 samples from exactly the same distribution?", and with enough rows the answer is "no" for any
 shift however small (evidently issue #50): with 100,000 rows a KS test flags a shift of 1% of a
 standard deviation. A distance measures how large the shift is and does not grow with the sample.
-PSI is always reported; 0.1 and 0.25 are its usual "moderate" and "major" marks.
+PSI is always reported; 0.1 and 0.25 are its usual "moderate" and "major" marks. P-value
+thresholds are divided by the number of features checked (Bonferroni; ``[drift] correction =
+"none"`` turns it off): with 13 features at p < 0.05 each, 49% of same-distribution samples
+would flag some feature.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class Settings:
     missing_threshold: float = MISSING_THRESHOLD
     new_category_threshold: float = NEW_CATEGORY_THRESHOLD
     features: dict[str, dict[str, Any]] = field(default_factory=dict)
+    correction: str = "bonferroni"
 
     @classmethod
     def from_config(cls, repo: Repo, method: str | None, threshold: float | None) -> Settings:
@@ -64,10 +68,17 @@ class Settings:
             missing_threshold=conf.get("missing_threshold", MISSING_THRESHOLD),
             new_category_threshold=conf.get("new_category_threshold", NEW_CATEGORY_THRESHOLD),
             features=conf.get("features", {}),
+            correction=conf.get("correction", "bonferroni"),
         )
 
-    def decide(self, feature: str, kind: str, reference_rows: int) -> tuple[str, float]:
-        """The method and threshold for one feature."""
+    def decide(
+        self, feature: str, kind: str, reference_rows: int, tests: int = 1
+    ) -> tuple[str, float]:
+        """The method and threshold for one feature of ``tests`` checked together.
+
+        A p-value threshold is divided by the number of features (Bonferroni), so checking 13
+        features keeps a 5% chance of any false alarm instead of 1 - 0.95**13 = 49%.
+        """
         own = self.features.get(feature, {})
         method = own.get("method", self.method)
         if (
@@ -81,7 +92,10 @@ class Settings:
             else:
                 method = "chisquare" if small else "jensenshannon"
         threshold = own.get("threshold", self.threshold if method == self.method else None)
-        return method, float(threshold if threshold is not None else THRESHOLDS[method])
+        value = float(threshold if threshold is not None else THRESHOLDS[method])
+        if method in P_VALUES and self.correction == "bonferroni" and "threshold" not in own:
+            value /= max(tests, 1)
+        return method, value
 
 
 @dataclass(frozen=True)
@@ -406,7 +420,9 @@ def compare(
             notes.append(f"{feature}: skipped (reference is {profile.kind}, current is {kind})")
             continue
         ref_side = reference.frame[feature] if reference.frame is not None else None
-        results.append(_feature(feature, profile, ref_side, current[feature], settings))
+        results.append(
+            _feature(feature, profile, ref_side, current[feature], settings, tests=len(features))
+        )
     if len(current) < FEW_ROWS:
         notes.append(f"only {len(current)} current rows: PSI and the tests are unreliable "
                      f"under {FEW_ROWS}")  # fmt: skip
@@ -420,8 +436,9 @@ def compare(
 
 
 def _feature(
-    feature: str, profile: FeatureProfile, raw: Any, current: Any, settings: Settings
-) -> FeatureDrift:
+    feature: str, profile: FeatureProfile, raw: Any, current: Any, settings: Settings, *,
+    tests: int = 1,
+) -> FeatureDrift:  # fmt: skip
     cur_missing = int(current.isna().sum())
     if profile.kind == "numeric":
         cur = _Sample(current.dropna().to_numpy(dtype="float64"), cur_missing)
@@ -436,7 +453,7 @@ def _feature(
             {str(k): int(v) for k, v in counts.items()},
         )  # fmt: skip
         n_cur = int(counts.sum())
-    method, threshold = settings.decide(feature, profile.kind, profile.rows)
+    method, threshold = settings.decide(feature, profile.kind, profile.rows, tests)
     statistic = figures["ks_p_value" if method == "ks" else
                         "chisquare_p_value" if method == "chisquare" else method]  # fmt: skip
     ref_missing = profile.missing / max(profile.rows, 1)
@@ -445,7 +462,7 @@ def _feature(
     if (statistic < threshold) if method in P_VALUES else (statistic > threshold):
         sign = "<" if method in P_VALUES else ">"
         what = f"{method} p" if method in P_VALUES else method
-        reasons.append(f"{what} {statistic:.3g} {sign} {threshold:g}")
+        reasons.append(f"{what} {statistic:.3g} {sign} {threshold:.3g}")
     if cur_missing_rate - ref_missing > settings.missing_threshold:
         reasons.append(f"missing {cur_missing_rate:.1%} (reference {ref_missing:.1%})")
     new = figures.get("new_categories")
