@@ -291,7 +291,8 @@ class Reference:
     profiles: dict[str, FeatureProfile] | None = None
     frame: Any = None
     features: list[str] | None = None
-    model: Any = None  # a serve.LoadedModel, for prediction drift
+    model: Any = None  # name@alias, for prediction drift
+    source: tuple[str, dict[str, Any]] | None = None  # the profiled input: path, md5 and size
 
 
 def resolve_reference(repo: Repo, spec: str) -> Reference:
@@ -341,7 +342,8 @@ def _from_run(repo: Repo, run_ref: str, features: list[str] | None) -> Reference
             continue
         if not features or set(features) <= set(profiles):
             label = f"profile of {input_path}"
-            return Reference(label, run.run_id, profiles=profiles, features=features)
+            return Reference(label, run.run_id, profiles=profiles, features=features,
+                             source=(input_path, ref))  # fmt: skip
     for input_path, ref in tabular.items():
         obj = verified_object(repo.root, ArtifactRef(md5=ref["md5"], size=ref["size"]))
         frame = read_table(obj, suffix=Path(input_path).suffix)
@@ -489,13 +491,14 @@ def _prediction_drift(
 
     if "prediction" not in current.columns or reference.model is None:
         return None
-    if reference.frame is None:
-        notes.append("prediction: skipped (the reference is a profile; no raw data to predict)")
+    raw = reference.frame if reference.frame is not None else _cached_source(repo, reference)
+    if raw is None:
+        notes.append("prediction: skipped (the training data is not in the local DVC cache)")
         return None
     from gitml.serve import load, predict
 
     loaded = load(repo, reference.model)
-    frame = loaded.inputs.frame(reference.frame[loaded.inputs.columns].to_dict("records"), "ref")
+    frame = loaded.inputs.frame(raw[loaded.inputs.columns].to_dict("records"), "reference")
     predicted = pd.Series(predict(loaded, frame)["predictions"])
     if predicted.dtype.kind in "iub":  # class labels: compare as categories
         predicted = predicted.astype(str)
@@ -504,6 +507,24 @@ def _prediction_drift(
     if profile is None:
         return None
     return _feature("prediction", profile, predicted, current["prediction"], settings)
+
+
+def _cached_source(repo: Repo, reference: Reference) -> Any:
+    """The profiled training data itself, when the local DVC cache has it (never fetched)."""
+    from gitml.data import ArtifactRef
+    from gitml.data.checkout import verified_object
+    from gitml.errors import GitmlError
+    from gitml.profile import read_table
+
+    if reference.source is None:
+        return None
+    path, ref = reference.source
+    try:
+        obj = verified_object(repo.root, ArtifactRef(md5=ref["md5"], size=ref["size"]),
+                              fetch=False)  # fmt: skip
+    except GitmlError:
+        return None
+    return read_table(obj, suffix=Path(path).suffix)
 
 
 # -- the report --------------------------------------------------------------------------------
