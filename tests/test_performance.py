@@ -60,3 +60,22 @@ def test_bad_label_files_are_one_line(served):
         assert done.returncode == 2
         assert done.stderr.startswith(f"gitml: error: {message}"), done.stderr
     assert not (served / ".gitml/monitor/iris/labels").exists()
+
+
+def test_report_shows_drift_and_live_performance(served):
+    _serve_requests(served)
+    labels = pd.DataFrame({"request_id": [f"r{i}" for i in range(20) for _ in range(3)],
+                           "row": [0, 1, 2] * 20, "label": [0, 1, 1] * 20})  # fmt: skip
+    labels.to_csv(served / "labels.csv", index=False)
+    assert gitml(served, "monitor", "labels", "labels.csv").returncode == 1  # 2/3 < registered
+    # every logged record is all-ones: far from iris, so every feature drifts
+    assert gitml(served, "drift", "-r", "iris@production", "-c", "requests").returncode == 1
+    done = gitml(served, "report", "-o", "report.html")
+    assert done.returncode == 0, done.stderr
+    page = (served / "report.html").read_text()
+    for section in ("Drift of served and incoming data", "Live performance once labels arrived"):
+        assert f"<h2>{section}</h2>" in page
+    for figure in ('id="drift-iris"', 'id="performance-iris"'):
+        start = page.index(figure)
+        assert "<svg" in page[start : start + 400]
+    assert (served / "report_files" / "performance-iris.png").stat().st_size > 5000

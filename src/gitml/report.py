@@ -3,7 +3,10 @@
 The page holds, for the runs of the chosen revisions:
 - final metrics across commits (one point per run, a line through each commit's mean),
 - step-metric curves per run,
-- the runs table: id, name, status, commit, the params that vary, final metrics.
+- the runs table: id, name, status, commit, the params that vary, final metrics;
+- per monitored model: the latest drift check (PSI per feature, drifted ones in red), the
+  share of drifted features over the checks kept, and the live metric per window against the
+  metric at registration (from `gitml drift` and `gitml monitor labels`).
 
 Plots are drawn by matplotlib: inline SVG in the HTML (no scripts, no external files, so the
 page opens anywhere, offline), and PNG files beside it with a Markdown page that shows them,
@@ -129,6 +132,66 @@ def _figures(data: ReportData) -> list[tuple[str, str, Any]]:
     return figures
 
 
+def _monitor_figures(repo: Repo) -> list[tuple[str, str, Any]]:
+    """Drift and live-performance plots of every model under `.gitml/monitor/`."""
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from gitml.monitor import MONITOR_DIR
+
+    figures: list[tuple[str, str, Any]] = []
+    folder = repo.gitml_dir / MONITOR_DIR
+    for model in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
+        checks = sorted(model.glob("drift-*.toml"))
+        if checks:
+            latest = store.read_toml(checks[-1], kind="drift")
+            features = latest["features"]
+            fig = Figure(figsize=(7, max(2.4, 0.28 * len(features) + 1)), layout="constrained")
+            ax = fig.add_subplot()
+            ax.barh([f["feature"] for f in features], [f["psi"] for f in features],
+                    color=["#cf222e" if f["drifted"] else "#2da44e" for f in features])  # fmt: skip
+            ax.invert_yaxis()
+            ax.axvline(0.25, color="#57606a", linestyle="--", linewidth=1)
+            ax.set_xlabel("PSI (dashed: 0.25, major shift); red: drifted by its test")
+            ax.set_title(f"{model.name}: latest drift check, {str(latest['created_at'])[:16]}")
+            ax.tick_params(axis="y", labelsize=7)
+            figures.append(("drift", model.name, fig))
+        if len(checks) > 1:
+            history = [store.read_toml(c, kind="drift") for c in checks]
+            fig = Figure(figsize=(7, 3.0), layout="constrained")
+            ax = fig.add_subplot()
+            ax.plot([str(h["created_at"])[:16] for h in history],
+                    [h.get("share", 0.0) for h in history], marker="o")  # fmt: skip
+            ax.set_ylim(0, 1)
+            ax.set_ylabel("share of features drifted")
+            ax.set_title(f"{model.name}: drift checks over time")
+            ax.tick_params(axis="x", labelsize=7, rotation=30)
+            ax.grid(alpha=0.3)
+            figures.append(("drift", f"{model.name} over time", fig))
+        tables = sorted(model.glob("performance-*.parquet"))
+        if tables:
+            frame = pd.read_parquet(tables[-1])
+            if frame.empty:
+                continue
+            summary = store.parse_toml(tables[-1].with_suffix(".toml").read_bytes(),
+                                       source=str(tables[-1]))  # fmt: skip
+            fig = Figure(figsize=(7, 3.2), layout="constrained")
+            ax = fig.add_subplot()
+            for i, (version, part) in enumerate(frame.groupby("version")):
+                ax.plot(part["start"].str[:16], part["value"], marker="o", color=f"C{i}",
+                        label=f"v{version} live")  # fmt: skip
+                registered = part["registered"].dropna()
+                if len(registered):
+                    ax.axhline(registered.iloc[0], color=f"C{i}", linestyle="--", linewidth=1,
+                               label=f"v{version} at registration")  # fmt: skip
+            ax.set_title(f"{model.name}: live {summary.get('metric', 'metric')} per window")
+            ax.tick_params(axis="x", labelsize=7, rotation=30)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+            figures.append(("performance", model.name, fig))
+    return figures
+
+
 def _varying_params(runs: list[IndexedRun]) -> tuple[list[str], dict[str, Any]]:
     """Params whose value differs between runs, and those shared by all (with the value)."""
     keys = sorted({k for r in runs for k in (r.row or {}) if k.startswith("params.")})
@@ -204,7 +267,9 @@ def render_html(
         f"generated {now}.</p>",
     ]
     for section, title in (("final", "Final metrics across commits"),
-                           ("steps", "Step metrics per run")):  # fmt: skip
+                           ("steps", "Step metrics per run"),
+                           ("drift", "Drift of served and incoming data"),
+                           ("performance", "Live performance once labels arrived")):  # fmt: skip
         plots = [(name, fig) for kind, name, fig in figures if kind == section]
         if not plots:
             continue
@@ -253,7 +318,7 @@ def write_report(
     data = gather(repo, revs=revs, where=where, max_runs=max_runs)
     if not data.runs:
         raise UsageError("--rev/--where" if revs or where else "report", "no runs to report on")
-    figures = _figures(data)
+    figures = _figures(data) + _monitor_figures(repo)
     png_dir = png_dir or output.with_name(output.stem + "_files")
     png_dir.mkdir(parents=True, exist_ok=True)
     pngs = []
