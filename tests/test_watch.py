@@ -66,11 +66,41 @@ def test_no_drift_no_retraining_and_a_failing_step_leaves_production(served, tmp
     broken.to_csv(incoming / "b-unlabelled.csv", index=False)
     done = gitml(served, "watch", str(incoming), "--model", "iris@production", "--once")
     assert done.returncode == 2
-    assert ("b-unlabelled.csv: data: the new file lacks training column(s) species; "
+    assert ("gitml watch: b-unlabelled.csv: b-unlabelled.csv: lacks training column(s) species; "
             "iris@production unchanged") in done.stdout  # fmt: skip
     assert _production(served) == 2
     assert hashlib.md5((served / "iris.csv").read_bytes()).hexdigest() == data_md5
     watched = tomllib.loads((served / ".gitml/monitor/iris/watch.toml").read_text())
     assert [e["file"] for e in watched["processed"]] == ["a-same.csv", "b-unlabelled.csv"]
     assert "lacks training column" in watched["processed"][1]["error"]
+
+    # a training command that fails: the training data is put back, production stays
+    (served / "train.py").write_text("raise SystemExit('the GPU is on fire')\n")
+    git(served, "commit", "-qam", "a broken training script")
+    _labelled(served, 200, seed=6, shift=2.5).to_csv(incoming / "c-shifted.csv", index=False)
+    done = gitml(served, "watch", str(incoming), "--model", "iris@production", "--once")
+    assert done.returncode == 2
+    assert "retraining failed: `python train.py` exited 1; iris@production unchanged" in done.stdout
+    assert _production(served) == 2
+    assert hashlib.md5((served / "iris.csv").read_bytes()).hexdigest() == data_md5
     assert git(served, "status", "--porcelain") == ""
+
+
+def test_count_policy_trains_on_every_waiting_file(served, tmp_path):
+    config = served / ".gitml/config.toml"
+    config.write_text(config.read_text() + '\n[watch]\nmodel = "iris@production"\nevery = 2\n')
+    git(served, "commit", "-qam", "watch every 2 files")
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    _labelled(served, 200, seed=4).to_csv(incoming / "a.csv", index=False)
+    done = gitml(served, "watch", str(incoming), "--once")
+    assert done.returncode == 0, done.stdout + done.stderr
+    _labelled(served, 200, seed=5).to_parquet(incoming / "b.parquet")
+    done = gitml(served, "watch", str(incoming), "--once")
+    assert done.returncode == 0, done.stdout + done.stderr
+    watched = tomllib.loads((served / ".gitml/monitor/iris/watch.toml").read_text())
+    first, second = watched["processed"]
+    assert first["steps"][-1] == "no retraining: no drift, and fewer than 2 files waiting"
+    assert second["trained_with"] == ["a.csv"] and second["challenger"] == 3
+    assert "retrained (policy: every 2 files)" in second["steps"][1]
+    assert len(pd.read_csv(served / "iris.csv")) == 150 + 280  # 70% of the 400 rows

@@ -5,9 +5,11 @@ When a labelled data file (CSV or Parquet, the training data's columns) lands in
 1. drift: the file's features against the champion's training data (its stored profile), the
    report committed;
 2. retrain, on drift (``[watch] retrain = "drift"``, the default), on every file (``"always"``)
-   or never: the file is split into a training part and a holdout (``holdout``, 30%), the
-   training part is appended to the champion run's training input, and the champion's recorded
-   command is re-run with its recorded params as a new tracked run, committed;
+   or never; with ``every = N`` also once N files wait untrained, with ``max_age_days`` also
+   when the champion is that old. The file (with any files still waiting) is split into a
+   training part and a holdout (``holdout``, 30%), the training part is appended to the
+   champion run's training input, and the champion's recorded command is re-run with its
+   recorded params as a new tracked run, committed;
 3. the challenger is registered as the next version (a commit);
 4. champion and challenger are scored on the holdout with the registry metric, and the
    challenger is promoted (a commit saying why) only if it is better by ``margin``.
@@ -46,6 +48,7 @@ class Outcome:
     challenger: int | None = None
     promoted: bool = False
     error: str | None = None
+    trained_with: list[str] = field(default_factory=list)  # earlier files trained on too
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class Policy:
     holdout: float
     margin: float
     metric: str
+    every: int = 0  # also retrain once this many files wait untrained (0: off)
+    max_age_days: float = 0  # also retrain when the champion is this old (0: off)
 
     @classmethod
     def from_config(cls, repo: Repo, spec: str | None, **overrides: Any) -> Policy:
@@ -71,7 +76,8 @@ class Policy:
         name, _, alias = spec.partition("@")
         metric = conf.get("metric") or repo.config.get("registry", {}).get("metric", "accuracy")
         return cls(name, alias or conf["alias"], conf.get("target"), conf["retrain"],
-                   float(conf["holdout"]), float(conf["margin"]), metric)  # fmt: skip
+                   float(conf["holdout"]), float(conf["margin"]), metric,
+                   int(conf.get("every", 0)), float(conf.get("max_age_days", 0)))  # fmt: skip
 
 
 def process(repo: Repo, policy: Policy, file: Path, echo: Callable[[str], None]) -> Outcome:
@@ -83,16 +89,20 @@ def process(repo: Repo, policy: Policy, file: Path, echo: Callable[[str], None])
     try:
         frame = _read(file)
         outcome.drifted = _drift(repo, policy, file, frame, outcome, echo=echo)
-        if policy.retrain == "never" or (policy.retrain == "drift" and not outcome.drifted):
-            outcome.steps.append("no retraining: " + ("policy is never" if
-                                 policy.retrain == "never" else "no drift"))  # fmt: skip
+        why, waiting = _why_retrain(repo, policy, file, outcome.drifted)
+        if why is None:
+            outcome.steps.append(f"no retraining: {_why_not(policy)}")
             return outcome
-        train, holdout = _split(frame, policy.holdout)
         champion = _champion(repo, policy)
+        named = [(file.name, frame), *((w.name, _read(w)) for w in waiting)]
+        train, holdout = _split(_labelled_rows(repo, champion, named), policy.holdout)
         restore = _append_training_data(repo, champion, train)
-        outcome.run = _retrain(repo, policy, champion, file, outcome.drifted, echo=echo)
+        outcome.run = _retrain(repo, policy, champion, file, why, echo=echo)
         restore = None  # the new training data is committed with the run
-        outcome.steps.append(f"retrained: run {outcome.run}")
+        outcome.trained_with = [w.name for w in waiting]
+        outcome.steps.append(f"retrained ({why}): run {outcome.run}"
+                             + (f", with {', '.join(outcome.trained_with)}" if waiting
+                                else ""))  # fmt: skip
         _register_and_decide(repo, policy, outcome, holdout, file, echo=echo)
     except GitmlError as exc:
         outcome.error = exc.message
@@ -102,6 +112,57 @@ def process(repo: Repo, policy: Policy, file: Path, echo: Callable[[str], None])
             restore()
         _record(repo, policy, outcome)
     return outcome
+
+
+def _why_retrain(
+    repo: Repo, policy: Policy, file: Path, drifted: list[str]
+) -> tuple[str | None, list[Path]]:
+    """Why retrain now (None: not now), and the earlier files waiting to be trained on."""
+    if policy.retrain == "never":
+        return None, []
+    waiting = _waiting(repo, policy, file.parent)
+    if drifted:
+        return f"drift in {', '.join(drifted)}", waiting
+    if policy.retrain == "always":
+        return "policy: retrain on every file", waiting
+    if policy.every and len(waiting) + 1 >= policy.every:
+        return f"policy: every {policy.every} files", waiting
+    if policy.max_age_days:
+        from gitml import registry
+        from gitml.store import utcnow
+
+        _doc, version = registry.resolve(repo, f"{policy.model}@{policy.alias}")
+        age = (utcnow() - version["created_at"]).total_seconds() / 86400
+        if age >= policy.max_age_days:
+            return f"policy: champion is {age:.0f} days old (max {policy.max_age_days})", waiting
+    return None, []
+
+
+def _why_not(policy: Policy) -> str:
+    if policy.retrain == "never":
+        return "policy is never"
+    return "no drift" + (f", and fewer than {policy.every} files waiting" if policy.every else "")
+
+
+def _waiting(repo: Repo, policy: Policy, folder: Path) -> list[Path]:
+    """Files processed earlier without retraining (and no error), still there unchanged."""
+    from gitml import store
+    from gitml.data.ingest import md5_of
+    from gitml.monitor import MONITOR_DIR
+
+    log = repo.gitml_dir / MONITOR_DIR / policy.model / "watch.toml"
+    if not log.is_file():
+        return []
+    entries = store.parse_toml(log.read_bytes(), source=str(log)).get("processed", [])
+    used = {name for e in entries for name in e.get("trained_with", [])}
+    out = []
+    for entry in entries:
+        path = folder / entry["file"]
+        if "run" in entry or "error" in entry or entry["file"] in used or not path.is_file():
+            continue
+        if md5_of(path) == entry["md5"]:
+            out.append(path)
+    return out
 
 
 def _read(file: Path) -> Any:
@@ -169,6 +230,27 @@ def _champion(repo: Repo, policy: Policy) -> _Champion:
     return _Champion(version, record, tabular[0])
 
 
+def _labelled_rows(repo: Repo, champion: _Champion, named: list[tuple[str, Any]]) -> Any:
+    """The files' rows in the training data's columns; each file must have them all, filled."""
+    import pandas as pd
+
+    from gitml.profile import read_table
+
+    path = repo.root / champion.data_path
+    columns = list(read_table(path).columns) if path.is_file() else None
+    frames = []
+    for name, frame in named:
+        wanted = columns or list(frame.columns)
+        missing = [c for c in wanted if c not in frame.columns]
+        if missing:
+            raise UsageError(name, f"lacks training column(s) {', '.join(missing)}")
+        empty = int(frame[wanted].isna().any(axis=1).sum())
+        if empty:
+            raise UsageError(name, f"{empty} rows have empty values; fill or drop them")
+        frames.append(frame[wanted])
+    return pd.concat(frames, ignore_index=True)
+
+
 def _append_training_data(repo: Repo, champion: _Champion, rows: Any) -> Callable[[], None]:
     """Append ``rows`` to the champion's training input; returns what puts it back."""
     import pandas as pd
@@ -197,7 +279,7 @@ def _append_training_data(repo: Repo, champion: _Champion, rows: Any) -> Callabl
 
 
 def _retrain(
-    repo: Repo, policy: Policy, champion: _Champion, file: Path, drifted: list[str], *,
+    repo: Repo, policy: Policy, champion: _Champion, file: Path, why: str, *,
     echo: Callable[[str], None],
 ) -> str:  # fmt: skip
     from gitml import git
@@ -214,11 +296,14 @@ def _retrain(
         cwd=repo.root / record.get("cwd", "."),
     )  # fmt: skip
     if code != 0:
-        raise CommandError(f"retraining failed: `{' '.join(record['command'])}` exited {code}")
+        failure = f"retraining failed: `{' '.join(record['command'])}` exited {code}"
+        git.commit(
+            repo.root, [repo.relpath(repo.run_dir(rec["id"]))], f"watch: {failure} on {file.name}"
+        )  # the failed run's record is kept
+        raise CommandError(failure)
     paths = [repo.relpath(repo.run_dir(rec["id"])), repo.tracking_setting("summary_file")]
     for section in ("inputs", "outputs"):
         paths += [f"{p}.dvc" for p in rec.get(section, {}) if (repo.root / f"{p}.dvc").is_file()]
-    why = f"drift in {', '.join(drifted)}" if drifted else f"policy: retrain {policy.retrain}"
     git.commit(repo.root, sorted(set(paths)), f"watch: retrain on {file.name} ({why})")
     return str(rec["id"])
 
