@@ -22,7 +22,7 @@ def test_demo_end_to_end(tmp_path):
     assert git(project, "log", "--format=%s").count("model wine: ") == 8
     drift = done.stdout.split("$ gitml drift --reference wine@production --current requests")[1]
     drift = drift.split("$ cp wine-2.csv")[0]
-    assert "drift in 2 of 13 features: alcohol, color_intensity" in drift
+    assert "drift in 2 of 14 features: alcohol, color_intensity" in drift  # 13 + predictions
     watched = done.stdout.split("--model wine@production --once")[1]
     assert "wine-2.csv: drift in alcohol, color_intensity" in watched
     assert "promoted wine v3 to production: accuracy" in watched
