@@ -1,6 +1,10 @@
 """`gitml watch`: drift, retraining, registration and promotion on real data, each a commit."""
 
 import hashlib
+import signal
+import subprocess
+import sys
+import time
 import tomllib
 
 import numpy as np
@@ -104,3 +108,35 @@ def test_count_policy_trains_on_every_waiting_file(served, tmp_path):
     assert second["trained_with"] == ["a.csv"] and second["challenger"] == 3
     assert "retrained (policy: every 2 files)" in second["steps"][1]
     assert len(pd.read_csv(served / "iris.csv")) == 150 + 280  # 70% of the 400 rows
+
+
+def test_watching_picks_up_a_file_that_lands_and_stops_on_sigterm(served, tmp_path):
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    log = tmp_path / "watch.log"
+    with log.open("w") as out:
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "gitml", "watch", str(incoming), "--model", "iris@production"],
+            cwd=served, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        _wait(lambda: "watching" in log.read_text(), log)
+        staged = tmp_path / "staged.csv"
+        _labelled(served, 600, seed=8, shift=2.5).to_csv(staged, index=False)
+        staged.rename(incoming / "landed.csv")  # lands whole, as a copy-then-rename does
+        record = served / ".gitml/monitor/iris/watch.toml"
+        _wait(lambda: record.is_file() and "landed.csv" in record.read_text(), log)
+        watcher.send_signal(signal.SIGTERM)
+        assert watcher.wait(timeout=30) == 0
+    finally:
+        watcher.kill()
+    text = log.read_text()
+    assert "landed.csv: drift in petal length (cm)" in text and text.rstrip().endswith("stopped")
+    assert _production(served) == 3
+
+
+def _wait(condition, log, timeout=90):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)

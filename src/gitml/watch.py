@@ -21,6 +21,7 @@ done, which is committed too. `--once` processes the files not yet processed and
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -418,17 +419,25 @@ def watch(repo: Repo, policy: Policy, folder: Path, *, once: bool,
                 if path.suffix.lower() in SUFFIXES:
                     arrived.put(path)
 
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt  # so a file being processed is put back in order
+
+    signal.signal(signal.SIGTERM, stop)
     observer = Observer()
     observer.schedule(Handler(), str(folder), recursive=False)
     observer.start()
-    echo(f"watching {folder} for new data (Ctrl-C to stop)")
+    echo(f"watching {folder} for new data (Ctrl-C or SIGTERM to stop)")
     try:
         while True:
-            arrived.get()
+            try:
+                arrived.get(timeout=1.0)
+            except queue.Empty:
+                continue
             time.sleep(STABLE_SECONDS)  # let a file being copied in finish
             for file in pending(repo, policy, folder):
                 outcomes.append(process(repo, policy, file, echo))
     except KeyboardInterrupt:
+        echo("stopped")
         return outcomes
     finally:
         observer.stop()
