@@ -1,4 +1,4 @@
-"""Commands that read: `runs`, `show`."""
+"""Commands that read: `runs`, `show`, `export`."""
 
 from __future__ import annotations
 
@@ -25,9 +25,13 @@ FORMATS = click.Choice(["table", "json", "csv"])
 @click.option("--limit", "-l", type=click.IntRange(min=0), help="Show at most this many runs.")
 @click.option("--format", "-f", "fmt", type=FORMATS, default="table", show_default=True)
 @click.option("--columns", "-c", metavar="COLS", help="Comma-separated columns for table/csv.")
+@click.option("--sql", "query", metavar="QUERY",
+              help='DuckDB SQL over the tables runs and steps, e.g. \'SELECT name, '
+                   '"metrics.accuracy" FROM runs\'.')  # fmt: skip
 def runs(
-    where: str | None, sort: str | None, limit: int | None, fmt: str, columns: str | None
-) -> None:
+    *, where: str | None, sort: str | None, limit: int | None, fmt: str, columns: str | None,
+    query: str | None,
+) -> None:  # fmt: skip
     """List every run: the working tree's and those in the history of all local branches.
 
     History is read from git objects, nothing is checked out, and an index under
@@ -36,14 +40,30 @@ def runs(
     code.commit, code.branch, code.dirty.
 
     \b
+    With --sql, DuckDB answers a query over two tables: runs (one row per run, run_id first,
+    columns such as "params.lr" and "metrics.accuracy", quoted because of the dot) and steps
+    (run_id, step, timestamp, name, value).
+
+    \b
     Example:
       gitml runs --where "metrics.accuracy > 0.9" --sort -metrics.accuracy --limit 5
       gitml runs --format csv > runs.csv
+      gitml runs --sql 'SELECT run_id, max(value) FROM steps WHERE name = $$loss$$ GROUP BY 1'
     """
     from gitml.query.api import find_runs
     from gitml.query.output import parse_columns, render
     from gitml.repo import Repo
 
+    if query is not None:
+        from gitml.errors import UsageError
+        from gitml.export import sql
+
+        if where or sort or limit is not None:
+            raise UsageError("--sql", "filter, sort and limit inside the query, not with -w/-s/-l")
+        rows = sql(Repo.find(), query)
+        chosen = parse_columns(columns, rows) if columns else list(rows[0]) if rows else []
+        click.echo(render(rows, fmt=fmt, columns=chosen, full=rows), nl=False)
+        return
     rows = find_runs(Repo.find(), where=where, sort=sort, limit=limit)
     full = [_nested(row) for row in rows] if fmt == "json" else []
     click.echo(render(rows, fmt=fmt, columns=parse_columns(columns, rows), full=full), nl=False)
@@ -151,3 +171,39 @@ def report(
 
 
 COMMANDS.append(report)
+
+
+@click.group()
+def export() -> None:
+    """Hand runs and step metrics to other tools.
+
+    \b
+    Example:
+      gitml export parquet runs-dataset/
+    """
+
+
+@export.command()
+@click.argument("folder", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--where", "-w", metavar="EXPR", help="Only the runs that match.")
+def parquet(folder: Path, where: str | None) -> None:
+    """Write runs.parquet and a hive-partitioned steps/ dataset (DuckDB, Polars, Spark).
+
+    DIR/runs.parquet has one row per run (run_id, status, start_time, params.*, metrics.*,
+    tags.*, code.*); DIR/steps/run_id=<id>/part-0.parquet holds each run's step metrics. DIR
+    is replaced whole, so exporting again gives the same dataset.
+
+    \b
+    Example:
+      gitml export parquet runs-dataset/
+      duckdb -c "SELECT * FROM read_parquet('runs-dataset/steps/*/*.parquet',
+                 hive_partitioning=true)"
+    """
+    from gitml.export import export_parquet
+    from gitml.repo import Repo
+
+    counts = export_parquet(Repo.find(), folder, where=where)
+    click.echo(f"wrote {counts['runs']} runs and {counts['steps']} step metrics to {folder}")
+
+
+COMMANDS.append(export)

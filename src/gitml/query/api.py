@@ -161,7 +161,11 @@ def runs(
     limit: int | None = None,
     repo: Repo | str | os.PathLike[str] | None = None,
 ) -> Any:
-    """Matching runs as a pandas DataFrame, one row per run, columns like ``metrics.accuracy``.
+    """Matching runs as a pandas DataFrame shaped like ``mlflow.search_runs``'s.
+
+    One row per run: ``run_id``, ``status``, ``start_time``, ``end_time``, ``params.<x>``,
+    ``metrics.<y>``, ``tags.<z>``, plus gitml's ``code.*`` and ``commit``; ``where`` takes the
+    same filter strings as `gitml runs --where`.
 
     Example:
         >>> df = gitml.runs("metrics.accuracy > 0.9", sort="-metrics.accuracy")
@@ -175,6 +179,8 @@ def runs(
     for column in ("start_time", "end_time"):
         if column in frame:
             frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    if "id" in frame:
+        frame.insert(0, "run_id", frame["id"])  # as mlflow.search_runs names it
     return frame
 
 

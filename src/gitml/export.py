@@ -1,0 +1,111 @@
+"""Runs and step metrics for other tools: a Parquet dataset, and SQL through DuckDB.
+
+`gitml export parquet DIR` writes
+
+    DIR/runs.parquet                          one row per run: run_id, status, start_time, ...,
+                                              params.<x>, metrics.<y>, tags.<z>, code.<...>
+    DIR/steps/run_id=<id>/part-0.parquet      that run's step metrics: step, timestamp, name, value
+
+a hive-partitioned dataset that DuckDB (`read_parquet('DIR/steps/*/*.parquet',
+hive_partitioning=true)`), Polars and Spark read as is. `gitml runs --sql` runs DuckDB over the
+same two tables, `runs` and `steps`, without writing anything.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from gitml.errors import UsageError
+from gitml.repo import Repo
+
+
+def runs_frame(repo: Repo, where: str | None = None) -> Any:
+    """One row per matching run, `run_id` first (as `mlflow.search_runs` names it)."""
+    import pandas as pd
+
+    from gitml.query.api import runs
+
+    frame = runs(where, sort="start_time", repo=repo)
+    return frame if not frame.empty else pd.DataFrame({"run_id": pd.Series(dtype="str")})
+
+
+def steps_frame(repo: Repo, run_ids: set[str] | None = None) -> Any:
+    """Every step metric of the runs (all when None): run_id, step, timestamp, name, value."""
+    import pandas as pd
+
+    from gitml.query.api import collect, step_metrics
+
+    parts = []
+    for run in collect(repo):
+        if run_ids is not None and run.run_id not in run_ids:
+            continue
+        rows = step_metrics(repo, run)
+        if rows:
+            part = pd.DataFrame(rows, columns=["step", "timestamp", "value", "name"])
+            part.insert(0, "run_id", run.run_id)
+            parts.append(part)
+    if not parts:
+        columns = {"run_id": "str", "step": "int64", "timestamp": "int64", "name": "str",
+                   "value": "float64"}  # fmt: skip
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
+    frame = pd.concat(parts, ignore_index=True)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
+    return frame[["run_id", "step", "timestamp", "name", "value"]]
+
+
+def export_parquet(repo: Repo, folder: Path, *, where: str | None = None) -> dict[str, int]:
+    """Write the dataset to ``folder`` (replaced whole: written beside it, then renamed)."""
+    runs = runs_frame(repo, where)
+    steps = steps_frame(repo, set(runs["run_id"]))
+    if folder.exists() and not (folder / "runs.parquet").is_file() and any(folder.iterdir()):
+        raise UsageError("DIR", f"{folder} holds other files; give an empty or new folder")
+    tmp = folder.with_name(f".{folder.name}.gitml-export.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        runs.to_parquet(tmp / "runs.parquet", index=False)
+        for run_id, part in steps.groupby("run_id", sort=True):
+            target = tmp / "steps" / f"run_id={run_id}"
+            target.mkdir(parents=True)
+            part.drop(columns="run_id").to_parquet(target / "part-0.parquet", index=False)
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"runs": len(runs), "steps": len(steps)}
+
+
+def _plain(value: Any) -> Any:
+    """A DuckDB value as JSON and tables show it (timestamps as ISO text, decimals as floats)."""
+    import datetime as dt
+    import decimal
+
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return value
+
+
+def sql(repo: Repo, query: str) -> list[dict[str, Any]]:
+    """Run ``query`` in DuckDB over the tables ``runs`` and ``steps``; rows as dicts."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        runs = runs_frame(repo)
+        con.register("runs", runs)
+        if "steps" in query.lower():  # read every run's steps only when asked for
+            con.register("steps", steps_frame(repo))
+        try:
+            result = con.execute(query)
+        except duckdb.Error as exc:
+            raise UsageError("--sql", str(exc).splitlines()[0]) from exc
+        columns = [d[0] for d in result.description or []]
+        return [{c: _plain(v) for c, v in zip(columns, row, strict=True)}
+                for row in result.fetchall()]  # fmt: skip
+    finally:
+        con.close()
