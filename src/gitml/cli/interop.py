@@ -1,0 +1,54 @@
+"""Commands that bring history in from other tools: `import mlflow`."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group(name="import")
+def import_() -> None:
+    """Bring runs, metrics, artifacts and registered models in from other trackers.
+
+    \b
+    Example:
+      gitml import mlflow ./mlruns
+      gitml import mlflow sqlite:///mlflow.db
+    """
+
+
+@import_.command()
+@click.argument("source", metavar="MLRUNS|sqlite:///PATH")
+@click.option("--no-artifacts", is_flag=True, help="Leave the artifacts out (records only).")
+@click.option("--progress/--no-progress", default=None,
+              help="The progress bar  [default: on a terminal]")  # fmt: skip
+def mlflow(source: str, no_artifacts: bool, progress: bool | None) -> None:
+    """Import an MLflow store: every experiment, run, metric step, artifact and model.
+
+    Runs become .gitml/runs/<id>/ records with their step metrics; artifacts go under
+    mlflow-artifacts/<experiment>/<run>/ into the DVC cache; registered model versions and
+    aliases become .gitml/models/<name>.toml. Importing again adds only what is new. Needs
+    the mlflow package. Commit the result with git when it looks right.
+
+    \b
+    Example:
+      gitml import mlflow ./mlruns
+      gitml import mlflow sqlite:///mlflow.db --no-artifacts
+    """
+    from gitml.importers.mlflow import import_store
+    from gitml.repo import Repo
+
+    summary = import_store(Repo.find(), source, artifacts=not no_artifacts, progress=progress,
+                           echo=click.echo)  # fmt: skip
+    click.echo(
+        f"imported {summary.runs} runs ({summary.skipped} already there) from "
+        f"{summary.experiments} experiments: {summary.steps} metric steps, {summary.artifacts} "
+        f"artifact files, {summary.models} models with {summary.versions} versions and "
+        f"{summary.aliases} aliases"
+    )
+    for item in summary.not_carried:
+        click.echo(f"not carried: {item}")
+    if summary.runs or summary.models:
+        click.echo("review, then: git add -A && git commit -m 'Import from MLflow'")
+
+
+COMMANDS = [import_]

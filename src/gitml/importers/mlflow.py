@@ -1,0 +1,311 @@
+"""`gitml import mlflow`: an `mlruns/` folder or a sqlite store becomes gitml files.
+
+Read through MLflow's own client (``pip install mlflow``; the file store is opened with
+``MLFLOW_ALLOW_FILE_STORE=true``, which MLflow 3.13+ needs). For every run of every experiment,
+active and deleted:
+
+- a run record: the name, the status (FINISHED -> finished, FAILED and KILLED -> failed,
+  RUNNING and SCHEDULED -> crashed: a store's run cannot still be running), start and end, the
+  params (numbers and booleans typed, as MLflow keeps every param as text), the final metrics
+  (MLflow's latest value per key), the tags, plus `mlflow.run_id` and `mlflow.experiment`;
+- every step of every metric, with its timestamp, in `metrics.parquet`;
+- the artifacts, under `mlflow-artifacts/<experiment>/<mlflow run id>/`, into the DVC cache;
+- registered models: each version whose run was imported, with its aliases.
+
+The gitml id is the MLflow start time plus the first six hex digits of the MLflow run id, so
+importing twice adds nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitml.errors import UsageError
+from gitml.repo import Repo
+
+ARTIFACTS_DIR = "mlflow-artifacts"
+STATUS = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "failed",
+          "RUNNING": "crashed", "SCHEDULED": "crashed"}  # fmt: skip
+MODEL_FILES = ("model.pkl", "model.joblib", "model.skops")
+
+
+@dataclass
+class Summary:
+    """What an import carried, and what it did not."""
+
+    experiments: int = 0
+    runs: int = 0
+    skipped: int = 0
+    steps: int = 0
+    artifacts: int = 0
+    models: int = 0
+    versions: int = 0
+    aliases: int = 0
+    not_carried: list[str] = field(default_factory=list)
+
+
+def tracking_uri(source: str) -> str:
+    """``sqlite:///...`` as is; a folder as a ``file://`` URI."""
+    if source.startswith(("sqlite:", "postgresql:", "mysql:")):
+        return source
+    folder = Path(source)
+    if not folder.is_dir():
+        raise UsageError("SOURCE", f"{source}: neither an mlruns folder nor a sqlite:/// URI")
+    return folder.resolve().as_uri()
+
+
+def import_store(
+    repo: Repo, source: str, *, artifacts: bool = True, progress: bool | None = None,
+    echo: Callable[[str], None] = print,
+) -> Summary:  # fmt: skip
+    """Import every experiment, run and registered model of an MLflow store."""
+    try:
+        from mlflow.entities import ViewType
+        from mlflow.tracking import MlflowClient
+    except ImportError as exc:
+        raise UsageError(
+            "mlflow", "importing needs the mlflow package: pip install mlflow"
+        ) from exc
+    import logging
+
+    import mlflow
+    from tqdm import tqdm
+
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    uri = tracking_uri(source)
+    mlflow.set_tracking_uri(uri)  # models:/ URIs resolve against the global one
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    summary = Summary()
+    ids: dict[str, str] = {}
+    experiments = client.search_experiments(view_type=ViewType.ALL)
+    summary.experiments = len(experiments)
+    runs = [(exp, run) for exp in experiments
+            for run in _all_runs(client, exp.experiment_id, ViewType.ALL)]  # fmt: skip
+    bar = tqdm(runs, desc="import mlflow", unit=" runs", disable=None if progress is None
+               else not progress)  # fmt: skip
+    for exp, run in bar:
+        gitml_id = run_id_for(run)
+        ids[run.info.run_id] = gitml_id
+        if (repo.run_dir(gitml_id) / "run.toml").is_file():
+            summary.skipped += 1
+            continue
+        _import_run(repo, client, exp, run, gitml_id, artifacts=artifacts, summary=summary)
+        summary.runs += 1
+    _import_registry(repo, client, ids, summary)
+    if any(run.data.tags.get("mlflow.parentRunId") for _, run in runs):
+        summary.not_carried.append("parent/child run links (kept as the mlflow.parentRunId tag)")
+    summary.not_carried.append("dataset inputs (mlflow.log_input), traces and evaluation tables")
+    return summary
+
+
+def _all_runs(client: Any, experiment_id: str, view: Any) -> list[Any]:
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], run_view_type=view, max_results=1000,
+                                  page_token=token)  # fmt: skip
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def run_id_for(run: Any) -> str:
+    """The gitml id of an MLflow run: its start time, and six hex digits of its id."""
+    started = dt.datetime.fromtimestamp((run.info.start_time or 0) / 1000, tz=dt.UTC)
+    digits = re.sub(r"[^0-9a-f]", "", run.info.run_id.lower()).ljust(6, "0")[:6]
+    return f"{started.strftime('%Y%m%dT%H%M%SZ')}-{digits}"
+
+
+def _typed(value: str) -> Any:
+    """An MLflow param (always text) as the number or boolean it spells, else the text."""
+    if value in ("True", "true", "False", "false"):
+        return value.lower() == "true"
+    for kind in (int, float):
+        try:
+            number = kind(value)
+        except ValueError:
+            continue
+        return number if str(number) == value or kind is float else value
+    return value
+
+
+def _import_run(
+    repo: Repo, client: Any, exp: Any, run: Any, gitml_id: str, *, artifacts: bool,
+    summary: Summary,
+) -> None:  # fmt: skip
+    from gitml import store
+    from gitml.tracking import journal
+
+    info = run.info
+    record: dict[str, Any] = {
+        "schema_version": 1,
+        "id": gitml_id,
+        "name": (info.run_name or info.run_id)[:250],
+        "status": STATUS.get(info.status, "crashed"),
+        "start_time": _time(info.start_time),
+        "params": {k: _typed(v) for k, v in run.data.params.items()},
+        "metrics": {k: float(v) for k, v in run.data.metrics.items()},
+        "tags": {
+            **dict(run.data.tags),
+            "mlflow.run_id": info.run_id,
+            "mlflow.experiment": exp.name,
+        },
+    }
+    if info.end_time:
+        record["end_time"] = _time(info.end_time)
+    if info.status == "KILLED":
+        record["error"] = "killed (MLflow status KILLED)"
+    if info.lifecycle_stage == "deleted":
+        record["tags"]["mlflow.deleted"] = "true"
+    run_dir = repo.run_dir(gitml_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    history = client.get_metric_history
+    rows = [(m.step, m.timestamp, float(m.value), key)
+            for key in run.data.metrics for m in history(info.run_id, key)]  # fmt: skip
+    if rows:
+        journal.write_parquet(run_dir / journal.PARQUET_NAME, rows, run_id=gitml_id)
+        summary.steps += len(rows)
+    if artifacts:
+        outputs = _import_artifacts(repo, client, exp, info.run_id)
+        if outputs:
+            record["outputs"] = outputs
+            summary.artifacts += len(outputs)
+    store.write_toml(run_dir / "run.toml", record, kind="run")
+
+
+def _time(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+
+
+def _import_artifacts(repo: Repo, client: Any, exp: Any, mlflow_run_id: str) -> dict[str, Any]:
+    """Download a run's artifacts into the repository and cache them DVC-style."""
+    from gitml.data.add import track
+
+    listed = client.list_artifacts(mlflow_run_id)
+    if not listed:
+        return {}
+    folder = repo.root / ARTIFACTS_DIR / _slug(exp.name) / mlflow_run_id
+    with tempfile.TemporaryDirectory(prefix="gitml-mlflow-") as tmp:
+        downloaded = Path(client.download_artifacts(mlflow_run_id, "", tmp))
+        folder.mkdir(parents=True, exist_ok=True)
+        outputs = {}
+        for file in sorted(p for p in downloaded.rglob("*") if p.is_file()):
+            target = folder / file.relative_to(downloaded)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, target)
+            outputs[repo.relpath(target)] = track(repo.root, target).to_dict()
+    return outputs
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "experiment"
+
+
+def _import_registry(repo: Repo, client: Any, ids: dict[str, str], summary: Summary) -> None:
+    """Registered models: versions whose runs were imported (with a model file), and aliases."""
+    from gitml import registry, store
+
+    for model in client.search_registered_models():
+        name = _slug(model.name)
+        path = registry.registry_path(repo, name)
+        if path.is_file():
+            continue
+        versions, events = [], []
+        for mv in sorted(client.search_model_versions(f"name='{model.name}'"),
+                         key=lambda v: int(v.version)):  # fmt: skip
+            gitml_id = ids.get(mv.run_id or "")
+            output = _model_output(repo, gitml_id, mv.source) if gitml_id else None
+            if output is None and gitml_id is not None:
+                output = _download_version(repo, mv, gitml_id)
+            if output is None or gitml_id is None:
+                summary.not_carried.append(f"{model.name} v{mv.version}: its run or model file "
+                                           "was not imported")  # fmt: skip
+                continue
+            created = _time(mv.creation_timestamp)
+            versions.append({
+                "version": int(mv.version), "run": gitml_id, "path": output[0],
+                "md5": output[1]["md5"], "size": output[1]["size"], "format": "joblib",
+                "created_at": created, "description": mv.description or "imported from MLflow",
+                "metrics": store.read_toml(repo.run_dir(gitml_id) / "run.toml",
+                                           kind="run").get("metrics", {}),
+            })  # fmt: skip
+            events.append({"at": created, "action": "register", "version": int(mv.version),
+                           "reason": f"imported from MLflow ({model.name})"})  # fmt: skip
+        if not versions:
+            continue
+        known = {v["version"] for v in versions}
+        aliases = {a: int(v) for a, v in (model.aliases or {}).items()
+                   if int(v) in known and registry.ALIAS_RE.match(a)}  # fmt: skip
+        now = store.utcnow()
+        events += [{"at": now, "action": "promote", "alias": a, "version": v,
+                    "reason": "alias imported from MLflow"}
+                   for a, v in sorted(aliases.items())]  # fmt: skip
+        doc = {"schema_version": 1, "name": name, "versions": versions, "aliases": aliases,
+               "history": events}  # fmt: skip
+        path.parent.mkdir(parents=True, exist_ok=True)
+        store.write_toml(path, doc, kind="model")
+        summary.models += 1
+        summary.versions += len(versions)
+        summary.aliases += len(aliases)
+
+
+def _download_version(repo: Repo, mv: Any, gitml_id: str) -> tuple[str, dict[str, Any]] | None:
+    """Fetch a version's files (MLflow 3 keeps logged models apart from runs, ``models:/``).
+
+    They go next to the run's artifacts and into its outputs; returns the model file.
+    """
+    import mlflow.artifacts
+
+    from gitml import store
+    from gitml.data.add import track
+
+    run_file = repo.run_dir(gitml_id) / "run.toml"
+    record = store.read_toml(run_file, kind="run")
+    experiment = _slug(record["tags"].get("mlflow.experiment", "experiment"))
+    folder = repo.root / ARTIFACTS_DIR / experiment / record["tags"]["mlflow.run_id"]
+    folder = folder / f"{_slug(mv.name)}-v{mv.version}"
+    try:
+        with tempfile.TemporaryDirectory(prefix="gitml-mlflow-") as tmp:
+            got = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=tmp))
+            files = [p for p in got.rglob("*") if p.is_file()] if got.is_dir() else [got]
+            base = got if got.is_dir() else got.parent
+            for file in files:
+                target = folder / file.relative_to(base)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(file, target)
+    except Exception as exc:
+        from gitml.query.index import warn
+
+        warn(f"{mv.name} v{mv.version}: cannot download {mv.source}: {exc}")
+        return None
+    outputs = record.setdefault("outputs", {})
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        outputs[repo.relpath(file)] = track(repo.root, file).to_dict()
+    store.write_toml(run_file, record, kind="run")
+    models = [(p, r) for p, r in sorted(outputs.items())
+              if p.startswith(repo.relpath(folder)) and Path(p).name in MODEL_FILES]  # fmt: skip
+    return models[0] if models else None
+
+
+def _model_output(repo: Repo, gitml_id: str, source: str) -> tuple[str, dict[str, Any]] | None:
+    """The model file a version's source points at, among the run's imported artifacts."""
+    from gitml import store
+
+    record = store.read_toml(repo.run_dir(gitml_id) / "run.toml", kind="run")
+    outputs = record.get("outputs", {})
+    sub = source.split("/artifacts/", 1)[-1].strip("/") if "/artifacts/" in source else ""
+    for path, ref in sorted(outputs.items()):
+        if Path(path).name in MODEL_FILES and (not sub or f"/{sub}/" in f"/{path}"):
+            return path, ref
+    return None

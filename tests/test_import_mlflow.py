@@ -1,0 +1,129 @@
+"""`gitml import mlflow` against stores written by the real mlflow package, field by field."""
+
+import os
+import time
+
+import pandas as pd
+import pytest
+
+import gitml
+from gitml.export import steps_frame
+from gitml.registry import load as load_registry
+from tests.helpers import commit_all, git
+from tests.helpers import gitml as gitml_cli
+
+os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def _make_store(uri, runs, steps):
+    """``runs`` runs over two experiments, ``steps`` loss steps each, two registered models."""
+    import mlflow
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(uri, uri)
+    X, y = load_iris(return_X_y=True)
+    experiments = [client.create_experiment(name) for name in ("vision", "tabular")]
+    base = int(time.time() * 1000) - 10_000_000
+    for i in range(runs):
+        team = {"team": "ml" if i % 3 else "data"}
+        run = client.create_run(experiments[i % 2], start_time=base + i * 1000,
+                                run_name=f"run-{i}", tags=team)  # fmt: skip
+        rid = run.info.run_id
+        params = [Param("lr", str(0.001 * (i + 1))), Param("layers", str(i % 5)),
+                  Param("opt", "adam"), Param("warm", "True")]  # fmt: skip
+        client.log_batch(rid, params=params, tags=[RunTag("seed", str(i))])
+        client.log_batch(rid, metrics=[Metric("loss", 1.0 / (s + 1) + i * 1e-3, base + s, s)
+                                       for s in range(steps)])  # fmt: skip
+        client.log_batch(rid, metrics=[Metric("accuracy", 0.5 + i / (2 * runs), base, 0)])
+        status = "KILLED" if i == runs - 1 else "FINISHED"
+        client.set_terminated(rid, status=status, end_time=base + i * 1000 + 500)
+    for name, picks in (("iris-lr", (1, 3)), ("iris-strong", (5,))):
+        for i in picks:
+            rid = client.search_runs(experiments, filter_string=f"tags.seed = '{i}'")[0].info.run_id
+            model = LogisticRegression(C=0.1 * (i + 1), max_iter=300).fit(X, y)
+            with mlflow.start_run(run_id=rid):
+                mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
+                                         serialization_format="cloudpickle")  # fmt: skip
+            client.set_terminated(rid, status="FINISHED", end_time=base + i * 1000 + 500)
+    client.set_registered_model_alias("iris-lr", "production", "2")
+    client.set_registered_model_alias("iris-lr", "staging", "1")
+    client.set_registered_model_alias("iris-strong", "production", "1")
+    return client
+
+
+@pytest.fixture(scope="module", params=["file", "sqlite"])
+def store(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(f"mlflow-{request.param}")
+    if request.param == "file":
+        uri, source, runs, steps = (folder / "mlruns").as_uri(), str(folder / "mlruns"), 200, 1000
+    else:
+        uri = f"sqlite:///{folder / 'mlflow.db'}"
+        source, runs, steps = uri, 30, 100
+    client = _make_store(uri, runs, steps)
+    return source, client, runs, steps
+
+
+def test_import_matches_mlflow_field_by_field(project, store, tmp_path):
+    import mlflow
+    from mlflow.entities import ViewType
+
+    source, client, n_runs, n_steps = store
+    done = gitml_cli(project.root, "import", "mlflow", source, "--no-progress")
+    assert done.returncode == 0, done.stdout + done.stderr
+    every = [e.experiment_id for e in client.search_experiments()]
+    histories = {r.info.run_id: {k: len(client.get_metric_history(r.info.run_id, k))
+                                 for k in r.data.metrics}
+                 for r in client.search_runs(every, max_results=1000)}  # fmt: skip
+    total = sum(sum(h.values()) for h in histories.values())
+    assert total >= n_runs * (n_steps + 1)
+    assert done.stdout.startswith(f"imported {n_runs} runs (0 already there) from 3 experiments: "
+                                  f"{total} metric steps")  # fmt: skip
+    assert "2 models with 3 versions and 3 aliases" in done.stdout
+
+    theirs = mlflow.search_runs(search_all_experiments=True, run_view_type=ViewType.ALL)
+    ours = gitml.runs().set_index("tags.mlflow.run_id")
+    assert len(ours) == len(theirs) == n_runs
+    for _, row in theirs.iterrows():
+        mine = ours.loc[row["run_id"]]
+        assert mine["name"] == row["tags.mlflow.runName"]
+        expected_status = {"FINISHED": "finished", "KILLED": "failed"}[row["status"]]
+        assert mine["status"] == expected_status
+        assert mine["start_time"] == row["start_time"] and mine["end_time"] == row["end_time"]
+        for key in ("lr", "layers", "opt", "warm"):
+            assert str(mine[f"params.{key}"]) == row[f"params.{key}"], key
+        for key in ("loss", "accuracy"):
+            assert mine[f"metrics.{key}"] == row[f"metrics.{key}"], key
+        for key in ("team", "seed"):
+            assert mine[f"tags.{key}"] == row[f"tags.{key}"], key
+    steps = steps_frame(project)
+    counts = steps.groupby(["run_id", "name"]).size()
+    by_mlflow_id = dict(zip(ours["id"], ours.index, strict=True))
+    assert {(by_mlflow_id[r], k): n for (r, k), n in counts.items()} == {
+        (r, k): n for r, h in histories.items() for k, n in h.items()}  # fmt: skip
+
+    listed = {m.name: m for m in client.search_registered_models()}
+    for name in ("iris-lr", "iris-strong"):
+        mine = load_registry(project, name)
+        assert mine["aliases"] == {a: int(v) for a, v in listed[name].aliases.items()}
+        theirs_versions = client.search_model_versions(f"name='{name}'")
+        assert sorted(v["version"] for v in mine["versions"]) == sorted(
+            int(v.version) for v in theirs_versions)  # fmt: skip
+    pd.DataFrame([[5.1, 3.5, 1.4, 0.2]], columns=list("0123")).to_csv(project.root / "in.csv",
+                                                                       index=False)  # fmt: skip
+    commit_all(project.root, "import from MLflow")
+    predicted = gitml_cli(
+        project.root, "predict", "iris-lr@production", "in.csv", "-o", str(tmp_path / "o.csv")
+    )
+    assert predicted.returncode == 0, predicted.stderr
+    assert pd.read_csv(tmp_path / "o.csv")["prediction"].tolist() == [0]
+
+    again = gitml_cli(project.root, "import", "mlflow", source, "--no-progress")
+    assert again.returncode == 0 and again.stdout.startswith(
+        f"imported 0 runs ({n_runs} already there)")  # fmt: skip
+    assert git(project.root, "status", "--porcelain") == "", "a second import changes nothing"
