@@ -2,7 +2,8 @@
 # Compare a pull request with its base and write what CI posts and keeps:
 #   <out>/comment.md    the PR comment: `gitml diff <base> <head> --md`
 #   <out>/report.html   `gitml report` over both histories, with <out>/plots/*.png
-# Usage: review.sh <base-ref> [head-ref]   (out: $GITML_REVIEW_DIR, default gitml-review)
+# Usage: review.sh <base-ref> [head-ref | workspace]   (out: $GITML_REVIEW_DIR, default
+# gitml-review); `workspace` compares with the run just trained and not committed.
 set -euo pipefail
 base="${1:?usage: review.sh <base-ref> [head-ref]}"
 head="${2:-HEAD}"
@@ -23,5 +24,9 @@ $table
 
 <sub>$note</sub>
 COMMENT
-gitml report --rev "$base" --rev "$head" -o "$out/report.html" --png-dir "$out/plots"
+if [ "$head" = workspace ]; then  # a run trained in this job, not committed: every run
+  gitml report -o "$out/report.html" --png-dir "$out/plots"
+else
+  gitml report --rev "$base" --rev "$head" -o "$out/report.html" --png-dir "$out/plots"
+fi
 echo "wrote $out/comment.md and $out/report.html"
