@@ -177,6 +177,35 @@ def ref_tips(root: Path) -> dict[str, str]:
     return tips
 
 
+def refs_under(root: Path, prefix: str) -> dict[str, str]:
+    """Every reference whose name starts with ``prefix`` -> the commit it points at."""
+    import pygit2
+
+    repo = _open(root)
+    out: dict[str, str] = {}
+    for name in repo.references:
+        if name.startswith(prefix):
+            try:
+                out[name] = str(repo.references[name].peel(pygit2.Commit).id)
+            except (pygit2.InvalidSpecError, ValueError):
+                continue
+    return out
+
+
+def files_under(root: Path, rev: str, folder: str) -> list[str]:
+    """Paths of the files under ``folder`` at ``rev`` (none when it has no such folder)."""
+    import pygit2
+
+    repo = _open(root)
+    try:
+        tree = repo.revparse_single(f"{rev}:{folder}")
+    except (KeyError, pygit2.GitError):
+        return []
+    if not isinstance(tree, pygit2.Tree):
+        return []
+    return sorted(f"{folder}{path}" for path, _, _ in _walk_tree(repo, tree, ""))
+
+
 def reachable_commits(root: Path) -> list[str]:
     """Every commit reachable from a local branch or a detached HEAD, parents last."""
     import pygit2

@@ -1,6 +1,8 @@
-"""Commands that bring history in from other tools: `import mlflow`."""
+"""Commands that bring history in from other tools: `import mlflow`, `import dvc`."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -49,6 +51,35 @@ def mlflow(source: str, no_artifacts: bool, progress: bool | None) -> None:
         click.echo(f"not carried: {item}")
     if summary.runs or summary.models:
         click.echo("review, then: git add -A && git commit -m 'Import from MLflow'")
+
+
+@import_.command()
+@click.option("--dvclive-dir", default="dvclive", show_default=True,
+              help="Where the experiments' DVCLive output is, inside each commit.")  # fmt: skip
+@click.option("--dvclive", "folder", type=click.Path(file_okay=False, path_type=Path),
+              help="Also import this working-tree DVCLive folder as one run.")  # fmt: skip
+def dvc(dvclive_dir: str, folder: Path | None) -> None:
+    """Import DVC experiments (refs/exps) and DVCLive output as runs.
+
+    Each experiment commit becomes a run: params from params.yaml (and DVCLive's), final
+    metrics from DVCLive's metrics.json, every step from its plots/metrics/*.tsv, the
+    baseline commit as its code commit, and dvc.experiment / dvc.exp_rev / dvc.baseline
+    tags. Read from git objects; nothing is checked out. Importing again adds only what is new.
+
+    \b
+    Example:
+      gitml import dvc
+      gitml import dvc --dvclive dvclive
+    """
+    from gitml.importers.dvc import import_experiments
+    from gitml.repo import Repo
+
+    summary = import_experiments(Repo.find(), dvclive=dvclive_dir, workspace=folder,
+                                 echo=click.echo)  # fmt: skip
+    click.echo(f"imported {summary.runs} runs ({summary.skipped} already there) from "
+               f"{summary.experiments} experiments: {summary.steps} metric steps")  # fmt: skip
+    if summary.runs:
+        click.echo("review, then: git add -A && git commit -m 'Import DVC experiments'")
 
 
 COMMANDS = [import_]

@@ -169,6 +169,7 @@ def _import_run(
     if info.lifecycle_stage == "deleted":
         record["tags"]["mlflow.deleted"] = "true"
     run_dir = repo.run_dir(gitml_id)
+    store.validate("run", record, source=str(run_dir / "run.toml"))  # before any file is made
     run_dir.mkdir(parents=True, exist_ok=True)
     history = client.get_metric_history
     rows = [(m.step, m.timestamp, float(m.value), key)

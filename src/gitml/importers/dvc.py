@@ -1,0 +1,205 @@
+"""`gitml import dvc`: DVC experiments and DVCLive outputs become gitml runs.
+
+Experiments are read from their commits under `refs/exps/` with pygit2 (nothing checked out,
+DVC not imported): each becomes a run with the params of `params.yaml` (and DVCLive's
+`params.yaml`), the final metrics of DVCLive's `metrics.json`, every step of its
+`plots/metrics/**/*.tsv`, and tags naming the experiment, its commit and its baseline. The
+baseline commit is the run's code commit. A DVCLive folder in the working tree (`--dvclive`)
+becomes one run the same way. A run's id is the experiment commit's time plus its first six
+hex digits, so importing again adds nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gitml import git
+from gitml.errors import GitError, UsageError
+from gitml.repo import Repo
+
+EXPS = "refs/exps/"
+
+
+@dataclass
+class Summary:
+    """What an import carried."""
+
+    experiments: int = 0
+    runs: int = 0
+    skipped: int = 0
+    steps: int = 0
+
+
+def import_experiments(
+    repo: Repo, *, dvclive: str = "dvclive", workspace: Path | None = None,
+    echo: Callable[[str], None] = print,
+) -> Summary:  # fmt: skip
+    """Import every experiment under `refs/exps/`, and a working-tree DVCLive folder."""
+    summary = Summary()
+    refs = {n: c for n, c in git.refs_under(repo.root, EXPS).items()
+            if not n.startswith(f"{EXPS}exec/") and n.count("/") >= 4}  # fmt: skip
+    info = git.commit_info(repo.root, set(refs.values()))
+    for name, commit in sorted(refs.items(), key=lambda item: info[item[1]][0]):
+        summary.experiments += 1
+        parts = name.split("/")  # refs/exps/<sha[:2]>/<sha[2:]>/<name>
+        baseline = parts[-3] + parts[-2]
+        when = dt.datetime.fromtimestamp(info[commit][0], tz=dt.UTC)
+        run_id = f"{when.strftime('%Y%m%dT%H%M%SZ')}-{commit[:6]}"
+        if (repo.run_dir(run_id) / "run.toml").is_file():
+            summary.skipped += 1
+            continue
+
+        def read(path: str, rev: str = commit) -> str | None:
+            try:
+                return git.read_file_at(repo.root, rev, path).decode()
+            except GitError:
+                return None
+
+        files = git.files_under(repo.root, commit, f"{dvclive}/plots/metrics")
+        steps = _steps(files, read, prefix=f"{dvclive}/plots/metrics/", default_ms=when)
+        tags = {"dvc.experiment": name.rsplit("/", 1)[-1], "dvc.exp_rev": commit,
+                "dvc.baseline": baseline}  # fmt: skip
+        _write(repo, run_id, _Found(
+            tags["dvc.experiment"], when, (read("params.yaml"), read(f"{dvclive}/params.yaml")),
+            read(f"{dvclive}/metrics.json"), steps, tags, {"commit": baseline, "dirty": False},
+        ))  # fmt: skip
+        summary.runs += 1
+        summary.steps += len(steps)
+    if workspace is not None:
+        _import_folder(repo, workspace, summary)
+    return summary
+
+
+def _import_folder(repo: Repo, folder: Path, summary: Summary) -> None:
+    metrics = folder / "metrics.json"
+    if not metrics.is_file():
+        raise UsageError("--dvclive", f"{folder}: no metrics.json (not a DVCLive folder)")
+    when = dt.datetime.fromtimestamp(metrics.stat().st_mtime, tz=dt.UTC)
+    digest = hashlib.md5(metrics.read_bytes()).hexdigest()[:6]
+    run_id = f"{when.strftime('%Y%m%dT%H%M%SZ')}-{digest}"
+    summary.experiments += 1
+    if (repo.run_dir(run_id) / "run.toml").is_file():
+        summary.skipped += 1
+        return
+
+    def read(path: str) -> str | None:
+        file = repo.root / path
+        return file.read_text() if file.is_file() else None
+
+    plots = folder / "plots" / "metrics"
+    files = sorted(repo.relpath(p) for p in plots.rglob("*.tsv")) if plots.is_dir() else []
+    prefix = f"{repo.relpath(plots)}/"
+    steps = _steps(files, read, prefix=prefix, default_ms=when)
+    params = folder / "params.yaml"
+    _write(repo, run_id, _Found(
+        folder.name, when, (read("params.yaml"), params.read_text() if params.is_file() else None),
+        metrics.read_text(), steps, {"dvclive.folder": repo.relpath(folder)}, None,
+    ))  # fmt: skip
+    summary.runs += 1
+    summary.steps += len(steps)
+
+
+def _steps(
+    files: list[str], read: Callable[[str], str | None], *, prefix: str, default_ms: dt.datetime
+) -> list[tuple[int, int, float, str]]:
+    """DVCLive's per-metric TSVs as (step, timestamp ms, value, name) rows."""
+    fallback = int(default_ms.timestamp() * 1000)
+    rows: list[tuple[int, int, float, str]] = []
+    for path in files:
+        if not path.endswith(".tsv"):
+            continue
+        text = read(path) or ""
+        lines = [line.split("\t") for line in text.splitlines() if line.strip()]
+        if len(lines) < 2:
+            continue
+        header = lines[0]
+        name = path.removeprefix(prefix).removesuffix(".tsv")
+        value_at = len(header) - 1 - header[::-1].index(header[-1])
+        for cells in lines[1:]:
+            record = dict(zip(header, cells, strict=False))
+            try:
+                step = int(float(record.get("step", len(rows))))
+                stamp = int(float(record["timestamp"])) if "timestamp" in record else fallback
+                rows.append((step, stamp, float(cells[value_at]), name))
+            except (ValueError, IndexError):
+                continue
+    return rows
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What one experiment (or DVCLive folder) holds."""
+
+    name: str
+    when: dt.datetime
+    params: tuple[str | None, ...]  # params.yaml texts, later ones winning
+    metrics: str | None  # metrics.json text
+    steps: list[tuple[int, int, float, str]]
+    tags: dict[str, str]
+    code: dict[str, Any] | None
+
+
+def _write(repo: Repo, run_id: str, found: _Found) -> None:
+    from gitml import store
+    from gitml.tracking import journal
+    from gitml.tracking.record import normalize_params
+
+    name, when, steps, tags, code = found.name, found.when, found.steps, found.tags, found.code
+    metrics_text = found.metrics
+    params: dict[str, Any] = {}
+    for text in found.params:
+        loaded = _yaml(text)
+        if isinstance(loaded, dict):
+            params.update(normalize_params(loaded))
+    metrics = {}
+    if metrics_text:
+        try:
+            loaded = json.loads(metrics_text)
+        except ValueError:
+            loaded = {}
+        metrics = {k: float(v) for k, v in _flatten(loaded).items()
+                   if k != "step" and _is_number(v)}  # fmt: skip
+    record: dict[str, Any] = {
+        "schema_version": 1, "id": run_id, "name": name[:250], "status": "finished",
+        "start_time": when, "end_time": when, "params": params, "metrics": metrics,
+        "tags": tags,
+    }  # fmt: skip
+    if code:
+        record["code"] = code
+    run_dir = repo.run_dir(run_id)
+    store.validate("run", record, source=str(run_dir / "run.toml"))  # before any file is made
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if steps:
+        journal.write_parquet(run_dir / journal.PARQUET_NAME, steps, run_id=run_id)
+    store.write_toml(run_dir / "run.toml", record, kind="run")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _yaml(text: str | None) -> Any:
+    if not text:
+        return None
+    from ruamel.yaml import YAML
+
+    try:
+        return YAML(typ="safe", pure=True).load(text)
+    except Exception:
+        return None
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+    elif prefix:
+        out[prefix[:-1]] = data
+    return out

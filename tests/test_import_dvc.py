@@ -1,0 +1,75 @@
+"""`gitml import dvc`: experiments made by the real `dvc exp run` with DVCLive, compared."""
+
+import subprocess
+import sys
+
+import dvc.api
+
+import gitml
+from gitml.export import steps_frame
+from tests.helpers import commit_all, git
+from tests.helpers import gitml as gitml_cli
+
+TRAIN = """\
+import yaml
+from dvclive import Live
+
+p = yaml.safe_load(open("params.yaml"))
+with Live() as live:
+    for epoch in range(p["epochs"]):
+        live.log_metric("loss", 1.0 / (epoch + 1) + p["lr"])
+        live.log_metric("eval/acc", 0.5 + epoch * 0.1 - p["lr"])
+        live.next_step()
+"""
+PIPELINE = """\
+stages:
+  train:
+    cmd: python train.py
+    deps: [train.py]
+    params: [lr, epochs]
+    outs:
+      - dvclive/plots:
+          cache: false
+    metrics:
+      - dvclive/metrics.json:
+          cache: false
+"""
+
+
+def test_dvc_experiments_and_dvclive_become_runs(project):
+    root = project.root
+    (root / "train.py").write_text(TRAIN)
+    (root / "params.yaml").write_text("lr: 0.1\nepochs: 4\n")
+    (root / "dvc.yaml").write_text(PIPELINE)
+    commit_all(root, "a DVC pipeline with DVCLive")
+    for name, lr, epochs in (("fast", 0.01, 6), ("slow", 0.05, 3)):
+        done = subprocess.run([sys.executable, "-m", "dvc", "exp", "run", "-q", "-n", name,
+                               "-S", f"lr={lr}", "-S", f"epochs={epochs}"],
+                              cwd=root, capture_output=True, text=True, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+    baseline = git(root, "rev-parse", "HEAD").strip()
+
+    done = gitml_cli(root, "import", "dvc", "--dvclive", "dvclive")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("imported 3 runs (0 already there) from 3 experiments: "
+                                  f"{2 * (6 + 3) + 2 * 3} metric steps")  # fmt: skip
+
+    shown = {r["Experiment"]: r for r in dvc.api.exp_show(repo=str(root)) if r["Experiment"]}
+    ours = gitml.runs().set_index("name")
+    for name in ("fast", "slow"):
+        theirs, mine = shown[name], ours.loc[name]
+        assert mine["metrics.loss"] == theirs["loss"]
+        assert mine["metrics.eval.acc"] == theirs["eval.acc"]
+        assert mine["params.lr"] == theirs.get("params.yaml:lr", theirs.get("lr"))
+        assert mine["params.epochs"] == theirs.get("params.yaml:epochs", theirs.get("epochs"))
+        assert mine["code.commit"] == baseline
+        assert mine["tags.dvc.baseline"] == baseline and mine["tags.dvc.experiment"] == name
+    steps = steps_frame(project)
+    fast = ours.loc["fast", "run_id"]
+    loss = steps[(steps["run_id"] == fast) & (steps["name"] == "loss")]
+    assert loss["step"].tolist() == list(range(6))
+    assert abs(loss["value"].iloc[-1] - (1 / 6 + 0.01)) < 1e-12
+    assert ours.loc["dvclive", "tags.dvclive.folder"] == "dvclive"
+
+    again = gitml_cli(root, "import", "dvc", "--dvclive", "dvclive")
+    assert again.stdout.startswith("imported 0 runs (3 already there)")
