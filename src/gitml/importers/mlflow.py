@@ -228,7 +228,7 @@ def _import_registry(repo: Repo, client: Any, ids: dict[str, str], summary: Summ
             gitml_id = ids.get(mv.run_id or "")
             output = _model_output(repo, gitml_id, mv.source) if gitml_id else None
             if output is None and gitml_id is not None:
-                output = _download_version(repo, mv, gitml_id)
+                output = _download_version(repo, mv, gitml_id, summary)
             if output is None or gitml_id is None:
                 summary.not_carried.append(f"{model.name} v{mv.version}: its run or model file "
                                            "was not imported")  # fmt: skip
@@ -261,7 +261,9 @@ def _import_registry(repo: Repo, client: Any, ids: dict[str, str], summary: Summ
         summary.aliases += len(aliases)
 
 
-def _download_version(repo: Repo, mv: Any, gitml_id: str) -> tuple[str, dict[str, Any]] | None:
+def _download_version(
+    repo: Repo, mv: Any, gitml_id: str, summary: Summary
+) -> tuple[str, dict[str, Any]] | None:
     """Fetch a version's files (MLflow 3 keeps logged models apart from runs, ``models:/``).
 
     They go next to the run's artifacts and into its outputs; returns the model file.
@@ -293,6 +295,7 @@ def _download_version(repo: Repo, mv: Any, gitml_id: str) -> tuple[str, dict[str
     outputs = record.setdefault("outputs", {})
     for file in sorted(p for p in folder.rglob("*") if p.is_file()):
         outputs[repo.relpath(file)] = track(repo.root, file).to_dict()
+        summary.artifacts += 1
     store.write_toml(run_file, record, kind="run")
     models = [(p, r) for p, r in sorted(outputs.items())
               if p.startswith(repo.relpath(folder)) and Path(p).name in MODEL_FILES]  # fmt: skip
