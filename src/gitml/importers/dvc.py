@@ -21,19 +21,10 @@ from typing import Any
 
 from gitml import git
 from gitml.errors import GitError, UsageError
+from gitml.importers import Summary
 from gitml.repo import Repo
 
 EXPS = "refs/exps/"
-
-
-@dataclass
-class Summary:
-    """What an import carried."""
-
-    experiments: int = 0
-    runs: int = 0
-    skipped: int = 0
-    steps: int = 0
 
 
 def import_experiments(

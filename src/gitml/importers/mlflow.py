@@ -24,32 +24,17 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gitml.errors import UsageError
+from gitml.importers import Summary
 from gitml.repo import Repo
 
 ARTIFACTS_DIR = "mlflow-artifacts"
 STATUS = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "failed",
           "RUNNING": "crashed", "SCHEDULED": "crashed"}  # fmt: skip
 MODEL_FILES = ("model.pkl", "model.joblib", "model.skops")
-
-
-@dataclass
-class Summary:
-    """What an import carried, and what it did not."""
-
-    experiments: int = 0
-    runs: int = 0
-    skipped: int = 0
-    steps: int = 0
-    artifacts: int = 0
-    models: int = 0
-    versions: int = 0
-    aliases: int = 0
-    not_carried: list[str] = field(default_factory=list)
 
 
 def tracking_uri(source: str) -> str:
