@@ -2,6 +2,7 @@
 
 import os
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -28,7 +29,10 @@ def _make_store(uri, runs, steps):
     mlflow.set_registry_uri(uri)
     client = MlflowClient(uri, uri)
     X, y = load_iris(return_X_y=True)
-    experiments = [client.create_experiment(name) for name in ("vision", "tabular")]
+    # Artifacts beside the store: a sqlite store's default is ./mlruns in the current folder.
+    artifacts = Path(uri.removeprefix("sqlite:///").removeprefix("file://")).parent
+    experiments = [client.create_experiment(name, artifact_location=(artifacts / name).as_uri())
+                   for name in ("vision", "tabular")]  # fmt: skip
     base = int(time.time() * 1000) - 10_000_000
     for i in range(runs):
         team = {"team": "ml" if i % 3 else "data"}

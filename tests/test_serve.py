@@ -321,7 +321,7 @@ def test_requests_are_logged_to_parquet_and_survive_a_kill(served, server_factor
     assert len(read_requests(Repo(served), "iris")) == 4 * len(ROWS) + 2
 
 
-def test_openapi_spec_fuzzed_by_schemathesis_finds_no_server_errors(shared_server):
+def test_openapi_spec_fuzzed_by_schemathesis_finds_no_server_errors(shared_server, tmp_path):
     server = shared_server
     spec = server.get("/openapi.json")
     record = spec["components"]["schemas"]["Record"]
@@ -333,7 +333,7 @@ def test_openapi_spec_fuzzed_by_schemathesis_finds_no_server_errors(shared_serve
         [sys.executable, "-m", "schemathesis.cli", "run", server.url + "/openapi.json",
          "--checks", "all", "--exclude-checks", "positive_data_acceptance",
          "--max-examples", "10", "--workers", "1", "--seed", "1", "--no-color"],
-        capture_output=True, text=True, check=False, timeout=600,
+        capture_output=True, text=True, check=False, timeout=600, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-4000:]
     assert "No issues found" in done.stdout
