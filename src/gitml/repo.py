@@ -24,6 +24,7 @@ DEFAULT_TRACKING = {
     "flush_seconds": 1.0,
     "capture_files": ["metrics.json", "metrics.toml"],
     "seed_params": ["seed", "random_state", "random_seed"],
+    "allow_params": [],
 }
 
 CONFIG_TEMPLATE = """\

@@ -301,8 +301,13 @@ def create_app(
     log_requests: bool = True,
     reload_on_promote: bool = False,
     max_body: int = MAX_BODY_BYTES,
+    token: str | None = None,
 ) -> Any:
-    """The FastAPI app serving ``spec`` (loads and verifies the model now)."""
+    """The FastAPI app serving ``spec`` (loads and verifies the model now).
+
+    With ``token``, every route but /health, /ping and the docs wants
+    ``Authorization: Bearer <token>`` and answers 401 without it.
+    """
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, Request
@@ -398,7 +403,39 @@ def create_app(
         detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
         return _answer({"error": f"{where}: {first['msg']}", "detail": detail}, 422)
 
+    if token:
+        app.add_middleware(_BearerToken, token=token)  # type: ignore[arg-type]
     return app
+
+
+OPEN_PATHS = ("/health", "/ping", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+
+
+class _BearerToken:
+    """ASGI middleware: ``Authorization: Bearer <token>`` or 401, except on OPEN_PATHS."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        import hmac
+
+        if scope["type"] != "http" or scope.get("path") in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(b"authorization", b"")
+        scheme, _, value = given.partition(b" ")
+        if scheme.lower() == b"bearer" and hmac.compare_digest(value.strip(), self.token):
+            await self.app(scope, receive, send)
+            return
+        import orjson
+
+        body = orjson.dumps({"error": "authorization: send 'Authorization: Bearer <token>'"})
+        await send({"type": "http.response.start", "status": 401, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"www-authenticate", b'Bearer realm="gitml"')]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
 
 
 async def _handle(state: ServingState, request: Any, endpoint: str, proba: bool) -> Any:
@@ -620,6 +657,7 @@ def serve(
     log_requests: bool = True,
     max_body: int = MAX_BODY_BYTES,
     access_log: bool = True,
+    token: str | None = None,
 ) -> None:
     """Serve ``spec`` until interrupted; prints the URL (port 0 picks a free one)."""
     import socket
@@ -628,7 +666,7 @@ def serve(
 
     app = create_app(
         repo, spec, log_requests=log_requests, reload_on_promote=reload_on_promote,
-        max_body=max_body,
+        max_body=max_body, token=token,
     )  # fmt: skip
     current = app.state.gitml.current
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -645,7 +683,8 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     print(
         f"serving {current.name} v{current.number} ({spec}, md5 {current.version['md5'][:12]}) "
-        f"at http://{shown}:{bound}  (OpenAPI: /openapi.json, docs: /docs)",
+        f"at http://{shown}:{bound}  (OpenAPI: /openapi.json, docs: /docs"
+        + ("; bearer token required)" if token else ")"),
         file=sys.stderr,
         flush=True,
     )

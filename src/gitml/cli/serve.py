@@ -19,9 +19,12 @@ import click
 @click.option("--max-body-mb", type=click.FloatRange(min=0, min_open=True), default=16.0,
               show_default=True, help="Bodies larger than this are answered 413.")  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True, help="No access log on stderr.")
+@click.option("--token-env", default="GITML_SERVE_TOKEN", show_default=True, metavar="VAR",
+              help="When this environment variable is set, requests need "
+                   "'Authorization: Bearer <its value>' (not /health, /ping).")  # fmt: skip
 def serve(
     *, spec: str, host: str, port: int, reload_on_promote: bool, no_log: bool,
-    max_body_mb: float, quiet: bool,
+    max_body_mb: float, quiet: bool, token_env: str,
 ) -> None:  # fmt: skip
     """Serve a registered model over HTTP: /predict, /invocations, /health, /metadata.
 
@@ -38,12 +41,15 @@ def serve(
       curl -s localhost:8000/predict -H 'Content-Type: application/json' \\
         -d '{"records": [{"alcohol": 13.2, "malic_acid": 1.8, ...}]}'
     """
+    import os
+
     from gitml.repo import Repo
     from gitml.serve import serve as run_server
 
     run_server(
         Repo.find(), spec, host=host, port=port, reload_on_promote=reload_on_promote,
         log_requests=not no_log, max_body=int(max_body_mb * 1024 * 1024), access_log=not quiet,
+        token=os.environ.get(token_env) or None,
     )  # fmt: skip
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -46,7 +47,7 @@ def create(
         "command": list(command),
         "cwd": _relative_cwd(repo, cwd),
         "process": process_info(),
-        "params": normalize_params(params or {}),
+        "params": redact(normalize_params(params or {}), repo.tracking_setting("allow_params")),
         "metrics": {},
         "tags": normalize_tags(tags or {}),
         "inputs": {},
@@ -112,6 +113,24 @@ def normalize_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, A
         else:
             out[full] = _param_value(value)
     return out
+
+
+SECRET_NAME = re.compile(
+    r"(^|[_\-.])(token|password|passwd|pwd|secret|key|apikey|credentials?|private_key)($|[_\-.])",
+    re.IGNORECASE,
+)
+REDACTED = "<redacted>"
+
+
+def redact(params: dict[str, Any], allowed: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Params whose names look like secrets (token, password, key, secret...) as <redacted>.
+
+    A secret in a run.toml would be committed and pushed with it. Names listed in
+    `[tracking] allow_params` are kept as they are; the command itself still gets the real
+    value (its params file and environment are never written to the repository).
+    """
+    return {k: REDACTED if SECRET_NAME.search(k) and k not in allowed else v
+            for k, v in params.items()}  # fmt: skip
 
 
 def _param_value(value: Any) -> Any:

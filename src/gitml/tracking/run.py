@@ -54,7 +54,8 @@ class Run:
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record several params at once (nested mappings become dotted names)."""
-        new = record.normalize_params(params)
+        new = record.redact(record.normalize_params(params), self.repo.tracking_setting(
+            "allow_params"))  # fmt: skip
 
         def change(rec: dict[str, Any]) -> None:
             for key, value in new.items():
@@ -144,6 +145,9 @@ class Run:
             rel = absolute.relative_to(self.repo.root).as_posix()
         except ValueError:
             raise ArtifactError(str(path), f"is outside the repository {self.repo.root}") from None
+        real = absolute.resolve()
+        if not real.is_relative_to(self.repo.root.resolve()):
+            raise ArtifactError(rel, f"is a link to {real}, outside the repository")
         if rel.startswith(".gitml/") or rel.startswith(".git/"):
             raise ArtifactError(rel, "is inside gitml's or git's own folder")
         from gitml.data.add import track

@@ -86,7 +86,9 @@ def run_command(
     run_id = rec["id"]
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="gitml-params-") as tmp:
-        env = _child_env(repo, run_id, rec["params"], Path(tmp) / "params.json")
+        # The command gets the real values: only the files are redacted.
+        real = record.normalize_params(params or {})
+        env = _child_env(repo, run_id, real, Path(tmp) / "params.json")
         try:
             code = _execute(command, cwd=cwd, env=env)
         except KeyboardInterrupt:

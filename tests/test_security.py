@@ -1,0 +1,82 @@
+"""Security: paths confined to the repository, secrets kept out of files, a token on the server."""
+
+import json
+import os
+import signal
+import tomllib
+
+import pytest
+
+import gitml
+from gitml import store
+from gitml.errors import ArtifactError, SchemaError
+from tests.helpers import gitml as gitml_cli
+from tests.test_serve import ROWS, Server, _records
+
+
+def test_artifacts_must_stay_inside_the_repository(project, tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not yours")
+    (project.root / "link.txt").symlink_to(outside)
+    with gitml.start_run("paths") as run:
+        with pytest.raises(ArtifactError, match="is outside the repository"):
+            run.log_artifact(outside)
+        with pytest.raises(ArtifactError, match="is outside the repository"):
+            run.log_artifact(project.root / ".." / "secret.txt")
+        with pytest.raises(ArtifactError, match=r"link\.txt: is a link to .*secret\.txt, outside"):
+            run.log_artifact(project.root / "link.txt")
+
+
+@pytest.mark.parametrize("path", ["../../etc/passwd", "/etc/passwd", "data/../../x", "~/x",
+                                  "C:/x", "a\\..\\..\\b"])  # fmt: skip
+def test_a_record_naming_a_path_outside_is_refused_on_read(project, path):
+    with gitml.start_run("ok") as run:
+        pass
+    record = store.read_toml(project.run_dir(run.id) / "run.toml", kind="run")
+    record["outputs"] = {path: {"md5": "0" * 32, "size": 1}}
+    (project.run_dir(run.id) / "run.toml").write_bytes(store.dumps_toml(record))
+    with pytest.raises(SchemaError, match="outputs"):
+        store.read_toml(project.run_dir(run.id) / "run.toml", kind="run")
+
+
+def test_secret_looking_params_are_redacted_in_files_not_for_the_command(project):
+    script = ("import gitml, json\n"
+              "p = gitml.params({})\n"
+              "open('seen.json', 'w').write(json.dumps(p))\n")  # fmt: skip
+    (project.root / "train.py").write_text(script)
+    params = ["-p", "api_key=abc123", "-p", "db.password=hunter2", "-p", "monkey=3",
+              "-p", "token_budget=512"]  # fmt: skip
+    done = gitml_cli(project.root, "run", *params, "--", "python", "train.py")
+    assert done.returncode == 0, done.stderr
+    record = next(project.runs_dir.glob("*/run.toml")).read_text()
+    params = tomllib.loads(record)["params"]
+    assert params["api_key"] == "<redacted>" and params["db.password"] == "<redacted>"
+    assert params["monkey"] == 3 and params["token_budget"] == "<redacted>"
+    assert "abc123" not in record and "hunter2" not in record
+    assert json.loads((project.root / "seen.json").read_text())["api_key"] == "abc123"
+    config = project.config_path
+    allow = '[tracking]\nallow_params = ["token_budget"]\n'
+    config.write_text(config.read_text().replace("[tracking]\n", allow, 1))  # the template has one
+    with gitml.start_run("allowed", params={"token_budget": 512, "secret": "x"}) as run:
+        pass
+    kept = store.read_toml(project.run_dir(run.id) / "run.toml", kind="run")["params"]
+    assert kept == {"token_budget": 512, "secret": "<redacted>"}
+
+
+def test_the_server_wants_the_bearer_token(served, monkeypatch):
+    monkeypatch.setenv("GITML_SERVE_TOKEN", "s3cr3t-token")
+    server = Server(served, "iris@production")
+    try:
+        assert server.get("/health")["version"] == 2  # liveness stays open
+        status, body, headers = server.post("/predict", {"records": _records()})
+        assert status == 401 and headers["www-authenticate"].startswith("Bearer")
+        assert body["error"] == "authorization: send 'Authorization: Bearer <token>'"
+        wrong = {"Authorization": "Bearer nope"}
+        assert server.post("/predict", {"records": _records()}, headers=wrong)[0] == 401
+        right = {"Authorization": "Bearer s3cr3t-token"}
+        status, body, _ = server.post("/predict", {"records": _records()}, headers=right)
+        assert status == 200 and len(body["predictions"]) == len(ROWS)
+        assert "bearer token required" in server.log.read_text()
+    finally:
+        server.stop(signal.SIGKILL)
+    assert os.environ["GITML_SERVE_TOKEN"] not in server.log.read_text()
