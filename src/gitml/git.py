@@ -370,8 +370,21 @@ def commit(root: Path, paths: Iterable[str], message: str) -> str:
     the user had, and a pre-commit framework install all see the commits gitml makes.
     Returns the new commit id.
     """
+    import pygit2
+
+    from gitml.store import locked
+
     paths = list(paths)
     repo = _open(root)
+    # gitml's own commits one at a time (two promotions at once must not race on the index).
+    with locked(Path(repo.path) / "gitml-commit.lock", timeout=120):
+        try:
+            return _commit(root, repo, paths, message)
+        except pygit2.GitError as exc:
+            raise GitError(f"cannot commit {', '.join(paths)}: {exc}") from exc
+
+
+def _commit(root: Path, repo: Any, paths: list[str], message: str) -> str:
     index = repo.index
     index.read()
     index.add_all(paths)  # files and folders; ignored files stay out, as with `git add`

@@ -9,14 +9,17 @@ commit, so `git log` is the audit trail and `git revert` of a promotion is also 
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from gitml import git, store
 from gitml.errors import GitmlError, UsageError
 from gitml.repo import Repo
 
+T = TypeVar("T")
 MODELS_DIR = "models"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,49}$")
@@ -31,6 +34,17 @@ class PromotionRefusedError(GitmlError):
     """`--require-better` found the new version not better: a check that said no, exit 1."""
 
     exit_code = 1
+
+
+def _exclusive(func: Callable[..., T]) -> Callable[..., T]:
+    """One registry change at a time in a repository: read, change, write and commit as one."""
+
+    @functools.wraps(func)
+    def wrapper(repo: Repo, *args: Any, **kwargs: Any) -> T:
+        with store.locked(repo.cache_dir / "registry.lock", timeout=120):
+            return func(repo, *args, **kwargs)
+
+    return wrapper
 
 
 def registry_path(repo: Repo, name: str) -> Path:
@@ -98,6 +112,7 @@ def resolve(repo: Repo, spec: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return doc, version_of(doc, selector)
 
 
+@_exclusive
 def register(
     repo: Repo,
     run_ref: str,
@@ -153,6 +168,7 @@ def register(
     return store.to_json_types(version)
 
 
+@_exclusive
 def promote(
     repo: Repo,
     name: str,
@@ -183,6 +199,7 @@ def promote(
     return {"alias": alias, "version": version["version"], "previous": previous}
 
 
+@_exclusive
 def rollback(
     repo: Repo,
     name: str,
