@@ -1,11 +1,16 @@
 """Concurrency: several processes logging and promoting in one repository at once."""
 
 import json
+import os
+import random
+import signal
 import subprocess
 import sys
+import time
 import tomllib
 
 import pyarrow.parquet as pq
+import pytest
 
 from gitml import store
 from tests.helpers import git, gitml
@@ -57,3 +62,52 @@ def test_two_promotions_at_once_both_land(served):
     assert not (served / ".git" / "index.lock").exists()
     assert git(served, "status", "--porcelain") == ""
     assert gitml(served, "model", "history", "iris").returncode == 0
+
+
+CRASHER = """\
+import itertools, gitml
+with gitml.start_run("crash-me", params={"lr": 0.1}) as run:
+    for step in itertools.count():
+        run.log_metric("loss", 1.0 / (step + 1), step=step)
+        run.log_metric("acc", step / 1e6, step=step)
+"""
+# 50 kills (~30 s), 20 on CI; GITML_CRASH_KILLS=500 python -m pytest -m slow for a long soak.
+KILLS = int(os.environ.get("GITML_CRASH_KILLS", "20" if os.environ.get("CI") else "50"))
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_leaves_every_run_readable(project):
+    config = project.config_path
+    config.write_text(config.read_text().replace("flush_every = 1000", "flush_every = 50", 1))
+    assert "flush_every = 50" in config.read_text()
+    (project.root / "crasher.py").write_text(CRASHER)
+    rng = random.Random(7)
+    killed = 0
+    while killed < KILLS:
+        batch = [subprocess.Popen([sys.executable, "crasher.py"], cwd=project.root,
+                                  stderr=subprocess.DEVNULL) for _ in range(5)]  # fmt: skip
+        deadline = time.monotonic()
+        for process in sorted(batch, key=lambda _: rng.random()):
+            time.sleep(max(0.0, deadline + rng.uniform(0.3, 1.6) - time.monotonic()))
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            killed += 1
+    listed = gitml(project.root, "runs", "--format", "json")  # finds the dead, marks them crashed
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    started = sorted(p.name for p in project.runs_dir.iterdir())
+    assert {r["id"] for r in rows} == set(started), "every run folder left is a readable run"
+    with_steps = 0
+    for run_dir in project.runs_dir.iterdir():
+        record = store.read_toml(run_dir / "run.toml", kind="run")
+        assert record["status"] == "crashed"
+        parquet = run_dir / "metrics.parquet"
+        if parquet.exists():
+            steps = pq.read_table(parquet).to_pandas()
+            loss = steps[steps["name"] == "loss"]["step"].tolist()
+            assert loss == list(range(len(loss))), "no step lost before the last flush"
+            with_steps += bool(loss)
+        assert not list(run_dir.glob("*.journal")), "crashed journals are folded into Parquet"
+    assert with_steps >= KILLS // 2, f"only {with_steps} of {len(started)} runs had steps"
+    assert not (project.root / ".git" / "index.lock").exists()
+    print(f"\n{killed} processes killed, {len(started)} runs left, {with_steps} with steps")
