@@ -15,6 +15,8 @@ class GitmlError(Exception):
     exit_code = 2
 
     def __init__(self, message: str) -> None:
+        # One line, always: a library's multi-line message (pyarrow's, say) is folded.
+        message = " ".join(part.strip() for part in message.strip().splitlines() if part.strip())
         super().__init__(message)
         self.message = message
 

@@ -104,7 +104,7 @@ def _track_dir(root: Path, path: Path) -> ArtifactRef:
 
 def _pointer_fields(pointer: Path) -> dict[str, str]:
     try:
-        return parse_pointer(pointer.read_text())
+        return parse_pointer(pointer.read_bytes().decode(errors="replace"))
     except OSError:
         return {}
 

@@ -171,11 +171,14 @@ def read_parquet(path: Path | str, data: bytes | None = None) -> StepMetrics:
         table = _read_table(pa.BufferReader(data) if data is not None else pa.OSFile(source))
     except (OSError, pa.ArrowException) as exc:
         raise FileFormatError(source, f"not a readable Parquet file ({exc})") from exc
-    _check_table(source, table)
-    # Timestamps as int64 ms: converting tz-aware values to datetimes would import pandas.
-    # (fill_null(0) would too: converting a Python scalar goes through pyarrow's pandas shim.)
-    stamps = [t or 0 for t in table.column("timestamp").cast(pa.int64()).to_pylist()]
-    cols = [table.column(c).to_pylist() for c in ("step", "value", "name")]
+    try:
+        _check_table(source, table)
+        # Timestamps as int64 ms: converting tz-aware values to datetimes would import pandas.
+        # (fill_null(0) would too: converting a Python scalar goes through pyarrow's pandas shim.)
+        stamps = [t or 0 for t in table.column("timestamp").cast(pa.int64()).to_pylist()]
+        cols = [table.column(c).to_pylist() for c in ("step", "value", "name")]
+    except (UnicodeDecodeError, ValueError, pa.ArrowException) as exc:  # bytes that lie
+        raise FileFormatError(source, f"not a readable Parquet file ({exc})") from exc
     rows = list(zip(cols[0], stamps, cols[1], cols[2], strict=True))
     return StepMetrics(source=source, rows=rows)
 
@@ -205,7 +208,10 @@ def _check_table(source: str, table: Any) -> None:
     extra = sorted(set(actual) - set(expected))
     if extra:
         raise SchemaError(source, extra[0], "unexpected column")
-    meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+    meta = {
+        k.decode(errors="replace"): v.decode(errors="replace")
+        for k, v in (table.schema.metadata or {}).items()
+    }
     version = meta.get("gitml.schema_version")
     if version != str(store.SCHEMA_VERSION):
         raise SchemaError(source, "gitml.schema_version", f"metadata is {version!r}, expected '1'")
