@@ -6,6 +6,7 @@ pygit2 is imported lazily inside functions: a hook or `gitml --help` never pays 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -414,9 +415,43 @@ def _commit(root: Path, repo: Any, paths: list[str], message: str) -> str:
         raise GitError(
             "no identity to commit with: set `git config user.name` and `user.email`"
         ) from None
-    oid = repo.create_commit("HEAD", author, committer, message, tree, parents)
+    key = _signing_key(repo)
+    if key is None:
+        oid = repo.create_commit("HEAD", author, committer, message, tree, parents)
+    else:  # as `git commit -S` with gpg.format=ssh: the commit text signed by ssh-keygen
+        buffer = repo.create_commit_string(author, committer, message, tree, parents)
+        oid = repo.create_commit_with_signature(buffer, _ssh_sign(buffer, key))
+        if repo.head_is_unborn or not repo.head_is_detached:
+            branch = repo.references["HEAD"].target if repo.head_is_unborn else repo.head.name
+            repo.references.create(branch, oid, force=True)
+        else:
+            repo.set_head(oid)
     _run_hook(root, folder, "post-commit", check=False)
     return str(oid)
+
+
+def _signing_key(repo: Any) -> str | None:
+    """The SSH key to sign with, when this repository's git config asks for signed commits."""
+    config = repo.config
+    wants = config.get_bool("commit.gpgsign") if "commit.gpgsign" in config else False
+    if not wants:
+        return None
+    kind = config["gpg.format"] if "gpg.format" in config else "openpgp"  # noqa: SIM401
+    if kind != "ssh" or "user.signingkey" not in config:
+        raise GitError(
+            f"commit.gpgsign is on with gpg.format={kind}: gitml signs its own commits with SSH "
+            "keys only (gpg.format=ssh and user.signingkey)"
+        )
+    key = os.path.expanduser(str(config["user.signingkey"]).removeprefix("key::"))
+    return key.removesuffix(".pub") if key.endswith(".pub") else key
+
+
+def _ssh_sign(buffer: str, key: str) -> str:
+    done = subprocess.run(["ssh-keygen", "-Y", "sign", "-n", "git", "-f", key],
+                          input=buffer.encode(), capture_output=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        raise GitError(f"ssh-keygen could not sign with {key}: {done.stderr.decode().strip()}")
+    return done.stdout.decode()
 
 
 def _signature(repo: Any, role: str) -> Any:

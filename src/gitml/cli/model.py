@@ -193,4 +193,34 @@ def history(name: str, fmt: str) -> None:
     _print(rows, ["date", "author", "commit", "message"], fmt)
 
 
-COMMANDS = [model]
+@click.command()
+@click.argument("names", nargs=-1, metavar="[MODEL]...")
+@FORMAT
+def audit(names: tuple[str, ...], fmt: str) -> int:
+    """Who changed which model alias, when, signed by whom, and whether policy allowed it.
+
+    Walks the git history of the registry files. With [governance] protected_aliases and
+    allowed_signers in .gitml/config.toml, a commit that moves a protected alias must carry a
+    good SSH signature from an allowed signer (git verify-commit checks it). Exit 1 when a
+    change breaks the policy; the pre-push hook refuses to push such a change.
+
+    \b
+    Example:
+      gitml audit
+      gitml audit wine --format json
+    """
+    from gitml.audit import audit as run_audit
+    from gitml.audit import rows
+    from gitml.repo import Repo
+
+    changes = run_audit(Repo.find(), list(names) or None)
+    table = rows(changes)
+    _print(table, list(table[0]) if table else ["model"], fmt)
+    broken = [c for c in changes if c.violation]
+    if fmt == "table":
+        click.echo(f"{len(broken)} change(s) break the policy" if broken
+                   else f"{len(changes)} registry change(s), none against the policy")  # fmt: skip
+    return 1 if broken else 0
+
+
+COMMANDS = [model, audit]

@@ -63,6 +63,17 @@ def _pre_push(repo: Repo) -> int:
     """Upload every artifact runs reference before git publishes commits that name them."""
     from gitml.data.sync import MissingArtifactsError, push_runs
 
+    if repo.config.get("governance", {}).get("protected_aliases"):
+        from gitml.audit import audit
+
+        broken = [c for c in audit(repo) if c.violation]
+        if broken:
+            first = broken[0]
+            message = (f"gitml pre-push: push refused: {first.model} {'; '.join(first.moved)} "
+                       f"in {first.commit[:8]} is not signed by an allowed signer "
+                       f"({len(broken)} such change(s); `gitml audit` lists them)")  # fmt: skip
+            print(message, file=sys.stderr)
+            return 1
     has_runs = repo.runs_dir.is_dir() and any(repo.runs_dir.iterdir())
     if not has_runs and not git_lines(repo.root, "ls-files", "-z", "*.dvc"):
         return 0  # fast path: nothing gitml or DVC tracks
