@@ -7,8 +7,9 @@ The policy lives in `.gitml/config.toml`::
     allowed_signers = ".gitml/allowed_signers"  # git's gpg.ssh.allowedSignersFile format
 
 A commit that moves a protected alias must carry a good SSH signature from a key in the allowed
-signers file, checked by git itself (`git verify-commit` with that file). Every other change is
-listed but not judged. The pre-push hook runs the same check and refuses to push a violation.
+signers file, checked by git itself (`git verify-commit` with that file). Changes made before
+the commit that introduced the policy, and changes to other aliases, are listed but not judged.
+The pre-push hook runs the same check and refuses to push a violation.
 """
 
 from __future__ import annotations
@@ -48,12 +49,14 @@ def policy(repo: Repo) -> tuple[list[str], str | None]:
 def audit(repo: Repo, names: list[str] | None = None) -> list[Change]:
     """Every registry commit of ``names`` (all models when None), oldest first, judged."""
     protected, signers = policy(repo)
+    since = _policy_commit(repo) if protected else None
     changes = []
     for name in names or registry.names(repo):
         rel = registry.registry_path(repo, name).relative_to(repo.root).as_posix()
         for row in reversed(registry.history(repo, name)):
             moved = _moved(repo, row["commit"], rel)
-            touches = [m for m in moved if m.split(" ", 1)[0] in protected]
+            judged = since is not None and _descends(repo, row["commit"], since)
+            touches = [m for m in moved if m.split(" ", 1)[0] in protected] if judged else []
             signer = _signer(repo, row["commit"], signers) if signers else None
             changes.append(Change(
                 model=name, commit=row["commit"], date=row["date"], author=row["author"],
@@ -61,6 +64,27 @@ def audit(repo: Repo, names: list[str] | None = None) -> list[Change]:
                 violation=bool(touches) and signer is None,
             ))  # fmt: skip
     return changes
+
+
+def _policy_commit(repo: Repo) -> str | None:
+    """The oldest commit whose config holds the policy: older changes are not judged by it."""
+    rel = repo.config_path.relative_to(repo.root).as_posix()
+    for commit in reversed(git.run_git(repo.root, "log", "--format=%H", "--", rel).split()):
+        try:
+            text = git.read_file_at(repo.root, commit, rel).decode(errors="replace")
+        except GitError:
+            continue
+        if "protected_aliases" in text:
+            return commit
+    return None  # not committed yet: nothing in history was made under it
+
+
+def _descends(repo: Repo, commit: str, since: str) -> bool:
+    import subprocess
+
+    done = subprocess.run(["git", "merge-base", "--is-ancestor", since, commit], cwd=repo.root,
+                          capture_output=True, check=False)  # fmt: skip
+    return done.returncode == 0
 
 
 def _aliases_at(repo: Repo, rev: str, rel: str) -> dict[str, Any]:
