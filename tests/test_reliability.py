@@ -111,3 +111,58 @@ def test_sigkill_at_random_moments_leaves_every_run_readable(project):
     assert with_steps >= KILLS // 2, f"only {with_steps} of {len(started)} runs had steps"
     assert not (project.root / ".git" / "index.lock").exists()
     print(f"\n{killed} processes killed, {len(started)} runs left, {with_steps} with steps")
+
+
+def _hook_pids():
+    """Processes running gitml's pre-commit or post-commit hook right now."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")  # noqa: SIM115
+            except OSError:
+                continue
+            if b"gitml.hooks" in cmdline and (
+                b"pre-commit" in cmdline or b"post-commit" in cmdline
+            ):
+                found.append(int(entry))
+    return found
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_commit_hooks_leaves_the_index_unlocked(project):
+    import gitml as tracking
+
+    rng = random.Random(11)
+    kills = max(10, KILLS // 3)
+    killed = 0
+    for attempt in range(kills * 4):
+        with tracking.start_run(f"run-{attempt}", params={"i": attempt}) as run:
+            run.log_metrics({"accuracy": rng.random()})
+        git(project.root, "add", "-A")
+        commit = subprocess.Popen(["git", "commit", "-qm", f"run {attempt}"], cwd=project.root,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + rng.uniform(0.0, 0.4)
+        while commit.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        pids = _hook_pids() if commit.poll() is None else []
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        killed += bool(pids)
+        commit.wait(timeout=60)
+        assert not (project.root / ".git" / "index.lock").exists(), f"locked after {attempt}"
+        git(project.root, "status", "--porcelain")  # the index reads
+        if killed >= kills:
+            break
+    assert killed >= kills, f"only {killed} hooks caught mid-run"
+    for run_toml in project.runs_dir.glob("*/run.toml"):
+        store.read_toml(run_toml, kind="run")
+    git(project.root, "add", "-A")
+    if git(project.root, "status", "--porcelain"):  # what an aborted commit left staged
+        finished = subprocess.run(["git", "commit", "-qm", "after the kills"], cwd=project.root,
+                                  capture_output=True, text=True, check=False)  # fmt: skip
+        assert finished.returncode == 0, finished.stderr
+    assert git(project.root, "status", "--porcelain") == ""
+    listed = gitml(project.root, "runs", "--format", "json")
+    assert len(json.loads(listed.stdout)) == len(list(project.runs_dir.iterdir()))
+    print(f"\n{killed} hooks killed mid-commit")
