@@ -75,6 +75,20 @@ def _count(name):
     tried[name] = tried.get(name, 0) + 1
 
 
+def _fuzz_file(label, valid, path, *readers):
+    """Write mutations of ``valid`` to ``path``; every reader must end well or in our error."""
+
+    @FUZZ
+    @given(mutations(valid))
+    def check(data):
+        _count(label)
+        path.write_bytes(data)
+        for read in readers:
+            _only_own_errors(lambda read=read: read(path))
+
+    check()
+
+
 def _only_own_errors(call):
     try:
         call()
@@ -85,46 +99,27 @@ def _only_own_errors(call):
 @pytest.mark.parametrize(("kind", "valid"), [("run", VALID_RUN), ("model", VALID_MODEL)])
 def test_toml_records(tmp_path, kind, valid):
     store.validate(kind, tomllib.loads(valid.decode()), source="the valid example")
-    path = tmp_path / f"{kind}.toml"
-
-    @FUZZ
-    @given(mutations(valid))
-    def check(data):
-        _count(f"{kind}.toml")
-        path.write_bytes(data)
-        _only_own_errors(lambda: store.read_toml(path, kind=kind))
-
-    check()
+    _fuzz_file(
+        f"{kind}.toml", valid, tmp_path / f"{kind}.toml", lambda p: store.read_toml(p, kind=kind)
+    )
 
 
 def test_config(project):
-    valid = project.config_path.read_bytes()
-
-    @FUZZ
-    @given(mutations(valid))
-    def check(data):
-        _count("config.toml")
-        project.config_path.write_bytes(data)
-        _only_own_errors(lambda: store.read_toml(project.config_path, kind="config"))
-
-    check()
+    _fuzz_file(
+        "config.toml",
+        project.config_path.read_bytes(),
+        project.config_path,
+        lambda p: store.read_toml(p, kind="config"),
+    )
 
 
 def test_metrics_parquet(tmp_path):
     good = tmp_path / "good.parquet"
     journal.write_parquet(good, [(s, 1_700_000_000_000 + s, 1.0 / (s + 1), "loss")
                                  for s in range(20)], run_id="20261123T085012Z-3fa9c1")  # fmt: skip
-    valid = good.read_bytes()
-    path = tmp_path / "metrics.parquet"
-
-    @FUZZ
-    @given(mutations(valid))
-    def check(data):
-        _count("metrics.parquet")
-        path.write_bytes(data)
-        _only_own_errors(lambda: journal.read_parquet(path))
-
-    check()
+    _fuzz_file(
+        "metrics.parquet", good.read_bytes(), tmp_path / "metrics.parquet", journal.read_parquet
+    )
 
 
 def test_profiles(tmp_path):
@@ -132,32 +127,18 @@ def test_profiles(tmp_path):
 
     good = tmp_path / "good.parquet"
     write_profile(good, profile_frame(pd.DataFrame({"x": [1.0, 2.0, 3.0], "k": list("abc")})))
-    valid = good.read_bytes()
-    path = tmp_path / "profile.parquet"
-
-    @FUZZ
-    @given(mutations(valid))
-    def check(data):
-        _count("profile")
-        path.write_bytes(data)
-        _only_own_errors(lambda: read_profile(path))
-
-    check()
+    _fuzz_file("profile", good.read_bytes(), tmp_path / "profile.parquet", read_profile)
 
 
 def test_dvc_pointers(tmp_path):
     valid = b"outs:\n- md5: 0123456789abcdef0123456789abcdef\n  size: 10\n  path: data.csv\n"
-    path = tmp_path / "data.csv.dvc"
-
-    @FUZZ
-    @given(mutations(valid))
-    def check(data):
-        _count(".dvc")
-        path.write_bytes(data)
-        _only_own_errors(lambda: pointer_md5(path))
-        _only_own_errors(lambda: parse_pointer(data.decode(errors="replace")))
-
-    check()
+    _fuzz_file(
+        ".dvc",
+        valid,
+        tmp_path / "data.csv.dvc",
+        pointer_md5,
+        lambda p: parse_pointer(p.read_bytes().decode(errors="replace")),
+    )
 
 
 def test_where_parser():
