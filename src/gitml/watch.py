@@ -95,9 +95,10 @@ def process(repo: Repo, policy: Policy, file: Path, echo: Callable[[str], None])
             outcome.steps.append(f"no retraining: {_why_not(policy)}")
             return outcome
         champion = _champion(repo, policy)
+        data = _training_data(repo, champion)
         named = [(file.name, frame), *((w.name, _read(w)) for w in waiting)]
-        train, holdout = _split(_labelled_rows(repo, champion, named), policy.holdout)
-        restore = _append_training_data(repo, champion, train)
+        train, holdout = _split(_labelled_rows(list(data.columns), named), policy.holdout)
+        restore = _append_training_data(repo, champion, data, train)
         outcome.run = _retrain(repo, policy, champion, file, why, echo=echo)
         restore = None  # the new training data is committed with the run
         outcome.trained_with = [w.name for w in waiting]
@@ -147,14 +148,9 @@ def _why_not(policy: Policy) -> str:
 
 def _waiting(repo: Repo, policy: Policy, folder: Path) -> list[Path]:
     """Files processed earlier without retraining (and no error), still there unchanged."""
-    from gitml import store
     from gitml.data.ingest import md5_of
-    from gitml.monitor import MONITOR_DIR
 
-    log = repo.gitml_dir / MONITOR_DIR / policy.model / "watch.toml"
-    if not log.is_file():
-        return []
-    entries = store.parse_toml(log.read_bytes(), source=str(log)).get("processed", [])
+    entries = _processed(repo, policy)
     used = {name for e in entries for name in e.get("trained_with", [])}
     out = []
     for entry in entries:
@@ -231,52 +227,54 @@ def _champion(repo: Repo, policy: Policy) -> _Champion:
     return _Champion(version, record, tabular[0])
 
 
-def _labelled_rows(repo: Repo, champion: _Champion, named: list[tuple[str, Any]]) -> Any:
-    """The files' rows in the training data's columns; each file must have them all, filled."""
-    import pandas as pd
-
-    from gitml.profile import read_table
-
-    path = repo.root / champion.data_path
-    columns = list(read_table(path).columns) if path.is_file() else None
-    frames = []
-    for name, frame in named:
-        wanted = columns or list(frame.columns)
-        missing = [c for c in wanted if c not in frame.columns]
-        if missing:
-            raise UsageError(name, f"lacks training column(s) {', '.join(missing)}")
-        empty = int(frame[wanted].isna().any(axis=1).sum())
-        if empty:
-            raise UsageError(name, f"{empty} rows have empty values; fill or drop them")
-        frames.append(frame[wanted])
-    return pd.concat(frames, ignore_index=True)
-
-
-def _append_training_data(repo: Repo, champion: _Champion, rows: Any) -> Callable[[], None]:
-    """Append ``rows`` to the champion's training input; returns what puts it back."""
-    import pandas as pd
-
+def _training_data(repo: Repo, champion: _Champion) -> Any:
+    """The champion's training input, put back from the DVC cache if the tree lacks it."""
     from gitml.data import ArtifactRef
     from gitml.data.checkout import restore
     from gitml.profile import read_table
 
     path = repo.root / champion.data_path
-    ref = champion.record["inputs"][champion.data_path]
-    original = ArtifactRef(md5=ref["md5"], size=ref["size"])
     if not path.is_file():
-        restore(repo.root, original, path)
-    data = read_table(path)
-    missing = [c for c in data.columns if c not in rows.columns]
-    if missing:
-        raise UsageError("data", f"the new file lacks training column(s) {', '.join(missing)}")
-    combined = pd.concat([data, rows[list(data.columns)]], ignore_index=True)
+        ref = champion.record["inputs"][champion.data_path]
+        restore(repo.root, ArtifactRef(md5=ref["md5"], size=ref["size"]), path)
+    return read_table(path)
+
+
+def _labelled_rows(columns: list[str], named: list[tuple[str, Any]]) -> Any:
+    """The files' rows in the training data's columns; each file must have them all, filled."""
+    import pandas as pd
+
+    frames = []
+    for name, frame in named:
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise UsageError(name, f"lacks training column(s) {', '.join(missing)}")
+        empty = int(frame[columns].isna().any(axis=1).sum())
+        if empty:
+            raise UsageError(name, f"{empty} rows have empty values; fill or drop them")
+        frames.append(frame[columns])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _append_training_data(
+    repo: Repo, champion: _Champion, data: Any, rows: Any
+) -> Callable[[], None]:
+    """Append ``rows`` to the champion's training input; returns what puts it back."""
+    import pandas as pd
+
+    from gitml.data import ArtifactRef
+    from gitml.data.checkout import restore
+
+    path = repo.root / champion.data_path
+    ref = champion.record["inputs"][champion.data_path]
+    combined = pd.concat([data, rows], ignore_index=True)
     tmp = path.with_name(f".{path.name}.gitml-watch.tmp")
     if path.suffix == ".csv":
         combined.to_csv(tmp, index=False)
     else:
         combined.to_parquet(tmp, index=False)
     tmp.replace(path)
-    return lambda: restore(repo.root, original, path)
+    return lambda: restore(repo.root, ArtifactRef(md5=ref["md5"], size=ref["size"]), path)
 
 
 def _retrain(
@@ -362,18 +360,33 @@ def _target(frame: Any, features: list[str]) -> str:
     return str(rest[0])
 
 
+def _log_path(repo: Repo, policy: Policy) -> Path:
+    from gitml.monitor import MONITOR_DIR
+
+    return repo.gitml_dir / MONITOR_DIR / policy.model / "watch.toml"
+
+
+def _processed(repo: Repo, policy: Policy) -> list[dict[str, Any]]:
+    """The outcomes kept in `.gitml/monitor/<name>/watch.toml`, oldest first."""
+    from gitml import store
+
+    path = _log_path(repo, policy)
+    if not path.is_file():
+        return []
+    entries: list[dict[str, Any]] = store.parse_toml(path.read_bytes(), source=str(path)).get(
+        "processed", [])  # fmt: skip
+    return entries
+
+
 def _record(repo: Repo, policy: Policy, outcome: Outcome) -> None:
     """Append the outcome to `.gitml/monitor/<name>/watch.toml` and commit it."""
     from gitml import git, store
-    from gitml.monitor import MONITOR_DIR
 
-    path = repo.gitml_dir / MONITOR_DIR / policy.model / "watch.toml"
-    doc = store.parse_toml(path.read_bytes(), source=str(path)) if path.is_file() else {}
+    path = _log_path(repo, policy)
     entry = {k: v for k, v in vars(outcome).items() if v not in (None, [])}
     entry["at"] = store.utcnow()
-    doc.setdefault("processed", []).append(entry)
     path.parent.mkdir(parents=True, exist_ok=True)
-    store.atomic_write(path, store.dumps_toml(doc))
+    store.atomic_write(path, store.dumps_toml({"processed": [*_processed(repo, policy), entry]}))
     status = ("failed: " + (outcome.error or "")) if outcome.error else (
         outcome.steps[-1] if outcome.steps else "done")  # fmt: skip
     try:
@@ -384,15 +397,9 @@ def _record(repo: Repo, policy: Policy, outcome: Outcome) -> None:
 
 def pending(repo: Repo, policy: Policy, folder: Path) -> list[Path]:
     """Data files in ``folder`` not processed yet (by name and md5)."""
-    from gitml import store
     from gitml.data.ingest import md5_of
-    from gitml.monitor import MONITOR_DIR
 
-    log = repo.gitml_dir / MONITOR_DIR / policy.model / "watch.toml"
-    done = set()
-    if log.is_file():
-        doc = store.parse_toml(log.read_bytes(), source=str(log))
-        done = {(e["file"], e["md5"]) for e in doc.get("processed", [])}
+    done = {(e["file"], e["md5"]) for e in _processed(repo, policy)}
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file())
     return [p for p in files if (p.name, md5_of(p)) not in done]
 
