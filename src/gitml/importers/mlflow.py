@@ -211,9 +211,11 @@ def _import_registry(repo: Repo, client: Any, ids: dict[str, str], summary: Summ
         for mv in sorted(client.search_model_versions(f"name='{model.name}'"),
                          key=lambda v: int(v.version)):  # fmt: skip
             gitml_id = ids.get(mv.run_id or "")
-            output = _model_output(repo, gitml_id, mv.source) if gitml_id else None
-            if output is None and gitml_id is not None:
-                output = _download_version(repo, mv, gitml_id, summary)
+            run_file = repo.run_dir(gitml_id) / "run.toml" if gitml_id else None
+            record = store.read_toml(run_file, kind="run") if run_file else {}
+            output = _model_output(record, mv.source) if run_file else None
+            if output is None and run_file is not None:
+                output = _download_version(repo, mv, run_file, record, summary)
             if output is None or gitml_id is None:
                 summary.not_carried.append(f"{model.name} v{mv.version}: its run or model file "
                                            "was not imported")  # fmt: skip
@@ -223,8 +225,7 @@ def _import_registry(repo: Repo, client: Any, ids: dict[str, str], summary: Summ
                 "version": int(mv.version), "run": gitml_id, "path": output[0],
                 "md5": output[1]["md5"], "size": output[1]["size"], "format": "joblib",
                 "created_at": created, "description": mv.description or "imported from MLflow",
-                "metrics": store.read_toml(repo.run_dir(gitml_id) / "run.toml",
-                                           kind="run").get("metrics", {}),
+                "metrics": record.get("metrics", {}),
             })  # fmt: skip
             events.append({"at": created, "action": "register", "version": int(mv.version),
                            "reason": f"imported from MLflow ({model.name})"})  # fmt: skip
@@ -247,19 +248,18 @@ def _import_registry(repo: Repo, client: Any, ids: dict[str, str], summary: Summ
 
 
 def _download_version(
-    repo: Repo, mv: Any, gitml_id: str, summary: Summary
+    repo: Repo, mv: Any, run_file: Path, record: dict[str, Any], summary: Summary
 ) -> tuple[str, dict[str, Any]] | None:
     """Fetch a version's files (MLflow 3 keeps logged models apart from runs, ``models:/``).
 
-    They go next to the run's artifacts and into its outputs; returns the model file.
+    They go next to the run's artifacts and into its outputs (``record``, written back to
+    ``run_file``); returns the model file.
     """
     import mlflow.artifacts
 
     from gitml import store
     from gitml.data.add import track
 
-    run_file = repo.run_dir(gitml_id) / "run.toml"
-    record = store.read_toml(run_file, kind="run")
     experiment = _slug(record["tags"].get("mlflow.experiment", "experiment"))
     folder = repo.root / ARTIFACTS_DIR / experiment / record["tags"]["mlflow.run_id"]
     folder = folder / f"{_slug(mv.name)}-v{mv.version}"
@@ -287,11 +287,8 @@ def _download_version(
     return models[0] if models else None
 
 
-def _model_output(repo: Repo, gitml_id: str, source: str) -> tuple[str, dict[str, Any]] | None:
+def _model_output(record: dict[str, Any], source: str) -> tuple[str, dict[str, Any]] | None:
     """The model file a version's source points at, among the run's imported artifacts."""
-    from gitml import store
-
-    record = store.read_toml(repo.run_dir(gitml_id) / "run.toml", kind="run")
     outputs = record.get("outputs", {})
     sub = source.split("/artifacts/", 1)[-1].strip("/") if "/artifacts/" in source else ""
     for path, ref in sorted(outputs.items()):
