@@ -97,8 +97,7 @@ def main() -> None:
         (base / "read.py").write_text(READ)
         for kind in ("file", "sqlite"):
             if kind == "file":
-                uri = source = (base / "mlruns").as_uri()
-                source = str(base / "mlruns")
+                uri, source = (base / "mlruns").as_uri(), str(base / "mlruns")
             else:
                 uri = source = f"sqlite:///{base / 'mlflow.db'}"
             make_store(uri, args.runs, args.steps)

@@ -319,9 +319,7 @@ def resolve_reference(repo: Repo, spec: str) -> Reference:
 
 def _from_run(repo: Repo, run_ref: str, features: list[str] | None) -> Reference:
     """A run's profiled (or else first tabular) input that holds the features."""
-    from gitml.data import ArtifactRef
-    from gitml.data.checkout import verified_object
-    from gitml.profile import profile_path, read_profile, read_table
+    from gitml.profile import profile_path, read_profile
     from gitml.query.api import resolve
     from gitml.query.index import record_of
 
@@ -345,8 +343,7 @@ def _from_run(repo: Repo, run_ref: str, features: list[str] | None) -> Reference
             return Reference(label, run.run_id, profiles=profiles, features=features,
                              source=(input_path, ref))  # fmt: skip
     for input_path, ref in tabular.items():
-        obj = verified_object(repo.root, ArtifactRef(md5=ref["md5"], size=ref["size"]))
-        frame = read_table(obj, suffix=Path(input_path).suffix)
+        frame = _read_input(repo, input_path, ref)
         if not features or set(features) <= set(map(str, frame.columns)):
             return Reference(f"{input_path} from the DVC cache", run.run_id, frame=frame,
                              features=features)  # fmt: skip
@@ -511,19 +508,23 @@ def _prediction_drift(
 
 def _cached_source(repo: Repo, reference: Reference) -> Any:
     """The profiled training data itself, when the local DVC cache has it (never fetched)."""
-    from gitml.data import ArtifactRef
-    from gitml.data.checkout import verified_object
     from gitml.errors import GitmlError
-    from gitml.profile import read_table
 
     if reference.source is None:
         return None
-    path, ref = reference.source
     try:
-        obj = verified_object(repo.root, ArtifactRef(md5=ref["md5"], size=ref["size"]),
-                              fetch=False)  # fmt: skip
+        return _read_input(repo, *reference.source, fetch=False)
     except GitmlError:
         return None
+
+
+def _read_input(repo: Repo, path: str, ref: dict[str, Any], *, fetch: bool = True) -> Any:
+    """A run's CSV or Parquet input, read from its verified DVC cache object."""
+    from gitml.data import ArtifactRef
+    from gitml.data.checkout import verified_object
+    from gitml.profile import read_table
+
+    obj = verified_object(repo.root, ArtifactRef(md5=ref["md5"], size=ref["size"]), fetch=fetch)
     return read_table(obj, suffix=Path(path).suffix)
 
 
