@@ -130,6 +130,7 @@ class _Reader:
         self.csv = path.suffix.lower() == ".csv"
         self.handle: Any = None
         self.batches: Any = None
+        self.parquet: Any = None if self.csv else self._open_parquet()  # its footer, read once
         names = self._names()
         wanted = list(dict.fromkeys([*columns, *keep]))
         missing = [c for c in wanted if c not in names]
@@ -140,10 +141,10 @@ class _Reader:
         self.types = {n: pa.type_for_alias(ARROW_TYPES[t]) for n, t in types.items()
                       if t in ARROW_TYPES}  # fmt: skip
         self.chunk_rows = chunk_rows
-        self.total = path.stat().st_size if self.csv else self._parquet().metadata.num_rows
+        self.total = path.stat().st_size if self.parquet is None else self.parquet.metadata.num_rows
         self.done = 0
 
-    def _parquet(self) -> Any:
+    def _open_parquet(self) -> Any:
         import pyarrow.parquet as pq
 
         try:
@@ -153,7 +154,7 @@ class _Reader:
 
     def _names(self) -> list[str]:
         if not self.csv:
-            return list(self._parquet().schema_arrow.names)
+            return list(self.parquet.schema_arrow.names)
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
@@ -171,6 +172,8 @@ class _Reader:
             self.batches.close()  # stops the CSV reader's threads before the file closes
         if self.handle is not None:
             self.handle.close()
+        if self.parquet is not None:
+            self.parquet.close()
 
     def __iter__(self) -> Any:
         self.batches = self._batches()
@@ -210,7 +213,7 @@ class _Reader:
         self.done = self.total
 
     def _parquet_batches(self) -> Any:
-        for batch in self._parquet().iter_batches(batch_size=self.chunk_rows, columns=self.columns):
+        for batch in self.parquet.iter_batches(batch_size=self.chunk_rows, columns=self.columns):
             self.done += batch.num_rows
             yield batch
 
