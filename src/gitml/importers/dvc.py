@@ -154,8 +154,8 @@ def _write(repo: Repo, run_id: str, found: _Found) -> None:
             loaded = json.loads(metrics_text)
         except ValueError:
             loaded = {}
-        metrics = {k: float(v) for k, v in _flatten(loaded).items()
-                   if k != "step" and _is_number(v)}  # fmt: skip
+        flat = normalize_params(loaded) if isinstance(loaded, dict) else {}  # dotted names
+        metrics = {k: float(v) for k, v in flat.items() if k != "step" and _is_number(v)}
     record: dict[str, Any] = {
         "schema_version": 1, "id": run_id, "name": name[:250], "status": "finished",
         "start_time": when, "end_time": when, "params": params, "metrics": metrics,
@@ -184,13 +184,3 @@ def _yaml(text: str | None) -> Any:
         return YAML(typ="safe", pure=True).load(text)
     except Exception:
         return None
-
-
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if isinstance(data, dict):
-        for key, value in data.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-    elif prefix:
-        out[prefix[:-1]] = data
-    return out
