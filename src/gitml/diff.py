@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from gitml import git, store
 from gitml.errors import GitmlError, RunNotFoundError
+from gitml.query.index import BY_ID, BY_PREFIX, LANDED_IN
 from gitml.query.output import is_number
 from gitml.repo import Repo
 
@@ -40,7 +42,11 @@ class Side:
     repeats: tuple[dict[str, Any], ...] = ()
 
 
-def resolve_side(repo: Repo, ref: str, rows: dict[str, dict[str, Any]]) -> Side:
+# Reads the index: (condition, *args) -> the rows of the runs it names (see `RunIndex.scan`).
+Rows = Callable[..., list[dict[str, Any]]]
+
+
+def resolve_side(repo: Repo, ref: str, rows: Rows) -> Side:
     """A ref's run (through its metrics.toml), a run id or prefix, or the working tree."""
     summary = repo.tracking_setting("summary_file")
     if ref == WORKTREE:
@@ -60,7 +66,7 @@ def resolve_side(repo: Repo, ref: str, rows: dict[str, dict[str, Any]]) -> Side:
         data = store.parse_toml(raw, source=f"{ref}:{summary}")
         store.validate("metrics-summary", data, source=f"{ref}:{summary}")
         return _with_repeats(repo, _side_for(ref, data, rows, summary), rows)
-    matches = [r for rid, r in rows.items() if rid.startswith(ref)]
+    matches = rows(BY_PREFIX, ref, ref)
     if len(matches) == 1:
         return _with_repeats(repo, Side(ref, matches[0]), rows)
     if not matches:
@@ -68,10 +74,9 @@ def resolve_side(repo: Repo, ref: str, rows: dict[str, dict[str, Any]]) -> Side:
     raise GitmlError(f"{ref!r}: matches {len(matches)} runs; give more of the id")
 
 
-def _side_for(
-    label: str, summary: dict[str, Any], rows: dict[str, dict[str, Any]], name: str
-) -> Side:
-    row = rows.get(summary["run"])
+def _side_for(label: str, summary: dict[str, Any], rows: Rows, name: str) -> Side:
+    found = rows(BY_ID, summary["run"])
+    row = found[0] if found else None
     if row is None:  # the run itself is not in the history: use what the summary holds
         row = {f"metrics.{k}": v for k, v in summary.get("metrics", {}).items()}
         row.update({f"params.{k}": v for k, v in summary.get("params", {}).items()})
@@ -79,7 +84,7 @@ def _side_for(
     return Side(label, row)
 
 
-def _with_repeats(repo: Repo, side: Side, rows: dict[str, dict[str, Any]]) -> Side:
+def _with_repeats(repo: Repo, side: Side, rows: Rows) -> Side:
     """``side`` with every run of the same experiment (same commit, params but seeds)."""
     seeds = {f"params.{name}" for name in repo.tracking_setting("seed_params")}
 
@@ -90,10 +95,9 @@ def _with_repeats(repo: Repo, side: Side, rows: dict[str, dict[str, Any]]) -> Si
     mine = experiment(me)
     repeats = [
         row
-        for row in rows.values()
-        if row is not me
+        for row in rows(LANDED_IN, me.get("commit"))
+        if row.get("id") != me.get("id")
         and row.get("status") == "finished"
-        and row.get("commit") == me.get("commit")
         and experiment(row) == mine
     ]
     return Side(side.label, me, (me, *sorted(repeats, key=lambda r: str(r.get("id")))))
@@ -293,7 +297,11 @@ def _text(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 
 def diff(repo: Repo, a: str = "HEAD", b: str = WORKTREE) -> dict[str, Any]:
     """Compare two sides; see the module docstring."""
-    from gitml.query.api import collect_rows
+    from gitml.query.api import indexed, rows_of
 
-    rows = {r["id"]: r for r in collect_rows(repo)}
-    return compare(repo, resolve_side(repo, a, rows), resolve_side(repo, b, rows))
+    with indexed(repo) as index:
+
+        def rows(condition: str, *args: Any) -> list[dict[str, Any]]:
+            return list(rows_of(index, condition, *args))
+
+        return compare(repo, resolve_side(repo, a, rows), resolve_side(repo, b, rows))

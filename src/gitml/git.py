@@ -5,6 +5,7 @@ pygit2 is imported lazily inside functions: a hook or `gitml --help` never pays 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Iterable, Iterator
@@ -222,36 +223,95 @@ def reachable_commits(root: Path) -> list[str]:
 
 
 def run_blobs(root: Path, runs_path: str, commits: Iterable[str]) -> Iterator[RunBlob]:
-    """For each commit, every run.toml it adds or changes under ``runs_path``.
+    """For each commit, in the order given, every run.toml it adds or changes under ``runs_path``.
 
-    Each commit is compared with its first parent (a tree diff, which skips unchanged
-    subtrees), so only what changed is read.
+    Each commit is compared with its first parent by `git diff-tree --stdin`, streamed. It is
+    the git CLI rather than pygit2 because a flat folder of 70,000 runs makes libgit2's tree
+    diff cost ~50 ms a commit (108 s for 2,000 commits), git's 3 ms.
     """
-    repo = _open(root)
-    for oid in commits:
-        yield from _commit_run_blobs(repo, repo[oid], runs_path)
+    argv = ["diff-tree", "--stdin", "-z", "-r", "--no-renames", "--no-abbrev", "--root",
+            "--diff-merges=first-parent", "--format=C%H %ct", "--", runs_path]  # fmt: skip
+    prefix = runs_path.rstrip("/") + "/"
+    # git keeps up to 96 MiB of delta bases by default; at 16 MiB the walk costs 10% more
+    # time and its peak memory over 100,000 runs goes from 275 to 150 MiB.
+    with _git_stream(root, argv, commits, config=["core.deltaBaseCacheLimit=16m"]) as stdout:
+        yield from _parse_diff_tree(_split_nul(stdout), prefix)
 
 
-def _commit_run_blobs(repo: Any, commit: Any, runs_path: str) -> Iterator[RunBlob]:
-    tree = _subtree(commit.tree, runs_path)
-    if tree is None:
-        return
-    parent_tree = _subtree(commit.parents[0].tree, runs_path) if commit.parents else None
-    if parent_tree is not None and parent_tree.id == tree.id:
-        return
-    diff = (
-        parent_tree.diff_to_tree(tree) if parent_tree is not None else tree.diff_to_tree(swap=True)
-    )
-    for delta in diff.deltas:
-        path = delta.new_file.path
-        run_id, _, name = path.partition("/")
-        if name == "run.toml" and delta.status_char() in "AMRC":
-            yield RunBlob(
-                run_id=run_id,
-                blob=str(delta.new_file.id),
-                commit=str(commit.id),
-                commit_time=commit.commit_time,
-            )
+def stream_blobs(root: Path, blob_ids: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+    """The bytes of each blob id, in order, from one `git cat-file --batch`.
+
+    For thousands of blobs this is 3x faster than pygit2's lookups; use `read_blobs` for a few.
+    """
+    with _git_stream(root, ["cat-file", "--batch"], blob_ids) as stdout:
+        while header := stdout.readline():
+            oid, kind, *size = header.decode().split()
+            if kind != "blob":
+                raise GitError(f"git cat-file: {oid} is {kind}, not a blob")
+            data = stdout.read(int(size[0]))
+            stdout.read(1)  # the newline after the content
+            yield oid, data
+
+
+@contextlib.contextmanager
+def _git_stream(
+    root: Path, argv: list[str], lines: Iterable[str], config: Iterable[str] = ()
+) -> Iterator[Any]:
+    """Run `git *argv`, feeding ``lines`` to its stdin from a thread; yields its stdout.
+
+    A git that fails raises `GitError` with its last line of stderr, unless the caller stopped
+    reading early (then its exit status does not matter).
+    """
+    import threading
+
+    options = [arg for setting in config for arg in ("-c", setting)]
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen(["git", *options, *argv], cwd=root, env=_git_env(), stdin=pipe,
+                            stdout=pipe, stderr=pipe)  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+
+    def feed(stdin: Any = proc.stdin) -> None:
+        with contextlib.suppress(BrokenPipeError), stdin:
+            for line in lines:
+                stdin.write(line.encode() + b"\n")
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    try:
+        yield proc.stdout
+    finally:
+        proc.stdout.close()
+        writer.join()
+        error = proc.stderr.read().decode(errors="replace").strip()
+        proc.stderr.close()
+        failed = proc.wait() != 0
+    if failed:
+        raise GitError(f"git {argv[0]}: {error.splitlines()[-1] if error else 'failed'}")
+
+
+def _split_nul(stream: Any, size: int = 1 << 16) -> Iterator[bytes]:
+    rest = b""
+    while chunk := stream.read(size):
+        *done, rest = (rest + chunk).split(b"\0")
+        yield from done
+    if rest:
+        yield rest
+
+
+def _parse_diff_tree(tokens: Iterator[bytes], prefix: str) -> Iterator[RunBlob]:
+    """`C<commit> <time>` headers, then `:<modes> <old> <new> <status>` and path pairs."""
+    commit, time = "", 0
+    for raw in tokens:
+        token = raw.lstrip(b"\n")
+        if token.startswith(b"C"):
+            oid, _, stamp = token[1:].decode().partition(" ")
+            commit, time = oid, int(stamp)
+        elif token.startswith(b":"):
+            fields = token.decode().split(" ")
+            path = next(tokens).decode(errors="surrogateescape")
+            run_id, _, name = path.removeprefix(prefix).partition("/")
+            if name == "run.toml" and fields[4][:1] in "AMRCT":
+                yield RunBlob(run_id=run_id, blob=fields[3], commit=commit, commit_time=time)
 
 
 def _subtree(tree: Any, path: str) -> Any:

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gitml.errors import GitmlError, RunNotFoundError
+from gitml.query.index import BY_ID, PRODUCED, WROTE
 from gitml.repo import Repo
 
 Row = dict[str, Any]
+Rows = Callable[..., list[Row]]  # (condition, *args) -> rows, see `RunIndex.scan`
 
 
 @dataclass
@@ -39,67 +42,65 @@ class RunNode:
 
 
 def build(repo: Repo, target: str) -> Artifact | RunNode:
-    """The lineage tree of ``target``: a path in the repository, or a run id or prefix."""
-    from gitml.query.api import collect_rows
+    """The lineage tree of ``target``: a path in the repository, or a run id or prefix.
 
-    rows = collect_rows(repo)
-    producers = _producers(rows)
-    seen: set[str] = set()
-    if "@" in target and not (repo.root / target).exists():
-        return _model_node(repo, target, rows, producers, seen)
-    path = _as_repo_path(repo, target)
-    if path is not None:
-        md5 = current_md5(repo, path)
-        made = [r for r in rows if f"outputs.{path}" in r]
-        if not made and md5 is None:
-            raise GitmlError(f"{target}: no such file, and no run produced it")
-        node = Artifact(path, md5)
-        exact = producers.get(md5 or "", [])
-        if exact:
-            node.producer = _run_node(exact[0], producers, seen)
-        elif made:
-            latest = max(made, key=lambda r: r.get("start_time") or "")
-            node.producer = _run_node(latest, producers, seen)
-            node.note = "changed since: the latest run that wrote this path made other bytes"
-        return node
-    from gitml.query.api import resolve
+    Runs are looked up in the index by id, by output md5 and by output path, so memory does not
+    grow with the number of runs in the history.
+    """
+    from gitml.query.api import indexed, resolve, rows_of
 
-    try:
-        run = resolve(repo, target)
-    except RunNotFoundError:
-        raise GitmlError(f"{target}: neither a file in the repository nor a run id") from None
-    return _run_node(run.row or {}, producers, seen)
+    with indexed(repo) as index:
+
+        def rows(condition: str, *args: Any) -> list[Row]:
+            return list(rows_of(index, condition, *args))
+
+        seen: set[str] = set()
+        if "@" in target and not (repo.root / target).exists():
+            return _model_node(repo, target, rows, seen)
+        path = _as_repo_path(repo, target)
+        if path is not None:
+            md5 = current_md5(repo, path)
+            made = rows(WROTE, path)
+            if not made and md5 is None:
+                raise GitmlError(f"{target}: no such file, and no run produced it")
+            node = Artifact(path, md5)
+            exact = _producers(rows, md5) if md5 else []
+            if exact:
+                node.producer = _run_node(exact[0], rows, seen)
+            elif made:
+                latest = max(made, key=lambda r: r.get("start_time") or "")
+                node.producer = _run_node(latest, rows, seen)
+                node.note = "changed since: the latest run that wrote this path made other bytes"
+            return node
+        try:
+            run = resolve(repo, target)
+        except RunNotFoundError:
+            raise GitmlError(f"{target}: neither a file in the repository nor a run id") from None
+        return _run_node(run.row or {}, rows, seen)
 
 
-def _model_node(
-    repo: Repo, spec: str, rows: list[Row], producers: dict[str, list[Row]], seen: set[str]
-) -> Artifact:
+def _model_node(repo: Repo, spec: str, rows: Rows, seen: set[str]) -> Artifact:
     """A registered model version (name@alias, name@3): its artifact and the run behind it."""
     from gitml import registry
 
     doc, version = registry.resolve(repo, spec)
     label = f"{spec} = {doc['name']} v{version['version']}: {version['path']}"
     node = Artifact(label, version["md5"])
-    row = next((r for r in rows if r.get("id") == version["run"]), None)
-    if row is None:
+    found = rows(BY_ID, version["run"])
+    if not found:
         node.note = f"run {version['run']} is not in this repository's history"
     else:
-        node.producer = _run_node(row, producers, seen)
+        node.producer = _run_node(found[0], rows, seen)
     return node
 
 
-def _producers(rows: list[Row]) -> dict[str, list[Row]]:
-    found: dict[str, list[Row]] = {}
-    for row in sorted(rows, key=lambda r: r.get("start_time") or "", reverse=True):
-        if row.get("status") != "finished":
-            continue
-        for key, md5 in row.items():
-            if key.startswith("outputs.") and isinstance(md5, str):
-                found.setdefault(md5, []).append(row)
-    return found
+def _producers(rows: Rows, md5: str) -> list[Row]:
+    """The finished runs whose outputs hold these bytes, latest first."""
+    made = [r for r in rows(PRODUCED, md5) if r.get("status") == "finished"]
+    return sorted(made, key=lambda r: r.get("start_time") or "", reverse=True)
 
 
-def _run_node(row: Row, producers: dict[str, list[Row]], seen: set[str]) -> RunNode:
+def _run_node(row: Row, rows: Rows, seen: set[str]) -> RunNode:
     node = RunNode(row)
     if row["id"] in seen:
         node.repeated = True
@@ -108,9 +109,9 @@ def _run_node(row: Row, producers: dict[str, list[Row]], seen: set[str]) -> RunN
     for key, md5 in sorted(row.items()):
         if key.startswith("inputs.") and isinstance(md5, str):
             art = Artifact(key.partition(".")[2], md5)
-            made = [r for r in producers.get(md5, []) if r["id"] != row["id"]]
+            made = [r for r in _producers(rows, md5) if r["id"] != row["id"]]
             if made:
-                art.producer = _run_node(made[0], producers, seen)
+                art.producer = _run_node(made[0], rows, seen)
             node.inputs.append(art)
     return node
 

@@ -164,9 +164,13 @@ def _fast_check(kind: str) -> Any:
 
 def validate(kind: str, data: Mapping[str, Any], *, source: str) -> None:
     """Raise `SchemaError` naming the first bad field of ``data`` (the most specific one)."""
+    validate_json(kind, to_json_types(data), source=source)
+
+
+def validate_json(kind: str, instance: Any, *, source: str) -> None:
+    """`validate` for data already in JSON types (`to_json_types`), which it spares converting."""
     import fastjsonschema
 
-    instance = to_json_types(data)
     try:
         _fast_check(kind)(instance)
     except fastjsonschema.JsonSchemaException:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from gitml.errors import (
     WhereSyntaxError,
 )
 from gitml.query import where as where_lang
-from gitml.query.index import IndexedRun, RunIndex, record_of, warn
+from gitml.query.index import BY_PREFIX, IndexedRun, RunIndex, record_of, warn
 from gitml.repo import Repo
 
 Row = dict[str, Any]
@@ -59,18 +60,33 @@ def collect(repo: Repo) -> list[IndexedRun]:
 
 
 def collect_rows(repo: Repo) -> list[Row]:
-    """The flat rows of `collect`, without building an object per run (the query hot path)."""
+    """The flat rows of `collect`, without building an object per run."""
+    return list(iter_rows(repo))
+
+
+def iter_rows(repo: Repo) -> Iterator[Row]:
+    """The flat rows of `collect`, streamed: the query hot path, in memory one row at a time."""
+    with indexed(repo) as index:
+        yield from rows_of(index)
+
+
+@contextlib.contextmanager
+def indexed(repo: Repo) -> Iterator[RunIndex]:
+    """The refreshed run index, closed on exit; read it with `rows_of`."""
     index = _refreshed(repo)
-    rows = []
     try:
-        for run_id, row, error, *_ in index.scan():
-            if row is None:
-                warn(f"skipping run {run_id}: {error}")
-            else:
-                rows.append(row)
+        yield index
     finally:
         index.close()
-    return rows
+
+
+def rows_of(index: RunIndex, condition: str = "", *args: Any) -> Iterator[Row]:
+    """The valid flat rows of the runs ``condition`` names (all without one); warns of others."""
+    for run_id, row, error, *_ in index.scan(condition, *args):
+        if row is None:
+            warn(f"skipping run {run_id}: {error}")
+        else:
+            yield row
 
 
 def _repair_crashed(repo: Repo, running: list[str]) -> bool:
@@ -147,9 +163,8 @@ def find_runs(
     if limit is not None and limit < 0:
         raise UsageError("--limit", f"{limit} is negative")
     project = repo or Repo.find()
-    rows = collect_rows(project)
-    if predicate is not None:
-        rows = [r for r in rows if predicate(r)]
+    found = iter_rows(project)
+    rows = [r for r in found if predicate(r)] if predicate is not None else list(found)
     rows = sort_rows(rows, keys)
     return rows[:limit] if limit is not None else rows
 
@@ -185,19 +200,24 @@ def runs(
 
 
 def resolve(repo: Repo, ref: str) -> IndexedRun:
-    """The one run whose id is ``ref`` or starts with it."""
+    """The one run whose id is ``ref`` or starts with it (read through the index's B-tree)."""
     if not ref:
         raise UsageError("run", "empty run id")
-    candidates = collect(repo)
+    with indexed(repo) as index:
+        candidates = list(index.runs(BY_PREFIX, ref, ref))
+    for run in candidates:
+        if run.error:
+            warn(f"skipping run {run.run_id}: {run.error}")
+    candidates = [r for r in candidates if r.row is not None]
     exact = [r for r in candidates if r.run_id == ref]
     if exact:
         return exact[0]
-    matches = sorted(r.run_id for r in candidates if r.run_id.startswith(ref))
+    matches = sorted(r.run_id for r in candidates)
     if not matches:
         raise RunNotFoundError(ref)
     if len(matches) > 1:
         raise AmbiguousRunError(ref, matches)
-    return next(r for r in candidates if r.run_id == matches[0])
+    return candidates[0]
 
 
 def get_run(ref: str, *, repo: Repo | str | os.PathLike[str] | None = None) -> dict[str, Any]:
