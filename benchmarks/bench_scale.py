@@ -223,7 +223,7 @@ def report(results: dict[str, dict]) -> None:
           f"RSS x{diff[1] / dvc[1]:.2f}")  # fmt: skip
     if len(sizes) > 1:
         small = results[sizes[1]]
-        growth = {k: big[k][1] / small[k][1] for k in big if k in small}
+        growth = {k: big[k][1] / small[k][1] for k in big if small.get(k, [0, 0])[1]}
         print("  peak RSS, full size / a tenth: "
               + ", ".join(f"{k} x{v:.2f}" for k, v in growth.items()))  # fmt: skip
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -113,13 +114,18 @@ def test_sigkill_at_random_moments_leaves_every_run_readable(project):
     print(f"\n{killed} processes killed, {len(started)} runs left, {with_steps} with steps")
 
 
-def _hook_pids():
-    """Processes running gitml's pre-commit or post-commit hook right now."""
+def _hook_pids(root):
+    """Processes running gitml's pre-commit or post-commit hook in ``root`` right now.
+
+    Only this repository's: another test's hooks may be running on the same machine.
+    """
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 cmdline = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")  # noqa: SIM115
+                if Path(os.readlink(f"/proc/{entry}/cwd")) != root:
+                    continue
             except OSError:
                 continue
             if b"gitml.hooks" in cmdline and (
@@ -145,7 +151,7 @@ def test_sigkill_of_the_commit_hooks_leaves_the_index_unlocked(project):
         deadline = time.monotonic() + rng.uniform(0.0, 0.4)
         while commit.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
-        pids = _hook_pids() if commit.poll() is None else []
+        pids = _hook_pids(project.root.resolve()) if commit.poll() is None else []
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
         killed += bool(pids)

@@ -14,6 +14,8 @@ import urllib.request
 import joblib
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gitml.monitor import read_requests
 from gitml.repo import Repo
@@ -268,6 +270,64 @@ def test_bad_mlflow_bodies_and_content_types(shared_server):
         "body: over the 10,485-byte limit; send fewer records per request"
     )
     assert server.post("/predict", {"records": _records()})[0] == 200  # still serving
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=20), inner,
+                                                                  max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+VALID_BODIES = [
+    json.dumps({"records": _records()}).encode(),
+    json.dumps({"dataframe_split": {"columns": FEATURES, "data": ROWS}}).encode(),
+    json.dumps({"inputs": ROWS}).encode(),
+]
+
+
+def _near(valid: bytes):
+    """A valid body cut short, with one byte changed, or with a feature's value replaced."""
+    return st.one_of(
+        st.integers(0, len(valid)).map(lambda n: valid[:n]),
+        st.tuples(st.integers(0, len(valid) - 1), st.integers(0, 255)).map(
+            lambda t: valid[: t[0]] + bytes([t[1]]) + valid[t[0] + 1 :]),
+        st.tuples(st.sampled_from(FEATURES), JSON_VALUES).map(
+            lambda t: json.dumps({"records": [{**_records()[0], t[0]: t[1]}]},
+                                 allow_nan=True).encode()),
+    )  # fmt: skip
+
+
+HOSTILE = st.tuples(
+    st.sampled_from(["/predict", "/invocations"]),
+    st.sampled_from(["application/json", "text/csv", "application/x-www-form-urlencoded"]),
+    st.one_of(st.binary(max_size=400), JSON_VALUES.map(lambda v: json.dumps(v).encode()),
+              *(_near(body) for body in VALID_BODIES)),
+)  # fmt: skip
+HTTP_EXAMPLES = int(os.environ.get("GITML_FUZZ_EXAMPLES", "400"))
+
+
+def test_hostile_bodies_get_a_one_line_error_never_a_500(shared_server):
+    """Hypothesis over the HTTP API: bytes, random JSON and near-valid bodies on both routes."""
+    tried = {}
+
+    @settings(max_examples=HTTP_EXAMPLES, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+    @given(HOSTILE)
+    def check(case):
+        path, content_type, body = case
+        status, payload, _ = shared_server.post(path, body, content_type)
+        tried[status] = tried.get(status, 0) + 1
+        assert status in (200, 400, 413, 415, 422), (status, payload)
+        if status != 200:
+            message = payload["error"]
+            assert message.strip() and "\n" not in message, payload
+
+    check()
+    print(f"\nHTTP API fuzzed with {sum(tried.values())} bodies, by status: {tried}")
+    assert sum(tried.values()) >= HTTP_EXAMPLES
+    assert {200, 400, 422} <= set(tried), tried  # the generator reaches every kind of answer
+    assert "Traceback" not in shared_server.log.read_text()
+    assert shared_server.post("/predict", {"records": _records()})[0] == 200
 
 
 def test_tampered_artifact_is_refused(served, server_factory):

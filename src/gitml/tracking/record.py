@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
 import secrets
 import time
@@ -37,7 +38,12 @@ def create(
     command: list[str],
     cwd: Path,
 ) -> dict[str, Any]:
-    """Make the run folder and write its first run.toml (status running, code state recorded)."""
+    """Make the run folder and write its first run.toml (status running, code state recorded).
+
+    The folder is filled under `.gitml/cache/` and renamed into `runs/` with its run.toml, so
+    a process killed on the way (recording the code state can take a while) leaves no empty
+    run folder behind, only a stray folder in the cache.
+    """
     record: dict[str, Any] = {
         "schema_version": store.SCHEMA_VERSION,
         "id": "",
@@ -55,28 +61,33 @@ def create(
     }
     if name is not None and not isinstance(name, str):
         raise UsageError("name", f"run name must be a string, got {name!r}")
-    run_dir = _make_run_dir(repo, record)
+    staging = repo.cache_dir / f"new-run-{secrets.token_hex(8)}"
+    staging.mkdir(parents=True)  # with the umask's mode, as the run folder should have
     state = git.code_state(repo.root, exclude=(*OWN_PATHS, repo.tracking_setting("summary_file")))
     code: dict[str, Any] = {"commit": state.commit, "branch": state.branch, "dirty": state.dirty}
     if state.patch:
-        store.atomic_write(run_dir / PATCH_FILE, state.patch)
+        store.atomic_write(staging / PATCH_FILE, state.patch)
         code["patch"] = PATCH_FILE
         code["patch_sha256"] = hashlib.sha256(state.patch).hexdigest()
     record["code"] = code
-    store.write_toml(run_dir / RUN_FILE, record, kind="run")
+    _move_into_runs(repo, staging, record)
     return record
 
 
-def _make_run_dir(repo: Repo, record: dict[str, Any]) -> Path:
+def _move_into_runs(repo: Repo, staging: Path, record: dict[str, Any]) -> None:
+    """Give the record a new id, write it, and rename the folder to `runs/<id>` in one step."""
     repo.runs_dir.mkdir(parents=True, exist_ok=True)
     while True:
         record["id"] = new_run_id()
         run_dir = repo.run_dir(record["id"])
-        try:
-            run_dir.mkdir()
-        except FileExistsError:
+        if run_dir.exists():
             continue
-        return run_dir
+        store.write_toml(staging / RUN_FILE, record, kind="run")
+        try:
+            os.rename(staging, run_dir)  # an empty folder of the same name would be replaced
+        except OSError:  # taken meanwhile (not empty): draw another id
+            continue
+        return
 
 
 def _relative_cwd(repo: Repo, cwd: Path) -> str:
