@@ -29,7 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_serve import RSS_WRAPPER  # noqa: E402
+from bench_serve import measured  # noqa: E402
 from synth import ENV  # noqa: E402
 
 NUMERIC, CATEGORICAL = 40, 10
@@ -80,15 +80,6 @@ def write_data(base: Path, rows: int) -> tuple[Path, Path]:
         pd.DataFrame(data).to_parquet(path)
         out.append(path)
     return out[0], out[1]
-
-
-def measured(argv: list[str], cwd: Path, ok: tuple[str, ...] = ("0",)) -> tuple[float, float]:
-    done = subprocess.run([sys.executable, "-c", RSS_WRAPPER, *argv], cwd=cwd, check=True,
-                          capture_output=True, text=True, env={**os.environ, **ENV})  # fmt: skip
-    code, seconds, peak = done.stdout.split()
-    if code not in ok:
-        raise SystemExit(f"{' '.join(argv)} exited {code}")
-    return float(seconds), int(peak) / 1024
 
 
 def evidently_python() -> Path:

@@ -37,21 +37,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_serve import RSS_WRAPPER  # noqa: E402
+from bench_core import bin_of  # noqa: E402
+from bench_serve import measured  # noqa: E402
 from synth import ENV, make_scale_history  # noqa: E402
 
 QUERY = "metrics.accuracy > 0.99 and params.model = 'rf'"
 MLFLOW_QUERY = "metrics.accuracy > 0.99 and params.model = 'rf'"
-
-
-def measured(argv: list[str], cwd: Path, env: dict | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one whole command."""
-    done = subprocess.run([sys.executable, "-c", RSS_WRAPPER, *argv], cwd=cwd, check=True,
-                          capture_output=True, text=True, env={**os.environ, **(env or {})})  # fmt: skip
-    code, seconds, peak = done.stdout.split()
-    if code != "0":
-        raise SystemExit(f"{' '.join(argv)} exited {code}")
-    return float(seconds), int(peak) / 1024
 
 
 def median_of(argv: list[str], cwd: Path, repeat: int) -> tuple[float, float]:
@@ -70,7 +61,7 @@ def build(tmp: Path, runs: int, commits: int, branches: int) -> Path:
 
 
 def gitml_figures(root: Path, repeat: int) -> dict[str, tuple[float, float]]:
-    gitml = shutil.which("gitml") or "gitml"
+    gitml = bin_of("gitml")
     shutil.rmtree(root / ".gitml" / "cache", ignore_errors=True)
     query = [gitml, "runs", "--where", QUERY, "--format", "csv"]
     figures = {"runs --where, cold index": measured(query, root)}
@@ -86,7 +77,7 @@ def gitml_figures(root: Path, repeat: int) -> dict[str, tuple[float, float]]:
 
 
 def dvc_figures(root: Path, repeat: int) -> dict[str, tuple[float, float]]:
-    dvc = shutil.which("dvc") or "dvc"
+    dvc = bin_of("dvc")
     argv = [dvc, "metrics", "diff", "exp-03", "exp-04"]
     return {"dvc metrics diff exp-03 exp-04": median_of(argv, root, repeat)}
 
@@ -157,7 +148,7 @@ def mlflow_figures(tmp: Path, runs: int, repeat: int) -> dict[str, tuple[float, 
     uri = mlflow_store(tmp, runs)
     argv = [sys.executable, "-c", MLFLOW_SEARCH.format(uri=uri, query=MLFLOW_QUERY)]
     env = {"GIT_PYTHON_REFRESH": "quiet"}
-    got = [measured(argv, tmp, env) for _ in range(repeat)]
+    got = [measured(argv, tmp, env=env) for _ in range(repeat)]
     calls = []
     for _ in range(repeat):
         done = subprocess.run(argv, cwd=tmp, check=True, capture_output=True, text=True,

@@ -214,12 +214,19 @@ def write_csv(path: Path, source: Path, rows: int) -> None:
             writer.write_table(pa.table(dict(zip(features.columns, noisy.T, strict=True))))
 
 
-def measured(argv: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of a whole command in a fresh wrapper process."""
+def measured(
+    argv: list[str], cwd: Path, *, ok: tuple[str, ...] = ("0",), env: dict | None = None
+) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of a whole command in a fresh wrapper process.
+
+    The peak is the largest process of the command's tree. An exit code not in ``ok`` stops
+    the benchmark; ``env`` is added to this process's environment and `synth.ENV`.
+    """
     out = subprocess.run([sys.executable, "-c", RSS_WRAPPER, *argv], cwd=cwd, check=True,
-                         capture_output=True, text=True, env={**os.environ, **ENV})  # fmt: skip
+                         capture_output=True, text=True,
+                         env={**os.environ, **ENV, **(env or {})})  # fmt: skip
     code, seconds, peak_kib = out.stdout.split()
-    if code != "0":
+    if code not in ok:
         raise SystemExit(f"{' '.join(argv)} exited {code}")
     return float(seconds), int(peak_kib) / 1024
 

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitml import git, store
 from gitml.errors import GitmlError, RunNotFoundError
 from gitml.query.index import BY_ID, BY_PREFIX, LANDED_IN
 from gitml.query.output import is_number
 from gitml.repo import Repo
+
+if TYPE_CHECKING:
+    from gitml.query.api import Rows
 
 WORKTREE = "workspace"
 MAXIMIZE_HINTS = ("acc", "f1", "auc", "precision", "recall", "r2", "score", "map", "ndcg")
@@ -40,10 +42,6 @@ class Side:
     label: str
     row: dict[str, Any]
     repeats: tuple[dict[str, Any], ...] = ()
-
-
-# Reads the index: (condition, *args) -> the rows of the runs it names (see `RunIndex.scan`).
-Rows = Callable[..., list[dict[str, Any]]]
 
 
 def resolve_side(repo: Repo, ref: str, rows: Rows) -> Side:
@@ -297,11 +295,7 @@ def _text(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 
 def diff(repo: Repo, a: str = "HEAD", b: str = WORKTREE) -> dict[str, Any]:
     """Compare two sides; see the module docstring."""
-    from gitml.query.api import indexed, rows_of
+    from gitml.query.api import row_lookup
 
-    with indexed(repo) as index:
-
-        def rows(condition: str, *args: Any) -> list[dict[str, Any]]:
-            return list(rows_of(index, condition, *args))
-
+    with row_lookup(repo) as rows:
         return compare(repo, resolve_side(repo, a, rows), resolve_side(repo, b, rows))

@@ -314,16 +314,6 @@ def _parse_diff_tree(tokens: Iterator[bytes], prefix: str) -> Iterator[RunBlob]:
                 yield RunBlob(run_id=run_id, blob=fields[3], commit=commit, commit_time=time)
 
 
-def _subtree(tree: Any, path: str) -> Any:
-    import pygit2
-
-    try:
-        obj = tree[path]
-    except KeyError:
-        return None
-    return obj if obj.type == pygit2.enums.ObjectType.TREE else None
-
-
 def read_blobs(root: Path, blob_ids: Iterable[str]) -> Iterator[tuple[str, bytes]]:
     """The bytes of each blob id."""
     repo = _open(root)

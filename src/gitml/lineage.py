@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitml.errors import GitmlError, RunNotFoundError
 from gitml.query.index import BY_ID, PRODUCED, WROTE
 from gitml.repo import Repo
 
+if TYPE_CHECKING:
+    from gitml.query.api import Rows
+
 Row = dict[str, Any]
-Rows = Callable[..., list[Row]]  # (condition, *args) -> rows, see `RunIndex.scan`
 
 
 @dataclass
@@ -47,13 +48,9 @@ def build(repo: Repo, target: str) -> Artifact | RunNode:
     Runs are looked up in the index by id, by output md5 and by output path, so memory does not
     grow with the number of runs in the history.
     """
-    from gitml.query.api import indexed, resolve, rows_of
+    from gitml.query.api import resolve, row_lookup
 
-    with indexed(repo) as index:
-
-        def rows(condition: str, *args: Any) -> list[Row]:
-            return list(rows_of(index, condition, *args))
-
+    with row_lookup(repo) as rows:
         seen: set[str] = set()
         if "@" in target and not (repo.root / target).exists():
             return _model_node(repo, target, rows, seen)

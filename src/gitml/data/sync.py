@@ -35,10 +35,10 @@ class PushReport:
 
 def referenced_objects(repo: Repo) -> dict[str, list[tuple[str, str]]]:
     """md5 -> [(run id, path)] for every input and output of every run, history included."""
-    from gitml.query.api import collect_rows
+    from gitml.query.api import iter_rows
 
     found: dict[str, list[tuple[str, str]]] = {}
-    for row in collect_rows(repo):
+    for row in iter_rows(repo):
         for key, md5 in row.items():
             if isinstance(md5, str) and key.startswith(("inputs.", "outputs.")):
                 found.setdefault(md5, []).append((row["id"], key.partition(".")[2]))

@@ -23,6 +23,7 @@ from gitml.query.index import BY_PREFIX, IndexedRun, RunIndex, record_of, warn
 from gitml.repo import Repo
 
 Row = dict[str, Any]
+Rows = Callable[..., list[Row]]  # (condition, *args) -> the valid rows of the runs it names
 
 
 @dataclass(frozen=True)
@@ -46,22 +47,17 @@ def _refreshed(repo: Repo) -> RunIndex:
     return index
 
 
-def collect(repo: Repo) -> list[IndexedRun]:
-    """Every run of the working tree and of all local branches' history, crashes detected."""
-    index = _refreshed(repo)
-    try:
-        found = list(index.runs())
-    finally:
-        index.close()
+def collect(repo: Repo, condition: str = "", *args: Any) -> list[IndexedRun]:
+    """Every run of the working tree and of all local branches' history, crashes detected.
+
+    With a ``condition`` (see `RunIndex.scan`), only the runs it names.
+    """
+    with indexed(repo) as index:
+        found = list(index.runs(condition, *args))
     for run in found:
         if run.error:
             warn(f"skipping run {run.run_id}: {run.error}")
     return [r for r in found if r.row is not None]
-
-
-def collect_rows(repo: Repo) -> list[Row]:
-    """The flat rows of `collect`, without building an object per run."""
-    return list(iter_rows(repo))
 
 
 def iter_rows(repo: Repo) -> Iterator[Row]:
@@ -78,6 +74,17 @@ def indexed(repo: Repo) -> Iterator[RunIndex]:
         yield index
     finally:
         index.close()
+
+
+@contextlib.contextmanager
+def row_lookup(repo: Repo) -> Iterator[Rows]:
+    """Rows by a `RunIndex.scan` condition (`BY_ID`, `PRODUCED`, ...) on the refreshed index.
+
+    For commands that need a few runs of a large history (`diff`, `lineage`): each lookup
+    reads only the runs it names.
+    """
+    with indexed(repo) as index:
+        yield lambda condition, *args: list(rows_of(index, condition, *args))
 
 
 def rows_of(index: RunIndex, condition: str = "", *args: Any) -> Iterator[Row]:
@@ -203,12 +210,7 @@ def resolve(repo: Repo, ref: str) -> IndexedRun:
     """The one run whose id is ``ref`` or starts with it (read through the index's B-tree)."""
     if not ref:
         raise UsageError("run", "empty run id")
-    with indexed(repo) as index:
-        candidates = list(index.runs(BY_PREFIX, ref, ref))
-    for run in candidates:
-        if run.error:
-            warn(f"skipping run {run.run_id}: {run.error}")
-    candidates = [r for r in candidates if r.row is not None]
+    candidates = collect(repo, BY_PREFIX, ref, ref)
     exact = [r for r in candidates if r.run_id == ref]
     if exact:
         return exact[0]

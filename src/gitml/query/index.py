@@ -170,7 +170,7 @@ class RunIndex:
         return len(new)
 
     def _forget(self, gone: set[str]) -> None:
-        for chunk in _chunks(sorted(gone), 500):
+        for chunk in _batches(sorted(gone), 500):
             marks = ",".join("?" * len(chunk))
             self.db.execute(f"DELETE FROM commits WHERE oid IN ({marks})", chunk)
             self.db.execute(f"DELETE FROM versions WHERE oid IN ({marks})", chunk)
@@ -186,7 +186,7 @@ class RunIndex:
 
     def _missing_blobs(self, blob_ids: set[str]) -> list[str]:
         have: set[str] = set()
-        for chunk in _chunks(sorted(blob_ids), 500):
+        for chunk in _batches(sorted(blob_ids), 500):
             marks = ",".join("?" * len(chunk))
             query = f"SELECT blob FROM blobs WHERE blob IN ({marks})"
             have.update(r[0] for r in self.db.execute(query, chunk))
@@ -456,11 +456,6 @@ def _work() -> None:
         except EOFError:
             return
         _send(sys.stdout.buffer, [_parse(raw, source) for raw, source in items])
-
-
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
