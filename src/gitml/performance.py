@@ -148,9 +148,9 @@ def save(repo: Repo, name: str, metric: str, rows: list[Window]) -> Path:
     table = folder / f"{stem}.parquet"
     pd.DataFrame([vars(w) for w in rows]).to_parquet(table, index=False)
     summary = folder / f"{stem}.toml"
-    store.atomic_write(summary, store.dumps_toml({
+    store.write_toml(summary, {
         "schema_version": 1, "created_at": now, "model": name, "metric": metric,
         "windows": len(rows), "degraded": [f"{w.start} v{w.version}" for w in rows if w.degraded],
         "detail": table.name,
-    }))  # fmt: skip
+    }, kind="performance")  # fmt: skip
     return summary

@@ -29,6 +29,7 @@ SCHEMA_FILES = {
     "metrics-parquet": "metrics-parquet.schema.json",
     "model": "model.schema.json",
     "drift": "drift.schema.json",
+    "performance": "performance.schema.json",
 }
 
 

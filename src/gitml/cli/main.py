@@ -12,7 +12,7 @@ import sys
 import click
 
 from gitml import __version__
-from gitml.cli import hooks, interop, lineage, model, monitor, query, serve, tools, track
+from gitml.cli import check, hooks, interop, lineage, model, monitor, query, serve, tools, track
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -34,7 +34,7 @@ def cli(debug: bool) -> None:
     """
 
 
-for module in (track, query, lineage, model, serve, monitor, interop, hooks, tools):
+for module in (track, query, lineage, model, serve, monitor, check, interop, hooks, tools):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -17,18 +17,27 @@ def lock_artifacts(root: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dic
     lock = root / "dvc.lock"
     if not lock.is_file():
         return {}, {}
+    return parse_lock(lock.read_text(), str(lock))
+
+
+def parse_lock(
+    text: str, source: str
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """`lock_artifacts` of a `dvc.lock` file's text; ``source`` names it in errors."""
     from ruamel.yaml import YAML, YAMLError
 
     try:
-        data = YAML(typ="safe").load(lock.read_text())
+        data = YAML(typ="safe").load(text)
     except YAMLError as exc:
-        raise FileFormatError(str(lock), f"invalid YAML: {exc}") from exc
-    stages = (data or {}).get("stages", {})
+        raise FileFormatError(source, f"invalid YAML: {' '.join(str(exc).split())}") from exc
+    stages = (data or {}).get("stages", {}) if isinstance(data, dict) else None
     if not isinstance(stages, dict):
-        raise FileFormatError(str(lock), "field stages: expected a mapping of stage names")
+        raise FileFormatError(source, "field stages: expected a mapping of stage names")
     outs: dict[str, dict[str, Any]] = {}
     deps: dict[str, dict[str, Any]] = {}
     for stage in stages.values():
+        if not isinstance(stage, dict):
+            raise FileFormatError(source, "field stages: each stage is a mapping")
         for entry in stage.get("outs", []) or []:
             outs.update(_artifact(entry))
         for entry in stage.get("deps", []) or []:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -55,7 +54,7 @@ def create(
         "process": process_info(),
         "params": redact(normalize_params(params or {}), repo.tracking_setting("allow_params")),
         "metrics": {},
-        "tags": normalize_tags(tags or {}),
+        "tags": redact(normalize_tags(tags or {}), repo.tracking_setting("allow_params")),
         "inputs": {},
         "outputs": {},
     }
@@ -126,22 +125,18 @@ def normalize_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, A
     return out
 
 
-SECRET_NAME = re.compile(
-    r"(^|[_\-.])(token|password|passwd|pwd|secret|key|apikey|credentials?|private_key)($|[_\-.])",
-    re.IGNORECASE,
-)
-REDACTED = "<redacted>"
-
-
 def redact(params: dict[str, Any], allowed: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    """Params whose names look like secrets (token, password, key, secret...) as <redacted>.
+    """Params or tags that look like secrets as <redacted> (the rules: `gitml.secrets`).
 
-    A secret in a run.toml would be committed and pushed with it. Names listed in
-    `[tracking] allow_params` are kept as they are; the command itself still gets the real
-    value (its params file and environment are never written to the repository).
+    By name (token, password, key...) or by value (a cloud key, a forge token, a private
+    key...). A secret in a run.toml would be committed and pushed with it. Names listed in
+    `[tracking] allow_params` keep their values unless the value itself has a credential's
+    shape; the command still gets the real values (its params file and environment are never
+    written to the repository).
     """
-    return {k: REDACTED if SECRET_NAME.search(k) and k not in allowed else v
-            for k, v in params.items()}  # fmt: skip
+    from gitml.secrets import redact as redact_values
+
+    return redact_values(params, allowed)
 
 
 def _param_value(value: Any) -> Any:

@@ -74,7 +74,7 @@ class Run:
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set several tags."""
-        new = record.normalize_tags(tags)
+        new = record.redact(record.normalize_tags(tags), self.repo.tracking_setting("allow_params"))
         self._update(lambda rec: rec["tags"].update(new))
 
     # -- metrics -----------------------------------------------------------------------------

@@ -1,0 +1,293 @@
+"""Static scans of model files: what loading them would import and call, without loading them.
+
+The judging is picklescan's (the scanner Hugging Face runs on every uploaded model; maintained,
+pure Python, no dependencies): each global a pickle imports is rated innocuous, suspicious or
+dangerous against its lists, and a dangerous one (`os.system`, `builtins.eval`, `subprocess.*`,
+...) is a finding. picklescan, fickling and modelscan all stop at joblib files: joblib writes each
+numpy array's raw bytes inline, right after the array's wrapper in the pickle stream, and a
+disassembler cannot step over bytes that are not opcodes (measured: all three report a parse
+error at the first array of a fitted scikit-learn model, and see nothing after it).
+
+So a joblib file is first walked by joblib's own unpickler with every import replaced by an
+inert stand-in (the "restricting globals" recipe of the pickle docs): nothing the file names is
+imported or called, only `numpy.dtype` is real, to learn each array's size. That walk records
+where the array bytes sit, exactly where `joblib.load` would read them; they are cut out, and
+picklescan scans the remaining opcode stream (object arrays, which joblib stores as a nested
+pickle, are scanned as pickles of their own). A file that cannot be walked to its end is a
+finding too: what cannot be read statically cannot be called safe.
+
+skops files list the types they would need trusted (`skops.io.get_untrusted_types`).
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PICKLE_FORMATS = ("joblib", "pickle")
+TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+_REAL = {("numpy", "dtype"), ("numpy.core.multiarray", "dtype"),
+         ("numpy._core.multiarray", "dtype")}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem in one model file, before it is tied to the repository files naming it."""
+
+    rule: str  # unsafe-pickle | unscannable-model | untrusted-skops-type
+    detail: str  # the global or type, or why the file could not be read
+    message: str  # what it means, one line
+
+
+class Unreadable(Exception):
+    """The stream cannot be walked statically."""
+
+
+def scanner_versions() -> str:
+    """What produced a scan: cached results are reused only under the same scanners."""
+    from importlib import metadata
+
+    from gitml import __version__
+
+    parts = [f"gitml {__version__}"]
+    for dist in ("picklescan", "joblib", "skops"):
+        try:
+            parts.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{dist} -")
+    return "; ".join(parts)
+
+
+def scan_file(path: Path, fmt: str, name: str) -> list[Issue]:
+    """The issues of the model file at ``path``, saved as ``fmt``; ``name`` is its file name."""
+    if fmt == "skops" or name.endswith(".skops"):
+        return _scan_skops(path)
+    if name.endswith(TORCH_SUFFIXES) and _is_zip(path):
+        return _picklescan_file(path)
+    return _scan_pickle(path, joblib=fmt != "pickle")
+
+
+def _scan_skops(path: Path) -> list[Issue]:
+    from gitml.errors import UsageError
+    from gitml.models import _skops
+
+    try:
+        untrusted = _skops().get_untrusted_types(file=path)
+    except UsageError:
+        return [Issue("unscannable-model", "skops is not installed",
+                      "a skops file, and skops is not installed: pip install skops")]  # fmt: skip
+    except Exception as exc:
+        return [Issue("unscannable-model", _one_line(exc), "not a skops file skops can read")]
+    return [
+        Issue("untrusted-skops-type", name,
+              f"loading it needs the type {name} trusted; review it, then list it in "
+              "[check] trusted_types")
+        for name in sorted(untrusted)
+    ]  # fmt: skip
+
+
+def _is_zip(path: Path) -> bool:
+    import zipfile
+
+    return zipfile.is_zipfile(path)
+
+
+def _picklescan_file(path: Path) -> list[Issue]:
+    from picklescan.scanner import scan_file_path
+
+    result = scan_file_path(str(path))
+    if result.scan_err:
+        return [Issue("unscannable-model", "picklescan could not parse it",
+                      "picklescan could not read it to the end")]  # fmt: skip
+    return _dangerous(result)
+
+
+def _scan_pickle(path: Path, *, joblib: bool) -> list[Issue]:
+    try:
+        data = _decompressed(path) if joblib else path.read_bytes()
+        streams = _opcode_streams(data, joblib=joblib)
+    except Unreadable as exc:
+        return [Issue("unscannable-model", str(exc), f"not a pickle that can be read statically: "
+                                                     f"{exc}")]  # fmt: skip
+    from picklescan.scanner import scan_pickle_bytes
+
+    issues: list[Issue] = []
+    for stream in streams:
+        result = scan_pickle_bytes(io.BytesIO(stream), str(path), multiple_pickles=False)
+        if result.scan_err:
+            return [Issue("unscannable-model", "picklescan could not parse its opcodes",
+                          "picklescan could not read its pickle opcodes to the end")]  # fmt: skip
+        issues += _dangerous(result)
+    return sorted(set(issues), key=lambda i: i.detail)
+
+
+def _dangerous(result: Any) -> list[Issue]:
+    from picklescan.scanner import SafetyLevel
+
+    names = sorted({f"{g.module}.{g.name}" for g in result.globals
+                    if g.safety == SafetyLevel.Dangerous})  # fmt: skip
+    return [Issue("unsafe-pickle", name, f"loading it would import and call {name}")
+            for name in names]  # fmt: skip
+
+
+def _decompressed(path: Path) -> bytes:
+    """The pickle stream of a plain or joblib-compressed (zlib, gzip, bz2, lzma, xz) file."""
+    from joblib.numpy_pickle_utils import _validate_fileobject_and_memmap
+
+    try:
+        with open(path, "rb") as raw, _validate_fileobject_and_memmap(raw, str(path)) as opened:
+            stream, _ = opened
+            if isinstance(stream, str):
+                raise Unreadable("a joblib < 0.10 file, which keeps arrays in side files")
+            return bytes(stream.read())
+    except Unreadable:
+        raise
+    except Exception as exc:
+        raise Unreadable(f"cannot decompress it ({_one_line(exc)})") from exc
+
+
+def _opcode_streams(data: bytes, *, joblib: bool = True) -> list[bytes]:
+    """The pickle opcode streams in ``data``, as `joblib.load` (or `pickle.load`) reads it.
+
+    First the main one with array bytes cut out, then each nested pickle (an object array's)
+    on its own. Without ``joblib`` there are no inline arrays, as for `pickle.load`.
+    """
+    walk = _Walk(data, joblib=joblib)
+    walk.run()
+    cuts = sorted(walk.cuts)
+    main, pos = [], 0
+    for start, end, _nested in cuts:
+        if start < pos:
+            continue  # inside a nested pickle already cut
+        main.append(data[pos:start])
+        pos = end
+    main.append(data[pos : walk.end])
+    return [b"".join(main)] + [data[s:e] for s, e, nested in cuts if nested]
+
+
+class _Walk:
+    """joblib's unpickler over ``data`` with every import stubbed, recording the array bytes."""
+
+    def __init__(self, data: bytes, *, joblib: bool) -> None:
+        self.data = data
+        self.joblib = joblib
+        self.cuts: list[tuple[int, int, bool]] = []  # (start, end, is a nested pickle)
+        self.end = 0
+
+    def run(self) -> None:
+        handle = io.BytesIO(self.data)
+        unpickler = self._unpickler(handle, arrays=self.joblib)
+        try:
+            unpickler.load()
+        except Unreadable:
+            raise
+        except RecursionError as exc:
+            raise Unreadable("nested too deeply") from exc
+        except Exception as exc:
+            raise Unreadable(_one_line(exc)) from exc
+        self.end = handle.tell()
+        if self.data[self.end :].strip(b"\0"):
+            raise Unreadable(f"{len(self.data) - self.end} bytes follow the end of the pickle")
+
+    def _unpickler(self, handle: io.BytesIO, *, arrays: bool) -> Any:
+        """An unpickler that imports nothing.
+
+        With ``arrays`` it is joblib's, which reads an array's bytes after its wrapper, else
+        plain pickle's (as joblib reads its nested pickles).
+        """
+        from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
+
+        walk = self
+
+        class Skipper(NumpyArrayWrapper):  # type: ignore[misc]
+            """Takes an array's place: steps over its bytes instead of reading them."""
+
+            def read(self, unpickler: Any, ensure_native_byte_order: bool) -> Any:
+                walk.skip_array(self, unpickler.file_handle)
+                return _Stub()
+
+        def find_class(module: str, name: str) -> Any:
+            if (module, name) in _REAL:
+                import numpy
+
+                return numpy.dtype
+            if arrays and (module, name) == ("joblib.numpy_pickle", "NumpyArrayWrapper"):
+                return Skipper
+            return _Stub
+
+        def persistent_load(pid: Any) -> Any:
+            raise Unreadable("it refers to persistent ids outside the file")
+
+        if arrays:
+            unpickler = NumpyUnpickler("", handle, ensure_native_byte_order=False)
+        else:
+            unpickler = pickle._Unpickler(handle)  # type: ignore[attr-defined]
+        unpickler.find_class = find_class
+        unpickler.persistent_load = persistent_load
+        return unpickler
+
+    def skip_array(self, wrapper: Any, handle: io.BytesIO) -> None:
+        import numpy
+
+        dtype = getattr(wrapper, "dtype", None)
+        shape = getattr(wrapper, "shape", None)
+        if (
+            not isinstance(dtype, numpy.dtype)
+            or not isinstance(shape, tuple)
+            or not all(isinstance(n, int) and n >= 0 for n in shape)
+        ):
+            raise Unreadable("an array wrapper without a valid dtype and shape")
+        start = handle.tell()
+        if dtype.hasobject:  # joblib stores these as a pickle of their own
+            nested = self._unpickler(handle, arrays=False)  # as joblib reads them
+            try:
+                nested.load()
+            except Unreadable:
+                raise
+            except Exception as exc:
+                raise Unreadable(f"object array: {_one_line(exc)}") from exc
+            self.cuts.append((start, handle.tell(), True))
+            return
+        if getattr(wrapper, "numpy_array_alignment_bytes", None) is not None:
+            padding = handle.read(1)
+            handle.seek(int.from_bytes(padding or b"\0", "little"), io.SEEK_CUR)
+        count = 1
+        for n in shape:
+            count *= n
+        end = handle.tell() + count * dtype.itemsize
+        if end > len(self.data):
+            raise Unreadable(f"an array of {count * dtype.itemsize} bytes runs past the file's end")
+        handle.seek(end)
+        self.cuts.append((start, end, False))
+
+
+class _Stub:
+    """Stands in for every class or function a pickle names: accepts anything, does nothing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Stub:
+        return _Stub()
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, value: Any) -> None:
+        """For APPEND opcodes."""
+
+    def extend(self, values: Any) -> None:
+        """For APPENDS opcodes."""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if not isinstance(exc, pickle.UnpicklingError | Unreadable) or not text:
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text[:200]
