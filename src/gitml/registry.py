@@ -179,8 +179,14 @@ def promote(
     metric: str | None = None,
     reason: str | None = None,
     commit: bool = True,
+    allow_findings: bool = False,
 ) -> dict[str, Any]:
-    """Point ``alias`` at a version; with ``require_better`` only if it beats the current one."""
+    """Point ``alias`` at a version; with ``require_better`` only if it beats the current one.
+
+    A version with `gitml check` findings (its model file unsafe, unscannable, missing or
+    corrupt; its training environment unlike this one) is refused unless ``allow_findings``;
+    then the findings are kept in the history event.
+    """
     if not ALIAS_RE.match(alias) or alias == "latest":
         raise UsageError("--to", f"{alias!r}: an alias is lower-case letters, digits, '_' or '-' "
                                  "and not 'latest'")  # fmt: skip
@@ -192,10 +198,18 @@ def promote(
         raise UsageError("version", f"{name}@{alias} is v{previous} already")
     if require_better and previous is not None:
         _gate(repo, doc, version, version_of(doc, str(previous)), metric)
+    from gitml.check.core import refused, version_findings
+
+    findings = version_findings(repo, doc, version)
+    if findings and not allow_findings:
+        what = f"model {name}: v{version['version']} not promoted"
+        raise PromotionRefusedError(refused(findings, what, "--allow-findings"))
     message = f"model {name}: promote v{version['version']} to {alias}"
     message += f" (was v{previous})" if previous is not None else ""
+    allowed = [f"{f.rule}: {f.detail or f.subject}" for f in findings]
     _move(repo, file, doc, alias=alias, version=version["version"], previous=previous,
-          action="promote", reason=reason, message=message, commit=commit)  # fmt: skip
+          action="promote", reason=reason, message=message, commit=commit,
+          allowed_findings=allowed)  # fmt: skip
     return {"alias": alias, "version": version["version"], "previous": previous}
 
 
@@ -290,11 +304,12 @@ def _move(
     reason: str | None,
     message: str,
     commit: bool,
+    allowed_findings: list[str] | None = None,
 ) -> None:
     doc.setdefault("aliases", {})[alias] = version
     event = {"at": store.utcnow(), "by": git.identity(repo.root), "action": action,
              "alias": alias, "version": version, "previous": previous,
-             "reason": reason}  # fmt: skip
+             "reason": reason, "allowed_findings": allowed_findings or None}  # fmt: skip
     doc.setdefault("history", []).append(event)
     _save(repo, file, doc, message + (f": {reason}" if reason else ""), commit)
 

@@ -67,14 +67,30 @@ class LoadedModel:
         return int(self.version["version"])
 
 
-def load(repo: Repo, spec: str) -> LoadedModel:
-    """Resolve ``name@alias`` and load that version, refusing bytes that fail their md5."""
+def load(repo: Repo, spec: str, *, allow_findings: bool = False) -> LoadedModel:
+    """Resolve ``name@alias`` and load that version, refusing bytes that fail their md5.
+
+    The model file is scanned first (`gitml check`'s model checks): a file that would import
+    something dangerous, or cannot be read statically, is refused unless ``allow_findings``.
+    A training environment unlike this one is a warning on stderr.
+    """
+    import sys
+
     from gitml import registry
+    from gitml.check.core import SCAN_RULES, refused, version_findings
     from gitml.signature import load_verified_model
     from gitml.store import utcnow
 
     doc, version = registry.resolve(repo, spec)
     label = f"{doc['name']} v{version['version']} ({version['path']}, md5 {version['md5']})"
+    # Missing or corrupt bytes are refused below, by the md5 check of the bytes loaded.
+    findings = [f for f in version_findings(repo, doc, version) if "artifact" not in f.rule]
+    blocking = [f for f in findings if f.rule in SCAN_RULES]
+    if blocking and not allow_findings:
+        raise ModelLoadError(refused(blocking, f"{label}: refusing to load", "--allow-findings"))
+    for finding in findings:
+        if finding not in blocking or allow_findings:
+            print(f"gitml: warning: {finding.message} [{finding.rule}]", file=sys.stderr)
     try:
         model = load_verified_model(
             repo, version["md5"], version["size"], version.get("format", "joblib")
@@ -223,11 +239,12 @@ class ServingState:
     current: LoadedModel
     log: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    allow_findings: bool = False
 
     def reload(self) -> str | None:
         """Load the version the spec names now; a message if it changed, None if not."""
         try:
-            fresh = load(self.repo, self.spec)
+            fresh = load(self.repo, self.spec, allow_findings=self.allow_findings)
         except GitmlError as exc:
             return f"gitml serve: kept v{self.current.number}: {exc}"
         with self.lock:
@@ -302,6 +319,7 @@ def create_app(
     reload_on_promote: bool = False,
     max_body: int = MAX_BODY_BYTES,
     token: str | None = None,
+    allow_findings: bool = False,
 ) -> Any:
     """The FastAPI app serving ``spec`` (loads and verifies the model now).
 
@@ -317,8 +335,8 @@ def create_app(
 
     from gitml.monitor import RequestLog, requests_dir
 
-    loaded = load(repo, spec)
-    state = ServingState(repo, spec, loaded)
+    loaded = load(repo, spec, allow_findings=allow_findings)
+    state = ServingState(repo, spec, loaded, allow_findings=allow_findings)
     if log_requests:
         state.log = RequestLog(requests_dir(repo, loaded.name))
 
@@ -658,6 +676,7 @@ def serve(
     max_body: int = MAX_BODY_BYTES,
     access_log: bool = True,
     token: str | None = None,
+    allow_findings: bool = False,
 ) -> None:
     """Serve ``spec`` until interrupted; prints the URL (port 0 picks a free one)."""
     import socket
@@ -666,7 +685,7 @@ def serve(
 
     app = create_app(
         repo, spec, log_requests=log_requests, reload_on_promote=reload_on_promote,
-        max_body=max_body, token=token,
+        max_body=max_body, token=token, allow_findings=allow_findings,
     )  # fmt: skip
     current = app.state.gitml.current
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from gitml.errors import GitmlError
 from gitml.repo import Repo
 
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -53,7 +54,24 @@ def read_sample(repo: Repo, path: str, ref: dict[str, Any], rows: int = SAMPLE_R
 def infer(
     repo: Repo, record: dict[str, Any], path: str, artifact: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """The signature of the model a run saved at ``path``; None when it cannot be told."""
+    """The signature of the model a run saved at ``path``; None when it cannot be told.
+
+    The model is loaded to read it, so it is scanned first: a file `gitml check` finds unsafe
+    is never loaded, and gets no signature.
+    """
+    from gitml.check.core import file_findings
+
+    fmt = artifact.get("format", "joblib")
+    try:
+        findings = file_findings(repo, artifact["md5"], artifact["size"], fmt, path)
+    except GitmlError as exc:
+        findings, reason = [], str(exc)
+    else:
+        reason = ""
+    if findings or reason:
+        why = f"{findings[0].message} [{findings[0].rule}]" if findings else reason
+        print(f"gitml: note: no signature for {path}: not loaded: {why}", file=sys.stderr)
+        return None
     try:
         model = load_verified_model(
             repo, artifact["md5"], artifact["size"], artifact.get("format", "joblib")

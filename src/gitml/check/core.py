@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from gitml.check import files
-from gitml.check.pickles import PICKLE_FORMATS, TORCH_SUFFIXES, Issue
+from gitml.check.pickles import PICKLE_FORMATS, Issue
 from gitml.errors import GitmlError
 from gitml.repo import Repo
 
@@ -53,7 +53,9 @@ RULES: dict[str, tuple[str, str]] = {
                         "once committed."),
 }  # fmt: skip
 DEFAULT_ENV_PACKAGES = ("scikit-learn", "numpy", "pandas")
-MODEL_SUFFIXES = (".pkl", ".pickle", ".joblib", ".skops", *TORCH_SUFFIXES)
+# Files named so are scanned as models even when logged as plain files (.bin and .ckpt are not:
+# too many other things are called that).
+MODEL_SUFFIXES = (".pkl", ".pickle", ".joblib", ".skops", ".pt", ".pth")
 CHECKS = ("schema", "artifacts", "models", "environment", "secrets")
 
 
@@ -211,10 +213,8 @@ def _read_entry(entry: files.Entry, summary: str, seen: _Seen, report: bool) -> 
         seen.patches[folder] = entry.data
     elif kind == "model":
         seen.registry.append((entry, doc))
+        seen.refs += registry_refs(entry.path, doc, entry.blob)
         for v in doc["versions"]:
-            seen.refs.append(Ref(v["md5"], v["size"], entry.path, f"{doc['name']} v{v['version']}",
-                                 PurePosixPath(v["path"]).name, v.get("format", ""),
-                                 entry.blob, registry=True))  # fmt: skip
             for key, value in v.get("params", {}).items():
                 seen.values.append((entry.path, f"{doc['name']} v{v['version']}",
                                     f"params.{key}", value, entry.blob))  # fmt: skip
@@ -227,6 +227,13 @@ def _read_entry(entry: files.Entry, summary: str, seen: _Seen, report: bool) -> 
             seen.values.append((entry.path, f"run {doc.get('run', '')}", f"params.{key}",
                                 value, entry.blob))  # fmt: skip
     return []
+
+
+def registry_refs(path: str, doc: dict[str, Any], blob: str | None = None) -> list[Ref]:
+    """The model file of every version in the registry file ``path``."""
+    return [Ref(v["md5"], v["size"], path, f"{doc['name']} v{v['version']}",
+                PurePosixPath(v["path"]).name, v.get("format", "joblib"), blob, registry=True)
+            for v in doc["versions"]]  # fmt: skip
 
 
 def _run_refs(entry: files.Entry, doc: dict[str, Any], seen: _Seen) -> None:
@@ -440,6 +447,27 @@ def _model_finding(repo: Repo, first: Ref, uses: list[Ref], issue: Issue) -> Fin
                    line=_line_at(repo, first, first.md5))  # fmt: skip
 
 
+SCAN_RULES = ("unsafe-pickle", "unscannable-model", "untrusted-skops-type")
+
+
+def file_findings(repo: Repo, md5: str, size: int, fmt: str, path: str) -> list[Finding]:
+    """The model-file findings of one cached object (before gitml loads it to read it)."""
+    ref = Ref(md5, size, path, path, PurePosixPath(path).name, fmt)
+    trusted = repo.config.get("check", {}).get("trusted_types", [])
+    return [f for f in model_findings(repo, [ref], trusted=trusted) if f.fails]
+
+
+def refused(findings: list[Finding], what: str, flag: str) -> str:
+    """The one line that says why ``what`` is refused, and how to go ahead anyway."""
+    first = findings[0]
+    text = first.message
+    if first.subject and text.startswith(first.subject):
+        text = text.split(": ", 1)[-1]  # ``what`` names it already
+    more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
+    return (f"{what}: {text} [{first.rule}]{more}; `gitml check` lists the findings, "
+            f"{flag} goes ahead anyway")  # fmt: skip
+
+
 def version_findings(repo: Repo, doc: dict[str, Any], version: dict[str, Any]) -> list[Finding]:
     """What `gitml model promote` and `gitml serve` refuse in one registry version.
 
@@ -455,7 +483,7 @@ def version_findings(repo: Repo, doc: dict[str, Any], version: dict[str, Any]) -
         path,
         f"{doc['name']} v{version['version']}",
         PurePosixPath(version["path"]).name,
-        version.get("format", ""),
+        version.get("format", "joblib"),
         registry=True,
     )
     cache = HashCache(repo.cache_dir)

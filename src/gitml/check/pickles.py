@@ -62,10 +62,15 @@ def scanner_versions() -> str:
 
 
 def scan_file(path: Path, fmt: str, name: str) -> list[Issue]:
-    """The issues of the model file at ``path``, saved as ``fmt``; ``name`` is its file name."""
-    if fmt == "skops" or name.endswith(".skops"):
+    """The issues of the model file at ``path``; ``name`` is its file name.
+
+    ``fmt`` is how gitml loads it: joblib (which also reads plain pickles), skops, pickle; or
+    "" when it was logged as a plain file, when its name decides (PyTorch files go to
+    picklescan whole, which knows their zip and legacy layouts).
+    """
+    if fmt == "skops" or (not fmt and name.endswith(".skops")):
         return _scan_skops(path)
-    if name.endswith(TORCH_SUFFIXES) and _is_zip(path):
+    if not fmt and name.endswith(TORCH_SUFFIXES):
         return _picklescan_file(path)
     return _scan_pickle(path, joblib=fmt != "pickle")
 
@@ -87,12 +92,6 @@ def _scan_skops(path: Path) -> list[Issue]:
               "[check] trusted_types")
         for name in sorted(untrusted)
     ]  # fmt: skip
-
-
-def _is_zip(path: Path) -> bool:
-    import zipfile
-
-    return zipfile.is_zipfile(path)
 
 
 def _picklescan_file(path: Path) -> list[Issue]:

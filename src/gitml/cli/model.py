@@ -68,14 +68,19 @@ def register(run: str, name: str, path: str | None, description: str | None) -> 
               help="Refuse (exit 1) unless VERSION beats the alias's current version.")  # fmt: skip
 @click.option("--metric", help="The metric for --require-better  [default: [registry] metric]")
 @click.option("--reason", "-m", help="Why; goes into the commit message and the history.")
+@click.option("--allow-findings", is_flag=True,
+              help="Promote despite `gitml check` findings (kept in the history).")  # fmt: skip
 def promote(
     *, name: str, version: str, alias: str, require_better: bool, metric: str | None,
-    reason: str | None,
+    reason: str | None, allow_findings: bool,
 ) -> None:  # fmt: skip
     """Point an alias (default: production) at VERSION (a number, vN or latest) and commit.
 
     With --require-better the promotion is refused (exit 1) unless VERSION is better than the
     alias's current version on the metric, by its goal ([metrics.<name>] goal in config).
+    A version `gitml check` has findings for (its model file unsafe, unscannable, missing or
+    corrupt; trained with another scikit-learn, numpy or pandas than this environment has) is
+    refused too (exit 1), unless --allow-findings.
 
     \b
     Example:
@@ -86,7 +91,8 @@ def promote(
     from gitml.repo import Repo
 
     moved = registry.promote(Repo.find(), name, version, alias, require_better=require_better,
-                             metric=metric, reason=reason)  # fmt: skip
+                             metric=metric, reason=reason,
+                             allow_findings=allow_findings)  # fmt: skip
     was = f" (was v{moved['previous']})" if moved["previous"] else ""
     click.echo(f"{name}@{alias} -> v{moved['version']}{was}")
 

@@ -22,15 +22,18 @@ import click
 @click.option("--token-env", default="GITML_SERVE_TOKEN", show_default=True, metavar="VAR",
               help="When this environment variable is set, requests need "
                    "'Authorization: Bearer <its value>' (not /health, /ping).")  # fmt: skip
+@click.option("--allow-findings", is_flag=True,
+              help="Load a model file despite `gitml check` findings.")  # fmt: skip
 def serve(
     *, spec: str, host: str, port: int, reload_on_promote: bool, no_log: bool,
-    max_body_mb: float, quiet: bool, token_env: str,
+    max_body_mb: float, quiet: bool, token_env: str, allow_findings: bool,
 ) -> None:  # fmt: skip
     """Serve a registered model over HTTP: /predict, /invocations, /health, /metadata.
 
     The artifact's bytes are checked against the md5 the registry recorded before the model is
-    loaded; a mismatch refuses to start. Requests are validated against the model's signature
-    (422 naming the field at fault) and logged with their predictions to Parquet under
+    loaded, and the file is scanned for dangerous imports without loading it (as `gitml check`
+    does); a mismatch or a finding refuses to start. Requests are validated against the model's
+    signature (422 naming the field at fault) and logged with their predictions to Parquet under
     .gitml/monitor/<name>/requests/. /invocations takes MLflow's scoring-server bodies
     (dataframe_split, dataframe_records, instances, inputs, CSV), so MLflow clients work
     unchanged. The OpenAPI spec is at /openapi.json.
@@ -49,7 +52,7 @@ def serve(
     run_server(
         Repo.find(), spec, host=host, port=port, reload_on_promote=reload_on_promote,
         log_requests=not no_log, max_body=int(max_body_mb * 1024 * 1024), access_log=not quiet,
-        token=os.environ.get(token_env) or None,
+        token=os.environ.get(token_env) or None, allow_findings=allow_findings,
     )  # fmt: skip
 
 

@@ -45,9 +45,14 @@ def referenced_objects(repo: Repo) -> dict[str, list[tuple[str, str]]]:
     return found
 
 
-def push_runs(repo: Repo, *, remote: str | None = None) -> PushReport:
-    """Upload every object any run references; raise naming the run and path of any missing."""
-    refs = referenced_objects(repo)
+def push_runs(
+    repo: Repo, *, remote: str | None = None, refs: dict[str, list[tuple[str, str]]] | None = None
+) -> PushReport:
+    """Upload every object any run references; raise naming the run and path of any missing.
+
+    ``refs`` is `referenced_objects(repo)` when the caller has it already.
+    """
+    refs = referenced_objects(repo) if refs is None else refs
     report = push(repo.root, refs, remote=remote)
     if report.missing:
         missing = [(run, path, md5) for md5 in report.missing for run, path in refs[md5]]

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gitml.errors import GitmlError
 
@@ -75,10 +75,21 @@ def _pre_push(repo: Repo) -> int:
             print(message, file=sys.stderr)
             return 1
     has_runs = repo.runs_dir.is_dir() and any(repo.runs_dir.iterdir())
-    if not has_runs and not git_lines(repo.root, "ls-files", "-z", "*.dvc"):
+    pointers = git_lines(repo.root, "ls-files", "-z", "*.dvc")
+    if not has_runs and not pointers:
         return 0  # fast path: nothing gitml or DVC tracks
+    from gitml.data.sync import referenced_objects
+
+    refs = referenced_objects(repo)
+    unsafe = _model_findings(repo, refs, pointers)
+    if unsafe:
+        from gitml.check.core import refused
+
+        print(f"gitml pre-push: {refused(unsafe, 'push refused', 'git push --no-verify')}",
+              file=sys.stderr)  # fmt: skip
+        return 1
     try:
-        report = push_runs(repo)
+        report = push_runs(repo, refs=refs)
     except MissingArtifactsError as exc:
         print(f"gitml pre-push: push refused: {exc}", file=sys.stderr)
         return 1
@@ -88,6 +99,41 @@ def _pre_push(repo: Repo) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _model_findings(
+    repo: Repo, refs: dict[str, list[tuple[str, str]]], pointers: list[str]
+) -> list[Any]:
+    """`gitml check`'s model-file findings: what must not leave the machine.
+
+    Every model a run, registry version or `.dvc` pointer names is scanned; scans are cached by
+    md5, so a push only scans models it has not seen.
+    """
+    from gitml import registry
+    from gitml.check.core import Ref, is_model, model_findings, registry_refs
+    from gitml.data.add import parse_pointer
+
+    models = []
+    for md5, uses in refs.items():
+        for run, path in uses:
+            ref = Ref(md5, 0, f".gitml/runs/{run}/run.toml", f"run {run}: {path}",
+                      Path(path).name)  # fmt: skip
+            if is_model(ref):
+                models.append(ref)
+    for name in registry.names(repo):
+        doc = registry.load(repo, name)
+        models += registry_refs(repo.relpath(registry.registry_path(repo, name)), doc)
+    for pointer in pointers:
+        try:
+            md5 = parse_pointer((repo.root / pointer).read_text()).get("md5") or ""
+        except OSError:
+            continue
+        ref = Ref(md5, 0, pointer, f"outs {pointer[:-4]}", Path(pointer[:-4]).name)
+        if md5 and is_model(ref):
+            models.append(ref)
+    trusted = repo.config.get("check", {}).get("trusted_types", [])
+    found = model_findings(repo, models, fetch=False, trusted=trusted)
+    return [f for f in found if f.fails]
 
 
 def _restore_artifacts(repo: Repo) -> int:
