@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from gitml import store
 from gitml.errors import GitmlError
@@ -100,48 +99,29 @@ def _check_files(repo: Repo, contents: dict[str, bytes], summary: str) -> list[s
 
 
 def _check_one(repo: Repo, path: str, data: bytes, summary: str) -> None:
+    """Parse and validate one staged file (as `gitml check` does); its bytes must be cached."""
+    from gitml.check.files import kind_of, parse
     from gitml.data import cache_path
 
-    name = Path(path).name
-    if path.endswith(".dvc"):
-        from gitml.data.add import parse_pointer
-
-        md5 = parse_pointer(data.decode(errors="replace")).get("md5")
-        if md5 and not cache_path(repo.root, md5).is_file():
-            raise GitmlError(
-                f"{path}: points to md5 {md5[:8]}, which is not in the DVC cache; "
-                "run `dvc add` or `gitml pull` first"
-            )
+    kind = kind_of(path, summary)
+    if kind is None:
         return
-    if path.startswith(".gitml/runs/") and name == "run.toml":
-        record = _parsed(data, path, "run")
+    doc = parse(kind, path, data)
+    if kind in ("dvc", "dvc-lock"):
+        for out, ref in doc.items():
+            if not cache_path(repo.root, ref["md5"]).is_file():
+                raise GitmlError(
+                    f"{path}: {out} points to md5 {ref['md5'][:8]}, which is not in the DVC "
+                    "cache; run `dvc add` or `gitml pull` first"
+                )
+    elif kind == "run":
         for section in ("inputs", "outputs"):
-            for art, ref in record.get(section, {}).items():
+            for art, ref in doc.get(section, {}).items():
                 if not cache_path(repo.root, ref["md5"]).is_file():
                     raise GitmlError(
                         f"{path}: {section[:-1]} {art} (md5 {ref['md5'][:8]}) is not in the DVC "
                         "cache, so this commit could not be reproduced; re-run it, or `gitml pull`"
                     )
-    elif path.startswith(".gitml/models/") and path.endswith(".toml"):
-        doc = _parsed(data, path, "model")
-        numbers = {v["version"] for v in doc["versions"]}
-        for alias, number in doc["aliases"].items():
-            if number not in numbers:
-                raise GitmlError(f"{path}: field aliases.{alias}: v{number} is not a version")
-    elif path == ".gitml/config.toml":
-        _parsed(data, path, "config")
-    elif path == summary:
-        _parsed(data, path, "metrics-summary")
-    elif path.startswith(".gitml/runs/") and name == "metrics.parquet":
-        from gitml.tracking.journal import read_parquet
-
-        read_parquet(path, data)
-
-
-def _parsed(data: bytes, path: str, kind: str) -> dict[str, Any]:
-    parsed = store.parse_toml(data, source=path)
-    store.validate(kind, parsed, source=path)
-    return parsed
 
 
 def _refresh_summary(repo: Repo, contents: dict[str, bytes], summary: str) -> None:
