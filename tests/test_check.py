@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gitml.data import cache_path
-from tests.helpers import commit_all, git, gitml, run_ok
+from tests.helpers import commit_all, dvc, git, gitml, run_ok
 
 SARIF_SCHEMA = Path(__file__).parent / ".cache" / "sarif-schema-2.1.0.json"
 
@@ -276,3 +276,32 @@ def test_skops_untrusted_types_warn_until_the_team_trusts_them(project):
     config.write_text(config.read_text() + trust)
     code, report = _findings(root, "--only", "models")
     assert code == 0 and report["findings"] == []
+
+
+def test_objects_only_in_the_remote_pass_and_objects_nowhere_are_named(served, tmp_path):
+    import shutil
+
+    from gitml.data import cache_dir
+
+    remote = tmp_path / "remote-of-this-test"
+    dvc(served, "remote", "modify", "local", "url", str(remote))
+    assert gitml(served, "push").returncode == 0
+    shutil.rmtree(cache_dir(served))  # a fresh CI clone: nothing cached, all in the remote
+    code, report = _findings(served, "--only", "artifacts,models")
+    assert code == 0, report["findings"]
+    # the two models were downloaded to be scanned; the data is only known to be in the remote
+    assert report["counts"]["remote_only"] == 3 and report["counts"]["model_files"] == 2
+    version = _registry(served, "iris")["versions"][0]
+    assert cache_path(served, version["md5"]).is_file()
+
+    shutil.rmtree(remote)
+    shutil.rmtree(cache_dir(served))
+    code, report = _findings(served, "--only", "artifacts")
+    assert code == 1
+    missing = {f["detail"]: f for f in report["findings"]}
+    assert set(missing) == {v["md5"] for v in _registry(served, "iris")["versions"]} | {
+        next(iter(tomllib.loads(r.read_text())["outputs"].values()))["md5"]
+        for r in (served / ".gitml/runs").glob("*/run.toml")
+        if tomllib.loads(r.read_text()).get("name") == "prepare"
+    }
+    assert all(f["rule"] == "artifact-missing" for f in missing.values())

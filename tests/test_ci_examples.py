@@ -1,5 +1,6 @@
 """The CI templates in examples/ci/, run locally, step by step, in a real repository."""
 
+import json
 import os
 import re
 import shutil
@@ -71,3 +72,37 @@ def test_the_workflow_runs_in_order_on_a_pull_request(project, tmp_path, steps):
     assert "### gitml: `workspace` against `origin/main`" in comment
     assert "| accuracy | 0.9 | 0.95 | +0.05 | +5.56% | ▲ better |" in comment
     assert "<svg" in (root / "gitml-review" / "report.html").read_text()
+
+
+def test_the_check_workflow_uploads_sarif_even_when_the_check_fails(project):
+    from tests.test_check import EVIL_TRAIN
+
+    workflow = yaml.safe_load((EXAMPLES / "gitml-check.yml").read_text())
+    assert workflow["permissions"] == {"contents": "read", "security-events": "write"}
+    steps = workflow["jobs"]["check"]["steps"]
+    assert steps[0]["with"]["fetch-depth"] == 0
+    (check,) = [s for s in steps if s.get("id") == "check"]
+    (upload,) = [s for s in steps if "upload-sarif" in s.get("uses", "")]
+    assert upload["uses"].startswith("github/codeql-action/upload-sarif@")
+    assert upload["if"].startswith("always()")
+    output = check["run"].split("--output ")[1].split()[0]
+    assert upload["with"]["sarif_file"] == output
+    commands = [s["run"] for s in steps if "run" in s and "pip install" not in s["run"]]
+    assert commands == ["gitml init", check["run"]]
+
+    root = project.root
+    (root / "train.py").write_text(EVIL_TRAIN)
+    assert gitml(root, "run", "--", "python", "train.py").returncode == 0
+    commit_all(root, "a model that runs a shell command when loaded")
+    codes = []
+    for command in commands:
+        done = subprocess.run(["bash", "-c", command], cwd=root, capture_output=True, text=True,
+                              check=False)  # fmt: skip
+        codes.append(done.returncode)
+    assert codes == [0, 1], "the check step fails the job"
+    log = json.loads((root / output).read_text())
+    (result,) = log["runs"][0]["results"]
+    assert result["ruleId"] == "unsafe-pickle" and "posix.system" in result["message"]["text"]
+    location = result["locations"][0]["physicalLocation"]
+    run_file = location["artifactLocation"]["uri"]
+    assert run_file.startswith(".gitml/runs/") or run_file == "model.pkl.dvc"
