@@ -124,7 +124,7 @@ class _Seen:
 
     runs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     registry: list[tuple[files.Entry, dict[str, Any]]] = field(default_factory=list)
-    patches: dict[str, bytes] = field(default_factory=dict)  # run folder -> patch bytes
+    patches: dict[str, str] = field(default_factory=dict)  # run folder -> the patch's sha256
     refs: list[Ref] = field(default_factory=list)
     values: list[tuple[str, str, str, Any, str | None]] = field(default_factory=list)
     files: int = 0
@@ -154,12 +154,14 @@ def check(
     report = Report(target)
     seen = _Seen()
     summary = repo.tracking_setting("summary_file")
-    for entry in entries:
-        report.findings += _read_entry(entry, summary, seen, "schema" in wanted)
-    report.counts.update(files=seen.files, runs=len(seen.runs))
     settings = repo.config.get("check", {})
     cache = HashCache(repo.cache_dir)
     try:
+        reader = _Reader(cache, summary, seen)
+        for entry in entries:
+            found = reader.read(entry)
+            report.findings += found if "schema" in wanted else []
+        report.counts.update(files=seen.files, runs=len(seen.runs), parsed=reader.parsed)
         if "schema" in wanted:
             report.findings += _integrity(repo, seen)
         bad: set[str] = set()
@@ -193,24 +195,73 @@ def check(
 # -- reading the files --------------------------------------------------------------------------
 
 
-def _read_entry(entry: files.Entry, summary: str, seen: _Seen, report: bool) -> list[Finding]:
-    kind = files.kind_of(entry.path, summary)
-    if kind is None:
-        return []
-    seen.files += 1
-    try:
-        doc = files.parse(kind, entry.path, entry.data)
-    except GitmlError as exc:
-        if not report:
+class _Reader:
+    """Parses each file once.
+
+    A file whose bytes were parsed before (same path, same git blob id, same schemas) is taken
+    from the hash cache, so an unchanged repository is not parsed again.
+    """
+
+    def __init__(self, cache: Any, summary: str, seen: _Seen) -> None:
+        self.cache, self.summary, self.seen = cache, summary, seen
+        self.version = _parse_version()
+        self.parsed = 0  # files parsed now (the others came from the cache)
+
+    def read(self, entry: files.Entry) -> list[Finding]:
+        kind = files.kind_of(entry.path, self.summary)
+        if kind is None:
             return []
-        return [Finding(rule="schema", file=entry.path, message=_without(str(exc), entry.path),
-                        blob=entry.blob)]  # fmt: skip
+        self.seen.files += 1
+        blob = entry.blob or _git_blob_id(entry.data)
+        key = f"{self.version}\0{entry.path}\0{blob}"
+        kept = self.cache.parsed(key)
+        if kept is None:
+            kept = self._parse(kind, entry)
+            self.cache.keep_parsed(key, *kept)
+            self.parsed += 1
+        doc, error = kept
+        if error is not None:
+            return [Finding(rule="schema", file=entry.path, message=error, blob=entry.blob)]
+        _gather(kind, entry, doc, self.seen)
+        return []
+
+    @staticmethod
+    def _parse(kind: str, entry: files.Entry) -> tuple[Any, str | None]:
+        from gitml import store
+
+        try:
+            doc = files.parse(kind, entry.path, entry.data)
+        except GitmlError as exc:
+            return None, _without(str(exc), entry.path)
+        if kind == "patch":
+            return hashlib.sha256(entry.data).hexdigest(), None
+        if kind in ("metrics-parquet", "parquet"):
+            return True, None
+        return store.to_json_types(doc), None
+
+
+def _parse_version() -> str:
+    """What a cached parse depends on: gitml's version and the schemas' bytes."""
+    from gitml import __version__, store
+
+    digest = hashlib.sha1(__version__.encode(), usedforsecurity=False)
+    for name in sorted(store.SCHEMA_FILES.values()):
+        digest.update((store.schema_dir() / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _git_blob_id(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def _gather(kind: str, entry: files.Entry, doc: Any, seen: _Seen) -> None:
+    """Note what one parsed file says: runs, registry versions, references, param values."""
     folder = str(PurePosixPath(entry.path).parent)
     if kind == "run":
         seen.runs[doc["id"]] = (entry.path, doc)
         _run_refs(entry, doc, seen)
     elif kind == "patch":
-        seen.patches[folder] = entry.data
+        seen.patches[folder] = doc
     elif kind == "model":
         seen.registry.append((entry, doc))
         seen.refs += registry_refs(entry.path, doc, entry.blob)
@@ -226,7 +277,6 @@ def _read_entry(entry: files.Entry, summary: str, seen: _Seen, report: bool) -> 
         for key, value in doc.get("params", {}).items():
             seen.values.append((entry.path, f"run {doc.get('run', '')}", f"params.{key}",
                                 value, entry.blob))  # fmt: skip
-    return []
 
 
 def registry_refs(path: str, doc: dict[str, Any], blob: str | None = None) -> list[Ref]:
@@ -266,7 +316,7 @@ def _integrity(repo: Repo, seen: _Seen) -> list[Finding]:
                                  detail="code.patch", line=_line_of(repo, path, "patch"),
                                  message=f"{subject}: its code.patch is missing, so "
                                          "`gitml reproduce` cannot rebuild its code"))  # fmt: skip
-        elif hashlib.sha256(patch).hexdigest() != code.get("patch_sha256"):
+        elif patch != code.get("patch_sha256"):
             found.append(Finding(rule="record-integrity", file=f"{folder}/code.patch",
                                  subject=subject, detail="patch_sha256",
                                  message=f"{subject}: code.patch does not match the sha256 its "
@@ -512,17 +562,22 @@ def version_findings(repo: Repo, doc: dict[str, Any], version: dict[str, Any]) -
 
 
 def serving_versions(repo: Repo) -> dict[str, str]:
-    """The serving environment: `[check] serving_env` (a pip freeze file), else this Python's."""
-    conf = repo.config.get("check", {}).get("serving_env")
-    if conf:
-        return read_freeze(repo.root / conf, f"[check] serving_env {conf}")
+    """The serving environment's versions of the compared packages.
+
+    From `[check] serving_env` (a pip freeze file), else this Python's installed packages.
+    """
+    conf = repo.config.get("check", {})
+    if conf.get("serving_env"):
+        return read_freeze(repo.root / conf["serving_env"], f"[check] serving_env "
+                                                              f"{conf['serving_env']}")  # fmt: skip
     from importlib import metadata
 
     versions: dict[str, str] = {}
-    for dist in metadata.distributions():
-        name = dist.metadata["Name"]
-        if name:
-            versions.setdefault(_norm(name), dist.version)
+    for name in conf.get("env_packages", DEFAULT_ENV_PACKAGES):
+        try:
+            versions[_norm(name)] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
     return versions
 
 

@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS verified (
 CREATE TABLE IF NOT EXISTS scans (
     md5 TEXT NOT NULL, scanner TEXT NOT NULL, issues TEXT NOT NULL, PRIMARY KEY (md5, scanner)
 );
+CREATE TABLE IF NOT EXISTS parsed (key TEXT PRIMARY KEY, doc BLOB, error TEXT);
 """
 
 
@@ -66,6 +67,22 @@ class HashCache:
             self._db.execute("INSERT OR REPLACE INTO verified VALUES (?, ?, ?, ?, ?, ?)",
                              (str(path), actual, *key))  # fmt: skip
         return actual
+
+    def parsed(self, key: str) -> tuple[Any, str | None] | None:
+        """A file's parsed content (JSON types) or its error, if one with ``key`` was parsed."""
+        import orjson
+
+        row = self._db.execute("SELECT doc, error FROM parsed WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        return (None if row[0] is None else orjson.loads(row[0])), row[1]
+
+    def keep_parsed(self, key: str, doc: Any, error: str | None) -> None:
+        """Remember a file's parse: its content in JSON types, or the error."""
+        import orjson
+
+        blob = None if error is not None else orjson.dumps(doc)
+        self._db.execute("INSERT OR REPLACE INTO parsed VALUES (?, ?, ?)", (key, blob, error))
 
     def scan(self, md5: str, scanner: str) -> list[Any] | None:
         """The issues a scan of ``md5`` by ``scanner`` found, if it ran before."""

@@ -34,6 +34,9 @@ def summary(report: Report) -> str:
     """The closing line: findings by level, and what was looked at."""
     c = report.counts
     looked = ", ".join(f"{c[k]} {label}" for k, label in _COUNTED if k in c)
+    if "parsed" in c:
+        parsed = f" file(s) ({c['parsed']} parsed, the rest unchanged)"
+        looked = looked.replace(" file(s)", parsed, 1)
     if "hashed" in c:
         looked += f"; {c['hashed']} object(s) hashed, {c['hash_cache_hits']} unchanged since the "
         looked += "last check (hash cache)"
