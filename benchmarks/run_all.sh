@@ -15,6 +15,7 @@ if [ "$quick" = "--quick" ]; then
   run bench_drift.py --rows 100000
   run bench_import.py --runs 50 --steps 200
   run bench_scale.py --runs 10000 --commits 200 --repeat 3
+  run bench_check.py --runs 200 --artifacts 10 --mib 10 --repeat 3
 else
   run bench_core.py
   run bench_data.py
@@ -23,4 +24,5 @@ else
   run bench_drift.py
   run bench_import.py
   run bench_scale.py
+  run bench_check.py
 fi

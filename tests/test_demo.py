@@ -19,6 +19,7 @@ def test_demo_end_to_end(tmp_path):
     assert git(project, "status", "--porcelain") == "", "every run was committed"
     assert "wine@production -> v2 (was v1)" in done.stdout
     assert "wine@production -> v1 (rolled back from v2)" in done.stdout
+    assert "gitml check all history: ok: 0 error(s), 0 warning(s), 0 note(s)" in done.stdout
     assert git(project, "log", "--format=%s").count("model wine: ") == 8
     drift = done.stdout.split("$ gitml drift --reference wine@production --current requests")[1]
     drift = drift.split("$ cp wine-2.csv")[0]

@@ -39,8 +39,9 @@ def run_demo(*, workdir: Path | None, keep: bool, echo: Callable[[str], None]) -
 
     Trains three runs and commits each, pushes the bytes, shows the model's lineage, reproduces
     the second run from its commit, compares it with the first, writes the HTML report,
-    registers two models, promotes, rolls back, predicts in batch, serves the model over HTTP
-    on 127.0.0.1 and promotes it under the running server, and lists the runs.
+    registers two models, promotes, rolls back, checks every record, artifact and model file in
+    the history (`gitml check`), predicts in batch, serves the model over HTTP on 127.0.0.1 and
+    promotes it under the running server, and lists the runs.
     """
     temporary = workdir is None
     base = Path(tempfile.mkdtemp(prefix="gitml-demo-")) if workdir is None else workdir.resolve()
@@ -91,6 +92,7 @@ def _build(project: Path, *, remote: Path, echo: Callable[[str], None]) -> None:
                "-m", "more trees, better accuracy", show=True)  # fmt: skip
     step.gitml("model", "rollback", "wine", "-m", "demo: roll back", show=True)
     step.gitml("model", "history", "wine", show=True)
+    step.gitml("check", "--all-history", show=True)
     step.gitml("predict", "wine@production", "data/wine.csv", "-o", "../predictions.parquet",
                "--keep", "target", "--no-progress", show=True)  # fmt: skip
     _serve(step, project)

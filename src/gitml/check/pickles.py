@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import pickle
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -197,16 +198,9 @@ class _Walk:
         With ``arrays`` it is joblib's, which reads an array's bytes after its wrapper, else
         plain pickle's (as joblib reads its nested pickles).
         """
-        from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
+        from joblib.numpy_pickle import NumpyUnpickler
 
-        walk = self
-
-        class Skipper(NumpyArrayWrapper):  # type: ignore[misc]
-            """Takes an array's place: steps over its bytes instead of reading them."""
-
-            def read(self, unpickler: Any, ensure_native_byte_order: bool) -> Any:
-                walk.skip_array(self, unpickler.file_handle)
-                return _Stub()
+        skipper = _skipper_class()
 
         def find_class(module: str, name: str) -> Any:
             if (module, name) in _REAL:
@@ -214,7 +208,7 @@ class _Walk:
 
                 return numpy.dtype
             if arrays and (module, name) == ("joblib.numpy_pickle", "NumpyArrayWrapper"):
-                return Skipper
+                return skipper
             return _Stub
 
         def persistent_load(pid: Any) -> Any:
@@ -226,6 +220,7 @@ class _Walk:
             unpickler = pickle._Unpickler(handle)  # type: ignore[attr-defined]
         unpickler.find_class = find_class
         unpickler.persistent_load = persistent_load
+        unpickler.gitml_walk = self  # no class or closure holds the walk: freed on return
         return unpickler
 
     def skip_array(self, wrapper: Any, handle: io.BytesIO) -> None:
@@ -261,6 +256,20 @@ class _Walk:
             raise Unreadable(f"an array of {count * dtype.itemsize} bytes runs past the file's end")
         handle.seek(end)
         self.cuts.append((start, end, False))
+
+
+@cache
+def _skipper_class() -> type:
+    from joblib.numpy_pickle import NumpyArrayWrapper
+
+    class Skipper(NumpyArrayWrapper):  # type: ignore[misc]
+        """Takes an array's place: steps over its bytes instead of reading them."""
+
+        def read(self, unpickler: Any, ensure_native_byte_order: bool) -> Any:
+            unpickler.gitml_walk.skip_array(self, unpickler.file_handle)
+            return _Stub()
+
+    return Skipper
 
 
 class _Stub:
