@@ -187,7 +187,7 @@ def check(
         report.counts.update(hashed=cache.read, hash_cache_hits=cache.reused)
         cache.close()
     if all_history:
-        report.findings = _with_commits(repo, report.findings)
+        report.findings = _with_commits(repo, _once(report.findings))
     report.findings.sort(key=lambda f: (LEVELS.index(f.level), f.rule, f.file, f.subject))
     return report
 
@@ -734,6 +734,18 @@ def _line_of(repo: Repo, path: str, needle: str) -> int | None:
         if needle in line:
             return number
     return None
+
+
+def _once(findings: list[Finding]) -> list[Finding]:
+    """One finding per problem, where versions of a file repeat it.
+
+    A registry file's history holds every version's params again in each commit. History is
+    listed newest first, so the last version kept is the oldest: where the problem came in.
+    """
+    kept: dict[tuple[str, ...], Finding] = {}
+    for f in findings:
+        kept[(f.rule, f.file, f.subject, f.detail, f.message)] = f
+    return list(kept.values())
 
 
 def _with_commits(repo: Repo, findings: list[Finding]) -> list[Finding]:
