@@ -184,7 +184,8 @@ def check(
         if "secrets" in wanted:
             report.findings += _secrets(repo, seen)
     finally:
-        report.counts.update(hashed=cache.read, hash_cache_hits=cache.reused)
+        if wanted & {"artifacts", "models"}:
+            report.counts.update(hashed=cache.read, hash_cache_hits=cache.reused)
         cache.close()
     if all_history:
         report.findings = _with_commits(repo, _once(report.findings))
