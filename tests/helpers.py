@@ -82,3 +82,13 @@ TRAIN_IRIS = (
     "    run.log_metrics({'accuracy': model.score(X, y)})\n"
     "    run.log_model(model, 'model.pkl')\n"
 )
+
+
+def push_to_new_origin(root: Path, base: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """Add a fresh bare repository under ``base`` as origin and push main to it (hooks run)."""
+    origin = base / "origin.git"
+    git(base, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(root, "remote", "add", "origin", str(origin))
+    pushed = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=root,
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    return origin, pushed

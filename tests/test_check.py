@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gitml.data import cache_path
-from tests.helpers import commit_all, dvc, git, gitml, run_ok
+from tests.helpers import commit_all, dvc, git, gitml, push_to_new_origin, run_ok
 
 SARIF_SCHEMA = Path(__file__).parent / ".cache" / "sarif-schema-2.1.0.json"
 
@@ -132,11 +131,7 @@ def test_a_model_calling_os_system_is_reported_and_its_promotion_refused(evil, t
     served = gitml(evil, "serve", "evil@1", "--port", "0")
     assert served.returncode == 2 and "refusing to load" in served.stderr
 
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    git(evil, "remote", "add", "origin", str(origin))
-    pushed = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=evil,
-                            capture_output=True, text=True, check=False)  # fmt: skip
+    origin, pushed = push_to_new_origin(evil, tmp_path)
     assert pushed.returncode != 0
     assert "gitml pre-push: push refused" in pushed.stderr and "posix.system" in pushed.stderr
     assert git(origin, "branch") == "", "nothing reached the git remote"

@@ -3,7 +3,7 @@
 import json
 import subprocess
 
-from tests.helpers import commit_all, git, gitml
+from tests.helpers import commit_all, git, gitml, push_to_new_origin
 
 
 def _key(tmp_path, name):
@@ -48,11 +48,7 @@ def test_signed_promotions_pass_the_audit_unsigned_ones_break_it(served, tmp_pat
     table = gitml(served, "audit")
     assert table.returncode == 1 and "2 change(s) break the policy" in table.stdout
 
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    git(served, "remote", "add", "origin", str(origin))
-    push = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=served,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    _origin, push = push_to_new_origin(served, tmp_path)
     assert push.returncode != 0
     assert "gitml pre-push: push refused: iris production v1 -> v2 in" in push.stderr
     assert "not signed by an allowed signer (2 such change(s)" in push.stderr

@@ -19,8 +19,8 @@ def demo(workdir: Path | None, keep: bool) -> None:
     models to the remote, prints the model's lineage, reproduces the second run from its
     commit, compares it with the first (`gitml diff`), writes the HTML report, registers two
     models and promotes and rolls them back, checks the history's ML assets (`gitml check`),
-    predicts in batch, serves the model over HTTP on
-    127.0.0.1 while promoting it, then lists the runs from git history, best first.
+    predicts in batch, serves the model over HTTP on 127.0.0.1 while promoting it, then lists
+    the runs from git history, best first.
 
     \b
     Example:
