@@ -300,3 +300,17 @@ def test_objects_only_in_the_remote_pass_and_objects_nowhere_are_named(served, t
         if tomllib.loads(r.read_text()).get("name") == "prepare"
     }
     assert all(f["rule"] == "artifact-missing" for f in missing.values())
+
+
+def test_a_serving_environment_unlike_training_warns_on_predict_and_stops_promotion(served):
+    (served / "serving.txt").write_text("scikit-learn==0.24.2\nnumpy==1.19.5\npandas==1.1.5\n")
+    config = served / ".gitml/config.toml"
+    config.write_text(config.read_text() + '\n[check]\nserving_env = "serving.txt"\n')
+    done = gitml(served, "predict", "iris@production", "iris.csv", "-o", "out.parquet")
+    assert done.returncode == 0, done.stderr
+    assert "gitml: warning: iris v2 was trained with scikit-learn " in done.stderr
+    assert "serving has 0.24.2" in done.stderr and "[environment-mismatch]" in done.stderr
+    assert (served / "out.parquet").is_file()
+    refused = gitml(served, "model", "promote", "iris", "1", "--to", "staging")
+    assert refused.returncode == 1 and "[environment-mismatch]" in refused.stderr
+    assert "model iris: v1 not promoted: iris v1 was trained with scikit-learn" in refused.stderr

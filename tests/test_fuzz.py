@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gitml import store
+from gitml.check.files import parse
 from gitml.data.add import parse_pointer, pointer_md5
 from gitml.errors import GitmlError
 from gitml.profile import profile_frame, read_profile, write_profile
@@ -138,6 +139,7 @@ def test_dvc_pointers(tmp_path):
         tmp_path / "data.csv.dvc",
         pointer_md5,
         lambda p: parse_pointer(p.read_bytes().decode(errors="replace")),
+        lambda p: parse("dvc", "data.csv.dvc", p.read_bytes()),
     )
 
 
@@ -154,3 +156,24 @@ def test_where_parser():
         _only_own_errors(lambda: compile_where(text))
 
     check()
+
+
+def test_model_scan(tmp_path):
+    """A model file near a real joblib one: the scan ends in a verdict, never an exception,
+    and never runs anything the bytes name (it imports nothing but numpy.dtype)."""
+    import joblib
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from gitml.check.pickles import scan_file
+
+    model = LogisticRegression().fit(np.arange(20.0).reshape(10, 2), [0, 1] * 5)
+    good = tmp_path / "good.joblib"
+    joblib.dump({"model": model, "weights": np.ones(8)}, good)
+    assert scan_file(good, "joblib", good.name) == []
+
+    def scanned(path):
+        issues = scan_file(path, "joblib", path.name)
+        assert all(i.rule in ("unsafe-pickle", "unscannable-model") for i in issues), issues
+
+    _fuzz_file("model.joblib", good.read_bytes(), tmp_path / "model.joblib", scanned)

@@ -44,8 +44,12 @@ def predict_file(
     proba: bool = False,
     keep: tuple[str, ...] = (),
     progress: bool | None = None,
+    allow_findings: bool = False,
 ) -> BatchResult:
-    """Predict every row of ``source`` with ``spec``'s model and write ``output``."""
+    """Predict every row of ``source`` with ``spec``'s model and write ``output``.
+
+    The model file is scanned before it is loaded, as `gitml serve` does (`serve.load`).
+    """
     from gitml.serve import load
 
     for path, what in ((source, "input"), (output, "--output")):
@@ -55,7 +59,7 @@ def predict_file(
         raise UsageError("input", f"{source}: no such file")
     if chunk_rows < 1:
         raise UsageError("--chunk-rows", f"{chunk_rows}: give a positive number of rows")
-    loaded = load(repo, spec)
+    loaded = load(repo, spec, allow_findings=allow_findings)
     model = loaded.model
     if proba and not hasattr(model, "predict_proba"):
         raise UsageError("--proba", f"{type(model).__name__} has no predict_proba")

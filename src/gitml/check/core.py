@@ -512,8 +512,11 @@ def refused(findings: list[Finding], what: str, flag: str) -> str:
     """The one line that says why ``what`` is refused, and how to go ahead anyway."""
     first = findings[0]
     text = first.message
-    if first.subject and text.startswith(first.subject):
-        text = text.split(": ", 1)[-1]  # ``what`` names it already
+    rest = text.removeprefix(first.subject) if first.subject else text
+    if rest.startswith(": "):  # "wine v2: ...": ``what`` names it already
+        text = rest[2:]
+    elif rest.startswith(" (") and "): " in rest:  # "wine v2 (model.pkl, md5 ...): ..."
+        text = rest.split("): ", 1)[1]
     more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
     return (f"{what}: {text} [{first.rule}]{more}; `gitml check` lists the findings, "
             f"{flag} goes ahead anyway")  # fmt: skip

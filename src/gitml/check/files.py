@@ -121,7 +121,10 @@ def _dvc_outs(path: str, data: bytes) -> dict[str, dict[str, Any]]:
             continue  # not yet hashed (`dvc add --no-commit`)
         if not isinstance(md5, str) or len(md5.removesuffix(".dir")) != 32:
             raise SchemaError(path, f"outs.{i}.md5", f"{md5!r} is not an md5")
-        ref = {"md5": md5, "size": int(out.get("size") or 0)}
+        size = out.get("size", 0)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise SchemaError(path, f"outs.{i}.size", f"{size!r} is not a size in bytes")
+        ref = {"md5": md5, "size": size}
         found[(folder / out["path"]).as_posix().removeprefix("./")] = ref
     return found
 

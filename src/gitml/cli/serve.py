@@ -68,16 +68,19 @@ def serve(
               help="Rows predicted at a time; memory grows with it, not the input.")  # fmt: skip
 @click.option("--progress/--no-progress", default=None,
               help="The progress bar  [default: on a terminal]")  # fmt: skip
+@click.option("--allow-findings", is_flag=True,
+              help="Load a model file despite `gitml check` findings.")  # fmt: skip
 def predict(
     *, spec: str, source: Path, output: Path, proba: bool, keep: tuple[str, ...],
-    chunk_rows: int, progress: bool | None,
+    chunk_rows: int, progress: bool | None, allow_findings: bool,
 ) -> None:  # fmt: skip
     """Predict every row of a CSV or Parquet file with a registered model, in chunks.
 
     The input is streamed a chunk at a time, so memory stays flat on files larger than RAM.
     Each chunk is checked against the model's signature (its feature columns must be there;
     other columns are ignored unless kept). The output has a prediction column, in input
-    order, and is written whole or not at all.
+    order, and is written whole or not at all. The model file is scanned before it is loaded,
+    as `gitml serve` does.
 
     \b
     Example:
@@ -89,7 +92,7 @@ def predict(
 
     result = predict_file(
         Repo.find(), spec, source, output, chunk_rows=chunk_rows, proba=proba, keep=keep,
-        progress=progress,
+        progress=progress, allow_findings=allow_findings,
     )  # fmt: skip
     rate = result.rows / result.seconds if result.seconds else 0.0
     click.echo(

@@ -46,11 +46,16 @@ def parse_lock(
     return inputs, outs
 
 
-def _artifact(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    md5 = entry.get("md5")
+def _artifact(entry: Any) -> dict[str, dict[str, Any]]:
+    md5 = entry.get("md5") if isinstance(entry, dict) else None
     if not isinstance(md5, str) or "path" not in entry:
         return {}
-    ref: dict[str, Any] = {"md5": md5, "size": int(entry.get("size", 0))}
+    ref: dict[str, Any] = {"md5": md5, "size": _count(entry.get("size", 0))}
     if "nfiles" in entry:
-        ref["nfiles"] = int(entry["nfiles"])
+        ref["nfiles"] = _count(entry["nfiles"])
     return {str(entry["path"]): ref}
+
+
+def _count(value: Any) -> int:
+    """A size or file count from YAML: a non-negative integer, else 0 (DVC re-hashes it)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
