@@ -122,12 +122,26 @@ class Ref:
 class _Seen:
     """What the files of the checked revision say, gathered in one pass."""
 
-    runs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    allowed: tuple[str, ...] | None = None  # secret-looking names allowed; None: no secrets check
+    runs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # env and code
     registry: list[tuple[files.Entry, dict[str, Any]]] = field(default_factory=list)
     patches: dict[str, str] = field(default_factory=dict)  # run folder -> the patch's sha256
     refs: list[Ref] = field(default_factory=list)
-    values: list[tuple[str, str, str, Any, str | None]] = field(default_factory=list)
+    secrets: list[Finding] = field(default_factory=list)
     files: int = 0
+
+    def value(self, path: str, subject: str, key: str, value: Any, blob: str | None) -> None:
+        """Judge one param or tag value now (keeping every value of 100,000 runs costs memory)."""
+        if self.allowed is None:
+            return
+        from gitml.secrets import masked, secret_kind
+
+        kind = secret_kind(key.partition(".")[2], value, allowed=self.allowed)
+        if kind is not None:
+            self.secrets.append(Finding(
+                rule="secret", file=path, subject=subject, detail=key, blob=blob,
+                message=f"{subject}: {key} = {masked(value)!r} looks like a credential ({kind}); "
+                        "revoke it, and rewrite or redact the record"))  # fmt: skip
 
 
 def check(
@@ -152,7 +166,8 @@ def check(
     else:
         target, entries = "working tree", files.working_tree(repo)
     report = Report(target)
-    seen = _Seen()
+    allowed = repo.tracking_setting("allow_params") or []
+    seen = _Seen(allowed=tuple(allowed) if "secrets" in wanted else None)
     summary = repo.tracking_setting("summary_file")
     settings = repo.config.get("check", {})
     cache = HashCache(repo.cache_dir)
@@ -259,7 +274,10 @@ def _gather(kind: str, entry: files.Entry, doc: Any, seen: _Seen) -> None:
     """Note what one parsed file says: runs, registry versions, references, param values."""
     folder = str(PurePosixPath(entry.path).parent)
     if kind == "run":
-        seen.runs[doc["id"]] = (entry.path, doc)
+        seen.runs[doc["id"]] = (
+            entry.path,
+            {"env": doc.get("env", {}), "code": doc.get("code", {})},
+        )
         _run_refs(entry, doc, seen)
     elif kind == "patch":
         seen.patches[folder] = doc
@@ -268,16 +286,16 @@ def _gather(kind: str, entry: files.Entry, doc: Any, seen: _Seen) -> None:
         seen.refs += registry_refs(entry.path, doc, entry.blob)
         for v in doc["versions"]:
             for key, value in v.get("params", {}).items():
-                seen.values.append((entry.path, f"{doc['name']} v{v['version']}",
-                                    f"params.{key}", value, entry.blob))  # fmt: skip
+                seen.value(entry.path, f"{doc['name']} v{v['version']}", f"params.{key}", value,
+                           entry.blob)  # fmt: skip
     elif kind in ("dvc", "dvc-lock"):
         for path, ref in doc.items():
             seen.refs.append(Ref(ref["md5"], ref["size"], entry.path, f"outs {path}",
                                  PurePosixPath(path).name, "", entry.blob))  # fmt: skip
     elif kind == "metrics-summary":
         for key, value in doc.get("params", {}).items():
-            seen.values.append((entry.path, f"run {doc.get('run', '')}", f"params.{key}",
-                                value, entry.blob))  # fmt: skip
+            seen.value(entry.path, f"run {doc.get('run', '')}", f"params.{key}", value,
+                       entry.blob)  # fmt: skip
 
 
 def registry_refs(path: str, doc: dict[str, Any], blob: str | None = None) -> list[Ref]:
@@ -296,7 +314,7 @@ def _run_refs(entry: files.Entry, doc: dict[str, Any], seen: _Seen) -> None:
                                  entry.blob))  # fmt: skip
     for ns in ("params", "tags"):
         for key, value in doc.get(ns, {}).items():
-            seen.values.append((entry.path, run, f"{ns}.{key}", value, entry.blob))
+            seen.value(entry.path, run, f"{ns}.{key}", value, entry.blob)
 
 
 def _without(message: str, path: str) -> str:
@@ -708,21 +726,9 @@ def _run_record(repo: Repo, run_id: str, seen: _Seen) -> dict[str, Any] | None:
 
 
 def _secrets(repo: Repo, seen: _Seen) -> list[Finding]:
-    from gitml.secrets import masked, secret_kind
-
-    allowed = repo.tracking_setting("allow_params") or []
-    found = []
-    for path, subject, key, value, blob in seen.values:
-        name = key.partition(".")[2]
-        kind = secret_kind(name, value, allowed=allowed)
-        if kind is None:
-            continue
-        found.append(Finding(
-            rule="secret", file=path, subject=subject, detail=key, blob=blob,
-            line=_line_of(repo, path, name) if blob is None else None,
-            message=f"{subject}: {key} = {masked(value)!r} looks like a credential ({kind}); "
-                    "revoke it, and rewrite or redact the record"))  # fmt: skip
-    return found
+    """The secrets found while reading, at their lines in working-tree files."""
+    return [replace(f, line=_line_of(repo, f.file, f.detail.partition(".")[2])) if f.blob is None
+            else f for f in seen.secrets]  # fmt: skip
 
 
 # -- where ----------------------------------------------------------------------------------------
