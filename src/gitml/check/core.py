@@ -364,7 +364,7 @@ def _artifacts(
     found: list[Finding] = []
     bad: set[str] = set()
     absent: list[str] = []
-    for md5, uses in sorted(by_md5.items()):
+    for md5, uses in _progress(sorted(by_md5.items()), "verifying objects"):
         path = cache_path(repo.root, md5)
         if not path.is_file():
             absent.append(md5)
@@ -387,6 +387,17 @@ def _artifacts(
                                     "push it from a clone that has it, or re-run"))  # fmt: skip
     counts.update(artifacts=len(by_md5), remote_only=len(in_remote))
     return found, bad
+
+
+def _progress(items: list[Any], what: str) -> Any:
+    """``items``, with a progress bar on a terminal when there are many."""
+    import sys
+
+    if len(items) < 100 or not sys.stderr.isatty():
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=f"gitml check: {what}", unit="object", leave=False)
 
 
 def _dir_parts(manifest: Path, ref: Ref) -> Iterator[Ref]:
