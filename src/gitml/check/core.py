@@ -186,9 +186,9 @@ def check(
             report.findings += found
         if "models" in wanted:
             models = [r for r in seen.refs if is_model(r) and r.md5 not in bad]
+            trusted = settings.get("trusted_types", [])
             report.findings += model_findings(repo, models, cache=cache, remote=remote,
-                                              fetch=fetch, trusted=settings.get("trusted_types",
-                                              []), counts=report.counts,
+                                              fetch=fetch, trusted=trusted, counts=report.counts,
                                               verified=True)  # fmt: skip
         if "environment" in wanted:
             current = _current_registry(repo, seen) if all_history else seen.registry
