@@ -289,6 +289,17 @@ def test_objects_only_in_the_remote_pass_and_objects_nowhere_are_named(served, t
     version = _registry(served, "iris")["versions"][0]
     assert cache_path(served, version["md5"]).is_file()
 
+    # The remote's copy of a model is damaged: fetched to be scanned, it is found out.
+    cache_path(served, version["md5"]).unlink()
+    copy = remote / "files" / "md5" / version["md5"][:2] / version["md5"][2:]
+    copy.chmod(0o644)
+    copy.write_bytes(copy.read_bytes()[:-1] + b"?")
+    copy.chmod(0o444)  # read-only, as DVC leaves objects it verified: DVC trusts it unread
+    code, report = _findings(served, "--only", "artifacts,models")
+    (finding,) = report["findings"]
+    assert code == 1 and finding["rule"] == "artifact-corrupt" and finding["subject"] == "iris v1"
+    assert "the remote's copy of object" in finding["message"]
+
     shutil.rmtree(remote)
     shutil.rmtree(cache_dir(served))
     code, report = _findings(served, "--only", "artifacts")

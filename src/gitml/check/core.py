@@ -488,10 +488,11 @@ def model_findings(
     try:
         for md5, uses in sorted(by_md5.items()):
             path = cache_path(repo.root, md5)
-            if not path.is_file():
-                continue  # reported by the artifact check
-            if not verified and cache.md5(path) != md5:
-                continue  # corrupt: reported by the artifact check, never scanned as the model
+            unready = _not_scannable(repo, cache, path, uses, fetched=fetch and md5 in missing,
+                                     verified=verified)  # fmt: skip
+            if unready is not None:
+                found += unready
+                continue
             first = _first(uses)
             issues, fresh = _scan_cached(cache, scanner, path, first)
             scanned += fresh
@@ -505,6 +506,27 @@ def model_findings(
     if counts is not None:
         counts.update(model_files=len(by_md5), model_scans=scanned)
     return found
+
+
+def _not_scannable(
+    repo: Repo, cache: Any, path: Path, uses: list[Ref], *, fetched: bool, verified: bool
+) -> list[Finding] | None:
+    """None when the cached object at ``path`` holds its md5's bytes, else findings saying why.
+
+    The findings are empty when the artifact check reported the object already.
+    """
+    md5 = uses[0].md5
+    if not path.is_file():
+        if not fetched:
+            return []  # the artifact check named it missing
+        why = f"object {md5} could not be fetched from the remote to be scanned"
+        return [_about(repo, uses, "artifact-missing", md5, why)]
+    if (fetched or not verified) and (actual := cache.md5(path)) != md5:
+        if not fetched:
+            return []  # the artifact check named it corrupt
+        why = f"the remote's copy of object {md5} is corrupted: its bytes hash to {actual}"
+        return [_about(repo, uses, "artifact-corrupt", md5, why)]
+    return None
 
 
 def _scan_cached(cache: Any, scanner: str, path: Path, ref: Ref) -> tuple[list[Issue], bool]:
