@@ -325,3 +325,35 @@ def test_a_serving_environment_unlike_training_warns_on_predict_and_stops_promot
     refused = gitml(served, "model", "promote", "iris", "1", "--to", "staging")
     assert refused.returncode == 1 and "[environment-mismatch]" in refused.stderr
     assert "model iris: v1 not promoted: iris v1 was trained with scikit-learn" in refused.stderr
+
+
+def test_findings_the_team_accepts_pass_and_show_as_dismissed_in_sarif(evil):
+    import jsonschema
+
+    config = evil / ".gitml/config.toml"
+    config.write_text(config.read_text() + (
+        '\n[[check.ignore]]\nrule = "unsafe-pickle"\nfile = ".gitml/models/*.toml"\n'
+        'detail = "posix.system"\nreason = "a red-team fixture, never served"\n'))  # fmt: skip
+    done = _check(evil)
+    assert done.returncode == 0, done.stdout
+    assert "0 error(s), 0 warning(s), 0 note(s), 1 accepted by [check] ignore" in done.stdout
+    code, report = _findings(evil)
+    (finding,) = report["findings"]
+    assert code == 0 and finding["suppressed"] == "a red-team fixture, never served"
+    out = evil / "accepted.sarif"
+    assert gitml(evil, "check", "-f", "sarif", "-o", str(out)).returncode == 0
+    log = json.loads(out.read_text())
+    (result,) = log["runs"][0]["results"]
+    assert result["suppressions"] == [
+        {"kind": "external", "justification": "a red-team fixture, never served"}
+    ]
+    if SARIF_SCHEMA.is_file():
+        schema = json.loads(SARIF_SCHEMA.read_text())
+        assert list(jsonschema.Draft7Validator(schema).iter_errors(log)) == []
+    # accepted in the committed config: promotion goes through without --allow-findings
+    commit_all(evil, "accept the fixture")
+    assert gitml(evil, "model", "promote", "evil", "1", "--to", "staging").returncode == 0
+    # a rule that names another detail accepts nothing
+    config.write_text(config.read_text().replace('detail = "posix.system"', 'detail = "x.y"'))
+    assert _check(evil).returncode == 1
+    assert not (evil / "PWNED").exists()

@@ -71,6 +71,7 @@ class Finding:
     line: int | None = None
     commit: str | None = None  # with --all-history: a commit that wrote the file
     blob: str | None = None
+    suppressed: str | None = None  # the reason, when `[check] ignore` accepts it
 
     @property
     def level(self) -> str:
@@ -79,14 +80,14 @@ class Finding:
 
     @property
     def fails(self) -> bool:
-        """Whether it makes the check fail (errors and warnings; notes only inform)."""
-        return self.level != "note"
+        """Whether it makes the check fail: errors and warnings the team did not accept."""
+        return self.level != "note" and self.suppressed is None
 
     def to_json(self) -> dict[str, Any]:
         """The finding as a JSON object."""
         out = {"rule": self.rule, "level": self.level, "file": self.file, "line": self.line,
                "subject": self.subject, "detail": self.detail, "message": self.message,
-               "commit": self.commit}  # fmt: skip
+               "commit": self.commit, "suppressed": self.suppressed}  # fmt: skip
         return {k: v for k, v in out.items() if v not in (None, "")}
 
 
@@ -204,6 +205,7 @@ def check(
         cache.close()
     if all_history:
         report.findings = _with_commits(repo, _once(report.findings))
+    report.findings = accepted(repo, report.findings)
     report.findings.sort(key=lambda f: (LEVELS.index(f.level), f.rule, f.file, f.subject))
     return report
 
@@ -552,11 +554,32 @@ def _model_finding(repo: Repo, first: Ref, uses: list[Ref], issue: Issue) -> Fin
 SCAN_RULES = ("unsafe-pickle", "unscannable-model", "untrusted-skops-type")
 
 
+def accepted(repo: Repo, findings: list[Finding]) -> list[Finding]:
+    """``findings``, those `[check] ignore` accepts marked suppressed (with its reason)."""
+    from fnmatch import fnmatchcase
+
+    rules = repo.config.get("check", {}).get("ignore", [])
+    if not rules:
+        return findings
+
+    def reason(f: Finding) -> str | None:
+        for rule in rules:
+            if (
+                rule["rule"] == f.rule
+                and fnmatchcase(f.file, rule.get("file", "*"))
+                and all(rule.get(k) in (None, getattr(f, k)) for k in ("subject", "detail"))
+            ):
+                return str(rule["reason"])
+        return None
+
+    return [replace(f, suppressed=reason(f)) for f in findings]
+
+
 def file_findings(repo: Repo, md5: str, size: int, fmt: str, path: str) -> list[Finding]:
     """The model-file findings of one cached object (before gitml loads it to read it)."""
     ref = Ref(md5, size, path, path, PurePosixPath(path).name, fmt)
     trusted = repo.config.get("check", {}).get("trusted_types", [])
-    return [f for f in model_findings(repo, [ref], trusted=trusted) if f.fails]
+    return [f for f in accepted(repo, model_findings(repo, [ref], trusted=trusted)) if f.fails]
 
 
 def refused(findings: list[Finding], what: str, flag: str) -> str:
@@ -610,7 +633,7 @@ def version_findings(repo: Repo, doc: dict[str, Any], version: dict[str, Any]) -
     packages = repo.config.get("check", {}).get("env_packages", DEFAULT_ENV_PACKAGES)
     found += _version_env(repo, path, ref.subject, version, record,
                           against=(serving_versions(repo), packages))  # fmt: skip
-    return [f for f in found if f.fails]
+    return [f for f in accepted(repo, found) if f.fails]
 
 
 # -- environment --------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ def table(report: Report) -> str:
     """One line per finding (``file:line: level: message [rule]``), then a summary line."""
     lines = []
     for f in report.findings:
+        if f.suppressed is not None:
+            continue  # counted in the summary; --format json lists them with their reasons
         where = f"{f.file}:{f.line}" if f.line else f.file
         at = f" (commit {f.commit[:10]})" if f.commit else ""
         lines.append(f"{where}{at}: {f.level}: {f.message} [{f.rule}]")
@@ -42,8 +44,10 @@ def summary(report: Report) -> str:
         looked += "last check (hash cache)"
     if c.get("remote_only"):
         looked += f"; {c['remote_only']} only in the remote"
-    levels = [f"{sum(f.level == lv for f in report.findings)} {lv}(s)"
-              for lv in ("error", "warning", "note")]  # fmt: skip
+    shown = [f for f in report.findings if f.suppressed is None]
+    levels = [f"{sum(f.level == lv for f in shown)} {lv}(s)" for lv in ("error", "warning", "note")]
+    if len(shown) < len(report.findings):
+        levels.append(f"{len(report.findings) - len(shown)} accepted by [check] ignore")
     verdict = "FAILED" if report.failed else "ok"
     return f"gitml check {report.target}: {verdict}: {', '.join(levels)}; checked {looked}"
 
@@ -110,6 +114,8 @@ def _result(f: Finding, index: int) -> dict[str, Any]:
                                     ("commit", f.commit)) if v}  # fmt: skip
     if properties:
         result["properties"] = properties
+    if f.suppressed is not None:  # code scanning shows it as dismissed, with the reason
+        result["suppressions"] = [{"kind": "external", "justification": f.suppressed}]
     return result
 
 

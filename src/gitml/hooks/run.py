@@ -110,7 +110,7 @@ def _model_findings(
     md5, so a push only scans models it has not seen.
     """
     from gitml import registry
-    from gitml.check.core import Ref, is_model, model_findings, registry_refs
+    from gitml.check.core import Ref, accepted, is_model, model_findings, registry_refs
     from gitml.data.add import parse_pointer
 
     models = []
@@ -133,7 +133,7 @@ def _model_findings(
             models.append(ref)
     trusted = repo.config.get("check", {}).get("trusted_types", [])
     found = model_findings(repo, models, fetch=False, trusted=trusted)
-    return [f for f in found if f.fails]
+    return [f for f in accepted(repo, found) if f.fails]
 
 
 def _restore_artifacts(repo: Repo) -> int:
