@@ -94,3 +94,33 @@ def test_skops_files_list_their_untrusted_types(forest, tmp_path):
     assert issues, "a fitted forest needs sklearn.tree._tree.Tree trusted"
     sio.dump(make_pipeline(StandardScaler()).fit(np.ones((3, 2))), path)
     assert scan_file(path, "skops", path.name) == []
+
+
+def test_array_bytes_that_pickle_load_would_run_are_found(tmp_path):
+    """joblib writing to a stream without tell() leaves out the alignment padding, so the
+    array's bytes follow its wrapper's opcodes directly: `pickle.load` would run them."""
+    import io
+
+    class Sink(io.RawIOBase):
+        def __init__(self):
+            self.data = bytearray()
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            self.data += b
+            return len(b)
+
+        def tell(self):
+            raise io.UnsupportedOperation
+
+    ops = b"cposix\nsystem\n(S'touch PWNED'\ntR."
+    sink = Sink()
+    joblib.dump([np.frombuffer(ops, dtype=np.uint8).copy()], sink)
+    path = tmp_path / "model.joblib"
+    path.write_bytes(bytes(sink.data))
+    (issue,) = scan_file(path, "joblib", path.name)
+    assert (issue.rule, issue.detail) == ("unsafe-pickle", "posix.system")
+    assert "when read with pickle.load" in issue.message
+    assert joblib.load(path)[0].tobytes() == ops, "to joblib it is only an array"

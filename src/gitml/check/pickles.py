@@ -121,6 +121,15 @@ def _scan_pickle(path: Path, *, joblib: bool) -> list[Issue]:
             return [Issue("unscannable-model", "picklescan could not parse its opcodes",
                           "picklescan could not read its pickle opcodes to the end")]  # fmt: skip
         issues += _dangerous(result)
+    if joblib and len(streams[0]) < len(data):
+        # Read as `pickle.load` would, array bytes are opcodes: a file can be harmless to
+        # joblib and still call something for whoever unpickles it. picklescan stops at the
+        # first byte that is no opcode, which in a file joblib wrote is the alignment padding.
+        plain = scan_pickle_bytes(io.BytesIO(data), str(path), multiple_pickles=False)
+        known = {i.detail for i in issues}
+        issues += [Issue(i.rule, i.detail, f"{i.message} when read with pickle.load (its "
+                                           "array bytes are pickle opcodes)")
+                   for i in _dangerous(plain) if i.detail not in known]  # fmt: skip
     return sorted(set(issues), key=lambda i: i.detail)
 
 
