@@ -75,6 +75,8 @@ def test_plain_pickles_and_files_that_cannot_be_read(forest, tmp_path):
         "garbage": bytes(range(256)) * 4,
         "empty": b"",
         "trailing": data + b"\x80\x04junk after the end",
+        # joblib.load would np.load(allow_pickle=True) the file an old-format wrapper names
+        "side-file": b"\x80\x02cjoblib.numpy_pickle_compat\nNDArrayWrapper\n)\x81}b.",
     }
     for name, content in cases.items():
         path = tmp_path / f"{name}.joblib"
@@ -82,6 +84,8 @@ def test_plain_pickles_and_files_that_cannot_be_read(forest, tmp_path):
         issues = scan_file(path, "joblib", path.name)
         assert [i.rule for i in issues] == ["unscannable-model"], (name, issues)
         assert issues[0].message.startswith("not a pickle that can be read statically")
+    side = scan_file(tmp_path / "side-file.joblib", "joblib", "side-file.joblib")[0]
+    assert "a joblib < 0.10 array kept in another file" in side.detail
 
 
 def test_skops_files_list_their_untrusted_types(forest, tmp_path):

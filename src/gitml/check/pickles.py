@@ -32,6 +32,7 @@ PICKLE_FORMATS = ("joblib", "pickle")
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 _REAL = {("numpy", "dtype"), ("numpy.core.multiarray", "dtype"),
          ("numpy._core.multiarray", "dtype")}  # fmt: skip
+_SIDE_FILES = ("NDArrayWrapper", "ZNDArrayWrapper")  # joblib < 0.10: arrays in other files
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,9 @@ class _Walk:
         skipper = _skipper_class()
 
         def find_class(module: str, name: str) -> Any:
+            if module == "joblib.numpy_pickle_compat" or name in _SIDE_FILES:
+                # joblib.load would open the file these name, with pickles allowed
+                raise Unreadable(f"{module}.{name}: a joblib < 0.10 array kept in another file")
             if (module, name) in _REAL:
                 import numpy
 
