@@ -106,3 +106,6 @@ def test_the_check_workflow_uploads_sarif_even_when_the_check_fails(project):
     location = result["locations"][0]["physicalLocation"]
     run_file = location["artifactLocation"]["uri"]
     assert run_file.startswith(".gitml/runs/") or run_file == "model.pkl.dvc"
+    # --all-history reads git blobs; the working tree holds the same version: the line is known
+    line = (root / run_file).read_text().splitlines()[location["region"]["startLine"] - 1]
+    assert "md5" in line

@@ -444,7 +444,17 @@ def _first(uses: list[Ref]) -> Ref:
 
 
 def _line_at(repo: Repo, ref: Ref, needle: str) -> int | None:
-    return _line_of(repo, ref.file, needle) if ref.blob is None else None
+    return _line_of(repo, ref.file, needle) if _on_disk(repo, ref.file, ref.blob) else None
+
+
+def _on_disk(repo: Repo, path: str, blob: str | None) -> bool:
+    """Whether the working-tree file at ``path`` is this version of it (lines can be named)."""
+    if blob is None:
+        return True
+    try:
+        return _git_blob_id((repo.root / path).read_bytes()) == blob
+    except OSError:
+        return False
 
 
 # -- model files --------------------------------------------------------------------------------
@@ -783,8 +793,8 @@ def _run_record(repo: Repo, run_id: str, seen: _Seen) -> dict[str, Any] | None:
 
 def _secrets(repo: Repo, seen: _Seen) -> list[Finding]:
     """The secrets found while reading, at their lines in working-tree files."""
-    return [replace(f, line=_line_of(repo, f.file, f.detail.partition(".")[2])) if f.blob is None
-            else f for f in seen.secrets]  # fmt: skip
+    return [replace(f, line=_line_of(repo, f.file, f.detail.partition(".")[2]))
+            if _on_disk(repo, f.file, f.blob) else f for f in seen.secrets]  # fmt: skip
 
 
 # -- where ----------------------------------------------------------------------------------------
