@@ -58,6 +58,9 @@ def test_a_clean_repository_checks_clean_and_unchanged_objects_are_not_re_read(s
     for rev in (["--rev", "HEAD"], ["--all-history"]):
         code, report = _findings(served, *rev)
         assert code == 0 and report["findings"] == [], report
+    (served / ".gitml/cache/check.sqlite").write_bytes(b"not a database")  # a damaged cache
+    code, report = _findings(served)
+    assert code == 0 and report["counts"]["hashed"] == report["counts"]["artifacts"]
 
 
 def test_flipped_bytes_in_a_cache_object_are_reported_with_the_md5_mismatch(served):

@@ -31,17 +31,27 @@ class HashCache:
     """md5 verdicts by file identity, and model scan results by md5."""
 
     def __init__(self, cache_dir: Path) -> None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(cache_dir / "check.sqlite", timeout=30)
+        file = cache_dir / "check.sqlite"
         try:
-            self._db.executescript(_TABLES)
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            self._db = self._open(file)
         except sqlite3.DatabaseError:  # a damaged cache file: start again
-            self._db.close()
-            (cache_dir / "check.sqlite").unlink(missing_ok=True)
-            self._db = sqlite3.connect(cache_dir / "check.sqlite", timeout=30)
-            self._db.executescript(_TABLES)
+            file.unlink(missing_ok=True)
+            self._db = self._open(file)
+        except (OSError, sqlite3.OperationalError):  # a read-only checkout: remember nothing
+            self._db = self._open(":memory:")
         self.read = 0  # files hashed by this instance
         self.reused = 0  # verdicts taken from the cache
+
+    @staticmethod
+    def _open(file: Path | str) -> sqlite3.Connection:
+        db = sqlite3.connect(file, timeout=30)
+        try:
+            db.executescript(_TABLES)
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         """Write the new verdicts and close."""
