@@ -52,7 +52,9 @@ def check(
       numpy or pandas major.minor than serving has
     - secrets: params and tags that look like credentials
 
-    Notes (a run with no recorded environment) are shown but do not fail the check.
+    Notes (a run with no recorded environment) are shown but do not fail the check, nor do
+    findings the team accepted in .gitml/config.toml ([[check.ignore]] with a rule and a
+    reason; JSON and SARIF list them as suppressed).
 
     \b
     Example:
