@@ -6,9 +6,10 @@ pygit2 is imported lazily inside functions: a hook or `gitml --help` never pays 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -251,6 +252,23 @@ def stream_blobs(root: Path, blob_ids: Iterable[str]) -> Iterator[tuple[str, byt
             data = stdout.read(int(size[0]))
             stdout.read(1)  # the newline after the content
             yield oid, data
+
+
+def blob_id(data: bytes) -> str:
+    """The id git gives these bytes as a blob, so a file on disk matches its committed version."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def written_blobs(root: Path) -> Generator[tuple[str, str], None, None]:
+    """(commit, blob id) of every file version each commit on any ref writes, newest first."""
+    argv = ["log", "--all", "--raw", "--no-abbrev", "--no-renames", "--format=C%H"]
+    commit = ""
+    with _git_stream(root, argv, ()) as stdout:
+        for line in stdout:
+            if line.startswith(b"C"):
+                commit = line[1:].strip().decode()
+            elif line.startswith(b":"):
+                yield commit, line.split()[3].decode()
 
 
 @contextlib.contextmanager

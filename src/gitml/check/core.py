@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from gitml import git
 from gitml.check import files
 from gitml.check.pickles import PICKLE_FORMATS, Issue
 from gitml.errors import GitmlError
@@ -230,7 +231,7 @@ class _Reader:
         if kind is None:
             return []
         self.seen.files += 1
-        blob = entry.blob or _git_blob_id(entry.data)
+        blob = entry.blob or git.blob_id(entry.data)
         key = f"{self.version}\0{entry.path}\0{blob}"
         kept = self.cache.parsed(key)
         if kept is None:
@@ -266,10 +267,6 @@ def _parse_version() -> str:
     for name in sorted(store.SCHEMA_FILES.values()):
         digest.update((store.schema_dir() / name).read_bytes())
     return digest.hexdigest()[:16]
-
-
-def _git_blob_id(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 def _gather(kind: str, entry: files.Entry, doc: Any, seen: _Seen) -> None:
@@ -452,7 +449,7 @@ def _on_disk(repo: Repo, path: str, blob: str | None) -> bool:
     if blob is None:
         return True
     try:
-        return _git_blob_id((repo.root / path).read_bytes()) == blob
+        return git.blob_id((repo.root / path).read_bytes()) == blob
     except OSError:
         return False
 

@@ -7,7 +7,7 @@ against its schema and raises a `GitmlError` naming the file and field at fault.
 
 from __future__ import annotations
 
-import subprocess
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -199,22 +199,10 @@ def commits_adding(repo: Repo, blobs: set[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     if not blobs:
         return found
-    proc = subprocess.Popen(
-        ["git", "log", "--all", "--raw", "--no-abbrev", "--no-renames", "--format=C%H"],
-        cwd=repo.root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
-    assert proc.stdout is not None
-    commit = ""
-    try:
-        for line in proc.stdout:
-            if line.startswith("C"):
-                commit = line[1:].strip()
-            elif line.startswith(":"):
-                new = line.split()[3]
-                if new in blobs and new not in found:
-                    found[new] = commit
-                    if len(found) == len(blobs):
-                        break
-    finally:
-        proc.kill()
-        proc.wait()
+    with contextlib.closing(git.written_blobs(repo.root)) as written:
+        for commit, blob in written:
+            if blob in blobs and blob not in found:
+                found[blob] = commit
+                if len(found) == len(blobs):
+                    break
     return found

@@ -11,7 +11,6 @@ loses nothing.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import pickle
@@ -293,7 +292,7 @@ class RunIndex:
                     raw = f.read()
             except OSError:
                 continue  # vanished or unreadable between scan and read: next time
-            blob = _git_blob_id(raw)
+            blob = git.blob_id(raw)  # a file identical to a committed version shares its id
             files.append((run_id, size, mtime_ns, ino, blob))
             contents[blob] = (raw, path)
         # A file identical to a committed version is already parsed: its blob id is known.
@@ -350,11 +349,6 @@ def record_of(repo: Repo, run: IndexedRun) -> dict[str, Any]:
     data = store.parse_toml(raw, source=source)
     store.validate("run", data, source=source)
     return data
-
-
-def _git_blob_id(raw: bytes) -> str:
-    # The id git gives these bytes, so a committed file and its working copy share one entry.
-    return hashlib.sha1(b"blob %d\0" % len(raw) + raw, usedforsecurity=False).hexdigest()
 
 
 def _scan_runs(runs_dir: Path) -> Iterator[tuple[str, str, os.stat_result]]:
