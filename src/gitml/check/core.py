@@ -696,7 +696,7 @@ def _current_registry(
 ) -> list[tuple[files.Entry, dict[str, Any]]]:  # fmt: skip
     """With --all-history, the registry files as HEAD has them (old ones were served then)."""
     try:
-        head = {e.blob for e in files.at_revision(repo, "HEAD")}
+        head = files.tree_blobs(repo, "HEAD")
     except GitmlError:
         return []
     return [(e, doc) for e, doc in seen.registry if e.blob in head]

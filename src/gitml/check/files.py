@@ -155,6 +155,11 @@ def working_tree(repo: Repo) -> Iterator[Entry]:
 
 def at_revision(repo: Repo, rev: str) -> Iterator[Entry]:
     """The gitml and DVC files of one commit's tree, read from git."""
+    yield from _read(repo, tree_blobs(repo, rev))
+
+
+def tree_blobs(repo: Repo, rev: str) -> dict[str, str]:
+    """Blob id -> path of the gitml and DVC files in one commit's tree (nothing read)."""
     commit = resolve(repo, rev)
     summary = repo.tracking_setting("summary_file")
     listing = git.run_git(repo.root, "ls-tree", "-r", "-z", "--full-tree", commit)
@@ -164,7 +169,7 @@ def at_revision(repo: Repo, rev: str) -> Iterator[Entry]:
         _mode, kind, oid = meta.split()
         if kind == "blob" and kind_of(path, summary) is not None:
             wanted.setdefault(oid, path)
-    yield from _read(repo, wanted)
+    return wanted
 
 
 def in_history(repo: Repo) -> Iterator[Entry]:
