@@ -416,15 +416,10 @@ def _in_remote(repo: Repo, md5s: list[str], remote: str | None) -> set[str]:
     from gitml.data import read_dvc_option
 
     if remote is None and read_dvc_option(repo.root, "core", "remote") is None:
-        return set()
-    from gitml.data import dvc_repo
+        return set()  # no remote to look in: what is not cached is missing
+    from gitml.data.transfer import in_remote
 
-    with dvc_repo(repo.root) as dvc:
-        try:
-            odb = dvc.cloud.get_remote_odb(remote)
-            return set(odb.oids_exist(md5s))
-        except Exception as exc:
-            raise GitmlError(f"DVC remote {remote or '(default)'}: cannot list it: {exc}") from exc
+    return in_remote(repo.root, md5s, remote=remote)
 
 
 def _about(repo: Repo, uses: list[Ref], rule: str, md5: str, message: str) -> Finding:

@@ -74,12 +74,12 @@ class ObjectStatus:
 
 def object_status(repo: Repo, *, remote: str | None = None) -> ObjectStatus:
     """Check every object any run references against the cache and the remote."""
-    from gitml.data import cache_path, dvc_repo
+    from gitml.data import cache_path
+    from gitml.data.transfer import in_remote as held
 
     refs = referenced_objects(repo)
     md5s = sorted(refs)
-    with dvc_repo(repo.root) as dvc:
-        in_remote = set(dvc.cloud.get_remote_odb(remote).oids_exist(md5s)) if md5s else set()
+    in_remote = held(repo.root, md5s, remote=remote)
     local = {m for m in md5s if cache_path(repo.root, m).is_file()}
     lost = [(run, path, m) for m in md5s if m not in local | in_remote for run, path in refs[m]]
     unpushed = [(run, path, m) for m in sorted(local - in_remote) for run, path in refs[m]]

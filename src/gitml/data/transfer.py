@@ -18,6 +18,21 @@ class TransferReport:
     missing: list[str] = field(default_factory=list)
 
 
+def in_remote(root: Path, md5s: list[str], *, remote: str | None = None) -> set[str]:
+    """Which of these objects ``remote`` (default: DVC's default remote) holds.
+
+    Any failure to list it (no such remote, no credentials, a network error from the storage
+    client) is one `GitmlError` line.
+    """
+    if not md5s:
+        return set()
+    with dvc_repo(root) as repo:
+        try:
+            return set(repo.cloud.get_remote_odb(remote).oids_exist(md5s))
+        except Exception as exc:
+            raise GitmlError(f"DVC remote {remote or '(default)'}: cannot list it: {exc}") from exc
+
+
 def push(root: Path, md5s: Iterable[str], *, remote: str | None = None) -> TransferReport:
     """Upload these objects from the cache to ``remote`` (default: DVC's default remote)."""
     return _transfer(root, md5s, remote=remote, upload=True)
