@@ -188,9 +188,8 @@ def check(
             report.findings += found
         if "models" in wanted:
             models = [r for r in seen.refs if is_model(r) and r.md5 not in bad]
-            trusted = settings.get("trusted_types", [])
             report.findings += model_findings(repo, models, cache=cache, remote=remote,
-                                              fetch=fetch, trusted=trusted, counts=report.counts,
+                                              fetch=fetch, counts=report.counts,
                                               verified=True)  # fmt: skip
         if "environment" in wanted:
             current = _current_registry(repo, seen) if all_history else seen.registry
@@ -464,14 +463,14 @@ def model_findings(
     cache: Any = None,
     remote: str | None = None,
     fetch: bool = True,
-    trusted: Iterable[str] = (),
     counts: dict[str, int] | None = None,
     verified: bool = False,
 ) -> list[Finding]:
     """Scan each model file ``refs`` name (once per md5) and report its issues.
 
     Bytes that do not hash to their md5 are not scanned (the artifact check reports them);
-    ``verified`` says the caller checked the hashes already.
+    ``verified`` says the caller checked the hashes already. skops types the team trusts
+    (`[check] trusted_types`) are no finding.
     """
     from gitml.check.hashes import HashCache
     from gitml.check.pickles import scanner_versions
@@ -488,7 +487,8 @@ def model_findings(
         from gitml.data.transfer import fetch as fetch_objects
 
         fetch_objects(repo.root, missing, remote=remote)
-    scanner, trusted_set, found, scanned = scanner_versions(), set(trusted), [], 0
+    trusted = set(repo.config.get("check", {}).get("trusted_types", []))
+    scanner, found, scanned = scanner_versions(), [], 0
     try:
         for md5, uses in sorted(by_md5.items()):
             path = cache_path(repo.root, md5)
@@ -501,7 +501,7 @@ def model_findings(
             issues, fresh = _scan_cached(cache, scanner, path, first)
             scanned += fresh
             for issue in issues:
-                if issue.rule == "untrusted-skops-type" and issue.detail in trusted_set:
+                if issue.rule == "untrusted-skops-type" and issue.detail in trusted:
                     continue
                 found.append(_model_finding(repo, first, uses, issue))
     finally:
@@ -577,11 +577,15 @@ def accepted(repo: Repo, findings: list[Finding]) -> list[Finding]:
     return [replace(f, suppressed=reason(f)) for f in findings]
 
 
+def blocking(repo: Repo, findings: list[Finding]) -> list[Finding]:
+    """The findings that stop a push, a promotion or a load: failing and not accepted."""
+    return [f for f in accepted(repo, findings) if f.fails]
+
+
 def file_findings(repo: Repo, md5: str, size: int, fmt: str, path: str) -> list[Finding]:
     """The model-file findings of one cached object (before gitml loads it to read it)."""
     ref = Ref(md5, size, path, path, PurePosixPath(path).name, fmt)
-    trusted = repo.config.get("check", {}).get("trusted_types", [])
-    return [f for f in accepted(repo, model_findings(repo, [ref], trusted=trusted)) if f.fails]
+    return blocking(repo, model_findings(repo, [ref]))
 
 
 def refused(findings: list[Finding], what: str, flag: str) -> str:
@@ -606,27 +610,14 @@ def version_findings(repo: Repo, doc: dict[str, Any], version: dict[str, Any]) -
     from gitml.check.hashes import HashCache
     from gitml.registry import registry_path
 
-    path = registry_path(repo, doc["name"]).relative_to(repo.root).as_posix()
-    ref = Ref(
-        version["md5"],
-        version["size"],
-        path,
-        f"{doc['name']} v{version['version']}",
-        PurePosixPath(version["path"]).name,
-        version.get("format", "joblib"),
-        registry=True,
-    )
+    path = repo.relpath(registry_path(repo, doc["name"]))
+    (ref,) = registry_refs(path, {**doc, "versions": [version]})
     cache = HashCache(repo.cache_dir)
     counts: dict[str, int] = {}
     try:
         found, _bad = _artifacts(repo, [ref], cache, None, counts, verify=True)
         if not found:
-            found = model_findings(
-                repo,
-                [ref],
-                cache=cache,
-                trusted=repo.config.get("check", {}).get("trusted_types", []),
-            )
+            found = model_findings(repo, [ref], cache=cache)
     finally:
         cache.close()
     seen = _Seen()
@@ -635,7 +626,7 @@ def version_findings(repo: Repo, doc: dict[str, Any], version: dict[str, Any]) -
     packages = repo.config.get("check", {}).get("env_packages", DEFAULT_ENV_PACKAGES)
     found += _version_env(repo, path, ref.subject, version, record,
                           against=(serving_versions(repo), packages))  # fmt: skip
-    return [f for f in accepted(repo, found) if f.fails]
+    return blocking(repo, found)
 
 
 # -- environment --------------------------------------------------------------------------------
@@ -711,23 +702,17 @@ def _environment(
             continue
         wanted = {max(versions), *doc.get("aliases", {}).values()}
         for number in sorted(n for n in wanted if n in versions):
-            version = versions[number]
+            version, subject = versions[number], f"{doc['name']} v{number}"
             record = _run_record(repo, version["run"], seen)
             if record is None:
-                found.append(
-                    Finding(
-                        rule="record-integrity",
-                        file=entry.path,
-                        blob=entry.blob,
-                        subject=f"{doc['name']} v{number}",
-                        detail=version["run"],
-                        message=f"{doc['name']} v{number}: its run {version['run']} is in no "
-                        "branch's history, so its lineage and environment are lost",
-                    )
-                )
-                continue  # fmt: skip
-            found += _version_env(repo, entry.path, f"{doc['name']} v{number}", version,
-                                  record, against=(serving, packages))  # fmt: skip
+                lost = (f"its run {version['run']} is in no branch's history, so its lineage "
+                        "and environment are lost")  # fmt: skip
+                found.append(Finding(rule="record-integrity", file=entry.path, blob=entry.blob,
+                                     subject=subject, detail=version["run"],
+                                     message=f"{subject}: {lost}"))  # fmt: skip
+                continue
+            found += _version_env(repo, entry.path, subject, version, record,
+                                  against=(serving, packages))  # fmt: skip
     return found
 
 

@@ -110,13 +110,13 @@ def _model_findings(
     md5, so a push only scans models it has not seen.
     """
     from gitml import registry
-    from gitml.check.core import Ref, accepted, is_model, model_findings, registry_refs
+    from gitml.check.core import Ref, blocking, is_model, model_findings, registry_refs
     from gitml.data.add import parse_pointer
 
     models = []
     for md5, uses in refs.items():
         for run, path in uses:
-            ref = Ref(md5, 0, f".gitml/runs/{run}/run.toml", f"run {run}: {path}",
+            ref = Ref(md5, 0, repo.relpath(repo.run_dir(run) / "run.toml"), f"run {run}: {path}",
                       Path(path).name)  # fmt: skip
             if is_model(ref):
                 models.append(ref)
@@ -131,9 +131,7 @@ def _model_findings(
         ref = Ref(md5, 0, pointer, f"outs {pointer[:-4]}", Path(pointer[:-4]).name)
         if md5 and is_model(ref):
             models.append(ref)
-    trusted = repo.config.get("check", {}).get("trusted_types", [])
-    found = model_findings(repo, models, fetch=False, trusted=trusted)
-    return [f for f in accepted(repo, found) if f.fails]
+    return blocking(repo, model_findings(repo, models, fetch=False))
 
 
 def _restore_artifacts(repo: Repo) -> int:
