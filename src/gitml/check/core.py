@@ -25,9 +25,11 @@ from typing import Any
 
 from gitml import git
 from gitml.check import files
-from gitml.check.pickles import PICKLE_FORMATS, Issue
+from gitml.check.hashes import HashCache
+from gitml.check.pickles import PICKLE_FORMATS, Issue, scanner_versions
 from gitml.errors import GitmlError
 from gitml.repo import Repo
+from gitml.secrets import masked, secret_kind
 
 LEVELS = ("error", "warning", "note")
 # rule -> (level, what it means): the SARIF rules and the README's table come from here
@@ -136,8 +138,6 @@ class _Seen:
         """Judge one param or tag value now (keeping every value of 100,000 runs costs memory)."""
         if self.allowed is None:
             return
-        from gitml.secrets import masked, secret_kind
-
         kind = secret_kind(key.partition(".")[2], value, allowed=self.allowed)
         if kind is not None:
             self.secrets.append(Finding(
@@ -157,8 +157,6 @@ def check(
     fetch: bool = True,
 ) -> Report:
     """Run the checks over the working tree, ``rev``, or every version in the history."""
-    from gitml.check.hashes import HashCache
-
     wanted = set(checks)
     if all_history:
         target, entries = "all history", files.in_history(repo)
@@ -220,7 +218,7 @@ class _Reader:
     from the hash cache, so an unchanged repository is not parsed again.
     """
 
-    def __init__(self, cache: Any, summary: str, seen: _Seen) -> None:
+    def __init__(self, cache: HashCache, summary: str, seen: _Seen) -> None:
         self.cache, self.summary, self.seen = cache, summary, seen
         self.version = _parse_version()
         self.parsed = 0  # files parsed now (the others came from the cache)
@@ -345,7 +343,7 @@ def _integrity(repo: Repo, seen: _Seen) -> list[Finding]:
 
 
 def _artifacts(
-    repo: Repo, refs: list[Ref], cache: Any, remote: str | None, counts: dict[str, int], *,
+    repo: Repo, refs: list[Ref], cache: HashCache, remote: str | None, counts: dict[str, int], *,
     verify: bool,
 ) -> tuple[list[Finding], set[str]]:  # fmt: skip
     """Findings for missing and corrupt objects, and the md5s whose bytes are bad."""
@@ -460,7 +458,7 @@ def model_findings(
     repo: Repo,
     refs: list[Ref],
     *,
-    cache: Any = None,
+    cache: HashCache | None = None,
     remote: str | None = None,
     fetch: bool = True,
     counts: dict[str, int] | None = None,
@@ -472,8 +470,6 @@ def model_findings(
     ``verified`` says the caller checked the hashes already. skops types the team trusts
     (`[check] trusted_types`) are no finding.
     """
-    from gitml.check.hashes import HashCache
-    from gitml.check.pickles import scanner_versions
     from gitml.data import cache_path
 
     by_md5: dict[str, list[Ref]] = {}
@@ -513,7 +509,7 @@ def model_findings(
 
 
 def _not_scannable(
-    repo: Repo, cache: Any, path: Path, uses: list[Ref], *, fetched: bool, verified: bool
+    repo: Repo, cache: HashCache, path: Path, uses: list[Ref], *, fetched: bool, verified: bool
 ) -> list[Finding] | None:
     """None when the cached object at ``path`` holds its md5's bytes, else findings saying why.
 
@@ -533,7 +529,7 @@ def _not_scannable(
     return None
 
 
-def _scan_cached(cache: Any, scanner: str, path: Path, ref: Ref) -> tuple[list[Issue], bool]:
+def _scan_cached(cache: HashCache, scanner: str, path: Path, ref: Ref) -> tuple[list[Issue], bool]:
     """The issues of one verified model file, from the cache when scanned before."""
     kept = cache.scan(ref.md5, scanner)
     if kept is not None:
@@ -607,7 +603,6 @@ def version_findings(repo: Repo, doc: dict[str, Any], version: dict[str, Any]) -
 
     Its model file missing, corrupt or unsafe, and its training environment unlike this one.
     """
-    from gitml.check.hashes import HashCache
     from gitml.registry import registry_path
 
     path = repo.relpath(registry_path(repo, doc["name"]))
