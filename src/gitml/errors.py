@@ -111,3 +111,16 @@ class GitError(GitmlError):
 
 class CommandError(GitmlError):
     """A wrapped command could not be started."""
+
+
+class UnsafeModelError(GitmlError):
+    """A model file names a global outside the allow-list: it is refused before it is loaded."""
+
+    def __init__(self, path: str, name: str) -> None:
+        super().__init__(
+            f"{path}: refusing to load: it names {name}, which is not on the allow-list of what "
+            "scikit-learn, numpy, scipy and pandas models import; if the team trusts it, list "
+            "it in [check] trusted_types"
+        )
+        self.path = path
+        self.name = name

@@ -93,8 +93,9 @@ def load(repo: Repo, spec: str, *, allow_findings: bool = False) -> LoadedModel:
             print(f"gitml: warning: {finding.message} [{finding.rule}]", file=sys.stderr)
     try:
         model = load_verified_model(
-            repo, version["md5"], version["size"], version.get("format", "joblib")
-        )
+            repo, version["md5"], version["size"], version.get("format", "joblib"),
+            unrestricted=allow_findings,
+        )  # fmt: skip
     except GitmlError as exc:
         raise ModelLoadError(f"{label}: refusing to load: {exc}") from exc
     except Exception as exc:

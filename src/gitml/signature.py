@@ -25,14 +25,21 @@ def type_name(dtype: Any) -> str:
     )
 
 
-def load_verified_model(repo: Repo, md5: str, size: int, fmt: str) -> Any:
-    """Load a model from the DVC cache after checking its bytes hash to ``md5``."""
+def load_verified_model(
+    repo: Repo, md5: str, size: int, fmt: str, *, unrestricted: bool = False
+) -> Any:
+    """Load a model from the DVC cache after checking its bytes hash to ``md5``.
+
+    Every global the file names must be on the allow-list or in `[check] trusted_types`
+    (`gitml.models.load_model`); ``unrestricted`` (``--allow-findings``) lifts that.
+    """
+    from gitml.check.core import trusted_types
     from gitml.data import ArtifactRef
     from gitml.data.checkout import verified_object
     from gitml.models import load_model
 
     path = verified_object(repo.root, ArtifactRef(md5=md5, size=size))
-    return load_model(path, format=fmt)
+    return load_model(path, format=fmt, trusted=trusted_types(repo), unrestricted=unrestricted)
 
 
 def read_sample(repo: Repo, path: str, ref: dict[str, Any], rows: int = SAMPLE_ROWS) -> Any:

@@ -8,8 +8,8 @@ What is checked, for the working tree, one revision (`--rev`) or every version i
 - artifacts: every object a run, registry version, `.dvc` file or `dvc.lock` references is in
   the DVC cache or the remote, and cached bytes hash to their md5 (re-read only when the file
   changed since the last check: `check.hashes`);
-- model files: pickle and joblib files scanned for dangerous imports, skops files for untrusted
-  types (`check.pickles`), without loading them;
+- model files: every global a pickle or joblib file imports judged against an allow-list
+  (`check.allowlist`), skops files for untrusted types (`check.pickles`), without loading them;
 - environment: each registered model's training scikit-learn, numpy and pandas against the
   serving environment's, by major.minor;
 - secrets: param and tag values that look like credentials (`gitml.secrets`).
@@ -25,6 +25,7 @@ from typing import Any
 
 from gitml import git
 from gitml.check import files
+from gitml.check.allowlist import is_trusted
 from gitml.check.hashes import HashCache
 from gitml.check.pickles import PICKLE_FORMATS, Issue, scanner_versions
 from gitml.errors import GitmlError
@@ -41,8 +42,9 @@ RULES: dict[str, tuple[str, str]] = {
                                   "cache nor the DVC remote."),
     "artifact-corrupt": ("error", "A DVC cache object's bytes do not hash to the md5 recorded "
                                   "for them."),
-    "unsafe-pickle": ("error", "Loading the model file would import and call a dangerous "
-                               "global (os.system, eval, subprocess...), as picklescan rates it."),
+    "unsafe-pickle": ("error", "Loading the model file would import a global outside the "
+                               "allow-list of what scikit-learn, numpy, scipy and pandas "
+                               "models import, and not in [check] trusted_types."),
     "unscannable-model": ("error", "The model file cannot be read statically, so it cannot be "
                                    "shown safe to load."),
     "untrusted-skops-type": ("warning", "A skops model needs a type that is neither trusted by "
@@ -483,7 +485,7 @@ def model_findings(
         from gitml.data.transfer import fetch as fetch_objects
 
         fetch_objects(repo.root, missing, remote=remote)
-    trusted = set(repo.config.get("check", {}).get("trusted_types", []))
+    trusted = trusted_types(repo)
     scanner, found, scanned = scanner_versions(), [], 0
     try:
         for md5, uses in sorted(by_md5.items()):
@@ -497,7 +499,7 @@ def model_findings(
             issues, fresh = _scan_cached(cache, scanner, path, first)
             scanned += fresh
             for issue in issues:
-                if issue.rule == "untrusted-skops-type" and issue.detail in trusted:
+                if issue.rule in TRUSTABLE and is_trusted(issue.detail, trusted):
                     continue
                 found.append(_model_finding(repo, first, uses, issue))
     finally:
@@ -550,6 +552,12 @@ def _model_finding(repo: Repo, first: Ref, uses: list[Ref], issue: Issue) -> Fin
 
 
 SCAN_RULES = ("unsafe-pickle", "unscannable-model", "untrusted-skops-type")
+TRUSTABLE = ("unsafe-pickle", "untrusted-skops-type")
+
+
+def trusted_types(repo: Repo) -> list[str]:
+    """The globals and skops types the team trusts (`[check] trusted_types`, committed)."""
+    return [str(t) for t in repo.config.get("check", {}).get("trusted_types", [])]
 
 
 def accepted(repo: Repo, findings: list[Finding]) -> list[Finding]:

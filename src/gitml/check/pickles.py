@@ -1,10 +1,14 @@
 """Static scans of model files: what loading them would import and call, without loading them.
 
-The judging is picklescan's (the scanner Hugging Face runs on every uploaded model; maintained,
-pure Python, no dependencies): each global a pickle imports is rated innocuous, suspicious or
-dangerous against its lists, and a dangerous one (`os.system`, `builtins.eval`, `subprocess.*`,
-...) is a finding. picklescan, fickling and modelscan all stop at joblib files: joblib writes each
-numpy array's raw bytes inline, right after the array's wrapper in the pickle stream, and a
+Every global a pickle imports is judged against an allow-list (`gitml.check.allowlist`): what
+scikit-learn, numpy, scipy and pandas models import, plus the team's `[check] trusted_types`;
+any other global is a finding. The globals are gathered twice: by the walk below (the real
+unpickler's view, every GLOBAL and STACK_GLOBAL it executes) and by picklescan's opcode
+reading (the scanner Hugging Face runs on uploads), whose deny-list rating words the
+message ("would import and call"), and reads PyTorch files.
+
+picklescan, fickling and modelscan all stop at joblib files: joblib writes each numpy array's
+raw bytes inline, right after the array's wrapper in the pickle stream, and a
 disassembler cannot step over bytes that are not opcodes (measured: all three report a parse
 error at the first array of a fitted scikit-learn model, and see nothing after it).
 
@@ -21,12 +25,15 @@ skops files list the types they would need trusted (`skops.io.get_untrusted_type
 
 from __future__ import annotations
 
+import contextlib
 import io
 import pickle
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from gitml.check.allowlist import ALLOWLIST_VERSION, canonical, untrusted
 
 PICKLE_FORMATS = ("joblib", "pickle")
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -54,8 +61,8 @@ def scanner_versions() -> str:
 
     from gitml import __version__
 
-    parts = [f"gitml {__version__}"]
-    for dist in ("picklescan", "joblib", "skops"):
+    parts = [f"gitml {__version__}", f"allowlist {ALLOWLIST_VERSION}"]
+    for dist in ("picklescan", "joblib", "skops", "scikit-learn", "numpy", "scipy", "pandas"):
         try:
             parts.append(f"{dist} {metadata.version(dist)}")
         except metadata.PackageNotFoundError:
@@ -103,44 +110,76 @@ def _picklescan_file(path: Path) -> list[Issue]:
     if result.scan_err:
         return [Issue("unscannable-model", "picklescan could not parse it",
                       "picklescan could not read it to the end")]  # fmt: skip
-    return _dangerous(result)
+    return _judged({(g.module, g.name) for g in result.globals}, _dangerous(result))
 
 
 def _scan_pickle(path: Path, *, joblib: bool) -> list[Issue]:
     try:
         data = _decompressed(path) if joblib else path.read_bytes()
-        streams = _opcode_streams(data, joblib=joblib)
+        walk = _Walk(data, joblib=joblib)
+        streams = walk.opcode_streams()
     except Unreadable as exc:
         return [Issue("unscannable-model", str(exc), f"not a pickle that can be read statically: "
                                                      f"{exc}")]  # fmt: skip
     from picklescan.scanner import scan_pickle_bytes
 
-    issues: list[Issue] = []
+    # The walk is the unpickler itself, so its globals are exactly what loading imports;
+    # picklescan's opcode reading is a second opinion that words the message. Its own
+    # global names are not judged: its memo emulation names some "None.dtype".
+    named, dangerous = set(walk.globals), set()
     for stream in streams:
         result = scan_pickle_bytes(io.BytesIO(stream), str(path), multiple_pickles=False)
         if result.scan_err:
             return [Issue("unscannable-model", "picklescan could not parse its opcodes",
                           "picklescan could not read its pickle opcodes to the end")]  # fmt: skip
-        issues += _dangerous(result)
+        dangerous |= _dangerous(result)
+    issues = _judged(named, dangerous)
     if joblib and len(streams[0]) < len(data):
         # Read as `pickle.load` would, array bytes are opcodes: a file can be harmless to
-        # joblib and still call something for whoever unpickles it. picklescan stops at the
-        # first byte that is no opcode, which in a file joblib wrote is the alignment padding.
-        plain = scan_pickle_bytes(io.BytesIO(data), str(path), multiple_pickles=False)
+        # joblib and still call something for whoever unpickles it.
+        plain = _as_plain_pickle(data)
         known = {i.detail for i in issues}
         issues += [Issue(i.rule, i.detail, f"{i.message} when read with pickle.load (its "
                                            "array bytes are pickle opcodes)")
-                   for i in _dangerous(plain) if i.detail not in known]  # fmt: skip
+                   for i in _judged(plain, dangerous) if i.detail not in known]  # fmt: skip
     return sorted(set(issues), key=lambda i: i.detail)
 
 
-def _dangerous(result: Any) -> list[Issue]:
+def _as_plain_pickle(data: bytes) -> set[tuple[str, str]]:
+    """The globals `pickle.load` would import from ``data`` before it stops."""
+    walk = _Walk(data, joblib=False)
+    with contextlib.suppress(Unreadable):
+        walk.run()
+    # Past the first array the bytes are arbitrary: a "global" whose names are no Python
+    # identifiers cannot be imported, so pickle.load would fail there instead of calling it.
+    return {(m, n) for m, n in walk.globals if _importable_name(m) and _importable_name(n)}
+
+
+def _importable_name(text: str) -> bool:
+    return bool(text) and all(part.isidentifier() for part in text.split("."))
+
+
+def _judged(named: set[tuple[str, str]], dangerous: set[str]) -> list[Issue]:
+    """An issue for each global neither allowed by `gitml.check.allowlist` nor known harmless.
+
+    The team's `[check] trusted_types` are applied later: the issues are cached per file.
+    """
+    issues = []
+    for name in untrusted(named):
+        if name in dangerous:
+            message = f"loading it would import and call {name}"
+        else:
+            message = (f"loading it would import {name}, which is not on the allow-list of what "
+                       "scikit-learn, numpy, scipy and pandas models import; review it, then "
+                       "list it in [check] trusted_types")  # fmt: skip
+        issues.append(Issue("unsafe-pickle", name, message))
+    return issues
+
+
+def _dangerous(result: Any) -> set[str]:
     from picklescan.scanner import SafetyLevel
 
-    names = sorted({f"{g.module}.{g.name}" for g in result.globals
-                    if g.safety == SafetyLevel.Dangerous})  # fmt: skip
-    return [Issue("unsafe-pickle", name, f"loading it would import and call {name}")
-            for name in names]  # fmt: skip
+    return {f"{g.module}.{g.name}" for g in result.globals if g.safety == SafetyLevel.Dangerous}
 
 
 def _decompressed(path: Path) -> bytes:
@@ -159,25 +198,6 @@ def _decompressed(path: Path) -> bytes:
         raise Unreadable(f"cannot decompress it ({_one_line(exc)})") from exc
 
 
-def _opcode_streams(data: bytes, *, joblib: bool = True) -> list[bytes]:
-    """The pickle opcode streams in ``data``, as `joblib.load` (or `pickle.load`) reads it.
-
-    First the main one with array bytes cut out, then each nested pickle (an object array's)
-    on its own. Without ``joblib`` there are no inline arrays, as for `pickle.load`.
-    """
-    walk = _Walk(data, joblib=joblib)
-    walk.run()
-    cuts = sorted(walk.cuts)
-    main, pos = [], 0
-    for start, end, _nested in cuts:
-        if start < pos:
-            continue  # inside a nested pickle already cut
-        main.append(data[pos:start])
-        pos = end
-    main.append(data[pos : walk.end])
-    return [b"".join(main)] + [data[s:e] for s, e, nested in cuts if nested]
-
-
 class _Walk:
     """joblib's unpickler over ``data`` with every import stubbed, recording the array bytes."""
 
@@ -186,6 +206,23 @@ class _Walk:
         self.joblib = joblib
         self.cuts: list[tuple[int, int, bool]] = []  # (start, end, is a nested pickle)
         self.end = 0
+        self.globals: set[tuple[str, str]] = set()  # every (module, name) the stream imports
+
+    def opcode_streams(self) -> list[bytes]:
+        """The pickle opcode streams of the data, as `joblib.load` (or `pickle.load`) reads it.
+
+        First the main one with array bytes cut out, then each nested pickle (an object
+        array's) on its own. Without ``joblib`` there are no inline arrays.
+        """
+        self.run()
+        data, main, pos = self.data, [], 0
+        for start, end, _nested in sorted(self.cuts):
+            if start < pos:
+                continue  # inside a nested pickle already cut
+            main.append(data[pos:start])
+            pos = end
+        main.append(data[pos : self.end])
+        return [b"".join(main)] + [data[s:e] for s, e, nested in sorted(self.cuts) if nested]
 
     def run(self) -> None:
         handle = io.BytesIO(self.data)
@@ -213,6 +250,10 @@ class _Walk:
         skipper = _skipper_class()
 
         def find_class(module: str, name: str) -> Any:
+            if not isinstance(module, str) or not isinstance(name, str):
+                raise Unreadable("a global named by something other than text")
+            module, name = canonical(module, name, unpickler.proto)
+            self.globals.add((module, name))
             if module == "joblib.numpy_pickle_compat" or name in _SIDE_FILES:
                 # joblib.load would open the file these name, with pickles allowed
                 raise Unreadable(f"{module}.{name}: a joblib < 0.10 array kept in another file")
