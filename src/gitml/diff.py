@@ -144,20 +144,31 @@ def _changed(a: Side, b: Side, section: str, label: str) -> list[dict[str, Any]]
     return [
         {label: k.partition(".")[2], "a": a.row.get(k), "b": b.row.get(k)}
         for k in keys
-        if a.row.get(k) != b.row.get(k)
+        if not store.same_value(a.row.get(k), b.row.get(k))
     ]
 
 
 def _change(old: Any, new: Any, direction: str | None) -> dict[str, Any]:
+    """The change from ``old`` to ``new`` and whether it is better for a metric's goal.
+
+    A number is better than NaN (a diverged run) and NaN worse than a number, whatever the
+    goal; a change to or from an infinity has no relative size.
+    """
     if not is_number(old) or not is_number(new):
         return {"change": None, "relative": None, "verdict": None}
+    if math.isnan(old) or math.isnan(new):
+        verdict = None
+        if direction and math.isnan(old) != math.isnan(new):
+            verdict = "better" if math.isnan(old) else "worse"
+        return {"change": None, "relative": None, "verdict": verdict}
     delta = new - old
-    relative = delta / abs(old) if old else None
+    relative = delta / abs(old) if old and math.isfinite(delta) else None
     verdict = None
     if direction and delta != 0 and not math.isnan(delta):
         better = delta > 0 if direction == "maximize" else delta < 0
         verdict = "better" if better else "worse"
-    return {"change": delta, "relative": relative, "verdict": verdict}
+    return {"change": None if math.isnan(delta) else delta, "relative": relative,
+            "verdict": verdict}  # fmt: skip
 
 
 def _values(side: Side, key: str) -> list[float]:
@@ -215,7 +226,7 @@ def format_value(value: Any, missing: str = "-") -> str:
     if value is None:
         return missing
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return "NaN" if math.isnan(value) else f"{value:.6g}"  # inf, -inf
     return str(value)
 
 

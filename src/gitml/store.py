@@ -105,8 +105,23 @@ def write_toml(path: Path, data: Mapping[str, Any], *, kind: str | None = None) 
     atomic_write(path, dumps_toml(clean))
 
 
+MAX_RECORD_BYTES = 16 * 1024 * 1024  # a run record is kilobytes; 16 MiB is a broken one
+MAX_DEPTH = 32  # params nest a few levels; deeper is refused when logged
+
+
+def too_large(size: int) -> str:
+    """Why a record of ``size`` bytes is not read."""
+    return f"{size / 2**20:.1f} MiB, over the {MAX_RECORD_BYTES // 2**20} MiB limit of a record"
+
+
 def parse_toml(text: bytes | str, *, source: str) -> dict[str, Any]:
-    """Parse TOML text, raising one clear error naming ``source``."""
+    """Parse TOML text, raising one clear error naming ``source``.
+
+    tomllib recurses once a level: a value nested a few thousand levels deep is an error
+    naming the file, not a RecursionError that stops whatever was reading many records.
+    """
+    if len(text) > MAX_RECORD_BYTES:
+        raise FileFormatError(source, too_large(len(text)))
     if isinstance(text, bytes):
         try:
             text = text.decode()
@@ -116,6 +131,31 @@ def parse_toml(text: bytes | str, *, source: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise FileFormatError(source, f"invalid TOML: {exc}") from exc
+    except RecursionError as exc:
+        raise FileFormatError(source, "nested too deeply to read") from exc
+
+
+def same_value(old: Any, new: Any) -> bool:
+    """Whether two recorded values are the same (a NaN is the same NaN, though NaN != NaN)."""
+    if isinstance(old, float) and isinstance(new, float) and old != old and new != new:  # noqa: PLR0124
+        return True
+    return bool(old == new)
+
+
+def depth(value: Any) -> int:
+    """How deep lists and tables nest in ``value`` (a scalar is 0), without recursing."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, Mapping):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend((v, level + 1) for v in item)
+        else:
+            deepest = max(deepest, level)
+            continue
+        deepest = max(deepest, level + 1)
+    return deepest
 
 
 def read_toml(path: Path, *, kind: str | None = None) -> dict[str, Any]:

@@ -136,13 +136,18 @@ def _quote_field(field: str) -> str:
 
 
 def sort_rows(rows: list[Row], keys: Iterable[SortKey]) -> list[Row]:
-    """Sort by several keys; rows missing a key always come last."""
+    """Sort by several keys; rows missing a key, or whose value is NaN, always come last."""
     for key in reversed(list(keys)):
-        present = [r for r in rows if r.get(key.field) is not None]
-        missing = [r for r in rows if r.get(key.field) is None]
+        present = [r for r in rows if _ordered(r.get(key.field))]
+        missing = [r for r in rows if not _ordered(r.get(key.field))]
         present.sort(key=_sort_key(key.field), reverse=key.descending)
         rows = present + missing
     return rows
+
+
+def _ordered(value: Any) -> bool:
+    """A value with a place in an order: not missing, not NaN (infinities sort as numbers)."""
+    return value is not None and not (type(value) is float and value != value)  # noqa: PLR0124
 
 
 def _sort_key(field: str) -> Callable[[Row], tuple[int, Any]]:

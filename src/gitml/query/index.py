@@ -329,12 +329,9 @@ class RunIndex:
         (`BY_ID`, `BY_PREFIX`, `LANDED_IN`, `PRODUCED`, `WROTE`) with its ``args`` reads only
         the runs it names, through the index's B-trees.
         """
-        import orjson
-
-        loads = orjson.loads
         query = f"{_CURRENT} WHERE {condition}" if condition else _ALL
         for run_id, text, error, landed, oid, blob, local in self.db.execute(query, args):
-            row = loads(text) if text else None
+            row = decode_row(text) if text else None
             if row is not None:
                 row["commit"] = landed
             yield run_id, row, error, landed, oid, blob, bool(local)
@@ -370,15 +367,35 @@ def _scan_runs(runs_dir: Path) -> Iterator[tuple[str, str, os.stat_result]]:
 Parsed = tuple[str | None, str | None, list[tuple[str, str]]]
 
 
+def decode_row(text: str) -> Any:
+    """An index row: orjson's fast path, Python's json where a value is NaN or infinite."""
+    import orjson
+
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)  # NaN, Infinity, -Infinity: losses diverge
+
+
 def _parse(raw: bytes, source: str) -> Parsed:
-    """A record's flat row as JSON, or why it is not a valid run record; and its outputs."""
+    """A record's flat row as JSON, or why it is not a valid run record; and its outputs.
+
+    Whatever a record holds, the answer is a row or an error naming ``source``: one bad
+    record is skipped with a warning, it never stops a query over the rest.
+    """
+    if len(raw) > store.MAX_RECORD_BYTES:
+        return None, f"{source}: {store.too_large(len(raw))}", []
     try:
         data = store.to_json_types(store.parse_toml(raw, source=source))
         store.validate_json("run", data, source=source)
+        made = [(path, ref["md5"]) for path, ref in data.get("outputs", {}).items()]
+        return json.dumps(flatten(data)), None, made
     except GitmlError as exc:
         return None, str(exc), []
-    made = [(path, ref["md5"]) for path, ref in data.get("outputs", {}).items()]
-    return json.dumps(flatten(data)), None, made
+    except RecursionError:
+        return None, f"{source}: nested too deeply to read", []
+    except Exception as exc:  # a record is a stranger's input: never let it stop a query
+        return None, f"{source}: unreadable ({type(exc).__name__}: {exc})", []
 
 
 class _Parser:

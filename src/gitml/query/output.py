@@ -105,7 +105,7 @@ def _cell(column: str, value: Any) -> str:
     if column in ("start_time", "end_time") and isinstance(value, str):
         return value[:19].replace("T", " ")
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.6g}"
+        return "NaN" if math.isnan(value) else f"{value:.6g}"  # inf, -inf
     if isinstance(value, list):
         return json.dumps(value)
     text = str(value)

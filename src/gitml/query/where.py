@@ -148,13 +148,23 @@ class _Compiler:
 
 
 def _holds(op: Callable[[Any, Any], bool], left: Any, right: Any) -> bool:
-    """One comparison; a missing value or mismatched types compare false (except == / !=)."""
+    """One comparison; a missing value or mismatched types compare false (except == / !=).
+
+    NaN (a diverged loss) compares false with everything, `!=` included, as NULL does in
+    SQL: `metrics.loss < 0.1` and `metrics.loss != 0.1` both leave a NaN run out.
+    """
     if (left is None or right is None) and op not in (operator.eq, operator.ne):
+        return False
+    if _is_nan(left) or _is_nan(right):
         return False
     try:
         return bool(op(left, right))
     except TypeError:
         return False
+
+
+def _is_nan(value: Any) -> bool:
+    return type(value) is float and value != value  # noqa: PLR0124 (NaN is not itself)
 
 
 def _single(op: Callable[[Any, Any], bool], left: Getter, right: Getter) -> Predicate:

@@ -112,7 +112,14 @@ def update(repo: Repo, run_id: str, change: Callable[[dict[str, Any]], None]) ->
 
 
 def normalize_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Params as TOML scalars: nested mappings flatten to dotted keys, None and objects to text."""
+    """Params as TOML scalars: nested mappings flatten to dotted keys, None and objects to text.
+
+    NaN and infinities are values like any other float. Mappings nested deeper than
+    `store.MAX_DEPTH` are refused: no config nests that deep, and a record that did could
+    not be read back by every tool.
+    """
+    if not prefix and store.depth(params) > store.MAX_DEPTH:
+        raise UsageError("params", f"nested more than {store.MAX_DEPTH} levels deep")
     out: dict[str, Any] = {}
     for key, value in params.items():
         if not isinstance(key, str) or not key or len(key) > 250:

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from gitml import store
 from gitml.errors import ArtifactError, RunStateError, UsageError
 from gitml.repo import Repo
 from gitml.tracking import journal, record
@@ -60,7 +61,7 @@ class Run:
         def change(rec: dict[str, Any]) -> None:
             for key, value in new.items():
                 old = rec["params"].get(key, value)
-                if old != value:
+                if not store.same_value(old, value):
                     raise UsageError(
                         f"param {key!r}", f"already logged as {old!r}; params cannot change"
                     )
