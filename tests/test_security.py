@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import subprocess
 import tomllib
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 import gitml
 from gitml import store
 from gitml.errors import ArtifactError, SchemaError
+from tests.helpers import commit_all, git
 from tests.helpers import gitml as gitml_cli
 from tests.test_serve import ROWS, Server, _records
 
@@ -80,3 +82,56 @@ def test_the_server_wants_the_bearer_token(served, monkeypatch):
     finally:
         server.stop(signal.SIGKILL)
     assert os.environ["GITML_SERVE_TOKEN"] not in server.log.read_text()
+
+
+@pytest.fixture
+def linked(project, tmp_path):
+    """A branch that commits `linkdir -> <outside>` and records naming files under it."""
+    root, outside = project.root, tmp_path / "outside"
+    outside.mkdir()
+    (root / "keys.txt").write_text("ssh-ed25519 AAAA attacker\n")
+    with gitml.start_run("honest") as run:
+        ref = run.log_artifact(root / "keys.txt")
+    commit_all(root, "an honest run")
+    git(root, "checkout", "-q", "-b", "attack")
+    (root / "linkdir").symlink_to(outside)
+    evil = "20260101T000000Z-ee1ee1"
+    record = store.read_toml(project.run_dir(run.id) / "run.toml", kind="run")
+    record.update(id=evil, name="evil", outputs={"linkdir/authorized_keys": dict(ref)})
+    project.run_dir(evil).mkdir(parents=True)
+    (project.run_dir(evil) / "run.toml").write_bytes(store.dumps_toml(record))
+    (root / "evil.dvc").write_text(
+        f"outs:\n- md5: {ref['md5']}\n  size: {ref['size']}\n  path: linkdir/authorized_keys\n"
+    )
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "--no-verify", "-m", "a symlinked directory and records under it")
+    return root, outside, evil
+
+
+def test_checkout_pull_and_post_checkout_never_write_through_a_symlinked_parent(linked):
+    root, outside, evil = linked
+    done = gitml_cli(root, "checkout", evil)
+    assert done.returncode == 2, done.stderr
+    assert "linkdir is a symlink" in done.stderr and "refusing to write" in done.stderr
+    assert list(outside.iterdir()) == []
+
+    done = gitml_cli(root, "pull")
+    assert done.returncode == 2 and "linkdir is a symlink" in done.stderr, done.stderr
+    assert list(outside.iterdir()) == []
+
+    git(root, "checkout", "-q", "main")
+    switched = subprocess.run(
+        ["git", "checkout", "attack"], cwd=root, capture_output=True, text=True, check=False
+    )  # fmt: skip (the post-checkout hook runs)
+    assert switched.returncode == 0
+    assert "linkdir is a symlink" in switched.stderr, switched.stderr
+    assert list(outside.iterdir()) == [], "the post-checkout hook wrote through the link"
+    assert (root / "linkdir").is_symlink()
+
+
+@pytest.mark.parametrize("path", ["linkdir/x", "linkdir/sub/x", "../x", "/abs/x", "a/../../x"])
+def test_safe_target_refuses_every_way_out(project, tmp_path, path):
+    (project.root / "linkdir").symlink_to(tmp_path)
+    with pytest.raises(ArtifactError, match="refusing to write"):
+        store.safe_target(project.root, path)
+    assert store.safe_target(project.root, "data/new/x") == project.root / "data/new/x"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitml import git
+from gitml import git, store
 from gitml.errors import AmbiguousRunError, GitmlError, RunNotFoundError
 from gitml.query.index import IndexedRun, record_of
 from gitml.repo import Repo
@@ -175,7 +175,8 @@ def _prepare(repo: Repo, run: IndexedRun, record: dict[str, Any], worktree: Path
     (dvc_dir / "config.local").write_text(f"[cache]\n    dir = {cache_dir(repo.root)}\n")
     for path, ref in record.get("inputs", {}).items():
         try:
-            restore(repo.root, ArtifactRef(md5=ref["md5"], size=ref["size"]), worktree / path)
+            dest = store.safe_target(worktree, path)
+            restore(repo.root, ArtifactRef(md5=ref["md5"], size=ref["size"]), dest)
         except GitmlError as exc:
             raise ReproduceError(f"input {path}: {exc}") from exc
 

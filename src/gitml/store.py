@@ -14,10 +14,10 @@ import tempfile
 import tomllib
 from collections.abc import Iterator, Mapping
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from gitml.errors import FileFormatError, SchemaError
+from gitml.errors import ArtifactError, FileFormatError, SchemaError
 
 SCHEMA_VERSION = 1
 
@@ -41,6 +41,34 @@ def _file_mode() -> int:
 
 
 FILE_MODE = _file_mode()
+
+
+def safe_target(root: Path, rel: str | os.PathLike[str]) -> Path:
+    """``root / rel`` for writing, refused when the write could land outside ``root``.
+
+    ``rel`` comes from a record, a DVC file or a manifest: input from a stranger. It must be
+    relative, without ``..``, and no directory on the way down from ``root`` may be a symlink
+    (a committed ``linkdir -> /somewhere`` would carry the write anywhere). The last part may
+    be a symlink: files are written to a temporary name and renamed over it, which replaces
+    the link and never follows it.
+    """
+    text = os.fspath(rel)
+    parts = PurePosixPath(text.replace("\\", "/")).parts
+    if not parts or text.startswith(("/", "\\")) or ".." in parts or parts == (".",):
+        raise ArtifactError(text, "is not a path inside the repository; refusing to write it")
+    current = root
+    for part in parts[:-1]:
+        current = current / part
+        if current.is_symlink():
+            raise ArtifactError(text, f"{PurePosixPath(*current.relative_to(root).parts)} is a "
+                                      f"symlink (to {os.readlink(current)}); refusing to write "
+                                      "through it")  # fmt: skip
+        if current.exists() and not current.is_dir():
+            raise ArtifactError(text, f"{current.relative_to(root)} is not a directory")
+    target = root.joinpath(*parts)
+    if not target.parent.resolve().is_relative_to(root.resolve()):
+        raise ArtifactError(text, "resolves outside the repository; refusing to write it")
+    return target
 
 
 def atomic_write(path: Path, data: bytes) -> None:

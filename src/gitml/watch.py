@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitml import store
 from gitml.errors import GitmlError, UsageError
 from gitml.repo import Repo
 
@@ -233,7 +234,7 @@ def _training_data(repo: Repo, champion: _Champion) -> Any:
     from gitml.data.checkout import restore
     from gitml.profile import read_table
 
-    path = repo.root / champion.data_path
+    path = store.safe_target(repo.root, champion.data_path)
     if not path.is_file():
         ref = champion.record["inputs"][champion.data_path]
         restore(repo.root, ArtifactRef(md5=ref["md5"], size=ref["size"]), path)
@@ -265,7 +266,7 @@ def _append_training_data(
     from gitml.data import ArtifactRef
     from gitml.data.checkout import restore
 
-    path = repo.root / champion.data_path
+    path = store.safe_target(repo.root, champion.data_path)
     ref = champion.record["inputs"][champion.data_path]
     combined = pd.concat([data, rows], ignore_index=True)
     tmp = path.with_name(f".{path.name}.gitml-watch.tmp")

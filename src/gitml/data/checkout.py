@@ -74,4 +74,7 @@ def _restore_dir(root: Path, ref: ArtifactRef, dest: Path, *, fetch: bool) -> No
         fetch_objects(root, missing)
     for entry in entries:
         part = ArtifactRef(md5=entry["md5"], size=int(entry.get("size", 0)))
-        restore(root, part, dest / entry["relpath"], fetch=False)
+        relpath = entry.get("relpath") if isinstance(entry, dict) else None
+        if not isinstance(relpath, str):
+            raise ArtifactError(f"object {ref.md5}", "directory manifest entry without a relpath")
+        restore(root, part, store.safe_target(dest, relpath), fetch=False)

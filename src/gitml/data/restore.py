@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gitml import store
 from gitml.data import ArtifactRef
 from gitml.data.checkout import restore
 from gitml.query.index import record_of
@@ -20,7 +21,7 @@ def checkout_run(repo: Repo, ref: str, *, inputs: bool = True) -> list[str]:
         sections = ("outputs", "inputs") if inputs else ("outputs",)
         for section in sections:
             for path, art in record.get(section, {}).items():
-                dest = repo.root / path
+                dest = store.safe_target(repo.root, path)
                 restore(repo.root, ArtifactRef(md5=art["md5"], size=art["size"]), dest)
                 written.append(Path(path).as_posix())
     return written

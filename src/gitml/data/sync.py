@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
+from gitml import store
 from gitml.data.transfer import push
 from gitml.errors import GitmlError
 from gitml.repo import Repo
@@ -106,10 +109,50 @@ def checkout_workspace(root: Path, *, remote: str | None = None) -> int:
     return _dvc_pull(root, remote=remote, force=True)
 
 
+def dvc_outputs(root: Path) -> list[str]:
+    """Every output path the working tree's `.dvc` files and `dvc.lock` name, as written."""
+    from gitml import git
+    from gitml.data.pipeline import lock_artifacts
+
+    outputs: list[str] = []
+    listed = git.run_git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard",
+                         "--", "*.dvc")  # fmt: skip
+    for pointer in sorted({p for p in listed.split("\0") if p}):
+        folder = PurePosixPath(pointer).parent
+        try:
+            doc = _yaml((root / pointer).read_text())
+        except (OSError, ValueError):
+            continue  # DVC reports a pointer it cannot read itself
+        for out in (doc or {}).get("outs", []) if isinstance(doc, dict) else []:
+            if isinstance(out, dict) and isinstance(out.get("path"), str):
+                outputs.append(str(folder / out["path"]) if str(folder) != "." else out["path"])
+    with contextlib.suppress(GitmlError):
+        outputs += list(lock_artifacts(root)[1])
+    return outputs
+
+
+def check_outputs(root: Path) -> None:
+    """Refuse a checkout when any DVC output would be written through a symlink or outside."""
+    for path in dvc_outputs(root):
+        store.safe_target(root, path)
+
+
+def _yaml(text: str) -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        return YAML(typ="safe").load(text)
+    except YAMLError as exc:
+        raise ValueError(str(exc)) from exc
+
+
 def _dvc_pull(root: Path, *, remote: str | None, force: bool) -> int:
     from dvc.exceptions import DvcException
 
     from gitml.data import dvc_repo
+
+    check_outputs(root)  # not left to DVC: gitml names the symlink and refuses
 
     with dvc_repo(root) as dvc:
         try:
