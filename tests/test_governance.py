@@ -2,6 +2,9 @@
 
 import json
 import subprocess
+import tomllib
+
+import pytest
 
 from tests.helpers import commit_all, git, gitml, push_to_new_origin
 
@@ -51,4 +54,103 @@ def test_signed_promotions_pass_the_audit_unsigned_ones_break_it(served, tmp_pat
     _origin, push = push_to_new_origin(served, tmp_path)
     assert push.returncode != 0
     assert "gitml pre-push: push refused: iris production v1 -> v2 in" in push.stderr
-    assert "not signed by an allowed signer (2 such change(s)" in push.stderr
+    assert "not signed by a signer the previous policy allows (2 such change(s)" in push.stderr
+
+
+@pytest.fixture
+def governed(served, tmp_path):
+    """iris under a policy: only alice moves production; alice signs from here on."""
+    alice, mallory = _key(tmp_path, "alice"), _key(tmp_path, "mallory")
+    (served / ".gitml" / "allowed_signers").write_text(
+        f"alice@example.com {alice.with_suffix('.pub').read_text()}"
+    )
+    config = served / ".gitml" / "config.toml"
+    config.write_text(config.read_text() + '\n[governance]\nprotected_aliases = ["production"]\n'
+                      'allowed_signers = ".gitml/allowed_signers"\n')  # fmt: skip
+    commit_all(served, "governance: only alice moves production")
+    git(served, "config", "gpg.format", "ssh")
+    git(served, "config", "user.signingkey", str(alice))
+    git(served, "config", "commit.gpgsign", "true")
+    return served, alice, mallory
+
+
+def _audit(root):
+    done = gitml(root, "audit", "--format", "json")
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, [r for r in json.loads(done.stdout) if r["policy"] != "-"]
+
+
+def _unsigned(root, message):
+    git(root, "-c", "commit.gpgsign=false", "commit", "-q", "-a", "-m", message)
+
+
+def test_an_unsigned_commit_cannot_switch_the_policy_off(governed, tmp_path):
+    root, _, _ = governed
+    config = root / ".gitml" / "config.toml"
+    text = config.read_text()
+    config.write_text(text[: text.index("[governance]")])
+    _unsigned(root, "tidy the config")
+    git(root, "config", "commit.gpgsign", "false")
+    assert gitml(root, "model", "promote", "iris", "1", "-m", "no policy now?").returncode == 0
+    code, judged = _audit(root)
+    assert code == 1
+    assert [(r["model"], r["edits"], r["policy"]) for r in judged] == [
+        ("-", "policy: [governance] removed", "VIOLATION"),
+        ("iris", "-", "VIOLATION"),  # still judged by alice's policy
+    ]
+    _, push = push_to_new_origin(root, tmp_path)
+    assert push.returncode != 0 and "policy: [governance] removed" in push.stderr
+
+
+def test_an_unsigned_commit_cannot_add_a_signer(governed):
+    root, _, mallory = governed
+    signers = root / ".gitml" / "allowed_signers"
+    key = mallory.with_suffix(".pub").read_text()
+    signers.write_text(signers.read_text() + f"mallory@example.com {key}")
+    _unsigned(root, "add a colleague")
+    git(root, "config", "user.signingkey", str(mallory))
+    assert gitml(root, "model", "promote", "iris", "1", "-m", "mallory now").returncode == 0
+    code, judged = _audit(root)
+    assert code == 1
+    assert [(r["edits"], r["signed by"], r["policy"]) for r in judged] == [
+        ("policy: .gitml/allowed_signers changed", "-", "VIOLATION"),
+        ("-", "-", "VIOLATION"),  # mallory's signature is judged by the list before her
+    ]
+
+
+def test_a_registered_version_is_append_only_whoever_signs(governed, tmp_path):
+    root, _, _ = governed
+    registry = root / ".gitml" / "models" / "iris.toml"
+    doc = tomllib.loads(registry.read_text())
+    v1, v2 = doc["versions"][0]["md5"], doc["versions"][1]["md5"]
+    registry.write_text(registry.read_text().replace(f'md5 = "{v2}"', f'md5 = "{v1}"', 1))
+    git(root, "commit", "-q", "-a", "-m", "alice swaps the bytes production serves")
+    code, judged = _audit(root)
+    assert code == 1
+    (row,) = judged
+    assert row["edits"] == f"iris v2 md5 {v2} -> {v1}" and row["signed by"] == "alice@example.com"
+    assert row["policy"] == "VIOLATION"
+    _, push = push_to_new_origin(root, tmp_path)
+    assert push.returncode != 0 and "versions are append-only" in push.stderr
+
+
+def test_alices_signed_history_passes(governed, tmp_path):
+    root, _, _ = governed
+    bob = _key(tmp_path, "bob")
+    assert gitml(root, "model", "promote", "iris", "1", "-m", "alice").returncode == 0
+    signers = root / ".gitml" / "allowed_signers"
+    signers.write_text(
+        signers.read_text() + f"bob@example.com {bob.with_suffix('.pub').read_text()}"
+    )
+    git(root, "commit", "-q", "-a", "-m", "alice adds bob")
+    git(root, "config", "user.signingkey", str(bob))
+    assert gitml(root, "model", "promote", "iris", "2", "-m", "bob").returncode == 0
+    code, judged = _audit(root)
+    assert code == 0, judged
+    assert [(r["signed by"], r["policy"]) for r in judged] == [
+        ("alice@example.com", "ok"),
+        ("alice@example.com", "ok"),
+        ("bob@example.com", "ok"),
+    ]
+    _, push = push_to_new_origin(root, tmp_path)
+    assert push.returncode == 0, push.stderr

@@ -61,16 +61,15 @@ def _names() -> tuple[str, ...]:
 
 def _pre_push(repo: Repo) -> int:
     """Upload every artifact runs reference before git publishes commits that name them."""
+    from gitml.audit import audit, describe, in_force
     from gitml.data.sync import MissingArtifactsError, push_runs
 
-    if repo.config.get("governance", {}).get("protected_aliases"):
-        from gitml.audit import audit
-
+    # Whether a policy was ever committed, not what the working tree says: a commit that
+    # deletes [governance] must not switch off the check that judges it.
+    if in_force(repo):
         broken = [c for c in audit(repo) if c.violation]
         if broken:
-            first = broken[0]
-            message = (f"gitml pre-push: push refused: {first.model} {'; '.join(first.moved)} "
-                       f"in {first.commit[:8]} is not signed by an allowed signer "
+            message = (f"gitml pre-push: push refused: {describe(broken[0])} "
                        f"({len(broken)} such change(s); `gitml audit` lists them)")  # fmt: skip
             print(message, file=sys.stderr)
             return 1
