@@ -64,7 +64,8 @@ def names(repo: Repo) -> list[str]:
 
 
 def load(repo: Repo, name: str) -> dict[str, Any]:
-    """The registry file of ``name``, validated."""
+    """The registry file of ``name``, validated (a half-done change is finished first)."""
+    git.settle(repo.root)
     path = registry_path(repo, name)
     if not path.is_file():
         known = ", ".join(names(repo)) or "none yet"
@@ -128,6 +129,8 @@ def register(
     from gitml.signature import infer as infer_signature
 
     file = registry_path(repo, name)
+    if commit:
+        _committed(repo, name)
     run = resolve_run(repo, run_ref)
     record = record_of(repo, run)
     if record.get("status") != "finished":
@@ -191,6 +194,8 @@ def promote(
         raise UsageError("--to", f"{alias!r}: an alias is lower-case letters, digits, '_' or '-' "
                                  "and not 'latest'")  # fmt: skip
     file = registry_path(repo, name)
+    if commit:
+        _committed(repo, name)
     doc = load(repo, name)
     version = version_of(doc, selector)
     previous = doc.get("aliases", {}).get(alias)
@@ -225,6 +230,8 @@ def rollback(
 ) -> dict[str, Any]:
     """Point ``alias`` back at ``to``, or at the version it pointed at before the current one."""
     file = registry_path(repo, name)
+    if commit:
+        _committed(repo, name)
     doc = load(repo, name)
     current = doc.get("aliases", {}).get(alias)
     if current is None:
@@ -276,20 +283,27 @@ def _new(name: str) -> dict[str, Any]:
 
 
 def _save(repo: Repo, file: Path, doc: dict[str, Any], message: str, commit: bool) -> None:
-    file.parent.mkdir(parents=True, exist_ok=True)
-    old = file.read_bytes() if file.exists() else None
-    store.write_toml(file, doc, kind="model")
+    """Commit the new registry file, then write it (`git.commit_file`): all or nothing."""
     if not commit:
+        store.write_toml(file, doc, kind="model")
         return
-    try:
-        git.commit(repo.root, [file.relative_to(repo.root).as_posix()], message)
-    except GitmlError:
-        # Nothing half-done: the file goes back to what it was (or away), then the error.
-        if old is None:
-            file.unlink()
-        else:
-            store.atomic_write(file, old)
-        raise
+    data = store.toml_bytes(doc, kind="model", source=str(file))
+    git.commit_file(repo.root, file.relative_to(repo.root).as_posix(), data, message)
+
+
+def _committed(repo: Repo, name: str) -> None:
+    """Before a change: finish a half-done one, and refuse to drop an uncommitted user edit.
+
+    A change is committed from HEAD's registry file, so an edit only in the working tree
+    would be silently overwritten.
+    """
+    git.settle(repo.root)
+    rel = registry_path(repo, name).relative_to(repo.root).as_posix()
+    if git.run_git(repo.root, "status", "--porcelain", "--", rel).strip():
+        raise UsageError(
+            rel, "has uncommitted changes; commit or discard them (`git checkout -- "
+                 f"{rel}`) before changing the registry"
+        )  # fmt: skip
 
 
 def _move(

@@ -127,10 +127,15 @@ def dumps_toml(data: Mapping[str, Any]) -> bytes:
 
 def write_toml(path: Path, data: Mapping[str, Any], *, kind: str | None = None) -> None:
     """Validate ``data`` against the schema of ``kind`` (if given) and write it atomically."""
+    atomic_write(path, toml_bytes(data, kind=kind, source=str(path)))
+
+
+def toml_bytes(data: Mapping[str, Any], *, kind: str | None, source: str) -> bytes:
+    """``data`` as TOML, validated against the schema of ``kind`` (if given) first."""
     clean = _drop_none(data)
     if kind is not None:
-        validate(kind, clean, source=str(path))
-    atomic_write(path, dumps_toml(clean))
+        validate(kind, clean, source=source)
+    return dumps_toml(clean)
 
 
 MAX_RECORD_BYTES = 16 * 1024 * 1024  # a run record is kilobytes; 16 MiB is a broken one
