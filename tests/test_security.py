@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -47,22 +48,23 @@ def test_secret_looking_params_are_redacted_in_files_not_for_the_command(project
               "open('seen.json', 'w').write(json.dumps(p))\n")  # fmt: skip
     (project.root / "train.py").write_text(script)
     params = ["-p", "api_key=abc123", "-p", "db.password=hunter2", "-p", "monkey=3",
-              "-p", "token_budget=512"]  # fmt: skip
+              "-p", "sort_key=512", "-p", "token_budget=512"]  # fmt: skip
     done = gitml_cli(project.root, "run", *params, "--", "python", "train.py")
     assert done.returncode == 0, done.stderr
     record = next(project.runs_dir.glob("*/run.toml")).read_text()
     params = tomllib.loads(record)["params"]
     assert params["api_key"] == "<redacted>" and params["db.password"] == "<redacted>"
-    assert params["monkey"] == 3 and params["token_budget"] == "<redacted>"
+    assert params["monkey"] == 3 and params["sort_key"] == "<redacted>"
+    assert params["token_budget"] == 512  # a setting that starts with a secret's word
     assert "abc123" not in record and "hunter2" not in record
     assert json.loads((project.root / "seen.json").read_text())["api_key"] == "abc123"
     config = project.config_path
-    allow = '[tracking]\nallow_params = ["token_budget"]\n'
+    allow = '[tracking]\nallow_params = ["sort_key"]\n'
     config.write_text(config.read_text().replace("[tracking]\n", allow, 1))  # the template has one
-    with gitml.start_run("allowed", params={"token_budget": 512, "secret": "x"}) as run:
+    with gitml.start_run("allowed", params={"sort_key": 512, "secret": "x"}) as run:
         pass
     kept = store.read_toml(project.run_dir(run.id) / "run.toml", kind="run")["params"]
-    assert kept == {"token_budget": 512, "secret": "<redacted>"}
+    assert kept == {"sort_key": 512, "secret": "<redacted>"}
 
 
 def test_the_server_wants_the_bearer_token(served, monkeypatch):
@@ -135,3 +137,72 @@ def test_safe_target_refuses_every_way_out(project, tmp_path, path):
     with pytest.raises(ArtifactError, match="refusing to write"):
         store.safe_target(project.root, path)
     assert store.safe_target(project.root, "data/new/x") == project.root / "data/new/x"
+
+
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # AWS's documented example key
+
+
+def test_secrets_by_value_never_reach_a_record_and_check_finds_old_ones(served, tmp_path):
+    root = served
+    values = {"aws_blob": AWS_SECRET, "pw": "hunter2", "dbpass": "tr0ub4dor&3"}
+    script = tmp_path / "leak.py"  # outside the repository: only what gitml writes is judged
+    script.write_text(
+        "import gitml\n"
+        f"with gitml.start_run('leaky', params={values!r}) as run:\n"
+        "    run.log_metric('accuracy', 0.5)\n"
+    )
+    done = gitml_cli(root, "run", "--", sys.executable, str(script))
+    assert done.returncode == 0, done.stderr
+    commit_all(root, "a run that tried to log secrets")
+    record = next(
+        r for r in (root / ".gitml/runs").glob("*/run.toml") if "aws_blob" in r.read_text()
+    )
+    params = tomllib.loads(record.read_text())["params"]
+    assert params == {"aws_blob": "<redacted>", "pw": "<redacted>", "dbpass": "<redacted>"}
+    report = tmp_path / "report.html"
+    assert gitml_cli(root, "report", "-o", str(report)).returncode == 0
+    history = git(root, "log", "-p", "--all")
+    for secret in values.values():
+        for text in (history, report.read_text(), (root / "metrics.toml").read_text()):
+            assert secret not in text
+
+    # A record from another tool holding one anyway is found, in history too.
+    record.write_text(record.read_text().replace('aws_blob = "<redacted>"',
+                                                 f'aws_blob = "{AWS_SECRET}"'))  # fmt: skip
+    commit_all(root, "an imported run that leaks a key")
+    git(root, "rm", "-q", "-r", str(record.parent.relative_to(root)))
+    git(root, "commit", "-q", "-m", "remove it again")
+    done = gitml_cli(root, "check", "--all-history", "--only", "secrets", "--format", "json")
+    assert done.returncode == 1
+    (finding,) = json.loads(done.stdout)["findings"]
+    assert finding["detail"] == "params.aws_blob" and "high-entropy" in finding["message"]
+    assert AWS_SECRET not in done.stdout
+
+
+def test_no_false_positives_on_ids_hashes_and_estimator_params():
+    import hashlib
+    import uuid
+
+    from sklearn.utils.discovery import all_estimators
+
+    from gitml.secrets import secret_kind
+
+    judged = 0
+    for i in range(2000):
+        digest = str(i).encode()
+        for value in (hashlib.md5(digest).hexdigest(), hashlib.sha1(digest).hexdigest(),
+                      hashlib.sha256(digest).hexdigest(), str(uuid.uuid4()), uuid.uuid4().hex,
+                      f"20261130T0059{i % 60:02d}Z-{hashlib.md5(digest).hexdigest()[:6]}"):  # fmt: skip
+            for name in ("commit", "data_md5", "run_id", "dataset_version", "seed_hash"):
+                assert secret_kind(name, value) is None, (name, value)
+                judged += 1
+    for _, estimator in all_estimators():
+        try:
+            params = estimator().get_params()
+        except TypeError:
+            continue  # needs arguments (meta-estimators)
+        for name, value in params.items():
+            assert secret_kind(name, str(value)) is None, (estimator.__name__, name, value)
+            judged += 1
+    assert judged > 60_000
+    print(f"\n{judged} ids, hashes and estimator params judged: 0 flagged")

@@ -1,22 +1,41 @@
 """What a credential looks like: the one set of rules redaction and `gitml check` share.
 
-A param or tag whose *name* says secret (token, password, key, ...) or whose *value* has the
-shape of a well-known credential (cloud keys, forge tokens, private key blocks, JWTs, URLs with
-a password) is a secret. Runs redact them when they are logged; `gitml check` finds the ones
-that reached a record anyway (imported runs, `[tracking] allow_params`, older records).
+A param or tag is a secret when
+
+- its *value* has the shape of a well-known credential (cloud keys, forge tokens, private key
+  blocks, JWTs, URLs with a password), whatever its name;
+- its *value* is a high-entropy token (an AWS secret access key under the name ``aws_blob``):
+  detect-secrets' Base64HighEntropyString rule and limit (Yelp's detector, maintained, the one
+  pre-commit users run), on tokens of 20 characters or more. Pure hex (git SHAs, md5s, data
+  hashes) and UUIDs are never judged by entropy: in ML params they are ids, not keys;
+- its *name* ends in a secret's word: gitml's (token, password, key, pw, ...) or
+  detect-secrets' keyword list (api_?key, db_?pass, passwd, pwd, secret, ...); a name that
+  only starts with one (`token_pattern`, `key_column`) names a setting.
+
+Runs redact them when they are logged; `gitml check` finds the ones that reached a record
+anyway (imported runs, `[tracking] allow_params`, older records). Names in allow_params are
+exempt from the name and entropy rules, never from the credential shapes. detect-secrets is
+imported only when a value or name could match (a run of short params never pays for it).
 """
 
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any
 
 REDACTED = "<redacted>"
 
+# The secret word ends the name (db.password, hf_token, api_key): `token_pattern`,
+# `key_column` and `password_min_length` name settings, not credentials.
 SECRET_NAME = re.compile(
-    r"(^|[_\-.])(token|password|passwd|pwd|secret|key|apikey|credentials?|private_key)($|[_\-.])",
+    r"(^|[_\-.])(token|password|passwd|pwd|pw|pass|secret|key|apikey|credentials?|private_key)$",
     re.IGNORECASE,
 )
+_MAYBE_NAME = re.compile(r"pass|pw|key|secret|auth|contra", re.IGNORECASE)  # detect-secrets'
+_TOKEN = re.compile(r"[A-Za-z0-9+/\\\-_=]{20,}")  # its base64 charset, 20 characters or more
+_HEX = re.compile(r"[0-9a-fA-F]+")
+MIN_TOKEN = 20
 
 # Shapes with few false positives: vendor prefixes and fixed lengths, not entropy guesses.
 SECRET_VALUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
@@ -40,8 +59,8 @@ SECRET_VALUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 def secret_kind(name: str, value: Any, *, allowed: tuple[str, ...] | list[str] = ()) -> str | None:
     """Why ``name = value`` looks like a credential, or None.
 
-    Names in ``allowed`` are exempt from the name rule (`[tracking] allow_params`), never from
-    the value shapes.
+    Names in ``allowed`` are exempt from the name and entropy rules (`[tracking]
+    allow_params`), never from the credential shapes.
     """
     if value == REDACTED:
         return None
@@ -49,9 +68,39 @@ def secret_kind(name: str, value: Any, *, allowed: tuple[str, ...] | list[str] =
         for kind, pattern in SECRET_VALUES:
             if pattern.search(value):
                 return kind
-    if name not in allowed and SECRET_NAME.search(name):
+    if name in allowed:
+        return None
+    if isinstance(value, str) and len(value) >= MIN_TOKEN and _high_entropy(value):
+        return "a high-entropy string"
+    if SECRET_NAME.search(name) or (_MAYBE_NAME.search(name) and _keyword(name)):
         return "a secret's name"
     return None
+
+
+def _high_entropy(value: str) -> bool:
+    """A token of ``value`` over detect-secrets' base64 entropy limit (ids excepted)."""
+    tokens = [t for t in _TOKEN.findall(value) if not _HEX.fullmatch(t)]
+    if not tokens:
+        return False
+    plugin, is_uuid = _detectors()[:2]
+    return any(
+        not is_uuid(token) and plugin.calculate_shannon_entropy(token) > plugin.entropy_limit
+        for token in tokens
+    )
+
+
+def _keyword(name: str) -> bool:
+    return bool(_detectors()[2].search(name))
+
+
+@cache
+def _detectors() -> tuple[Any, Any, re.Pattern[str]]:
+    from detect_secrets.filters.heuristic import is_potential_uuid
+    from detect_secrets.plugins.high_entropy_strings import Base64HighEntropyString
+    from detect_secrets.plugins.keyword import DENYLIST
+
+    keywords = re.compile("(?:" + "|".join(DENYLIST) + ")$", re.IGNORECASE)
+    return Base64HighEntropyString(), is_potential_uuid, keywords
 
 
 def redact(values: dict[str, Any], allowed: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
