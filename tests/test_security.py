@@ -190,9 +190,10 @@ def test_no_false_positives_on_ids_hashes_and_estimator_params():
     judged = 0
     for i in range(2000):
         digest = str(i).encode()
-        for value in (hashlib.md5(digest).hexdigest(), hashlib.sha1(digest).hexdigest(),
-                      hashlib.sha256(digest).hexdigest(), str(uuid.uuid4()), uuid.uuid4().hex,
-                      f"20261130T0059{i % 60:02d}Z-{hashlib.md5(digest).hexdigest()[:6]}"):  # fmt: skip
+        md5 = hashlib.md5(digest).hexdigest()
+        run_id = f"20261130T0059{i % 60:02d}Z-{md5[:6]}"
+        for value in (md5, hashlib.sha1(digest).hexdigest(), hashlib.sha256(digest).hexdigest(),
+                      str(uuid.uuid4()), uuid.uuid4().hex, run_id):  # fmt: skip
             for name in ("commit", "data_md5", "run_id", "dataset_version", "seed_hash"):
                 assert secret_kind(name, value) is None, (name, value)
                 judged += 1
