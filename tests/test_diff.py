@@ -117,7 +117,7 @@ def test_the_ci_example_writes_the_pr_comment_and_the_report(project, tmp_path):
     examples = Path(__file__).resolve().parents[1] / "examples" / "ci"
     workflow = yaml.safe_load((examples / "github-actions.yml").read_text())
     steps = " ".join(str(s.get("run", "")) for s in workflow["jobs"]["review"]["steps"])
-    assert "bash examples/ci/review.sh" in steps and "gh pr comment" in steps
+    assert "bash examples/ci/review.sh" in steps and "gh api" in steps
     (project.root / "train.py").write_text(TRAIN)
     commit_all(project.root, "script")
     _train(project, 2, "baseline")

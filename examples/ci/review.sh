@@ -16,6 +16,11 @@ else
   table="No comparison: $table"
   note="Commit a finished run (its metrics.toml) on both sides to compare them."
 fi
+if [ "${REPRODUCED:-}" = failure ]; then
+  table="**The base commit's run did not reproduce** (see the job log).
+
+$table"
+fi
 cat > "$out/comment.md" <<COMMENT
 <!-- gitml-review -->
 ### gitml: \`$head\` against \`$base\`

@@ -53,6 +53,7 @@ def resolve_side(repo: Repo, ref: str, rows: Rows) -> Side:
             raise GitmlError(f"{summary}: not in the working tree; finish a run first")
         side = _side_for(ref, store.read_toml(path, kind="metrics-summary"), rows, summary)
         return _with_repeats(repo, side, rows)
+    git.require_full_history(repo.root, "gitml diff")
     commit = git.resolve_commit(repo.root, ref)
     if commit is not None:
         try:

@@ -124,3 +124,14 @@ class UnsafeModelError(GitmlError):
         )
         self.path = path
         self.name = name
+
+
+class ShallowCloneError(GitmlError):
+    """A command that reads the whole history, in a clone that has only part of it."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what} reads the whole git history, and this clone is shallow: it would answer "
+            "on part of it; run `git fetch --unshallow` (GitHub Actions: actions/checkout "
+            "with fetch-depth: 0; GitLab CI: GIT_DEPTH: 0)"
+        )

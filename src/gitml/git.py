@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitml.errors import GitError, NotAGitRepositoryError
+from gitml.errors import GitError, NotAGitRepositoryError, ShallowCloneError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -423,6 +423,12 @@ def resolve_commit(root: Path, rev: str) -> str | None:
         return str(_open(root).revparse_single(rev).peel(pygit2.Commit).id)
     except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
         return None
+
+
+def require_full_history(root: Path, what: str) -> None:
+    """Refuse ``what`` in a shallow clone, which would read only part of the history."""
+    if run_git(root, "rev-parse", "--is-shallow-repository").strip() == "true":
+        raise ShallowCloneError(what)
 
 
 def hooks_dir(root: Path) -> Path:

@@ -99,6 +99,7 @@ def reproduce(
     echo: Callable[[str], None] = print,
 ) -> list[Reproduction]:
     """Reproduce every run ``ref`` names; see the module docstring."""
+    git.require_full_history(repo.root, "gitml reproduce")
     return [
         reproduce_run(repo, run, tolerance=tolerance, keep=keep, echo=echo)
         for run in targets(repo, ref)

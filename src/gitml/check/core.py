@@ -161,6 +161,7 @@ def check(
     """Run the checks over the working tree, ``rev``, or every version in the history."""
     wanted = set(checks)
     if all_history:
+        git.require_full_history(repo.root, "gitml check --all-history")
         target, entries = "all history", files.in_history(repo)
     elif rev is not None:
         commit = files.resolve(repo, rev)
