@@ -214,3 +214,5 @@ def test_a_shallow_clone_is_told_to_fetch_the_history(project, tmp_path):
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert "this clone is shallow" in done.stderr and "fetch-depth: 0" in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
+    listed = gitml(shallow, "runs")
+    assert listed.returncode == 0 and "this clone is shallow" in listed.stderr

@@ -154,3 +154,17 @@ def test_alices_signed_history_passes(governed, tmp_path):
     ]
     _, push = push_to_new_origin(root, tmp_path)
     assert push.returncode == 0, push.stderr
+
+
+def test_pre_push_audits_the_branch_pushed_not_head(governed, tmp_path):
+    root, _, _ = governed
+    origin, pushed = push_to_new_origin(root, tmp_path)
+    assert pushed.returncode == 0, pushed.stderr
+    git(root, "checkout", "-q", "-b", "sneaky")
+    git(root, "config", "commit.gpgsign", "false")
+    assert gitml(root, "model", "promote", "iris", "1", "-m", "unsigned").returncode == 0
+    git(root, "checkout", "-q", "main")  # HEAD is clean; the branch pushed is not
+    done = subprocess.run(["git", "push", "origin", "sneaky"], cwd=root, capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    assert done.returncode != 0 and "push refused" in done.stderr, done.stderr
+    assert "sneaky" not in git(origin, "branch")

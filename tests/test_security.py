@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -205,5 +206,44 @@ def test_no_false_positives_on_ids_hashes_and_estimator_params():
         for name, value in params.items():
             assert secret_kind(name, str(value)) is None, (estimator.__name__, name, value)
             judged += 1
+    import sklearn
+
+    for path in Path(sklearn.__file__).parent.rglob("*"):  # real paths, absolute and relative
+        for value in (str(path), path.relative_to(Path(sklearn.__file__).parents[1]).as_posix()):
+            assert secret_kind("data_path", value) is None, value
+            judged += 1
     assert judged > 60_000
     print(f"\n{judged} ids, hashes and estimator params judged: 0 flagged")
+
+
+def test_a_committed_symlink_for_gitmls_own_folders_is_refused(project, tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    runs = project.runs_dir
+    if runs.exists():
+        runs.rmdir()
+    runs.symlink_to(outside)
+    for args in (["runs"], ["status"], ["model", "list"]):
+        done = gitml_cli(project.root, *args)
+        assert done.returncode == 2 and ".gitml/runs: is a symlink" in done.stderr, done.stderr
+    code = "import gitml\nwith gitml.start_run('x'): pass"
+    done = subprocess.run([sys.executable, "-c", code], cwd=project.root, capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    assert done.returncode != 0 and "is a symlink" in done.stderr
+    assert list(outside.iterdir()) == []
+
+
+def test_a_secret_on_the_command_line_is_redacted_and_reproduce_says_why(project, tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text("import gitml\nwith gitml.start_run() as run:\n"
+                      "    run.log_metric('accuracy', 0.5)\n")  # fmt: skip
+    done = gitml_cli(project.root, "run", "--", sys.executable, str(script), "--password",
+                     "hunter2", f"--aws-blob={AWS_SECRET}", "--lr", "0.1")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    record = next(project.runs_dir.glob("*/run.toml"))
+    command = tomllib.loads(record.read_text())["command"]
+    assert command[-5:] == ["--password", "<redacted>", "--aws-blob=<redacted>", "--lr", "0.1"]
+    commit_all(project.root, "a run with a secret on its command line")
+    done = gitml_cli(project.root, "reproduce", record.parent.name)
+    said = done.stdout + done.stderr
+    assert done.returncode == 2 and "pass secrets through the environment" in said

@@ -69,8 +69,8 @@ class Change:
     reason: str = ""  # why it is a violation
 
 
-def audit(repo: Repo, names: list[str] | None = None) -> list[Change]:
-    """Every registry and policy commit on HEAD (of ``names`` only when given), oldest first.
+def audit(repo: Repo, names: list[str] | None = None, *, rev: str = "HEAD") -> list[Change]:
+    """Every registry and policy commit in ``rev``'s history (of ``names`` only), oldest first.
 
     A policy that a violating commit put in place never judges later commits: they are
     judged by the policy that commit replaced (so an unsigned widening of the signers does
@@ -78,7 +78,7 @@ def audit(repo: Repo, names: list[str] | None = None) -> list[Change]:
     """
     changes: list[Change] = []
     replaced: dict[Policy, Policy] = {}  # a policy put in by a violation -> the one before
-    for commit in _commits(repo):
+    for commit in _commits(repo, rev):
         parent = before = _policy_at(repo.root, commit.parent)
         while before in replaced:
             before = replaced[before]
@@ -109,13 +109,13 @@ class _Commit:
     paths: tuple[str, ...]
 
 
-def _commits(repo: Repo) -> list[_Commit]:
-    """HEAD's commits touching the registry, the config or any allowed-signers file."""
+def _commits(repo: Repo, rev: str) -> list[_Commit]:
+    """``rev``'s commits touching the registry, the config or any allowed-signers file."""
     paths = [MODELS, CONFIG, *_signer_paths(repo)]
     try:
         out = git.run_git(repo.root, "log", "--reverse", "--diff-merges=first-parent",
                           "--name-only", "--format=%x1e%H%x1f%P%x1f%aI%x1f%an <%ae>%x1f%s",
-                          "--", *paths)  # fmt: skip
+                          rev, "--", *paths)  # fmt: skip
     except GitError:
         return []  # no commit yet
     commits = []

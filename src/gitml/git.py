@@ -425,9 +425,14 @@ def resolve_commit(root: Path, rev: str) -> str | None:
         return None
 
 
+def is_shallow(root: Path) -> bool:
+    """Whether this clone holds only part of the history (`git clone --depth`)."""
+    return run_git(root, "rev-parse", "--is-shallow-repository").strip() == "true"
+
+
 def require_full_history(root: Path, what: str) -> None:
     """Refuse ``what`` in a shallow clone, which would read only part of the history."""
-    if run_git(root, "rev-parse", "--is-shallow-repository").strip() == "true":
+    if is_shallow(root):
         raise ShallowCloneError(what)
 
 
@@ -590,14 +595,14 @@ def _settle_locked(root: Path, repo: Any) -> None:
 
 def _settle_path(root: Path, repo: Any, index: Any, delta: Any) -> None:
     """Make one path of the working tree and the index what the commit holds."""
-    from gitml.store import atomic_write
+    from gitml.store import atomic_write, safe_target
 
     if delta.status_char() == "D":
-        (root / delta.old_file.path).unlink(missing_ok=True)
+        safe_target(root, delta.old_file.path).unlink(missing_ok=True)
         with contextlib.suppress(KeyError, OSError):
             index.remove(delta.old_file.path)
         return
-    atomic_write(root / delta.new_file.path, repo[delta.new_file.id].data)
+    atomic_write(safe_target(root, delta.new_file.path), repo[delta.new_file.id].data)
     index.add(delta.new_file.path)
 
 

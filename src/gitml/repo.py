@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gitml import git, store
-from gitml.errors import NotAGitRepositoryError, NotInitializedError
+from gitml.errors import FileFormatError, NotAGitRepositoryError, NotInitializedError
 
 GITML_DIR = ".gitml"
 # Paths gitml writes itself: never part of a run's code patch or dirty flag.
@@ -70,6 +70,23 @@ GITATTRIBUTES_LINES = (
 )
 
 
+WRITTEN_FOLDERS = (GITML_DIR, f"{GITML_DIR}/runs", f"{GITML_DIR}/models", f"{GITML_DIR}/cache",
+                   f"{GITML_DIR}/monitor", ".dvc", ".dvc/cache")  # fmt: skip
+
+
+def _no_linked_folders(root: Path) -> None:
+    """Refuse a project whose own folders are symlinks.
+
+    A branch that commits `.gitml/runs -> /somewhere` would have every later write land there.
+    """
+    for folder in WRITTEN_FOLDERS:
+        if (root / folder).is_symlink():
+            raise FileFormatError(
+                folder, f"is a symlink (to {os.readlink(root / folder)}); gitml writes only into "
+                        "real folders of the repository: remove the link"
+            )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Repo:
     """A gitml project rooted at the top of a git working tree."""
@@ -82,6 +99,7 @@ class Repo:
         root = git.find_root(Path(start) if start is not None else Path.cwd())
         if not (root / GITML_DIR / "config.toml").is_file():
             raise NotInitializedError(str(root))
+        _no_linked_folders(root)
         return cls(root)
 
     @property

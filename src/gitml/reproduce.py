@@ -21,6 +21,7 @@ from gitml import git, store
 from gitml.errors import AmbiguousRunError, GitmlError, RunNotFoundError
 from gitml.query.index import IndexedRun, record_of
 from gitml.repo import Repo
+from gitml.secrets import REDACTED
 
 REPRODUCED, DIFFERS, FAILED = "reproduced", "differs", "could not run"
 EXIT_CODES = {REPRODUCED: 0, DIFFERS: 1, FAILED: 2}
@@ -150,6 +151,11 @@ def reproduce_run(
 def _check_runnable(record: dict[str, Any]) -> None:
     if not record.get("command"):
         raise ReproduceError(f"run {record['id']}: no command was recorded")
+    if any(REDACTED in str(arg) for arg in record["command"]):
+        raise ReproduceError(
+            f"run {record['id']}: its command line held a secret, recorded as {REDACTED}; "
+            "pass secrets through the environment so the command can be run again"
+        )
     if not record.get("code", {}).get("commit"):
         raise ReproduceError(
             f"run {record['id']}: started before the first commit; no code to check out"

@@ -79,7 +79,7 @@ def secret_kind(name: str, value: Any, *, allowed: tuple[str, ...] | list[str] =
 
 def _high_entropy(value: str) -> bool:
     """A token of ``value`` over detect-secrets' base64 entropy limit (ids excepted)."""
-    tokens = [t for t in _TOKEN.findall(value) if not _HEX.fullmatch(t)]
+    tokens = [t for t in _pieces(value) if len(t) >= MIN_TOKEN and not _HEX.fullmatch(t)]
     if not tokens:
         return False
     plugin, is_uuid = _detectors()[:2]
@@ -87,6 +87,22 @@ def _high_entropy(value: str) -> bool:
         not is_uuid(token) and plugin.calculate_shannon_entropy(token) > plugin.entropy_limit
         for token in tokens
     )
+
+
+def _pieces(value: str) -> list[str]:
+    """The tokens of ``value`` entropy is judged on: a path's folders one by one.
+
+    A token with '/' is a path (not base64, whose '/' are few and whose alphabet has no '_'
+    or '-') when it starts with '/', holds '_' or '-', or has three slashes or more.
+    """
+    pieces = []
+    for token in _TOKEN.findall(value):
+        if "/" in token and (token.startswith("/") or "_" in token or "-" in token
+                             or token.count("/") >= 3):  # fmt: skip
+            pieces += token.split("/")
+        else:
+            pieces.append(token)
+    return pieces
 
 
 def _keyword(name: str) -> bool:
@@ -106,6 +122,26 @@ def _detectors() -> tuple[Any, Any, re.Pattern[str]]:
 def redact(values: dict[str, Any], allowed: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
     """``values`` with every secret (by `secret_kind`) replaced by <redacted>."""
     return {k: REDACTED if secret_kind(k, v, allowed=allowed) else v for k, v in values.items()}
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """A command line as it may be recorded: secrets in it as <redacted>.
+
+    `--password hunter2`, `--api-key=...` and `-p token=...` by the option's name; any argument
+    by the value rules (a key pasted as a positional argument).
+    """
+    out = list(argv)
+    for i, arg in enumerate(argv):
+        name, eq, value = arg.lstrip("-").partition("=")
+        if eq and secret_kind(name.replace("-", "_"), value):
+            out[i] = arg[: len(arg) - len(value)] + REDACTED
+        elif secret_kind("", arg):
+            out[i] = REDACTED
+        elif arg.startswith("-") and not eq and i + 1 < len(argv):
+            following = argv[i + 1]
+            if not following.startswith("-") and secret_kind(name.replace("-", "_"), following):
+                out[i + 1] = REDACTED
+    return out
 
 
 def masked(value: Any) -> str:

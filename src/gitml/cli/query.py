@@ -50,6 +50,7 @@ def runs(
       gitml runs --format csv > runs.csv
       gitml runs --sql 'SELECT run_id, max(value) FROM steps WHERE name = $$loss$$ GROUP BY 1'
     """
+    from gitml import git
     from gitml.query.api import find_runs
     from gitml.query.output import parse_columns, render
     from gitml.repo import Repo
@@ -64,7 +65,11 @@ def runs(
         chosen = parse_columns(columns, rows) if columns else list(rows[0]) if rows else []
         click.echo(render(rows, fmt=fmt, columns=chosen, full=rows), nl=False)
         return
-    rows = find_runs(Repo.find(), where=where, sort=sort, limit=limit)
+    repo = Repo.find()
+    rows = find_runs(repo, where=where, sort=sort, limit=limit)
+    if git.is_shallow(repo.root):
+        click.echo("gitml: warning: this clone is shallow: runs recorded in the history it lacks "
+                   "are not listed; `git fetch --unshallow` for all of them", err=True)  # fmt: skip
     full = [_nested(row) for row in rows] if fmt == "json" else []
     click.echo(render(rows, fmt=fmt, columns=parse_columns(columns, rows), full=full), nl=False)
 

@@ -59,6 +59,22 @@ def _names() -> tuple[str, ...]:
     return HOOKS
 
 
+def _pushed_revs() -> list[str]:
+    """The commits a push publishes, from the lines git writes to pre-push's stdin.
+
+    Each line is `<local ref> <local sha> <remote ref> <remote sha>`; a deletion's local sha is
+    all zeros. Without such lines (a hook runner that passes none), HEAD.
+    """
+    if sys.stdin is None or sys.stdin.isatty():
+        return ["HEAD"]
+    revs = []
+    for line in sys.stdin.read().splitlines():
+        fields = line.split()
+        if len(fields) == 4 and fields[1].strip("0") and fields[1] not in revs:
+            revs.append(fields[1])
+    return revs or ["HEAD"]
+
+
 def _pre_push(repo: Repo) -> int:
     """Upload every artifact runs reference before git publishes commits that name them."""
     from gitml.audit import audit, describe, in_force
@@ -67,7 +83,7 @@ def _pre_push(repo: Repo) -> int:
     # Whether a policy was ever committed, not what the working tree says: a commit that
     # deletes [governance] must not switch off the check that judges it.
     if in_force(repo):
-        broken = [c for c in audit(repo) if c.violation]
+        broken = [c for rev in _pushed_revs() for c in audit(repo, rev=rev) if c.violation]
         if broken:
             message = (f"gitml pre-push: push refused: {describe(broken[0])} "
                        f"({len(broken)} such change(s); `gitml audit` lists them)")  # fmt: skip

@@ -15,6 +15,7 @@ from typing import Any
 from gitml import git, store
 from gitml.errors import UsageError
 from gitml.repo import OWN_PATHS, Repo
+from gitml.secrets import redact_argv
 from gitml.tracking import journal
 from gitml.tracking.env import process_info
 
@@ -49,7 +50,7 @@ def create(
         "name": name,
         "status": "running",
         "start_time": store.utcnow(),
-        "command": list(command),
+        "command": redact_argv(list(command)),
         "cwd": _relative_cwd(repo, cwd),
         "process": process_info(),
         "params": redact(normalize_params(params or {}), repo.tracking_setting("allow_params")),
