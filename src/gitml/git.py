@@ -542,8 +542,8 @@ def _commit_file(root: Path, repo: Any, path: str, data: bytes, message: str) ->
     return oid
 
 
-def _create_commit(repo: Any, message: str, tree: Any, parent: str | None) -> Any:
-    """A commit object that no ref points at yet (signed as `git commit -S` when asked)."""
+def _create_commit(repo: Any, message: str, tree: Any, parent: Any) -> Any:
+    """A commit object that no ref points at yet, SSH-signed as `git commit -S` when asked."""
     try:
         author, committer = _signature(repo, "AUTHOR"), _signature(repo, "COMMITTER")
     except KeyError:
@@ -630,23 +630,11 @@ def _commit(root: Path, repo: Any, paths: list[str], message: str) -> str:
     parents = [] if repo.head_is_unborn else [repo.head.target]
     if parents and repo[parents[0]].tree_id == tree:
         raise GitError(f"nothing to commit: {', '.join(paths) or 'no paths'} unchanged")
-    try:
-        author, committer = _signature(repo, "AUTHOR"), _signature(repo, "COMMITTER")
-    except KeyError:
-        raise GitError(
-            "no identity to commit with: set `git config user.name` and `user.email`"
-        ) from None
-    key = _signing_key(repo)
-    if key is None:
-        oid = repo.create_commit("HEAD", author, committer, message, tree, parents)
-    else:  # as `git commit -S` with gpg.format=ssh: the commit text signed by ssh-keygen
-        buffer = repo.create_commit_string(author, committer, message, tree, parents)
-        oid = repo.create_commit_with_signature(buffer, _ssh_sign(buffer, key))
-        if repo.head_is_unborn or not repo.head_is_detached:
-            branch = repo.references["HEAD"].target if repo.head_is_unborn else repo.head.name
-            repo.references.create(branch, oid, force=True)
-        else:
-            repo.set_head(oid)
+    oid = _create_commit(repo, message, tree, parents[0] if parents else None)
+    if repo.head_is_unborn or not repo.head_is_detached:
+        repo.references.create(_branch_ref(repo), oid, force=True)
+    else:
+        repo.set_head(oid)
     _run_hook(root, folder, "post-commit", check=False)
     return str(oid)
 
