@@ -12,7 +12,18 @@ def test_exported_members():
 
 
 def test_import_is_light():
-    heavy = ("pandas", "pyarrow", "pygit2", "dvc", "sklearn", "jsonschema")
+    heavy = (
+        "pandas",
+        "pyarrow",
+        "pygit2",
+        "dvc",
+        "sklearn",
+        "jsonschema",
+        "numpy",
+        "joblib",
+        "detect_secrets",
+        "picklescan",
+    )
     code = f"import sys, gitml, gitml.cli.main; print([m for m in {heavy} if m in sys.modules])"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

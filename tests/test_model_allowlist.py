@@ -202,3 +202,23 @@ def test_trusted_types_let_a_reviewed_global_through(tmp_path):
 class _Rounder:
     def __init__(self, func):
         self.func = func
+
+
+def test_register_reads_the_signature_without_unpickling(trained, monkeypatch):
+    from gitml import registry
+    from gitml.check import facts
+
+    repo, runs = trained
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model file was unpickled")
+
+    monkeypatch.setattr("gitml.models.load_model", never)
+    static = registry.register(repo, runs[0], "read")["signature"]
+    assert static["classes"] == [0, 1, 2] and static["output"] == {"type": "long", "shape": [-1]}
+    assert [c["name"] for c in static["inputs"]][:2] == ["sepal length (cm)", "sepal width (cm)"]
+    monkeypatch.undo()
+    monkeypatch.chdir(repo.root)
+    monkeypatch.setattr(facts, "model_facts", lambda *a: None)  # the loading path, for reference
+    loaded = registry.register(repo, runs[0], "loaded")["signature"]
+    assert static == loaded

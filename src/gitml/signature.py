@@ -63,8 +63,11 @@ def infer(
 ) -> dict[str, Any] | None:
     """The signature of the model a run saved at ``path``; None when it cannot be told.
 
-    The model is loaded to read it, so it is scanned first: a file `gitml check` finds unsafe
-    is never loaded, and gets no signature.
+    The file is scanned first: one `gitml check` finds unsafe is never read further, and gets
+    no signature. Then its feature names and classes are read from the file without
+    unpickling it (`check.facts`); with the run's training data giving the column types, that
+    is the whole signature. Only a model without feature names (fitted on an unnamed array),
+    or whose training data is unknown, is loaded, by the restricted loader.
     """
     from gitml.check.core import file_findings
 
@@ -79,6 +82,9 @@ def infer(
         why = f"{findings[0].message} [{findings[0].rule}]" if findings else reason
         print(f"gitml: note: no signature for {path}: not loaded: {why}", file=sys.stderr)
         return None
+    static = _static_signature(repo, record, artifact, fmt)
+    if static is not None:
+        return static
     try:
         model = load_verified_model(
             repo, artifact["md5"], artifact["size"], artifact.get("format", "joblib")
@@ -90,17 +96,7 @@ def infer(
     n_features = getattr(model, "n_features_in_", None)
     if not features and n_features is None:
         return None
-    sample, source = None, None
-    for input_path, ref in (record.get("inputs") or {}).items():
-        if not input_path.endswith(DATA_SUFFIXES) or "md5" not in ref:
-            continue
-        try:
-            frame = read_sample(repo, input_path, ref)
-        except Exception:
-            continue
-        if features and set(features) <= set(map(str, frame.columns)):
-            sample, source = frame[features], input_path
-            break
+    sample, source = _training_sample(repo, record, features)
     names = features or [str(i) for i in range(int(n_features or 0))]
     types = {n: type_name(sample[n].dtype) for n in names} if sample is not None else {}
     signature: dict[str, Any] = {
@@ -117,6 +113,50 @@ def infer(
     if classes is not None:
         signature["classes"] = [c.item() if hasattr(c, "item") else c for c in classes]
     return signature
+
+
+def _static_signature(
+    repo: Repo, record: dict[str, Any], artifact: dict[str, Any], fmt: str
+) -> dict[str, Any] | None:
+    """The signature from the file's facts and the training data, or None (then: load it)."""
+    import numpy as np
+
+    from gitml.check.facts import model_facts
+    from gitml.data import ArtifactRef
+    from gitml.data.checkout import verified_object
+
+    obj = verified_object(repo.root, ArtifactRef(md5=artifact["md5"], size=artifact["size"]))
+    facts = model_facts(obj, fmt)
+    if facts is None or not facts.features:
+        return None
+    sample, source = _training_sample(repo, record, facts.features)
+    if sample is None:
+        return None
+    output = type_name(np.asarray(facts.classes).dtype) if facts.classes else "double"
+    signature: dict[str, Any] = {
+        "inputs": [{"name": n, "type": type_name(sample[n].dtype)} for n in facts.features],
+        "source": source,
+        "output": {"type": output, "shape": [-1]},
+    }
+    if facts.classes is not None:
+        signature["classes"] = facts.classes
+    return signature
+
+
+def _training_sample(
+    repo: Repo, record: dict[str, Any], features: list[str]
+) -> tuple[Any, str | None]:
+    """The first rows of the run's CSV or Parquet input holding every feature, and its path."""
+    for input_path, ref in (record.get("inputs") or {}).items():
+        if not input_path.endswith(DATA_SUFFIXES) or "md5" not in ref:
+            continue
+        try:
+            frame = read_sample(repo, input_path, ref)
+        except Exception:
+            continue
+        if features and set(features) <= set(map(str, frame.columns)):
+            return frame[features], input_path
+    return None, None
 
 
 def check_frame(signature: dict[str, Any] | None, frame: Any, *, where: str) -> Any:

@@ -39,6 +39,7 @@ PICKLE_FORMATS = ("joblib", "pickle")
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 _REAL = {("numpy", "dtype"), ("numpy.core.multiarray", "dtype"),
          ("numpy._core.multiarray", "dtype")}  # fmt: skip
+FACT_ARRAY_ITEMS = 100_000  # numeric arrays read for facts (classes_), not weights
 _SIDE_FILES = ("NDArrayWrapper", "ZNDArrayWrapper")  # joblib < 0.10: arrays in other files
 
 
@@ -201,12 +202,17 @@ def _decompressed(path: Path) -> bytes:
 class _Walk:
     """joblib's unpickler over ``data`` with every import stubbed, recording the array bytes."""
 
-    def __init__(self, data: bytes, *, joblib: bool) -> None:
+    def __init__(self, data: bytes, *, joblib: bool, facts: bool = False) -> None:
         self.data = data
         self.joblib = joblib
         self.cuts: list[tuple[int, int, bool]] = []  # (start, end, is a nested pickle)
         self.end = 0
         self.globals: set[tuple[str, str]] = set()  # every (module, name) the stream imports
+        # With ``facts``, stand-ins remember what they were built from (`gitml.check.facts`)
+        # and small numeric arrays are read: the model's attributes, without loading it.
+        self.facts = facts
+        self.root: Any = None
+        self._recorders: dict[str, type] = {}
 
     def opcode_streams(self) -> list[bytes]:
         """The pickle opcode streams of the data, as `joblib.load` (or `pickle.load`) reads it.
@@ -228,7 +234,7 @@ class _Walk:
         handle = io.BytesIO(self.data)
         unpickler = self._unpickler(handle, arrays=self.joblib)
         try:
-            unpickler.load()
+            root = unpickler.load()
         except Unreadable:
             raise
         except RecursionError as exc:
@@ -238,6 +244,8 @@ class _Walk:
         self.end = handle.tell()
         if self.data[self.end :].strip(b"\0"):
             raise Unreadable(f"{len(self.data) - self.end} bytes follow the end of the pickle")
+        if self.facts:
+            self.root = root
 
     def _unpickler(self, handle: io.BytesIO, *, arrays: bool) -> Any:
         """An unpickler that imports nothing.
@@ -263,7 +271,7 @@ class _Walk:
                 return numpy.dtype
             if arrays and (module, name) == ("joblib.numpy_pickle", "NumpyArrayWrapper"):
                 return skipper
-            return _Stub
+            return self._recorder(f"{module}.{name}") if self.facts else _Stub
 
         def persistent_load(pid: Any) -> Any:
             raise Unreadable("it refers to persistent ids outside the file")
@@ -277,7 +285,13 @@ class _Walk:
         unpickler.gitml_walk = self  # no class or closure holds the walk: freed on return
         return unpickler
 
-    def skip_array(self, wrapper: Any, handle: io.BytesIO) -> None:
+    def _recorder(self, qualified: str) -> type:
+        if qualified not in self._recorders:
+            self._recorders[qualified] = type("Recorded", (Recorded,), {"name": qualified})
+        return self._recorders[qualified]
+
+    def skip_array(self, wrapper: Any, handle: io.BytesIO) -> Any:
+        """Step over an array's bytes; its value when gathering facts (small numeric ones)."""
         import numpy
 
         dtype = getattr(wrapper, "dtype", None)
@@ -292,13 +306,13 @@ class _Walk:
         if dtype.hasobject:  # joblib stores these as a pickle of their own
             nested = self._unpickler(handle, arrays=False)  # as joblib reads them
             try:
-                nested.load()
+                value = nested.load()
             except Unreadable:
                 raise
             except Exception as exc:
                 raise Unreadable(f"object array: {_one_line(exc)}") from exc
             self.cuts.append((start, handle.tell(), True))
-            return
+            return value if self.facts else None
         if getattr(wrapper, "numpy_array_alignment_bytes", None) is not None:
             padding = handle.read(1)
             handle.seek(int.from_bytes(padding or b"\0", "little"), io.SEEK_CUR)
@@ -308,8 +322,12 @@ class _Walk:
         end = handle.tell() + count * dtype.itemsize
         if end > len(self.data):
             raise Unreadable(f"an array of {count * dtype.itemsize} bytes runs past the file's end")
+        begin = handle.tell()
         handle.seek(end)
         self.cuts.append((start, end, False))
+        if self.facts and count <= FACT_ARRAY_ITEMS and not dtype.fields:
+            return numpy.frombuffer(self.data, dtype, count, offset=begin).reshape(shape)
+        return None
 
 
 @cache
@@ -320,8 +338,8 @@ def _skipper_class() -> type:
         """Takes an array's place: steps over its bytes instead of reading them."""
 
         def read(self, unpickler: Any, ensure_native_byte_order: bool) -> Any:
-            unpickler.gitml_walk.skip_array(self, unpickler.file_handle)
-            return _Stub()
+            value = unpickler.gitml_walk.skip_array(self, unpickler.file_handle)
+            return _Stub() if value is None else value
 
     return Skipper
 
@@ -346,6 +364,20 @@ class _Stub:
 
     def extend(self, values: Any) -> None:
         """For APPENDS opcodes."""
+
+
+class Recorded(_Stub):
+    """A stand-in that keeps what it was built from: ``name``, call arguments and state."""
+
+    name = ""
+    args: tuple[Any, ...] = ()
+    state: Any = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args = args
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
 
 
 def _one_line(exc: BaseException) -> str:
