@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import io
 import pickle
+import weakref
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -260,7 +261,7 @@ class _Walk:
         def find_class(module: str, name: str) -> Any:
             if not isinstance(module, str) or not isinstance(name, str):
                 raise Unreadable("a global named by something other than text")
-            module, name = canonical(module, name, unpickler.proto)
+            module, name = canonical(module, name, unpickler_of().proto)
             self.globals.add((module, name))
             if module == "joblib.numpy_pickle_compat" or name in _SIDE_FILES:
                 # joblib.load would open the file these name, with pickles allowed
@@ -280,6 +281,9 @@ class _Walk:
             unpickler = NumpyUnpickler("", handle, ensure_native_byte_order=False)
         else:
             unpickler = pickle._Unpickler(handle)  # type: ignore[attr-defined]
+        # A weak reference: the closure must not hold the unpickler (and through it the file's
+        # bytes) in a reference cycle that lives until the garbage collector runs.
+        unpickler_of = weakref.ref(unpickler)
         unpickler.find_class = find_class
         unpickler.persistent_load = persistent_load
         unpickler.gitml_walk = self  # no class or closure holds the walk: freed on return
