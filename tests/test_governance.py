@@ -102,7 +102,7 @@ def test_an_unsigned_commit_cannot_switch_the_policy_off(governed, tmp_path):
     assert push.returncode != 0 and "policy: [governance] removed" in push.stderr
 
 
-def test_an_unsigned_commit_cannot_add_a_signer(governed):
+def test_an_unsigned_commit_cannot_add_a_signer(governed, tmp_path):
     root, _, mallory = governed
     signers = root / ".gitml" / "allowed_signers"
     key = mallory.with_suffix(".pub").read_text()
@@ -116,6 +116,8 @@ def test_an_unsigned_commit_cannot_add_a_signer(governed):
         ("policy: .gitml/allowed_signers changed", "-", "VIOLATION"),
         ("-", "-", "VIOLATION"),  # mallory's signature is judged by the list before her
     ]
+    _, push = push_to_new_origin(root, tmp_path)
+    assert push.returncode != 0 and "policy: .gitml/allowed_signers changed" in push.stderr
 
 
 def test_a_registered_version_is_append_only_whoever_signs(governed, tmp_path):
