@@ -222,3 +222,40 @@ def test_register_reads_the_signature_without_unpickling(trained, monkeypatch):
     monkeypatch.setattr(facts, "model_facts", lambda *a: None)  # the loading path, for reference
     loaded = registry.register(repo, runs[0], "loaded")["signature"]
     assert static == loaded
+
+
+WATCHED = """\
+import code, gitml
+
+class Gadget:
+    def __reduce__(self):
+        source = "open({witness!r}, 'w')"
+        return (code.InteractiveInterpreter.runsource, (code.InteractiveInterpreter(), source))
+
+with gitml.start_run("evil") as run:
+    run.log_input("data.csv")
+    run.log_metric("accuracy", 0.9)
+    run.log_model(Gadget(), "model.pkl")
+"""
+
+
+def test_watch_never_runs_a_gadget_it_was_told_to_keep_trained(project, tmp_path):
+    root, out = project.root, tmp_path / "outside"
+    out.mkdir()
+    frame = load_iris(as_frame=True).frame
+    frame.to_csv(root / "data.csv", index=False)
+    (root / "train.py").write_text(WATCHED.format(witness=str(out / "watch")))
+    done = gitml(root, "run", "--", sys.executable, "train.py")
+    assert done.returncode == 0, done.stderr
+    commit_all(root, "a champion that is a gadget")
+    run_id = tomllib.loads((root / "metrics.toml").read_text())["run"]
+    assert gitml(root, "model", "register", run_id, "g").returncode == 0
+    promoted = gitml(root, "model", "promote", "g", "1", "--allow-findings", "-m", "sandbox")
+    assert promoted.returncode == 0, promoted.stderr  # promoting never loads it
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    frame.sample(60, random_state=0).to_csv(incoming / "new.csv", index=False)
+    watched = gitml(root, "watch", str(incoming), "--model", "g@production", "--once",
+                    "--retrain", "always", "--target", "target")  # fmt: skip
+    assert watched.returncode != 0 and "refusing to load" in watched.stdout + watched.stderr
+    assert _witnesses(out) == [], "watch ran the gadget"
