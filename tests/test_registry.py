@@ -173,3 +173,12 @@ def test_check_frame_orders_columns_and_names_what_is_wrong():
     ]:  # fmt: skip
         with pytest.raises(UsageError, match=re.escape(message)):
             check_frame(signature, bad, where="input")
+
+
+def test_a_misspelt_alias_is_refused_unless_new_alias(served):
+    refused = gitml(served, "model", "promote", "iris", "1", "--to", "prodution")
+    assert refused.returncode == 1
+    assert "did you mean 'production'?" in refused.stderr and "--new-alias" in refused.stderr
+    assert "prodution" not in (served / ".gitml/models/iris.toml").read_text()
+    made = gitml(served, "model", "promote", "iris", "1", "--to", "prodution", "--new-alias")
+    assert made.returncode == 0, made.stderr

@@ -132,3 +132,17 @@ def test_a_corrupt_a_deep_and_a_huge_record_in_history_are_one_warning_each(proj
     assert any("nested too deeply" in w for w in warnings)
     assert any("MiB limit" in w for w in warnings)
     assert any("invalid TOML" in w for w in warnings)
+
+
+def test_a_misspelt_field_is_an_error_with_the_nearest_names(project):
+    root = project.root
+    _log("one", 0.5, 0.9, 0.1)
+    mistakes = ((["-w", "metrics.acuracy > 0.9"], "--where", "metrics.accuracy"),
+                (["-s", "-metrics.acurracy"], "--sort", "metrics.accuracy"),
+                (["--columns", "id,params.rl"], "--columns", "params.lr"))  # fmt: skip
+    for args, option, near in mistakes:
+        done = gitml_cli(root, "runs", *args)
+        assert done.returncode == 2, (args, done.stdout)
+        (line,) = done.stderr.strip().splitlines()
+        assert f"{option}: no run has the field" in line and near in line, line
+    assert _ok(root, "runs", "-w", "metrics.accuracy > 0.5").stdout.count("one") == 1

@@ -135,9 +135,7 @@ def _by_rule(module: str, name: str) -> bool:
     home = getattr(obj, "__module__", None) or module
     if "." in name and getattr(obj, "__qualname__", None) != name:
         return False  # an attribute walk, not a nested class
-    return {"numpy": _numpy, "scipy": _scipy, "pandas": _pandas}.get(top, _nothing)(
-        obj, home, name
-    )
+    return {"numpy": _numpy, "scipy": _scipy, "pandas": _pandas}.get(top, _nothing)(obj, home, name)
 
 
 def _resolve(module: str, name: str) -> Any:

@@ -261,7 +261,7 @@ class _Walk:
         def find_class(module: str, name: str) -> Any:
             if not isinstance(module, str) or not isinstance(name, str):
                 raise Unreadable("a global named by something other than text")
-            module, name = canonical(module, name, unpickler_of().proto)
+            module, name = canonical(module, name, getattr(unpickler_of(), "proto", 0))
             self.globals.add((module, name))
             if module == "joblib.numpy_pickle_compat" or name in _SIDE_FILES:
                 # joblib.load would open the file these name, with pickles allowed

@@ -70,9 +70,11 @@ def register(run: str, name: str, path: str | None, description: str | None) -> 
 @click.option("--reason", "-m", help="Why; goes into the commit message and the history.")
 @click.option("--allow-findings", is_flag=True,
               help="Promote despite `gitml check` findings (kept in the history).")  # fmt: skip
+@click.option("--new-alias", is_flag=True,
+              help="Create an alias close to an existing one's name (not a typo).")  # fmt: skip
 def promote(
     *, name: str, version: str, alias: str, require_better: bool, metric: str | None,
-    reason: str | None, allow_findings: bool,
+    reason: str | None, allow_findings: bool, new_alias: bool,
 ) -> None:  # fmt: skip
     """Point an alias (default: production) at VERSION (a number, vN or latest) and commit.
 
@@ -80,7 +82,8 @@ def promote(
     alias's current version on the metric, by its goal ([metrics.<name>] goal in config).
     A version `gitml check` has findings for (its model file unsafe, unscannable, missing or
     corrupt; trained with another scikit-learn, numpy or pandas than this environment has) is
-    refused too (exit 1), unless --allow-findings.
+    refused too (exit 1), unless --allow-findings. A new alias within two letters of an
+    existing one (`prodution`) is refused as a typo (exit 1) unless --new-alias.
 
     \b
     Example:
@@ -91,8 +94,8 @@ def promote(
     from gitml.repo import Repo
 
     moved = registry.promote(Repo.find(), name, version, alias, require_better=require_better,
-                             metric=metric, reason=reason,
-                             allow_findings=allow_findings)  # fmt: skip
+                             metric=metric, reason=reason, allow_findings=allow_findings,
+                             new_alias=new_alias)  # fmt: skip
     was = f" (was v{moved['previous']})" if moved["previous"] else ""
     click.echo(f"{name}@{alias} -> v{moved['version']}{was}")
 

@@ -51,7 +51,7 @@ def runs(
       gitml runs --sql 'SELECT run_id, max(value) FROM steps WHERE name = $$loss$$ GROUP BY 1'
     """
     from gitml import git
-    from gitml.query.api import find_runs
+    from gitml.query.api import search
     from gitml.query.output import parse_columns, render
     from gitml.repo import Repo
 
@@ -66,7 +66,8 @@ def runs(
         click.echo(render(rows, fmt=fmt, columns=chosen, full=rows), nl=False)
         return
     repo = Repo.find()
-    rows = find_runs(repo, where=where, sort=sort, limit=limit)
+    named = [c.strip() for c in columns.split(",") if c.strip()] if columns else []
+    rows, _ = search(repo, where=where, sort=sort, limit=limit, columns=named)
     if git.is_shallow(repo.root):
         click.echo("gitml: warning: this clone is shallow: runs recorded in the history it lacks "
                    "are not listed; `git fetch --unshallow` for all of them", err=True)  # fmt: skip

@@ -169,16 +169,53 @@ def find_runs(
     sort: str | None = None,
     limit: int | None = None,
 ) -> list[Row]:
-    """Flat rows of every matching run, sorted, at most ``limit``."""
-    predicate = where_lang.compile_where(where) if where else None
+    """Flat rows of every matching run, sorted, at most ``limit``.
+
+    A field that ``where`` or ``sort`` names and no run in the history has (a typo such as
+    `metrics.acuracy`) is an error with the nearest existing names, not an empty answer.
+    """
+    return search(repo, where=where, sort=sort, limit=limit)[0]
+
+
+def search(
+    repo: Repo | None = None,
+    *,
+    where: str | None = None,
+    sort: str | None = None,
+    limit: int | None = None,
+    columns: Iterable[str] = (),
+) -> tuple[list[Row], set[str]]:
+    """`find_runs`, and every field some run has; ``columns`` are checked like ``where``."""
+    predicate, named = where_lang.compile_with_fields(where) if where else (None, [])
     keys = parse_sort(sort)
     if limit is not None and limit < 0:
         raise UsageError("--limit", f"{limit} is negative")
     project = repo or Repo.find()
-    found = iter_rows(project)
-    rows = [r for r in found if predicate(r)] if predicate is not None else list(found)
+    known: set[str] = set()
+    rows = []
+    for row in iter_rows(project):
+        known.update(row)
+        if predicate is None or predicate(row):
+            rows.append(row)
+    if known:
+        _exists("--where", named, known)
+        _exists("--sort", [k.field for k in keys if k.field != "start_time" or sort], known)
+        _exists("--columns", list(columns), known)
     rows = sort_rows(rows, keys)
-    return rows[:limit] if limit is not None else rows
+    return (rows[:limit] if limit is not None else rows), known
+
+
+def _exists(option: str, fields: list[str], known: set[str]) -> None:
+    """Every field in ``fields`` is one some run has; else the nearest ones, as an error."""
+    from difflib import get_close_matches
+
+    for field in fields:
+        if field in known or field.partition(".")[0] not in where_lang.NAMESPACES:
+            continue  # top-level fields exist for every run
+        close = get_close_matches(field, sorted(known), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        hint = hint or "; `gitml show <run>` lists a run's fields"
+        raise UsageError(option, f"no run has the field {field!r}{hint}")
 
 
 def runs(

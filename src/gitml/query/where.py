@@ -46,6 +46,11 @@ _CONSTANT_NAMES = {"true": True, "false": False, "null": None, "none": None}
 
 def compile_where(expression: str) -> Predicate:
     """Compile an expression into a predicate over flat run rows."""
+    return compile_with_fields(expression)[0]
+
+
+def compile_with_fields(expression: str) -> tuple[Predicate, list[str]]:
+    """The predicate, and the fields the expression names (to check that some run has them)."""
     if not expression.strip():
         raise WhereSyntaxError(expression, "empty expression")
     source = _normalise(expression)
@@ -55,7 +60,8 @@ def compile_where(expression: str) -> Predicate:
         if not exc.offset or exc.offset > len(source.rstrip()):
             raise WhereSyntaxError(expression, "the expression ends too early") from None
         raise WhereSyntaxError(expression, exc.msg, exc.offset) from None
-    return _Compiler(expression).predicate(tree.body)
+    compiler = _Compiler(expression)
+    return compiler.predicate(tree.body), compiler.fields
 
 
 def field_name(node: ast.AST, expression: str) -> str | None:
@@ -81,6 +87,7 @@ def field_name(node: ast.AST, expression: str) -> str | None:
 class _Compiler:
     def __init__(self, expression: str) -> None:
         self.expression = expression
+        self.fields: list[str] = []
 
     def error(self, problem: str, node: ast.AST | None = None) -> WhereSyntaxError:
         column = getattr(node, "col_offset", None)
@@ -138,6 +145,7 @@ class _Compiler:
         return lambda row: row.get(name)
 
     def check_field(self, name: str, node: ast.AST) -> None:
+        self.fields.append(name)
         root, _, rest = name.partition(".")
         if root in NAMESPACES and rest:
             return
