@@ -1,4 +1,5 @@
 import shutil
+import sys
 import textwrap
 from pathlib import Path
 
@@ -94,3 +95,15 @@ def test_unknown_ref_is_one_line_error(project):
     assert done.returncode == 2
     message = "'no-such-thing': neither a run id nor a commit; see `gitml runs` or `git log`"
     assert done.stderr.strip() == f"gitml: error: {message}"
+
+
+def test_a_run_that_recorded_nothing_is_not_reproduced(project, tmp_path):
+    (project.root / "quiet.py").write_text("print('trained, logged nothing')\n")
+    commit_all(project.root, "a script that logs nothing")
+    done = gitml(project.root, "run", "--", sys.executable, "quiet.py")
+    assert done.returncode == 0, done.stderr
+    commit_all(project.root, "its run")
+    run_id = next(project.runs_dir.iterdir()).name
+    done = gitml(project.root, "reproduce", run_id)
+    assert done.returncode == 2, done.stdout
+    assert "could not run" in done.stdout and "nothing to compare" in done.stdout

@@ -135,6 +135,11 @@ def reproduce_run(
                 f"the command {' '.join(record['command'])!r} failed with exit code {code}"
             )
         result.checks = compare(record, new, tolerance)
+        if not result.checks:  # all([]) is true: nothing compared is no verdict
+            raise ReproduceError(
+                "nothing to compare: the run recorded no metric and no output; log a metric "
+                "or an output (`run.log_metric`, `gitml run -o PATH`) to make it checkable"
+            )
         result.verdict = REPRODUCED if all(c.ok for c in result.checks) else DIFFERS
     except GitmlError as exc:
         result.verdict, result.reason = FAILED, str(exc)
@@ -248,6 +253,10 @@ def render(results: list[Reproduction]) -> str:
                 "  " + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
                 for row in rows
             ]
+        if r.checks:
+            metrics = sum(c.name.startswith("metric ") for c in r.checks)
+            outputs = len(r.checks) - metrics
+            lines.append(f"  compared {metrics} metric(s) and {outputs} output(s) by hash")
         if r.worktree:
             lines.append(f"  worktree kept at {r.worktree}")
     return "\n".join(lines) + "\n"
