@@ -116,3 +116,11 @@ def test_bad_param_is_one_line_error(project, bad):
     assert done.returncode == 2
     assert done.stderr.strip() == f"gitml: error: --param {bad!r}: expected KEY=VALUE"
     assert not list(project.runs_dir.iterdir()), "nothing is written for a bad command line"
+
+
+def test_a_misspelt_option_of_gitml_run_runs_nothing(project):
+    done = gitml(project.root, "run", "--nme", "x", "--", "python", "-c", "pass")
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "--nme: not an option of gitml run; did you mean --name?" in line
+    assert not project.runs_dir.exists() or not any(project.runs_dir.iterdir()), "no run left"

@@ -68,6 +68,8 @@ def run(
     from gitml.repo import Repo
     from gitml.tracking.wrap import parse_assignments, run_command
 
+    if command[0].startswith("-"):  # an option of gitml run misspelt: no command starts so
+        _unknown_option(command[0].split("=", 1)[0])
     record, code = run_command(
         Repo.find(),
         list(command),
@@ -81,6 +83,17 @@ def run(
         err=True,
     )
     return code
+
+
+def _unknown_option(option: str) -> None:
+    from difflib import get_close_matches
+
+    from gitml.errors import UsageError
+
+    close = get_close_matches(option, ["--name", "--param", "--tag"], n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise UsageError(option, f"not an option of gitml run; {hint}options come first, the command "
+                             "after `--`: gitml run -n NAME -- python train.py")  # fmt: skip
 
 
 COMMANDS = [init, run]
