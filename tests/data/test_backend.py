@@ -162,3 +162,15 @@ def test_status_and_pull(project, tmp_path):
     (project.root.parent / "remote").mkdir()
     lost = gitml_cli(project.root, "status")
     assert lost.returncode == 2 and "LOST (in neither): run" in lost.stdout
+
+
+def test_pull_fails_naming_what_it_could_not_restore(project, tmp_path):
+    _train(project)
+    commit_all(project.root, "train, never pushed")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(project.root), str(clone))
+    pulled = gitml_cli(clone, "pull")
+    assert pulled.returncode == 2, pulled.stdout
+    (line,) = pulled.stderr.strip().splitlines()
+    assert "2 file(s) the DVC pointers name are still missing" in line
+    assert "data/train.csv" in line and "model.bin" in line and "gitml status" in line

@@ -98,6 +98,15 @@ def pull_runs(repo: Repo, *, remote: str | None = None) -> tuple[int, int]:
 
     files = _dvc_pull(repo.root, remote=remote, force=False)
     fetched = fetch(repo.root, referenced_objects(repo), remote=remote)
+    missing = [p for p in dvc_outputs(repo.root) if not (repo.root / p).exists()]
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        shown = ", ".join(missing[:5]) + more
+        raise GitmlError(
+            f"gitml pull: {len(missing)} file(s) the DVC pointers name are still missing "
+            f"({shown}): is the DVC remote reachable, and were they pushed? `gitml status` says "
+            "where each object is"
+        )
     return files, fetched.transferred
 
 
