@@ -142,11 +142,6 @@ MAX_RECORD_BYTES = 16 * 1024 * 1024  # a run record is kilobytes; 16 MiB is a br
 MAX_DEPTH = 32  # params nest a few levels; deeper is refused when logged
 
 
-def too_large(size: int) -> str:
-    """Why a record of ``size`` bytes is not read."""
-    return f"{size / 2**20:.1f} MiB, over the {MAX_RECORD_BYTES // 2**20} MiB limit of a record"
-
-
 def parse_toml(text: bytes | str, *, source: str) -> dict[str, Any]:
     """Parse TOML text, raising one clear error naming ``source``.
 
@@ -154,7 +149,9 @@ def parse_toml(text: bytes | str, *, source: str) -> dict[str, Any]:
     naming the file, not a RecursionError that stops whatever was reading many records.
     """
     if len(text) > MAX_RECORD_BYTES:
-        raise FileFormatError(source, too_large(len(text)))
+        limit = MAX_RECORD_BYTES // 2**20
+        raise FileFormatError(source, f"{len(text) / 2**20:.1f} MiB, over the {limit} MiB limit "
+                                      "of a record")  # fmt: skip
     if isinstance(text, bytes):
         try:
             text = text.decode()
@@ -168,11 +165,14 @@ def parse_toml(text: bytes | str, *, source: str) -> dict[str, Any]:
         raise FileFormatError(source, "nested too deeply to read") from exc
 
 
+def is_nan(value: Any) -> bool:
+    """Whether a recorded value is NaN (a diverged loss): the one value unequal to itself."""
+    return isinstance(value, float) and value != value  # noqa: PLR0124
+
+
 def same_value(old: Any, new: Any) -> bool:
     """Whether two recorded values are the same (a NaN is the same NaN, though NaN != NaN)."""
-    if isinstance(old, float) and isinstance(new, float) and old != old and new != new:  # noqa: PLR0124
-        return True
-    return bool(old == new)
+    return (is_nan(old) and is_nan(new)) or bool(old == new)
 
 
 def depth(value: Any) -> int:

@@ -91,7 +91,7 @@ def untrusted(globals_: Iterable[tuple[str, str]], trusted: Iterable[str] = ()) 
 def allowed(module: str, name: str, trusted: tuple[str, ...] = ()) -> bool:
     """Whether a pickle may name ``module`` / ``name``: allowed by rule, or trusted."""
     qualified = f"{module}.{name}"
-    return qualified in EXACT or _trusted(qualified, trusted) or _by_rule_cached(module, name)
+    return qualified in EXACT or _trusted(qualified, trusted) or _by_rule(module, name)
 
 
 def canonical(module: str, name: str, proto: int) -> tuple[str, str]:
@@ -119,10 +119,6 @@ def _trusted(qualified: str, trusted: tuple[str, ...]) -> bool:
 
 
 @cache
-def _by_rule_cached(module: str, name: str) -> bool:
-    return _by_rule(module, name)
-
-
 def _by_rule(module: str, name: str) -> bool:
     top = module.partition(".")[0]
     if top not in PACKAGES or not name or "<" in name:  # "<locals>" names no real global

@@ -371,14 +371,10 @@ class _Stub:
 
 
 class Recorded(_Stub):
-    """A stand-in that keeps what it was built from: ``name``, call arguments and state."""
+    """A stand-in that keeps the global it stands for (``name``) and the state it was given."""
 
     name = ""
-    args: tuple[Any, ...] = ()
     state: Any = None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.args = args
 
     def __setstate__(self, state: Any) -> None:
         self.state = state

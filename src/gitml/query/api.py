@@ -147,7 +147,7 @@ def sort_rows(rows: list[Row], keys: Iterable[SortKey]) -> list[Row]:
 
 def _ordered(value: Any) -> bool:
     """A value with a place in an order: not missing, not NaN (infinities sort as numbers)."""
-    return value is not None and not (type(value) is float and value != value)  # noqa: PLR0124
+    return value is not None and not store.is_nan(value)
 
 
 def _sort_key(field: str) -> Callable[[Row], tuple[int, Any]]:
@@ -199,7 +199,7 @@ def search(
             rows.append(row)
     if known:
         _exists("--where", named, known)
-        _exists("--sort", [k.field for k in keys if k.field != "start_time" or sort], known)
+        _exists("--sort", [k.field for k in keys], known)
         _exists("--columns", list(columns), known)
     rows = sort_rows(rows, keys)
     return (rows[:limit] if limit is not None else rows), known

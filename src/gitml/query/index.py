@@ -383,8 +383,6 @@ def _parse(raw: bytes, source: str) -> Parsed:
     Whatever a record holds, the answer is a row or an error naming ``source``: one bad
     record is skipped with a warning, it never stops a query over the rest.
     """
-    if len(raw) > store.MAX_RECORD_BYTES:
-        return None, f"{source}: {store.too_large(len(raw))}", []
     try:
         data = store.to_json_types(store.parse_toml(raw, source=source))
         store.validate_json("run", data, source=source)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gitml.errors import WhereSyntaxError
+from gitml.store import is_nan
 
 Row = dict[str, Any]
 Getter = Callable[[Row], Any]
@@ -163,16 +164,12 @@ def _holds(op: Callable[[Any, Any], bool], left: Any, right: Any) -> bool:
     """
     if (left is None or right is None) and op not in (operator.eq, operator.ne):
         return False
-    if _is_nan(left) or _is_nan(right):
+    if is_nan(left) or is_nan(right):
         return False
     try:
         return bool(op(left, right))
     except TypeError:
         return False
-
-
-def _is_nan(value: Any) -> bool:
-    return type(value) is float and value != value  # noqa: PLR0124 (NaN is not itself)
 
 
 def _single(op: Callable[[Any, Any], bool], left: Getter, right: Getter) -> Predicate:
