@@ -22,6 +22,7 @@ are listed but not judged. The pre-push hook runs the same audit and refuses a v
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass, field
 from functools import cache
@@ -35,6 +36,7 @@ from gitml.repo import Repo
 CONFIG = ".gitml/config.toml"
 MODELS = ".gitml/models"
 _VERSION_FIELDS = ("md5", "path", "run")
+_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,8 @@ def _policy_at_cached(root: Path, rev: str) -> Policy:
 def _policy_at(root: Path, rev: str | None) -> Policy:
     if rev is None:
         return Policy()
+    if _SHA.fullmatch(rev):  # a parent or a commit from the log: no git process to resolve it
+        return _policy_at_cached(root, rev)
     try:
         sha = git.run_git(root, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}").strip()
     except GitError:

@@ -493,7 +493,13 @@ def commit_file(root: Path, path: str, data: bytes, message: str) -> str:
 
 
 def settle(root: Path) -> None:
-    """Finish a file commit a killed process left half-done (see `commit_file`)."""
+    """Finish a file commit a killed process left half-done (see `commit_file`).
+
+    Every registry read calls this: with a plain `.git` folder, no note there costs one stat
+    and no pygit2 import.
+    """
+    if (root / ".git").is_dir() and not (root / ".git" / PENDING).exists():
+        return
     repo = _open(root)
     if not (Path(repo.path) / PENDING).exists():
         return

@@ -8,6 +8,7 @@ Types use MLflow's names (long, double, boolean, string, datetime) so the two re
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from gitml.errors import GitmlError
@@ -82,13 +83,17 @@ def infer(
         why = f"{findings[0].message} [{findings[0].rule}]" if findings else reason
         print(f"gitml: note: no signature for {path}: not loaded: {why}", file=sys.stderr)
         return None
-    static = _static_signature(repo, record, artifact, fmt)
-    if static is not None:
-        return static
-    try:
-        model = load_verified_model(
-            repo, artifact["md5"], artifact["size"], artifact.get("format", "joblib")
-        )
+    from gitml.check.core import trusted_types
+    from gitml.data import ArtifactRef
+    from gitml.data.checkout import verified_object
+    from gitml.models import load_model
+
+    try:  # its bytes hashed once, for the facts and (if need be) the load
+        obj = verified_object(repo.root, ArtifactRef(md5=artifact["md5"], size=artifact["size"]))
+        static = _static_signature(repo, record, obj, fmt)
+        if static is not None:
+            return static
+        model = load_model(obj, format=fmt, trusted=trusted_types(repo))
     except Exception as exc:
         print(f"gitml: note: no signature for {path}: cannot load it ({exc})", file=sys.stderr)
         return None
@@ -116,16 +121,13 @@ def infer(
 
 
 def _static_signature(
-    repo: Repo, record: dict[str, Any], artifact: dict[str, Any], fmt: str
+    repo: Repo, record: dict[str, Any], obj: Path, fmt: str
 ) -> dict[str, Any] | None:
     """The signature from the file's facts and the training data, or None (then: load it)."""
     import numpy as np
 
     from gitml.check.facts import model_facts
-    from gitml.data import ArtifactRef
-    from gitml.data.checkout import verified_object
 
-    obj = verified_object(repo.root, ArtifactRef(md5=artifact["md5"], size=artifact["size"]))
     facts = model_facts(obj, fmt)
     if facts is None or not facts.features:
         return None

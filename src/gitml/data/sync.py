@@ -96,9 +96,10 @@ def pull_runs(repo: Repo, *, remote: str | None = None) -> tuple[int, int]:
     """
     from gitml.data.transfer import fetch
 
-    files = _dvc_pull(repo.root, remote=remote, force=False)
+    outputs = dvc_outputs(repo.root)
+    files = _dvc_pull(repo.root, remote=remote, force=False, outputs=outputs)
     fetched = fetch(repo.root, referenced_objects(repo), remote=remote)
-    missing = [p for p in dvc_outputs(repo.root) if not (repo.root / p).exists()]
+    missing = [p for p in outputs if not (repo.root / p).exists()]
     if missing:
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         shown = ", ".join(missing[:5]) + more
@@ -115,7 +116,7 @@ def checkout_workspace(root: Path, *, remote: str | None = None) -> int:
 
     Returns how many files were written.
     """
-    return _dvc_pull(root, remote=remote, force=True)
+    return _dvc_pull(root, remote=remote, force=True, outputs=dvc_outputs(root))
 
 
 def dvc_outputs(root: Path) -> list[str]:
@@ -140,12 +141,6 @@ def dvc_outputs(root: Path) -> list[str]:
     return outputs
 
 
-def check_outputs(root: Path) -> None:
-    """Refuse a checkout when any DVC output would be written through a symlink or outside."""
-    for path in dvc_outputs(root):
-        store.safe_target(root, path)
-
-
 def _yaml(text: str) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
@@ -156,12 +151,17 @@ def _yaml(text: str) -> Any:
         raise ValueError(str(exc)) from exc
 
 
-def _dvc_pull(root: Path, *, remote: str | None, force: bool) -> int:
+def _dvc_pull(root: Path, *, remote: str | None, force: bool, outputs: list[str]) -> int:
+    """`dvc pull`, refused first if any of the ``outputs`` it writes would leave the repository.
+
+    Through a symlinked folder, say: not left to DVC, so that gitml names the link.
+    """
     from dvc.exceptions import DvcException
 
     from gitml.data import dvc_repo
 
-    check_outputs(root)  # not left to DVC: gitml names the symlink and refuses
+    for path in outputs:
+        store.safe_target(root, path)
 
     with dvc_repo(root) as dvc:
         try:
