@@ -83,7 +83,9 @@ def _pre_push(repo: Repo) -> int:
     # Whether a policy was ever committed, not what the working tree says: a commit that
     # deletes [governance] must not switch off the check that judges it.
     if in_force(repo):
-        broken = [c for rev in _pushed_revs() for c in audit(repo, rev=rev) if c.violation]
+        # Branches pushed together share history: each violation once, however many carry it.
+        found = (c for rev in _pushed_revs() for c in audit(repo, rev=rev) if c.violation)
+        broken = list({(c.commit, c.model): c for c in found}.values())
         if broken:
             message = (f"gitml pre-push: push refused: {describe(broken[0])} "
                        f"({len(broken)} such change(s); `gitml audit` lists them)")  # fmt: skip
