@@ -102,12 +102,9 @@ def _parquet_rows(path: str, data: bytes) -> int:
 
 def _dvc_outs(path: str, data: bytes) -> dict[str, dict[str, Any]]:
     """A `.dvc` file's outputs: path (from the repository root) -> md5, size."""
-    from ruamel.yaml import YAML, YAMLError
+    from gitml.data.pipeline import load_yaml
 
-    try:
-        doc = YAML(typ="safe").load(data.decode(errors="replace"))
-    except YAMLError as exc:
-        raise FileFormatError(path, f"invalid YAML: {' '.join(str(exc).split())}") from exc
+    doc = load_yaml(data.decode(errors="replace"), path)
     outs = doc.get("outs") if isinstance(doc, dict) else None
     if not isinstance(outs, list) or not outs:
         raise SchemaError(path, "outs", "a .dvc file lists its outputs under outs")

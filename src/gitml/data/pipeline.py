@@ -20,16 +20,21 @@ def lock_artifacts(root: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dic
     return parse_lock(lock.read_text(), str(lock))
 
 
+def load_yaml(text: str, source: str) -> Any:
+    """A DVC YAML file's data (safe loader: no tags that build objects); one error line."""
+    from ruamel.yaml import YAML, YAMLError
+
+    try:
+        return YAML(typ="safe").load(text)
+    except YAMLError as exc:
+        raise FileFormatError(source, f"invalid YAML: {' '.join(str(exc).split())}") from exc
+
+
 def parse_lock(
     text: str, source: str
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """`lock_artifacts` of a `dvc.lock` file's text; ``source`` names it in errors."""
-    from ruamel.yaml import YAML, YAMLError
-
-    try:
-        data = YAML(typ="safe").load(text)
-    except YAMLError as exc:
-        raise FileFormatError(source, f"invalid YAML: {' '.join(str(exc).split())}") from exc
+    data = load_yaml(text, source)
     stages = (data or {}).get("stages", {}) if isinstance(data, dict) else None
     if not isinstance(stages, dict):
         raise FileFormatError(source, "field stages: expected a mapping of stage names")

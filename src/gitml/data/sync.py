@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from gitml import store
 from gitml.data.transfer import push
@@ -122,7 +121,7 @@ def checkout_workspace(root: Path, *, remote: str | None = None) -> int:
 def dvc_outputs(root: Path) -> list[str]:
     """Every output path the working tree's `.dvc` files and `dvc.lock` name, as written."""
     from gitml import git
-    from gitml.data.pipeline import lock_artifacts
+    from gitml.data.pipeline import load_yaml, lock_artifacts
 
     outputs: list[str] = []
     listed = git.run_git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard",
@@ -130,8 +129,8 @@ def dvc_outputs(root: Path) -> list[str]:
     for pointer in sorted({p for p in listed.split("\0") if p}):
         folder = PurePosixPath(pointer).parent
         try:
-            doc = _yaml((root / pointer).read_text())
-        except (OSError, ValueError):
+            doc = load_yaml((root / pointer).read_text(), pointer)
+        except (OSError, GitmlError):
             continue  # DVC reports a pointer it cannot read itself
         for out in (doc or {}).get("outs", []) if isinstance(doc, dict) else []:
             if isinstance(out, dict) and isinstance(out.get("path"), str):
@@ -139,16 +138,6 @@ def dvc_outputs(root: Path) -> list[str]:
     with contextlib.suppress(GitmlError):
         outputs += list(lock_artifacts(root)[1])
     return outputs
-
-
-def _yaml(text: str) -> Any:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    try:
-        return YAML(typ="safe").load(text)
-    except YAMLError as exc:
-        raise ValueError(str(exc)) from exc
 
 
 def _dvc_pull(root: Path, *, remote: str | None, force: bool, outputs: list[str]) -> int:
