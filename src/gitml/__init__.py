@@ -21,6 +21,7 @@ __all__ = [
     "Repo",
     "Run",
     "__version__",
+    "autolog",
     "get_run",
     "init",
     "params",
@@ -29,6 +30,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "autolog": ("gitml.autolog", "autolog"),
     "GitmlError": ("gitml.errors", "GitmlError"),
     "Repo": ("gitml.repo", "Repo"),
     "Run": ("gitml.tracking.run", "Run"),
@@ -40,6 +42,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from gitml.autolog import autolog
     from gitml.errors import GitmlError
     from gitml.query.api import get_run, runs
     from gitml.repo import Repo

@@ -24,7 +24,29 @@ class CodeState:
     commit: str | None
     branch: str | None
     dirty: bool
-    patch: bytes | None  # `git diff HEAD --binary` of tracked files, when dirty
+    patch: bytes | None  # `git diff HEAD --binary` of tracked and captured new files, when dirty
+    untracked: tuple[str, ...] = ()  # new files (not ignored) the patch carries
+    left_out: tuple[str, ...] = ()  # new files too big or binary for a patch: not captured
+
+
+# A new file is code (captured in a run's patch) when it is text and at most this big; anything
+# else is data, for DVC: `gitml run` records it as an input or output by hash instead.
+CODE_FILE_MAX_BYTES = 1 << 20
+# Text that is data all the same: recorded by hash as a run's input, never patched.
+TEXT_DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".log")
+
+
+def is_code_sized(file: Path) -> bool:
+    """Whether ``file`` is small text: fit for a git patch rather than the DVC cache."""
+    if file.suffix.lower() in TEXT_DATA_SUFFIXES:
+        return False
+    try:
+        if file.is_symlink() or file.stat().st_size > CODE_FILE_MAX_BYTES:
+            return False
+        with file.open("rb") as fh:
+            return b"\0" not in fh.read(8192)
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,11 +88,12 @@ def init(path: Path) -> None:
 
 
 def code_state(root: Path, *, exclude: Iterable[str] = ()) -> CodeState:
-    """HEAD, branch and the patch of tracked changes (staged or not), ignoring ``exclude``.
+    """HEAD, branch and the patch of the working tree against HEAD, ignoring ``exclude``.
 
     The patch is taken from a snapshot tree built from a copy of the index with the working-tree
-    content of every tracked file, so it matches `git diff HEAD --binary` and applies with
-    `git apply` on the recorded commit. The repository's own index is never touched.
+    content of every tracked file, plus every new file that git does not ignore and that is
+    code-sized (`is_code_sized`): a script not yet committed is part of the code a run ran. It
+    applies with `git apply` on the recorded commit. The repository's own index is never touched.
     """
     import pygit2
 
@@ -82,16 +105,23 @@ def code_state(root: Path, *, exclude: Iterable[str] = ()) -> CodeState:
     if not repo.head_is_unborn:
         head_commit = repo.head.peel(pygit2.Commit)
         commit, head_tree = str(head_commit.id), head_commit.tree
-    snapshot = _snapshot_tree(repo, head_tree, excluded)
+    snapshot, untracked, left_out = _snapshot_tree(repo, head_tree, excluded)
     if head_tree is not None and snapshot.id == head_tree.id:
-        return CodeState(commit=commit, branch=branch, dirty=False, patch=None)
+        return CodeState(commit=commit, branch=branch, dirty=False, patch=None, left_out=left_out)
     flags = pygit2.enums.DiffOption.SHOW_BINARY
     if head_tree is None:
         diff = snapshot.diff_to_tree(flags=flags, swap=True)
     else:
         diff = head_tree.diff_to_tree(snapshot, flags=flags)
     patch = diff.patch or ""
-    return CodeState(commit=commit, branch=branch, dirty=bool(patch), patch=patch.encode() or None)
+    return CodeState(
+        commit=commit,
+        branch=branch,
+        dirty=bool(patch),
+        patch=patch.encode() or None,
+        untracked=untracked,
+        left_out=left_out,
+    )
 
 
 def _head_branch(repo: Any) -> str | None:
@@ -99,7 +129,9 @@ def _head_branch(repo: Any) -> str | None:
     return ref.removeprefix("refs/heads/") if isinstance(ref, str) else None
 
 
-def _snapshot_tree(repo: Any, head_tree: Any, excluded: tuple[str, ...]) -> Any:
+def _snapshot_tree(
+    repo: Any, head_tree: Any, excluded: tuple[str, ...]
+) -> tuple[Any, tuple[str, ...], tuple[str, ...]]:
     import pygit2
 
     index = pygit2.Index()
@@ -110,8 +142,19 @@ def _snapshot_tree(repo: Any, head_tree: Any, excluded: tuple[str, ...]) -> Any:
         _keep_head_versions(repo, index, head_tree, excluded)
     changed = pygit2.enums.FileStatus.WT_MODIFIED | pygit2.enums.FileStatus.WT_TYPECHANGE
     workdir = Path(repo.workdir)
-    for path, flags in repo.status(untracked_files="no").items():
-        if _is_excluded(path, excluded) or path not in index:
+    untracked, left_out = [], []
+    for path, flags in repo.status(untracked_files="all").items():
+        if _is_excluded(path, excluded):
+            continue
+        if path not in index:
+            if flags & pygit2.enums.FileStatus.WT_NEW:
+                file = workdir / path
+                if is_code_sized(file):
+                    blob = repo.create_blob_fromworkdir(path)
+                    index.add(pygit2.IndexEntry(path, blob, _file_mode(file)))
+                    untracked.append(path)
+                else:
+                    left_out.append(path)
             continue
         if flags & pygit2.enums.FileStatus.WT_DELETED:
             index.remove(path)
@@ -119,7 +162,7 @@ def _snapshot_tree(repo: Any, head_tree: Any, excluded: tuple[str, ...]) -> Any:
             file = workdir / path
             mode = _file_mode(file)
             index.add(pygit2.IndexEntry(path, repo.create_blob_fromworkdir(path), mode))
-    return repo[index.write_tree(repo)]
+    return repo[index.write_tree(repo)], tuple(sorted(untracked)), tuple(sorted(left_out))
 
 
 def _file_mode(file: Path) -> Any:
@@ -361,6 +404,11 @@ def ensure_config(root: Path, values: dict[str, str]) -> list[str]:
             repo.config[key] = value
             changed.append(f"set git config {key} = {value}")
     return changed
+
+
+def is_ignored(root: Path, path: str) -> bool:
+    """Whether git ignores ``path`` (relative to the root) by its .gitignore rules."""
+    return bool(_open(root).path_is_ignored(path))
 
 
 def is_tracked(root: Path, path: str) -> bool:
@@ -717,6 +765,16 @@ def rev_list(root: Path, revs: Iterable[str]) -> list[str]:
         else:
             walker.push(commit)
     return [str(c.id) for c in walker] if walker is not None else []
+
+
+def first_parents(root: Path, commit: str) -> Iterator[str]:
+    """``commit`` and its first-parent ancestors, newest first."""
+    import pygit2
+
+    walker = _open(root).walk(commit, pygit2.enums.SortMode.TOPOLOGICAL)
+    walker.simplify_first_parent()
+    for c in walker:
+        yield str(c.id)
 
 
 def commit_info(root: Path, commits: Iterable[str]) -> dict[str, tuple[int, str]]:

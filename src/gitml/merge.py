@@ -4,6 +4,7 @@ Runs are one immutable folder each, so they never conflict. The two files that e
 touches are merged by meaning instead of by line:
 
 - `metrics.toml` summarises the newest run: when both branches added runs, the newer one wins.
+- a `.dvc` pointer to a run's output (`gitml run` names the run in it): the newer run wins.
 - a registry file (`.gitml/models/<name>.toml`) merges versions (a version both branches added
   under the same number is renumbered), history (union, in time order) and aliases (three-way).
   Only a true disagreement fails: both branches moved the same alias to different versions.
@@ -151,8 +152,53 @@ def merge_files(base: Path, ours: Path, theirs: Path) -> dict[str, Any]:
     return merge3(*docs)
 
 
+def pointer_run(data: bytes, source: str) -> str | None:
+    """The run a `.dvc` pointer written by `gitml run` names under `meta.gitml_run`, if any."""
+    from gitml.data.pipeline import load_yaml
+
+    doc = load_yaml(data.decode(errors="replace"), source) if data.strip() else None
+    meta = doc.get("meta") if isinstance(doc, dict) else None
+    run = meta.get("gitml_run") if isinstance(meta, dict) else None
+    return run if isinstance(run, str) else None
+
+
+def merge_pointer(base: Path, ours: Path, theirs: Path, shown_as: str) -> bytes:
+    """A `.dvc` pointer both branches changed: a run's output keeps the newer run's pointer.
+
+    That is the rule metrics.toml follows too. A pointer that is not a run's output (data the
+    team `dvc add`-ed) is a real disagreement.
+    """
+    sides = ours.read_bytes(), theirs.read_bytes()
+    if sides[0] == sides[1] or sides[1] == _read(base):
+        return sides[0]
+    if sides[0] == _read(base):
+        return sides[1]
+    runs = pointer_run(sides[0], shown_as), pointer_run(sides[1], shown_as)
+    if runs[0] is None or runs[1] is None:
+        raise MergeConflict(
+            f"{shown_as}: both branches changed this DVC pointer; keep one, then `dvc checkout`"
+        )
+    return sides[0] if runs[0] > runs[1] else sides[1]
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
 def run_driver(base: Path, ours: Path, theirs: Path, shown_as: str) -> None:
     """What git runs for `merge=gitml`: write the merged file over ``ours`` or raise."""
+    if shown_as.endswith(".dvc"):
+        try:
+            pointer = merge_pointer(base, ours, theirs, shown_as)
+        except GitmlError as exc:
+            _write_markers(base, ours, theirs)
+            raise MergeConflict(str(exc) if isinstance(exc, MergeConflict) else
+                                f"{shown_as}: cannot merge ({exc})") from None  # fmt: skip
+        store.atomic_write(ours, pointer)
+        return
     try:
         merged = merge_files(base, ours, theirs)
     except GitmlError as exc:  # a real disagreement, or a file that is not valid TOML

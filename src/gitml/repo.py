@@ -25,6 +25,10 @@ DEFAULT_TRACKING = {
     "capture_files": ["metrics.json", "metrics.toml"],
     "seed_params": ["seed", "random_state", "random_seed"],
     "allow_params": [],
+    "detect": True,
+    "inputs": [],
+    "env_vars": [],
+    "summary_run": "",
 }
 
 CONFIG_TEMPLATE = """\
@@ -67,6 +71,7 @@ GITML_GITIGNORE = """\
 GITATTRIBUTES_LINES = (
     ".gitml/**/*.parquet diff=gitml-parquet",
     ".gitml/models/*.toml merge=gitml",
+    "*.dvc merge=gitml",
 )
 
 
@@ -173,7 +178,7 @@ def init_project(
     repo.runs_dir.mkdir(parents=True, exist_ok=True)
     summary = f"/{repo.tracking_setting('summary_file')} merge=gitml"
     for line in (*GITATTRIBUTES_LINES, summary):
-        changed += _ensure_line(root / ".gitattributes", line)
+        changed += ensure_line(root / ".gitattributes", line)
     changed += git.ensure_config(root, git_drivers())
     changed += init_dvc(root, remote_dir=remote_dir or default_remote_dir(root))
     from gitml.hooks.install import install
@@ -201,7 +206,8 @@ def _write_if_missing(path: Path, text: str) -> list[str]:
     return [f"wrote {path.parent.name}/{path.name}"]
 
 
-def _ensure_line(path: Path, line: str) -> list[str]:
+def ensure_line(path: Path, line: str) -> list[str]:
+    """Append ``line`` to a text file unless it is there; what changed, as a sentence."""
     text = path.read_text() if path.exists() else ""
     if line in text.splitlines():
         return []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,10 +86,23 @@ def targets(repo: Repo, ref: str) -> list[IndexedRun]:
     commit = git.resolve_commit(repo.root, ref)
     if commit is None:
         raise GitmlError(f"{ref!r}: neither a run id nor a commit; see `gitml runs` or `git log`")
-    found = sorted((r for r in collect(repo) if r.landed == commit), key=lambda r: r.run_id)
-    if not found:
-        raise GitmlError(f"commit {commit[:12]}: no run was recorded in this commit")
-    return found
+    runs = collect(repo)
+    by_commit: dict[str, list[IndexedRun]] = {}
+    for r in runs:
+        if r.landed:
+            by_commit.setdefault(r.landed, []).append(r)
+    # A commit that recorded no run (a registry commit, a code change) stands for the runs of
+    # its nearest ancestor that did: what the tree at that commit was produced by.
+    for ancestor in git.first_parents(repo.root, commit):
+        if ancestor in by_commit:
+            if ancestor != commit:
+                print(
+                    f"gitml: commit {commit[:12]} recorded no run; reproducing the runs of its "
+                    f"ancestor {ancestor[:12]}",
+                    file=sys.stderr,
+                )
+            return sorted(by_commit[ancestor], key=lambda r: r.run_id)
+    raise GitmlError(f"commit {commit[:12]}: no run was recorded in this commit or before it")
 
 
 def reproduce(
@@ -218,6 +232,7 @@ def _rerun(record: dict[str, Any], worktree: Path) -> tuple[dict[str, Any], int]
         params=record.get("params", {}),
         tags={"gitml.reproduces": record["id"]},
         cwd=worktree / record.get("cwd", "."),
+        reproducing=True,
     )
 
 

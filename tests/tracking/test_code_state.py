@@ -34,7 +34,11 @@ def test_dirty_patch_round_trip_rebuilds_the_exact_code(project, tmp_path):
     (root / "new_module.py").write_text("B = 2\n")
     git(root, "add", "new_module.py")  # staged new file
     (root / "old.txt").unlink()  # deletion
-    (root / "untracked.txt").write_text("not part of the code\n")
+    (root / "untracked.py").write_text("print('a new script, not committed yet')\n")
+    (root / "table.csv").write_text("a,b\n1,2\n")  # text data: an input by hash, not code
+    (root / "weights.bin").write_bytes(b"\0" * 64)  # binary: never patched
+    (root / ".gitignore").write_text("/ignored.py\n")
+    (root / "ignored.py").write_text("print('ignored')\n")
 
     with gitml.start_run() as run:
         pass
@@ -42,13 +46,16 @@ def test_dirty_patch_round_trip_rebuilds_the_exact_code(project, tmp_path):
     assert code["dirty"] is True
     patch = (run.dir / "code.patch").read_bytes()
     assert hashlib.sha256(patch).hexdigest() == code["patch_sha256"]
-    assert b"untracked.txt" not in patch and b".gitml" not in patch
+    assert b".gitml" not in patch
+    assert code["untracked"] == [".gitignore", "untracked.py"]
+    for left_out in (b"table.csv", b"weights.bin", b"ignored.py"):
+        assert b"+++ b/" + left_out not in patch, left_out
 
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(root), str(clone))
     git(clone, "checkout", "-q", code["commit"])
     git(clone, "apply", "--binary", str(run.dir / "code.patch"))
-    for name in ("train.py", "blob.bin", "new_module.py", "lib.py"):
+    for name in ("train.py", "blob.bin", "new_module.py", "lib.py", "untracked.py"):
         assert (clone / name).read_bytes() == (root / name).read_bytes(), name
     assert not (clone / "old.txt").exists()
 

@@ -57,14 +57,16 @@ def add_to_cache(root: Path, path: Path) -> ArtifactRef:
     return ArtifactRef(md5=md5, size=st.st_size)
 
 
-def track(root: Path, path: Path) -> ArtifactRef:
+def track(root: Path, path: Path, *, run_id: str | None = None) -> ArtifactRef:
     """Cache ``path`` and write its `.dvc` pointer and .gitignore entry, as `dvc add` does.
 
     Hashing and caching overlap (or the file is reflinked); an unchanged file whose pointer and
     cache object are in place costs a stat and a lookup. A file that git already tracks, or
     that a DVC pipeline outputs, keeps its place: its bytes are cached and its hash returned,
     and no pointer is written. The pointer is byte-identical to `dvc add`'s, so plain DVC works
-    on it.
+    on it; with ``run_id`` (a file `gitml run` saw the command write) it also names that run
+    under `meta`, which DVC allows and ignores, so the merge driver can keep the newer output
+    when two branches each trained.
     """
     if path.is_dir():
         return _track_dir(root, path)
@@ -75,9 +77,12 @@ def track(root: Path, path: Path) -> ArtifactRef:
         return ref
     pointer = path.with_name(path.name + ".dvc")
     text = POINTER.format(md5=ref.md5, size=ref.size, name=path.name)
-    if not pointer.exists() or pointer_md5(pointer) != ref.md5:
+    if run_id is not None:
+        text += RUN_META.format(run_id=run_id)
+    stale = not pointer.exists() or pointer_md5(pointer) != ref.md5
+    if stale or (run_id is not None and pointer.read_bytes() != text.encode()):
         store.atomic_write(pointer, text.encode())
-    _ignore(path)
+    ignore_file(path)
     return ref
 
 
@@ -120,9 +125,11 @@ def parse_pointer(text: str) -> dict[str, str]:
 
 
 POINTER = "outs:\n- md5: {md5}\n  size: {size}\n  hash: md5\n  path: {name}\n"
+RUN_META = "meta:\n  gitml_run: {run_id}\n"
 
 
-def _ignore(path: Path) -> None:
+def ignore_file(path: Path) -> None:
+    """Add ``path`` to the .gitignore beside it, as `dvc add` does."""
     # As `dvc add` does: the data file is ignored by git beside its committed pointer.
     ignore = path.parent / ".gitignore"
     entry = f"/{path.name}"

@@ -21,7 +21,7 @@ from gitml.tracking.env import process_info
 
 RUN_FILE = "run.toml"
 PATCH_FILE = "code.patch"
-FINAL_STATUSES = ("finished", "failed", "crashed")
+FINAL_STATUSES = ("finished", "failed", "crashed", "interrupted")
 
 
 def new_run_id() -> str:
@@ -69,6 +69,8 @@ def create(
         store.atomic_write(staging / PATCH_FILE, state.patch)
         code["patch"] = PATCH_FILE
         code["patch_sha256"] = hashlib.sha256(state.patch).hexdigest()
+        if state.untracked:
+            code["untracked"] = list(state.untracked)
     record["code"] = code
     _move_into_runs(repo, staging, record)
     return record

@@ -12,22 +12,26 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import time
 import tomllib
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitml import store
-from gitml.errors import CommandError, FileFormatError, UsageError
-from gitml.repo import Repo
-from gitml.tracking import record
+from gitml import git, store
+from gitml.errors import CommandError, FileFormatError, GitmlError, UsageError
+from gitml.repo import Repo, ensure_line
+from gitml.tracking import detect, record
 from gitml.tracking.env import package_versions, python_env, script_imports
 from gitml.tracking.run import RUN_ID_ENV
 
 PARAMS_FILE_ENV = "GITML_PARAMS_FILE"
 PARAM_ENV_PREFIX = "GITML_PARAM_"
+AUTOLOG_ENV = "GITML_AUTOLOG"
 
 
 def parse_assignments(items: Sequence[str], *, option: str, typed: bool = True) -> dict[str, Any]:
@@ -69,6 +73,15 @@ def params(defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return merged
 
 
+@dataclass(frozen=True, kw_only=True)
+class Files:
+    """What the user declared about a command's files, and whether to look for the rest."""
+
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    detect: bool = True
+
+
 def run_command(
     repo: Repo,
     command: Sequence[str],
@@ -77,27 +90,97 @@ def run_command(
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
     cwd: Path | None = None,
+    files: Files = Files(),
+    env_vars: Mapping[str, str] | None = None,
+    autolog: bool = False,
+    reproducing: bool = False,
 ) -> tuple[dict[str, Any], int]:
-    """Run ``command`` as a tracked run; returns the final record and the command's exit code."""
+    """Run ``command`` as a tracked run; returns the final record and the command's exit code.
+
+    ``files`` are repository paths. ``env_vars`` replace the recorded variables' values (what
+    `gitml reproduce` restores); by default they are read from this process's environment.
+    """
     if not command:
         raise UsageError("command", "nothing to run; put the command after `--`")
     cwd = (cwd or Path.cwd()).resolve()
     rec = record.create(repo, name=name, params=params, tags=tags, command=list(command), cwd=cwd)
     run_id = rec["id"]
+    if not reproducing:  # a reproduction's worktree has the patch's new files untracked
+        _note_uncommitted(repo, rec, command, cwd)
+    detect_files = files.detect and bool(repo.tracking_setting("detect"))
+    before = detect.list_tree(repo.root) if detect_files else {}
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="gitml-params-") as tmp:
         # The command gets the real values: only the files are redacted.
         real = record.normalize_params(params or {})
         env = _child_env(repo, run_id, real, Path(tmp) / "params.json")
+        env.update(env_vars or {})
+        reads_file = Path(tmp) / "reads"
+        if detect_files or autolog:
+            env = detect.child_env(env, reads_file if detect_files else None)
+        if autolog:
+            env[AUTOLOG_ENV] = "1"
+        watched = Watched(before, reads_file if detect_files else None, files, _recorded_vars(
+            repo, env))  # fmt: skip
         try:
             code = _execute(command, cwd=cwd, env=env)
         except KeyboardInterrupt:
-            _finish(repo, run_id, command, cwd, started, exit_code=130)
+            _finish(repo, run_id, command, cwd, started=started, watched=watched, exit_code=130)
             raise
         except OSError as exc:
-            _finish(repo, run_id, command, cwd, started, exit_code=127, error=str(exc))
+            _finish(
+                repo,
+                run_id,
+                command,
+                cwd,
+                started=started,
+                watched=watched,
+                exit_code=127,
+                error=str(exc),
+            )
             raise CommandError(f"{command[0]}: cannot run the command: {exc.strerror}") from exc
-    return _finish(repo, run_id, command, cwd, started, exit_code=code), code
+        return _finish(
+            repo, run_id, command, cwd, started=started, watched=watched, exit_code=code
+        ), code
+
+
+@dataclass(frozen=True)
+class Watched:
+    """What `_finish` needs to find the command's files: the tree before, the reads noted."""
+
+    before: detect.Listing
+    reads_file: Path | None
+    files: Files
+    env_vars: dict[str, str]
+
+
+def _note_uncommitted(repo: Repo, rec: dict[str, Any], command: Sequence[str], cwd: Path) -> None:
+    captured = set(rec.get("code", {}).get("untracked", []))
+    for arg in command:
+        with suppress(ValueError, OSError):
+            rel = (cwd / arg).resolve().relative_to(repo.root.resolve()).as_posix()
+            if rel in captured:
+                print(
+                    f"gitml: {rel} is not in git; captured in the run's code patch "
+                    "(commit it to keep it)",
+                    file=sys.stderr,
+                )
+
+
+def _recorded_vars(repo: Repo, env: Mapping[str, str]) -> dict[str, str]:
+    """Every GITML_* the user set and the `[tracking] env_vars` the command runs with."""
+    from gitml.secrets import redact
+
+    internal = {RUN_ID_ENV, PARAMS_FILE_ENV, "GITML_REPO", detect.READS_FILE_ENV, AUTOLOG_ENV}
+    names = set(repo.tracking_setting("env_vars"))
+    picked = {
+        k: v
+        for k, v in env.items()
+        if (k in names or k.startswith("GITML_"))
+        and k not in internal
+        and not k.startswith(PARAM_ENV_PREFIX)
+    }
+    return dict(sorted(redact(picked, []).items()))
 
 
 def _execute(command: Sequence[str], *, cwd: Path, env: dict[str, str]) -> int:
@@ -132,15 +215,27 @@ def _finish(
     run_id: str,
     command: Sequence[str],
     cwd: Path,
-    started: float,
     *,
+    started: float,
+    watched: Watched,
     exit_code: int,
     error: str | None = None,
 ) -> dict[str, Any]:
     captured = _captured_metrics(repo, cwd, started)
     inputs, outputs = _pipeline_artifacts(repo, started)
+    missing: list[str] = []
+    if exit_code == 0:
+        found_in, found_out, missing = _command_files(repo, run_id, command, cwd, watched)
+        inputs = {**found_in, **inputs}
+        outputs = {**found_out, **outputs}
     env = python_env([])
     env["packages"] = package_versions(_command_imports(command, cwd))
+    if watched.env_vars:
+        env["vars"] = watched.env_vars
+    if missing:
+        error = f"declared output {missing[0]} was not written" + (
+            f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        )
 
     def extra(rec: dict[str, Any]) -> None:
         rec["metrics"].update(captured)
@@ -153,11 +248,92 @@ def _finish(
             **env,
             "packages": dict(sorted(packages.items(), key=lambda kv: kv[0].lower())),
         }
-        if exit_code != 0:
+        if exit_code != 0 or error:
             rec["error"] = error or f"command exited with code {exit_code}"
 
-    status = "finished" if exit_code == 0 else "failed"
+    status = "finished" if exit_code == 0 and not missing else "failed"
+    if exit_code == 130:
+        status = "interrupted"
     return record.finalize(repo, run_id, status=status, extra=extra)
+
+
+def _command_files(
+    repo: Repo, run_id: str, command: Sequence[str], cwd: Path, watched: Watched
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], list[str]]:
+    """Inputs and outputs declared and found, recorded; and the declared outputs missing."""
+    root = repo.root
+    declared_out = [p for p in watched.files.outputs]
+    missing = [p for p in declared_out if not (root / p).exists()]
+    declared_out = [p for p in declared_out if p not in missing]
+    wanted_in = [*watched.files.inputs, *detect.configured_inputs(root, repo.tracking_setting(
+        "inputs"))]  # fmt: skip
+    found_out: tuple[str, ...] = ()
+    if watched.reads_file is not None:
+        skip = [_repo_rel(repo, cwd / n) for n in repo.tracking_setting("capture_files")]
+        skip.append(repo.tracking_setting("summary_file"))
+        found = detect.find(
+            root,
+            before=watched.before,
+            after=detect.list_tree(root),
+            reads=detect.read_paths(watched.reads_file),
+            skip=[s for s in skip if s],
+        )
+        wanted_in += [*detect.argument_files(root, command, cwd), *found.inputs]
+        found_out = found.outputs
+    outputs: dict[str, dict[str, Any]] = {}
+    for rel in declared_out:
+        outputs[rel] = _record_file(repo, rel, run_id, output=True)
+    for rel in found_out:
+        if rel not in outputs and not any(rel.startswith(d.rstrip("/") + "/") for d in outputs):
+            ref = _record_file(repo, rel, run_id, output=True)
+            outputs[rel] = {**ref, "detected": "written"} if ref else ref
+    inputs: dict[str, dict[str, Any]] = {}
+    declared_in = set(watched.files.inputs)
+    for rel in dict.fromkeys(wanted_in):
+        if rel in outputs or not (root / rel).exists():
+            continue
+        ref = _record_file(repo, rel, run_id, output=False)
+        inputs[rel] = ref if rel in declared_in or not ref else {**ref, "detected": "read"}
+    recorded = {k: v for k, v in inputs.items() if v}, {k: v for k, v in outputs.items() if v}
+    if recorded[1]:  # projects set up before output pointers were merged by meaning
+        ensure_line(root / ".gitattributes", "*.dvc merge=gitml")
+    return *recorded, missing
+
+
+def _repo_rel(repo: Repo, path: Path) -> str | None:
+    try:
+        return path.resolve().relative_to(repo.root.resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def _record_file(repo: Repo, rel: str, run_id: str, *, output: bool) -> dict[str, Any]:
+    """Hash and cache one file; an output or a data-sized input also gets a pointer.
+
+    A file git tracks stays git's. A new output gets a DVC pointer naming this run and a
+    .gitignore entry, so `git add -A` commits the pointer, never the bytes; an input does when
+    it is binary or large (a small text input, like a config, stays for git).
+    """
+    from gitml.data.add import add_to_cache, track
+    from gitml.data.content import content_md5
+
+    path = repo.root / rel
+    try:
+        if path.is_dir():
+            ref = track(repo.root, path).to_dict()
+        elif git.is_tracked(repo.root, rel) or (git.is_ignored(repo.root, rel) and not output):
+            ref = add_to_cache(repo.root, path).to_dict()
+        elif output or not detect.code_sized(repo.root, rel):
+            ref = track(repo.root, path, run_id=run_id if output else None).to_dict()
+        else:
+            ref = add_to_cache(repo.root, path).to_dict()
+    except GitmlError as exc:
+        print(f"gitml: {rel}: not recorded: {exc}", file=sys.stderr)
+        return {}
+    content = content_md5(path) if path.is_file() else None
+    if content:
+        ref["content_md5"] = content
+    return ref
 
 
 def _pipeline_artifacts(
@@ -187,6 +363,13 @@ def _command_imports(command: Sequence[str], cwd: Path) -> set[str]:
 
 
 def _captured_metrics(repo: Repo, cwd: Path, started: float) -> dict[str, float]:
+    """The metrics files the command wrote, read; each is git-ignored unless git tracks it.
+
+    Their values live in run.toml and metrics.toml: committed as well, the file itself would
+    conflict on every merge of two branches that each trained.
+    """
+    from gitml.data.add import ignore_file
+
     found: dict[str, float] = {}
     for name in repo.tracking_setting("capture_files"):
         path = cwd / name
@@ -196,6 +379,13 @@ def _captured_metrics(repo: Repo, cwd: Path, started: float) -> dict[str, float]
         except OSError:
             continue
         found.update(read_metrics_file(path))
+        rel = _repo_rel(repo, path)
+        if (
+            rel
+            and rel != repo.tracking_setting("summary_file")
+            and not git.is_tracked(repo.root, rel)
+        ):
+            ignore_file(path)
     return found
 
 

@@ -1,0 +1,71 @@
+"""Put first on a wrapped command's `PYTHONPATH` by `gitml run`: note the files it reads.
+
+An audit hook (PEP 578) sees every `open` a Python program makes, through `open()`, `io`,
+`os.open` and the libraries built on them (pandas, numpy, joblib, csv...). The paths opened
+for reading only are written, NUL-separated, to the file named by ``GITML_READS_FILE`` when
+the program ends; `gitml run` keeps those inside the repository as the run's inputs.
+
+Then the environment's own `sitecustomize`, if there is one, is imported as if this module
+were not there. Nothing here imports gitml: it must cost the wrapped program next to nothing.
+"""
+
+import atexit
+import contextlib
+import os
+import sys
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+
+
+def _install(target: str) -> None:
+    seen: set[str] = set()
+
+    def hook(event: str, args: tuple) -> None:  # type: ignore[type-arg]
+        if event != "open":
+            return
+        path, mode, flags = args
+        if path is None or isinstance(path, int):
+            return
+        if mode is not None:
+            if "w" in mode or "a" in mode or "x" in mode or "+" in mode:
+                return
+        elif flags and flags & _WRITE_FLAGS:
+            return
+        with contextlib.suppress(TypeError, ValueError):
+            seen.add(os.path.abspath(os.fsdecode(path)))
+
+    def save() -> None:
+        if not seen:
+            return
+        data = ("\0".join(sorted(seen)) + "\0").encode("utf-8", "surrogateescape")
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError:
+            return
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    sys.addaudithook(hook)
+    atexit.register(save)
+
+
+def _chain() -> None:
+    # The environment's own sitecustomize (a venv's, a distribution's) still runs.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    me = sys.modules.pop(__name__)
+    try:
+        import sitecustomize  # noqa: F401
+    except ImportError:
+        sys.modules[__name__] = me  # the import system hands back what it finds here
+
+
+if os.environ.get("GITML_READS_FILE"):
+    _install(os.environ["GITML_READS_FILE"])
+if os.environ.get("GITML_AUTOLOG"):
+    from gitml.autolog import autolog
+
+    autolog()
+_chain()
