@@ -83,7 +83,7 @@ def test_a_plain_script_gets_lineage_registry_reproduction_and_merges(project):
     done = gitml(root, "reproduce", "HEAD")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "reproduced" in done.stdout
-    assert "compared 1 metric(s) and 1 output(s) by hash" in done.stdout
+    assert "compared 1 metric(s), 0 step series and 1 output(s) by hash" in done.stdout
 
     # Two branches each train their own variant, on different lines of the script.
     base = git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()

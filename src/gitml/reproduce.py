@@ -10,6 +10,7 @@ failure and Ctrl-C, unless ``keep`` is set.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -24,18 +25,21 @@ from gitml.query.index import IndexedRun, record_of
 from gitml.repo import Repo
 from gitml.secrets import REDACTED
 
-REPRODUCED, DIFFERS, FAILED = "reproduced", "differs", "could not run"
-EXIT_CODES = {REPRODUCED: 0, DIFFERS: 1, FAILED: 2}
+REPRODUCED, DIFFERS, UNVERIFIED, FAILED = "reproduced", "differs", "not verified", "could not run"
+EXIT_CODES = {REPRODUCED: 0, DIFFERS: 1, UNVERIFIED: 1, FAILED: 2}
 
 
 @dataclass(frozen=True)
 class Check:
-    """One compared quantity: a metric or an output's hash."""
+    """One compared quantity: a metric, a step series or an output (by hash or by content)."""
 
     name: str
     recorded: Any
     reproduced: Any
     ok: bool
+    kind: str = "metric"  # metric, series, output
+    expected: bool = True  # False: shown, but not part of the verdict (`reproduce = false`)
+    note: str = ""
 
 
 @dataclass
@@ -144,17 +148,18 @@ def reproduce_run(
         _prepare(repo, run, record, worktree)
         new, code = _rerun(record, worktree)
         result.new_run = new["id"]
+        if new["status"] == "interrupted":
+            raise KeyboardInterrupt
         if code != 0:
             raise ReproduceError(
                 f"the command {' '.join(record['command'])!r} failed with exit code {code}"
             )
-        result.checks = compare(record, new, tolerance)
-        if not result.checks:  # all([]) is true: nothing compared is no verdict
-            raise ReproduceError(
-                "nothing to compare: the run recorded no metric and no output; log a metric "
-                "or an output (`run.log_metric`, `gitml run -o PATH`) to make it checkable"
-            )
-        result.verdict = REPRODUCED if all(c.ok for c in result.checks) else DIFFERS
+        settings = metric_settings(repo, tolerance)
+        result.checks = compare(record, new, settings)
+        result.checks += compare_series(
+            _series(repo, run, record), _series(Repo(worktree), None, new), settings
+        )
+        result.verdict, result.reason = _verdict(record, new, result.checks)
     except GitmlError as exc:
         result.verdict, result.reason = FAILED, str(exc)
     finally:
@@ -165,6 +170,39 @@ def reproduce_run(
                 git.remove_worktree(repo.root, worktree)
             shutil.rmtree(base, ignore_errors=True)
     return result
+
+
+def _verdict(old: dict[str, Any], new: dict[str, Any], checks: list[Check]) -> tuple[str, str]:
+    """The verdict and why; never "reproduced" on nothing, or on less than the run produced."""
+    unrecorded = sorted(set(new.get("outputs", {})) - set(old.get("outputs", {})))
+    counted = [c for c in checks if c.expected]
+    if not counted and not unrecorded:  # all([]) is true: nothing compared is no verdict
+        raise ReproduceError(
+            "nothing to compare: the run recorded no metric and no output; log a metric "
+            "or an output (`run.log_metric`, `gitml run -o PATH`) to make it checkable"
+        )
+    env = _env_note(old)
+    if not all(c.ok for c in counted):
+        return DIFFERS, env or (
+            "(no environment variable was recorded: if the command reads some, list them "
+            "in [tracking] env_vars to record and restore them)"
+        )
+    if unrecorded:
+        shown = ", ".join(unrecorded[:3]) + (" ..." if len(unrecorded) > 3 else "")
+        return UNVERIFIED, (
+            f"the command wrote {shown}, which the recorded run did not record, so it "
+            f"could not be compared; re-run it with `gitml run` (or `-o PATH`) to record it"
+        )
+    return REPRODUCED, env
+
+
+def _env_note(record: dict[str, Any]) -> str:
+    restored = record.get("env", {}).get("vars", {})
+    if not restored:
+        return ""
+    now = [k for k, v in sorted(restored.items()) if os.environ.get(k) != v and v != REDACTED]
+    text = "ran with the recorded environment variables " + ", ".join(sorted(restored))
+    return text + (f" ({', '.join(now)} set differently here)" if now else "")
 
 
 def _check_runnable(record: dict[str, Any]) -> None:
@@ -232,21 +270,109 @@ def _rerun(record: dict[str, Any], worktree: Path) -> tuple[dict[str, Any], int]
         params=record.get("params", {}),
         tags={"gitml.reproduces": record["id"]},
         cwd=worktree / record.get("cwd", "."),
+        env_vars={k: v for k, v in record.get("env", {}).get("vars", {}).items() if v != REDACTED},
         reproducing=True,
     )
 
 
-def compare(old: dict[str, Any], new: dict[str, Any], tolerance: Tolerance) -> list[Check]:
-    """Every recorded metric and output hash against the reproduction's."""
+@dataclass(frozen=True)
+class MetricSettings:
+    """How each metric is compared: the command's tolerance, `[metrics.<name>]` over it."""
+
+    default: Tolerance
+    per_metric: dict[str, dict[str, Any]]
+
+    def tolerance(self, name: str) -> Tolerance:
+        """The tolerance for one metric."""
+        conf = self.per_metric.get(name, {})
+        return Tolerance(
+            rtol=float(conf.get("rtol", self.default.rtol)),
+            atol=float(conf.get("atol", self.default.atol)),
+        )
+
+    def expected(self, name: str) -> bool:
+        """False for a metric marked `reproduce = false` (a timing, say)."""
+        return bool(self.per_metric.get(name, {}).get("reproduce", True))
+
+
+def metric_settings(repo: Repo, default: Tolerance) -> MetricSettings:
+    """The project's per-metric settings around ``default``."""
+    return MetricSettings(default, dict(repo.config.get("metrics", {})))
+
+
+def compare(
+    old: dict[str, Any], new: dict[str, Any], settings: MetricSettings | Tolerance
+) -> list[Check]:
+    """Every recorded metric and output against the reproduction's.
+
+    An output matches by its bytes' md5, or, for a zip-based file (skops) whose bytes carry
+    save times and ids, by its content hash.
+    """
+    if isinstance(settings, Tolerance):
+        settings = MetricSettings(settings, {})
     checks = []
     for name, value in sorted(old.get("metrics", {}).items()):
         got = new.get("metrics", {}).get(name)
-        checks.append(
-            Check(f"metric {name}", value, got, got is not None and tolerance.same(value, got))
-        )
+        same = got is not None and settings.tolerance(name).same(value, got)
+        expected = settings.expected(name)
+        note = "" if expected else "not expected to reproduce"
+        checks.append(Check(f"metric {name}", value, got, same, "metric", expected, note))
     for path, ref in sorted(old.get("outputs", {}).items()):
-        got = new.get("outputs", {}).get(path, {}).get("md5")
-        checks.append(Check(f"output {path}", ref["md5"], got, got == ref["md5"]))
+        got_ref = new.get("outputs", {}).get(path, {})
+        got = got_ref.get("md5")
+        if got == ref["md5"]:
+            checks.append(Check(f"output {path}", ref["md5"], got, True, "output"))
+        elif ref.get("content_md5") and ref.get("content_md5") == got_ref.get("content_md5"):
+            checks.append(Check(f"output {path}", ref["md5"], got, True, "output",
+                                note="same content (its bytes hold save times)"))  # fmt: skip
+        else:
+            checks.append(Check(f"output {path}", ref["md5"], got, False, "output"))
+    return checks
+
+
+Series = dict[str, list[tuple[int, float]]]
+
+
+def _series(repo: Repo, run: IndexedRun | None, record: dict[str, Any]) -> Series:
+    """A run's step histories (metric -> [(step, value)]), from its metrics.parquet."""
+    from gitml.tracking.journal import PARQUET_NAME, read_parquet
+
+    path = repo.run_dir(record["id"]) / PARQUET_NAME
+    try:
+        if run is None or (run.in_workdir and path.is_file()):
+            rows = read_parquet(path).rows if path.is_file() else []
+        else:
+            rel = path.relative_to(repo.root).as_posix()
+            rows = read_parquet(rel, git.read_file_at(repo.root, run.commit or "HEAD", rel)).rows
+    except GitmlError:
+        return {}
+    out: Series = {}
+    for step, _stamp, value, name in sorted(rows, key=lambda r: (r[3], r[0])):
+        out.setdefault(name, []).append((step, value))
+    return out
+
+
+def compare_series(old: Series, new: Series, settings: MetricSettings) -> list[Check]:
+    """Every recorded step history of more than one step, step by step."""
+    checks = []
+    for name, steps in sorted(old.items()):
+        if len(steps) < 2:
+            continue  # one step is the final value, compared as a metric
+        got = dict(new.get(name, []))
+        tol = settings.tolerance(name)
+        first_bad = next((s for s, v in steps if s not in got or not tol.same(v, got[s])), None)
+        extra = sorted(set(got) - {s for s, _ in steps})
+        ok = first_bad is None and not extra
+        shown: tuple[Any, Any]
+        if first_bad is not None:
+            note = f"first differs at step {first_bad}"
+            shown = (dict(steps)[first_bad], got.get(first_bad))
+        elif extra:
+            note, shown = f"reproduction has {len(extra)} more step(s)", (len(steps), len(got))
+        else:
+            note, shown = "", (f"{len(steps)} steps", f"{len(got)} steps")
+        checks.append(Check(f"steps {name}", shown[0], shown[1], ok, "series",
+                            settings.expected(name), note))  # fmt: skip
     return checks
 
 
@@ -259,22 +385,41 @@ def render(results: list[Reproduction]) -> str:
         if r.reason:
             lines.append(f"  {r.reason}")
         if r.checks:
-            rows = [("", "recorded", "reproduced", "")] + [
-                (c.name, _fmt(c.recorded), _fmt(c.reproduced), "ok" if c.ok else "DIFFERS")
-                for c in r.checks
+            rows = [("", "recorded", "reproduced", "", "")] + [
+                (c.name, _fmt(c.recorded), _fmt(c.reproduced), _mark(c), c.note) for c in r.checks
             ]
-            widths = [max(len(row[i]) for row in rows) for i in range(4)]
+            widths = [max(len(row[i]) for row in rows) for i in range(5)]
             lines += [
                 "  " + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
                 for row in rows
             ]
-        if r.checks:
-            metrics = sum(c.name.startswith("metric ") for c in r.checks)
-            outputs = len(r.checks) - metrics
-            lines.append(f"  compared {metrics} metric(s) and {outputs} output(s) by hash")
+            lines.append("  " + compared(r.checks))
         if r.worktree:
             lines.append(f"  worktree kept at {r.worktree}")
     return "\n".join(lines) + "\n"
+
+
+def _mark(check: Check) -> str:
+    if not check.expected:
+        return "ignored"
+    return "ok" if check.ok else "DIFFERS"
+
+
+def compared(checks: list[Check]) -> str:
+    """`compared 2 metric(s), 1 step series and 1 output(s) by hash (1 by content)`."""
+    counted = [c for c in checks if c.expected]
+    kinds = {k: sum(c.kind == k for c in counted) for k in ("metric", "series", "output")}
+    by_content = sum(c.kind == "output" and bool(c.note) for c in counted)
+    text = (
+        f"compared {kinds['metric']} metric(s), {kinds['series']} step series and "
+        f"{kinds['output']} output(s) by hash"
+    )
+    if by_content:
+        text += f" ({by_content} by content)"
+    ignored = len(checks) - len(counted)
+    if ignored:
+        text += f"; {ignored} not expected to reproduce"
+    return text
 
 
 def _fmt(value: Any) -> str:

@@ -124,3 +124,33 @@ def test_a_misspelt_option_of_gitml_run_runs_nothing(project):
     (line,) = done.stderr.strip().splitlines()
     assert "--nme: not an option of gitml run; did you mean --name?" in line
     assert not project.runs_dir.exists() or not any(project.runs_dir.iterdir()), "no run left"
+
+
+def test_ctrl_c_records_the_run_as_interrupted(project):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    (project.root / "slow.py").write_text(
+        "import time\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gitml", "run", "--", sys.executable, "slow.py"],
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    rec = _only_run(project)
+    assert rec["status"] == "interrupted" and rec["error"] == "interrupted (Ctrl-C)", rec
+    # The script's own KeyboardInterrupt traceback is its business; none comes from gitml.
+    assert "site-packages/gitml" not in err and "src/gitml" not in err, err
+    assert f"gitml: run {rec['id']} interrupted" in err, err

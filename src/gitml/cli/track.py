@@ -112,7 +112,7 @@ def run(  # noqa: PLR0917 - one argument per option, as click passes them
         autolog=autolog,
     )
     click.echo(summary_line(record), err=True)
-    return code
+    return code if code >= 0 else 128 - code  # killed by signal N: the shell's 128+N
 
 
 def summary_line(record: dict) -> str:  # type: ignore[type-arg]

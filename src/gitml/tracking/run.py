@@ -195,6 +195,8 @@ class Run:
     ) -> None:
         if exc_type is None:
             self.end("finished")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.end("interrupted", error="interrupted (Ctrl-C)")
         else:
             self.end("failed", error=_describe(exc))
 
@@ -202,7 +204,9 @@ class Run:
         if self._ended:
             return
         failure = getattr(sys, "last_value", None)
-        if failure is not None:
+        if isinstance(failure, KeyboardInterrupt):
+            self.end("interrupted", error="interrupted (Ctrl-C)")
+        elif failure is not None:
             self.end("failed", error=_describe(failure))
         else:
             self.end("finished")

@@ -32,6 +32,7 @@ from gitml.tracking.run import RUN_ID_ENV
 PARAMS_FILE_ENV = "GITML_PARAMS_FILE"
 PARAM_ENV_PREFIX = "GITML_PARAM_"
 AUTOLOG_ENV = "GITML_AUTOLOG"
+INTERRUPTED_CODES = (130, -2)
 
 
 def parse_assignments(items: Sequence[str], *, option: str, typed: bool = True) -> dict[str, Any]:
@@ -124,9 +125,8 @@ def run_command(
             repo, env))  # fmt: skip
         try:
             code = _execute(command, cwd=cwd, env=env)
-        except KeyboardInterrupt:
-            _finish(repo, run_id, command, cwd, started=started, watched=watched, exit_code=130)
-            raise
+        except KeyboardInterrupt:  # recorded as interrupted; the caller exits 130
+            code = 130
         except OSError as exc:
             _finish(
                 repo,
@@ -252,8 +252,8 @@ def _finish(
             rec["error"] = error or f"command exited with code {exit_code}"
 
     status = "finished" if exit_code == 0 and not missing else "failed"
-    if exit_code == 130:
-        status = "interrupted"
+    if exit_code in INTERRUPTED_CODES:  # Ctrl-C: the shell's 130, or killed by SIGINT
+        status, error = "interrupted", "interrupted (Ctrl-C)"
     return record.finalize(repo, run_id, status=status, extra=extra)
 
 
