@@ -146,3 +146,19 @@ def test_a_misspelt_field_is_an_error_with_the_nearest_names(project):
         (line,) = done.stderr.strip().splitlines()
         assert f"{option}: no run has the field" in line and near in line, line
     assert _ok(root, "runs", "-w", "metrics.accuracy > 0.5").stdout.count("one") == 1
+
+
+def test_a_type_mismatch_in_where_is_an_error_naming_the_fix(project):
+    root = project.root
+    _log("one", 0.5, 0.9, 0.1)
+    mistakes = (
+        ("metrics.accuracy > '0.9'", "metrics.accuracy is a number; compare it with a number"),
+        ("params.lr == '0.1'", "params.lr holds number but is compared with the text '0.1'"),
+        ("status == 1", "status holds text but is compared with the number 1"),
+    )
+    for expression, said in mistakes:
+        done = gitml_cli(root, "runs", "-w", expression)
+        assert done.returncode == 2, (expression, done.stdout)
+        (line,) = done.stderr.strip().splitlines()
+        assert said in line, line
+    assert _ok(root, "runs", "-w", "params.lr == 0.1").stdout.count("one") == 1

@@ -186,7 +186,8 @@ def search(
     columns: Iterable[str] = (),
 ) -> tuple[list[Row], set[str]]:
     """`find_runs`, and every field some run has; ``columns`` are checked like ``where``."""
-    predicate, named = where_lang.compile_with_fields(where) if where else (None, [])
+    compiled = where_lang.compile_checked(where) if where else None
+    predicate, named = (compiled.predicate, compiled.fields) if compiled else (None, [])
     keys = parse_sort(sort)
     if limit is not None and limit < 0:
         raise UsageError("--limit", f"{limit} is negative")
@@ -201,6 +202,10 @@ def search(
         _exists("--where", named, known)
         _exists("--sort", [k.field for k in keys], known)
         _exists("--columns", list(columns), known)
+    for tally in compiled.tallies if compiled else ():
+        problem = tally.problem()
+        if problem:
+            raise UsageError("--where", problem)
     rows = sort_rows(rows, keys)
     return (rows[:limit] if limit is not None else rows), known
 

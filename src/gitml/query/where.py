@@ -8,7 +8,9 @@ A small, safe subset of Python expression syntax, parsed with `ast` and compiled
     status in ("finished", "crashed") and 50 <= params.n_estimators < 200
 
 MLflow-style spellings are accepted too: ``AND``/``OR``/``NOT`` and a single ``=``. A field that a
-run lacks compares false (as SQL's NULL does), and so does a comparison between a number and text.
+run lacks compares false (as SQL's NULL does), and so does a comparison between a number and text;
+but when a field never holds the literal's kind in any run (``params.depth == "5"`` where every
+depth is a number), the query is an error saying so (`Tally`), not an empty answer.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import io
 import operator
 import tokenize
 from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any
 
 from gitml.errors import WhereSyntaxError
@@ -52,6 +56,62 @@ def compile_where(expression: str) -> Predicate:
 
 def compile_with_fields(expression: str) -> tuple[Predicate, list[str]]:
     """The predicate, and the fields the expression names (to check that some run has them)."""
+    compiled = compile_checked(expression)
+    return compiled.predicate, compiled.fields
+
+
+@dataclass
+class Tally:
+    """How one `field <op> literal` comparison went: values of the literal's kind, or not."""
+
+    field: str
+    literal: Any
+    field_left: bool = True
+    comparable: int = 0
+    mismatched: dict[str, int] = dc_field(default_factory=dict)
+
+    def see(self, value: Any) -> None:
+        """Count one run's value of the field."""
+        kind = kind_of(value)
+        if kind == kind_of(self.literal):
+            self.comparable += 1
+        else:
+            self.mismatched[kind] = self.mismatched.get(kind, 0) + 1
+
+    def problem(self) -> str | None:
+        """A type mismatch that made the comparison match nothing, as a sentence."""
+        if self.comparable or not self.mismatched:
+            return None
+        kinds = " and ".join(sorted(self.mismatched))
+        fix = "remove the quotes" if isinstance(self.literal, str) else "quote the value"
+        return (
+            f"{self.field} holds {kinds} but is compared with the {kind_of(self.literal)} "
+            f"{self.literal!r}, so nothing can match; {fix}"
+        )
+
+
+def kind_of(value: Any) -> str:
+    """number, text, a boolean or a list: the kinds a comparison needs to agree on."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    return "a list"
+
+
+@dataclass
+class Compiled:
+    """A compiled expression: its predicate, the fields it names, its type tallies."""
+
+    predicate: Predicate
+    fields: list[str]
+    tallies: list[Tally]
+
+
+def compile_checked(expression: str) -> Compiled:
+    """Compile; the tallies tell afterwards whether a comparison could ever hold."""
     if not expression.strip():
         raise WhereSyntaxError(expression, "empty expression")
     source = _normalise(expression)
@@ -62,7 +122,7 @@ def compile_with_fields(expression: str) -> tuple[Predicate, list[str]]:
             raise WhereSyntaxError(expression, "the expression ends too early") from None
         raise WhereSyntaxError(expression, exc.msg, exc.offset) from None
     compiler = _Compiler(expression)
-    return compiler.predicate(tree.body), compiler.fields
+    return Compiled(compiler.predicate(tree.body), compiler.fields, compiler.tallies)
 
 
 def field_name(node: ast.AST, expression: str) -> str | None:
@@ -89,6 +149,7 @@ class _Compiler:
     def __init__(self, expression: str) -> None:
         self.expression = expression
         self.fields: list[str] = []
+        self.tallies: list[Tally] = []
 
     def error(self, problem: str, node: ast.AST | None = None) -> WhereSyntaxError:
         column = getattr(node, "col_offset", None)
@@ -114,13 +175,34 @@ class _Compiler:
         operands = [self.value(node.left), *(self.value(c) for c in node.comparators)]
         ops = [_COMPARE[type(op)] for op in node.ops]
         if len(ops) == 1:  # the common case, kept lean: it runs once per run in the history
-            return _single(ops[0], *operands)
+            tally = self.tally(node)
+            if tally is None:
+                return _single(ops[0], *operands)
+            return _tallied(ops[0], operands[0], operands[1], tally)
 
         def check(row: Row) -> bool:
             values = [get(row) for get in operands]
             return all(_holds(op, values[i], values[i + 1]) for i, op in enumerate(ops))
 
         return check
+
+    def tally(self, node: ast.Compare) -> Tally | None:
+        """A tally for `field <op> literal` (either way round) with an ordering or equality."""
+        if not isinstance(node.ops[0], ast.Eq | ast.NotEq | ast.Lt | ast.LtE | ast.Gt | ast.GtE):
+            return None
+        left, right = node.left, node.comparators[0]
+        field_left = _literal(left) is None
+        if not field_left:
+            left, right = right, left
+        literal = _literal(right)
+        name = field_name(left, self.expression)
+        if literal is None or name is None:
+            return None
+        if name.startswith("metrics.") and isinstance(literal, str):
+            raise self.error(f"{name} is a number; compare it with a number, not {literal!r}")
+        tally = Tally(name, literal, field_left)
+        self.tallies.append(tally)
+        return tally
 
     def value(self, node: ast.AST) -> Getter:
         if isinstance(node, ast.Constant):
@@ -174,6 +256,28 @@ def _holds(op: Callable[[Any, Any], bool], left: Any, right: Any) -> bool:
 
 def _single(op: Callable[[Any, Any], bool], left: Getter, right: Getter) -> Predicate:
     return lambda row: _holds(op, left(row), right(row))
+
+
+def _literal(node: ast.AST) -> Any:
+    """The value of a string or number literal node (a negative number too), else None."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _literal(node.operand)
+        return -inner if isinstance(inner, int | float) else None
+    if isinstance(node, ast.Constant) and isinstance(node.value, str | int | float):
+        return node.value
+    return None
+
+
+def _tallied(
+    op: Callable[[Any, Any], bool], left: Getter, right: Getter, tally: Tally
+) -> Predicate:
+    def check(row: Row) -> bool:
+        a, b = left(row), right(row)
+        if a is not None and b is not None:
+            tally.see(a if tally.field_left else b)
+        return _holds(op, a, b)
+
+    return check
 
 
 def _normalise(expression: str) -> str:
