@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gitml.repo import Repo, init_project
+from gitml.repo import Repo, default_remote_dir, init_project
 from tests.helpers import GIT_ENV, PREPARE_IRIS, TRAIN_IRIS, commit_all, git, run_ok
 
 
@@ -56,10 +57,21 @@ def project(_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     root = tmp_path / "project"
     shutil.copytree(_template, root, symlinks=True)
     # Each test gets its own DVC remote: objects pushed by one test must not satisfy another.
-    config = root / ".dvc" / "config"
+    # The embedded default remote is a machine path, so it lives in the uncommitted
+    # .dvc/config.local; each test gets its own project id too, so that clones made by the
+    # test find this remote, as clones on one machine do.
+    config = root / ".dvc" / "config.local"
     remote = tmp_path / "remote"
     remote.mkdir()
     config.write_text(config.read_text().replace(str(_template.parent / "remote"), str(remote)))
+    settings = root / ".gitml" / "config.toml"
+    text = settings.read_text()
+    (line,) = [line for line in text.splitlines() if line.startswith("id = ")]
+    pid = f"test-{secrets.token_hex(6)}"
+    settings.write_text(text.replace(line, f'id = "{pid}"'))
+    machine_default = default_remote_dir(root, pid)
+    machine_default.parent.mkdir(parents=True, exist_ok=True)
+    machine_default.symlink_to(remote)
     git(root, "commit", "-q", "--amend", "--no-edit", "-a")
     monkeypatch.chdir(root)
     yield Repo(root)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shlex
 import sys
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ schema_version = 1
 
 [project]
 name = "{name}"
+# Names this project's embedded default DVC remote, the same for every clone on a machine.
+id = "{id}"
 
 [tracking]
 # Stable-path summary of the latest run; committed, so pull requests show metric changes.
@@ -145,11 +148,33 @@ class Repo:
         return Path(os.path.abspath(path)).relative_to(self.root).as_posix()
 
 
-def default_remote_dir(root: Path) -> Path:
-    """The embedded default DVC remote: a local folder per project under the user's data dir."""
+def default_remote_dir(root: Path, project_id: str | None = None) -> Path:
+    """The embedded default DVC remote: a local folder per project under the user's data dir.
+
+    It is named by the project's committed `[project] id`, so every clone on this machine finds
+    the same folder (a project set up before ids existed falls back to its path).
+    """
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    if project_id:
+        return base / "gitml" / "remotes" / project_id
     tag = hashlib.sha256(str(root).encode()).hexdigest()[:8]
     return base / "gitml" / "remotes" / f"{root.name}-{tag}"
+
+
+def ensure_default_remote(repo: Repo) -> list[str]:
+    """In a clone (no remote configured at any level), this machine's embedded default remote."""
+    from gitml.data.init import ensure_remote
+
+    pid = project_id(repo)
+    if pid is None or not (repo.root / ".dvc").is_dir():
+        return []
+    return ensure_remote(repo.root, default_remote_dir(repo.root, pid))
+
+
+def project_id(repo: Repo) -> str | None:
+    """The committed `[project] id`, if the project has one."""
+    value = repo.config.get("project", {}).get("id")
+    return value if isinstance(value, str) and value else None
 
 
 def init_project(
@@ -173,18 +198,20 @@ def init_project(
         root = path
         changed.append(f"created a git repository in {path}")
     repo = Repo(root)
-    changed += _write_if_missing(repo.config_path, CONFIG_TEMPLATE.format(name=root.name))
+    new_id = secrets.token_hex(6)
+    changed += _write_if_missing(
+        repo.config_path, CONFIG_TEMPLATE.format(name=root.name, id=new_id)
+    )
     changed += _write_if_missing(repo.gitml_dir / ".gitignore", GITML_GITIGNORE)
     repo.runs_dir.mkdir(parents=True, exist_ok=True)
     summary = f"/{repo.tracking_setting('summary_file')} merge=gitml"
     for line in (*GITATTRIBUTES_LINES, summary):
         changed += ensure_line(root / ".gitattributes", line)
     changed += git.ensure_config(root, git_drivers())
-    changed += init_dvc(root, remote_dir=remote_dir or default_remote_dir(root))
-    from gitml.hooks.install import install
-
-    changed += install(root)
     store.read_toml(repo.config_path, kind="config")  # an existing, broken config is an error
+    repo = Repo(root)  # the config as written
+    changed += init_dvc(root, remote_dir=remote_dir or default_remote_dir(root, project_id(repo)))
+    changed += _install_hooks(root)
     return repo, changed
 
 
@@ -214,3 +241,33 @@ def ensure_line(path: Path, line: str) -> list[str]:
     sep = "" if not text or text.endswith("\n") else "\n"
     store.atomic_write(path, (text + sep + line + "\n").encode())
     return [f"added `{line}` to {path.name}"]
+
+
+def _install_hooks(root: Path) -> list[str]:
+    """Install gitml's git hooks, unless the pre-commit framework manages the hooks here."""
+    from gitml.hooks.install import install
+
+    if (root / ".pre-commit-config.yaml").is_file():
+        return [
+            "left git hooks to the pre-commit framework (.pre-commit-config.yaml); add gitml's:\n"
+            + PRE_COMMIT_SNIPPET
+        ]
+    return install(root)
+
+
+def _framework_hook(stage: str) -> str:
+    return (
+        f"      - id: gitml-{stage}\n        name: gitml {stage}\n"
+        f"        entry: gitml hook {stage}\n        language: system\n"
+        f"        pass_filenames: false\n        always_run: true\n"
+        f"        stages: [{stage}]\n"
+    )
+
+
+HOOK_STAGES = ("pre-commit", "pre-push", "post-commit", "post-checkout", "post-merge")
+PRE_COMMIT_SNIPPET = (
+    "  - repo: local\n    hooks:\n"
+    + "".join(_framework_hook(stage) for stage in HOOK_STAGES)
+    + "then: pre-commit install "
+    + " ".join(f"--hook-type {stage}" for stage in HOOK_STAGES)
+)

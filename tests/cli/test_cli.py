@@ -80,7 +80,10 @@ def test_init_creates_everything_and_is_idempotent(tmp_path):
         assert (root / path).exists(), path
     dvc_config = (root / ".dvc" / "config").read_text()
     assert "analytics = False" in dvc_config and "check_update = False" in dvc_config
-    assert str(tmp_path / "remote") in dvc_config
+    # The remote is a path on this machine: never in the committed config.
+    assert str(tmp_path / "remote") not in dvc_config and "remote" not in dvc_config
+    assert str(tmp_path / "remote") in (root / ".dvc" / "config.local").read_text()
+    assert git(root, "check-ignore", ".dvc/config.local").strip() == ".dvc/config.local"
     assert git(root, "config", "diff.gitml-parquet.textconv").strip() == "gitml textconv"
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and ".git/" not in str(p)}
     again = gitml(root, "init")
@@ -120,3 +123,34 @@ def test_internal_errors_never_show_a_traceback(monkeypatch, capsys):
         err.startswith("gitml: error: internal error: RuntimeError: kaboom")
         and "Traceback" not in err
     )
+
+
+def test_init_keeps_a_committed_team_remote_and_sets_up_clones(tmp_path):
+    root = tmp_path / "team"
+    assert gitml(tmp_path, "init", "--git", str(root)).returncode == 0
+    (root / ".dvc" / "config.local").unlink()  # as a clone has it: no machine remote
+    subprocess.run([sys.executable, "-m", "dvc", "remote", "add", "-d", "team", "s3://bucket/x"],
+                   cwd=root, check=True, capture_output=True)  # fmt: skip
+    again = gitml(root, "init")
+    assert again.returncode == 0 and "default DVC remote" not in again.stdout
+    assert not (root / ".dvc" / "config.local").exists()
+    assert "s3://bucket/x" in (root / ".dvc" / "config").read_text()
+
+
+def test_init_leaves_hooks_to_the_pre_commit_framework(tmp_path):
+    from ruamel.yaml import YAML
+
+    root = tmp_path / "framework"
+    root.mkdir()
+    git(root, "init", "-q")
+    (root / ".pre-commit-config.yaml").write_text("repos: []\n")
+    done = gitml(root, "init")
+    assert done.returncode == 0, done.stderr
+    hooks = root / ".git" / "hooks"
+    assert not [p for p in hooks.iterdir() if not p.name.endswith(".sample")]
+    assert "left git hooks to the pre-commit framework" in done.stdout
+    snippet = done.stdout.split("add gitml's:\n", 1)[1].split("\nthen:", 1)[0]
+    config = YAML(typ="safe").load("repos:\n" + snippet)
+    stages = [h["stages"][0] for h in config["repos"][0]["hooks"]]
+    assert stages == ["pre-commit", "pre-push", "post-commit", "post-checkout", "post-merge"]
+    assert all(h["entry"] == f"gitml hook {h['stages'][0]}" for h in config["repos"][0]["hooks"])

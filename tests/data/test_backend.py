@@ -42,6 +42,9 @@ def test_push_then_fresh_clone_dvc_pull_restores_model_and_data(project, tmp_pat
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(project.root), str(clone))
     assert not (clone / "model.bin").exists()
+    # A teammate's clone: `gitml init` gives it this machine's default remote, uncommitted.
+    assert gitml_cli(clone, "init").returncode == 0
+    assert "remote" not in (clone / ".dvc" / "config").read_text()
     dvc(clone, "pull")
     assert (clone / "model.bin").read_bytes() == b"\x00weights\x01"
     assert (clone / "data" / "train.csv").read_text() == "x,y\n1,2\n3,4\n"
@@ -171,6 +174,7 @@ def test_pull_fails_naming_what_it_could_not_restore(project, tmp_path):
     git(tmp_path, "clone", "-q", str(project.root), str(clone))
     pulled = gitml_cli(clone, "pull")
     assert pulled.returncode == 2, pulled.stdout
-    (line,) = pulled.stderr.strip().splitlines()
+    setup, line = pulled.stderr.strip().splitlines()
+    assert "set the default DVC remote 'local'" in setup and "config.local" in setup
     assert "2 file(s) the DVC pointers name are still missing" in line
     assert "data/train.csv" in line and "model.bin" in line and "gitml status" in line

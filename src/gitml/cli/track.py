@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -151,6 +152,16 @@ def _unknown_option(option: str) -> None:
 COMMANDS = [init, run]
 
 
+def _with_remote(repo: Any, name: str | None) -> Any:
+    """The project, with the embedded default remote set up first in a fresh clone."""
+    from gitml.repo import ensure_default_remote
+
+    if name is None:
+        for line in ensure_default_remote(repo):
+            click.echo(f"gitml: {line}", err=True)
+    return repo
+
+
 @click.command()
 @click.option("--remote", "-r", help="DVC remote to push to (default: DVC's default remote).")
 def push(remote: str | None) -> None:
@@ -168,7 +179,7 @@ def push(remote: str | None) -> None:
     from gitml.data.sync import push_runs
     from gitml.repo import Repo
 
-    report = push_runs(Repo.find(), remote=remote)
+    report = push_runs(_with_remote(Repo.find(), remote), remote=remote)
     click.echo(
         f"{report.referenced} object(s) referenced by {report.runs} run(s); "
         f"{report.uploaded} uploaded, the rest already in the remote"
@@ -266,7 +277,7 @@ def pull(remote: str | None) -> None:
     from gitml.data.sync import pull_runs
     from gitml.repo import Repo
 
-    files, objects = pull_runs(Repo.find(), remote=remote)
+    files, objects = pull_runs(_with_remote(Repo.find(), remote), remote=remote)
     click.echo(f"{files} file(s) checked out; {objects} object(s) fetched for run records")
 
 
@@ -285,7 +296,7 @@ def status(remote: str | None) -> int:
     from gitml.data.sync import object_status
     from gitml.repo import Repo
 
-    st = object_status(Repo.find(), remote=remote)
+    st = object_status(_with_remote(Repo.find(), remote), remote=remote)
     where = f"{st.local} in the cache, {st.remote} in the remote"
     click.echo(f"{st.total} object(s) referenced by runs: {where}")
     for label, items in (("not pushed", st.not_pushed), ("LOST (in neither)", st.lost)):

@@ -36,13 +36,28 @@ def init_dvc(root: Path, *, remote_dir: Path) -> list[str]:
         if str(core.get("check_update", "")).lower() not in ("false", "0"):
             core["check_update"] = False
             changed.append("turned off DVC's update check for this repository")
-    if not config.get("remote"):  # every config level merged: a remote set anywhere counts
-        remote_dir.mkdir(parents=True, exist_ok=True)
-        with config.edit("repo") as conf:
-            conf.setdefault("remote", {})["local"] = {"url": str(remote_dir)}
-            conf["core"]["remote"] = "local"
-        changed.append(f"set the default DVC remote 'local' to {remote_dir}")
+    changed += ensure_remote(root, remote_dir)
     return changed
+
+
+def ensure_remote(root: Path, remote_dir: Path) -> list[str]:
+    """Give DVC the embedded default remote unless some remote is configured at any level.
+
+    It is a path on this machine, so it goes into `.dvc/config.local`, which git ignores: the
+    committed `.dvc/config` stays right for every teammate and CI job, and a team remote
+    committed there is never overridden.
+    """
+    from dvc.config import Config
+
+    quiet_dvc_logs()
+    config = Config(dvc_dir=str(root / ".dvc"), validate=False)
+    if config.get("remote"):  # every config level merged: a remote set anywhere counts
+        return []
+    remote_dir.mkdir(parents=True, exist_ok=True)
+    with config.edit("local") as conf:
+        conf.setdefault("remote", {})["local"] = {"url": str(remote_dir)}
+        conf.setdefault("core", {})["remote"] = "local"
+    return [f"set the default DVC remote 'local' to {remote_dir} (in .dvc/config.local)"]
 
 
 def add_remote(root: Path, name: str, url: str, *, default: bool = False) -> None:
@@ -57,6 +72,9 @@ def add_remote(root: Path, name: str, url: str, *, default: bool = False) -> Non
         conf.setdefault("remote", {})[name] = {"url": url}
         if default:
             conf.setdefault("core", {})["remote"] = name
+    if default:  # this machine's embedded default must not override the team's choice
+        with config.edit("local") as conf:
+            conf.get("core", {}).pop("remote", None)
 
 
 def list_remotes(root: Path) -> tuple[dict[str, str], str | None]:

@@ -63,8 +63,12 @@ def _pushed_revs() -> list[str]:
     """The commits a push publishes, from the lines git writes to pre-push's stdin.
 
     Each line is `<local ref> <local sha> <remote ref> <remote sha>`; a deletion's local sha is
-    all zeros. Without such lines (a hook runner that passes none), HEAD.
+    all zeros. The pre-commit framework passes none and names the pushed commit in
+    PRE_COMMIT_TO_REF. Without either, HEAD.
     """
+    framework = os.environ.get("PRE_COMMIT_TO_REF")  # the pre-commit framework's pre-push
+    if framework:
+        return [framework]
     if sys.stdin is None or sys.stdin.isatty():
         return ["HEAD"]
     revs = []

@@ -125,7 +125,9 @@ def _recordable(rel: str) -> bool:
     if any(p.startswith(".") or p in ("__pycache__", "site-packages") for p in parts[:-1]):
         return False
     name = parts[-1]
-    return not (name.endswith((".dvc", ".tmp")) or name in (".gitignore", "dvc.lock", "dvc.yaml"))
+    # Hidden files are configuration (.dvcignore) or secrets (.env): never a run's data.
+    return not (name.startswith(".") or name.endswith((".dvc", ".tmp")) or name in (
+        "dvc.lock", "dvc.yaml"))  # fmt: skip
 
 
 def _group_folders(outputs: list[str], before: Listing) -> list[str]:
