@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -25,14 +26,19 @@ FORMATS = click.Choice(["table", "json", "csv"])
 @click.option("--limit", "-l", type=click.IntRange(min=0), help="Show at most this many runs.")
 @click.option("--format", "-f", "fmt", type=FORMATS, default="table", show_default=True)
 @click.option("--columns", "-c", metavar="COLS", help="Comma-separated columns for table/csv.")
+@click.option("--wide", is_flag=True, help="Every column, uncut, however wide the terminal.")
 @click.option("--sql", "query", metavar="QUERY",
               help='DuckDB SQL over the tables runs and steps, e.g. \'SELECT name, '
                    '"metrics.accuracy" FROM runs\'.')  # fmt: skip
 def runs(
     *, where: str | None, sort: str | None, limit: int | None, fmt: str, columns: str | None,
-    query: str | None,
+    wide: bool, query: str | None,
 ) -> None:  # fmt: skip
     """List every run: the working tree's and those in the history of all local branches.
+
+    The table fits the terminal: the params that differ between the listed runs, cut to fit,
+    with the best value of each metric that has a goal in colour (not with NO_COLOR, or when
+    the output is not a terminal). --wide or --columns show exactly what is asked.
 
     History is read from git objects, nothing is checked out, and an index under
     .gitml/cache/ makes the next query read only what changed. Fields: id, name, status,
@@ -52,7 +58,7 @@ def runs(
     """
     from gitml import git
     from gitml.query.api import search
-    from gitml.query.output import parse_columns, render
+    from gitml.query.output import Fit, parse_columns, render
     from gitml.repo import Repo
 
     if query is not None:
@@ -72,7 +78,27 @@ def runs(
         click.echo("gitml: warning: this clone is shallow: runs recorded in the history it lacks "
                    "are not listed; `git fetch --unshallow` for all of them", err=True)  # fmt: skip
     full = [_nested(row) for row in rows] if fmt == "json" else []
-    click.echo(render(rows, fmt=fmt, columns=parse_columns(columns, rows), full=full), nl=False)
+    fit = terminal_fit(repo) if fmt == "table" and not wide and not columns else Fit()
+    click.echo(
+        render(rows, fmt=fmt, columns=parse_columns(columns, rows), full=full, fit=fit), nl=False
+    )
+
+
+def terminal_fit(repo: Any) -> Any:
+    """The terminal's width (COLUMNS, else the terminal's own) and whether colour is wanted."""
+    import os
+    import shutil
+    import sys
+
+    from gitml.query.output import Fit
+
+    tty = sys.stdout.isatty()
+    if not tty and not os.environ.get("COLUMNS"):
+        return Fit()  # a pipe or a file: everything, for the program reading it
+    colour = tty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    goals = {name: conf.get("goal") for name, conf in repo.config.get("metrics", {}).items()}
+    width = shutil.get_terminal_size().columns
+    return Fit(width=max(width, 40), colour=colour, goals={k: v for k, v in goals.items() if v})
 
 
 def _nested(row: dict) -> dict:

@@ -6,7 +6,8 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from gitml.errors import UsageError
@@ -46,15 +47,65 @@ def parse_columns(text: str | None, rows: Sequence[Row]) -> list[str]:
     return columns
 
 
-def render(rows: Sequence[Row], *, fmt: str, columns: Sequence[str], full: Sequence[Any]) -> str:
+@dataclass(frozen=True)
+class Fit:
+    """How a table meets a terminal: its width, and which metric values to colour."""
+
+    width: int | None = None  # None: every column, uncut (--wide, or output to a pipe)
+    colour: bool = False
+    goals: Mapping[str, str] = field(default_factory=dict)  # metric -> maximize/minimize
+
+
+def render(
+    rows: Sequence[Row],
+    *,
+    fmt: str,
+    columns: Sequence[str],
+    full: Sequence[Any],
+    fit: Fit = Fit(),
+) -> str:
     """``rows`` in ``fmt``; JSON gives the ``full`` nested records instead of flat columns."""
     if fmt == "json":
         return json.dumps(list(full), indent=2, allow_nan=True) + "\n"
     if fmt == "csv":
         return _csv(rows, columns)
     if fmt == "table":
-        return _table(rows, columns)
+        return _table(rows, columns, fit)
     raise UsageError("--format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
+
+
+# When a table must fit: which columns go first (kept in their order on screen), how wide a
+# value or a header may be.
+PRIORITY = ("id", "status", "metrics.", "name", "params.", "start_time", "commit")
+MAX_CELL = 24
+MIN_HEADER = 18
+
+
+def fit_columns(
+    rows: Sequence[Row], columns: Sequence[str], width: int
+) -> tuple[list[str], dict[str, int]]:
+    """The columns that fit in ``width`` characters, and each one's (possibly cut) width."""
+    natural = {}
+    for c in columns:
+        values = max((len(_cell(c, row.get(c))) for row in rows), default=1)
+        values = min(values, MAX_CELL)
+        natural[c] = max(values, min(len(c), max(values, MIN_HEADER)))
+
+    def rank(column: str) -> int:
+        return next(
+            (i for i, p in enumerate(PRIORITY)
+             if column == p or (p.endswith(".") and column.startswith(p))), len(PRIORITY),
+        )  # fmt: skip
+
+    kept: set[str] = set()
+    used = 0
+    for c in sorted(columns, key=lambda c: (rank(c), list(columns).index(c))):
+        need = natural[c] + (2 if kept else 0)
+        if used + need > width:
+            continue
+        kept.add(c)
+        used += need
+    return [c for c in columns if c in kept], natural
 
 
 def _csv(rows: Sequence[Row], columns: Sequence[str]) -> str:
@@ -70,26 +121,62 @@ def _plain(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, list) else value
 
 
-def _table(rows: Sequence[Row], columns: Sequence[str]) -> str:
+def _table(rows: Sequence[Row], columns: Sequence[str], fit: Fit = Fit()) -> str:
     if not rows:
         return "no runs\n"
-    headers = list(columns)
-    cells = [[_cell(c, row.get(c)) for c in columns] for row in rows]
+    hidden = 0
+    caps: dict[str, int] = {}
+    if fit.width is not None:
+        shown, caps = fit_columns(rows, columns, fit.width)
+        hidden = len(columns) - len(shown)
+        columns = shown
+    headers = [_cut(c, caps[c]) if c in caps else c for c in columns]
+    cells = [
+        [
+            _cut(_cell(c, row.get(c)), caps[c]) if c in caps else _cell(c, row.get(c))
+            for c in columns
+        ]
+        for row in rows
+    ]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     numeric = [
         all(is_number(row.get(c)) for row in rows if row.get(c) is not None) for c in columns
     ]
+    best = _best_values(rows, columns, fit) if fit.colour else {}
 
-    def line(values: Sequence[str]) -> str:
+    def line(values: Sequence[str], marks: Sequence[bool] = ()) -> str:
         parts = [
             v.rjust(w) if num else v.ljust(w)
             for v, w, num in zip(values, widths, numeric, strict=True)
         ]
+        for i, marked in enumerate(marks):
+            if marked:
+                parts[i] = f"\033[1;32m{parts[i]}\033[0m"  # the best value: bold green
         return "  ".join(parts).rstrip()
 
     out = [line(headers), line(["-" * w for w in widths])]
-    out += [line(r) for r in cells]
+    for row, r in zip(rows, cells, strict=True):
+        marks = [best.get(c) is not None and row.get(c) == best[c] for c in columns]
+        out.append(line(r, marks if best else ()))
+    if hidden:
+        out.append(f"({hidden} more column(s) did not fit: --wide shows them, --columns picks)")
     return "\n".join(out) + "\n"
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _best_values(rows: Sequence[Row], columns: Sequence[str], fit: Fit) -> dict[str, float]:
+    """Each metric column's best value by its goal, when two or more runs differ in it."""
+    best = {}
+    for c in columns:
+        goal = fit.goals.get(c.removeprefix("metrics.")) if c.startswith("metrics.") else None
+        values = [float(row[c]) for row in rows if is_number(row.get(c))]
+        values = [v for v in values if not math.isnan(v)]
+        if goal and len(set(values)) > 1:
+            best[c] = max(values) if goal == "maximize" else min(values)
+    return best
 
 
 def is_number(value: Any) -> bool:
