@@ -1,7 +1,9 @@
 import json
 import os
 import statistics
+import sys
 
+from gitml import store
 from tests.helpers import commit_all, git, gitml
 
 TRAIN = (
@@ -142,3 +144,59 @@ def test_the_ci_example_writes_the_pr_comment_and_the_report(project, tmp_path):
         "No comparison: gitml: error: HEAD~3: has no metrics.toml"
         in (tmp_path / "first" / "comment.md").read_text()
     )
+
+
+LOG_NAMED = (
+    "import sys, gitml\n"
+    "with gitml.start_run(sys.argv[1]) as run:\n"
+    "    run.log_metric('accuracy', float(sys.argv[2]))\n"
+)
+
+
+def _named_runs(root, *runs):
+    for name, accuracy in runs:
+        done = gitml(root, "run", "--", sys.executable, "log_named.py", name, str(accuracy))
+        assert done.returncode == 0, done.stderr
+
+
+def test_diff_of_commits_with_several_runs_pairs_them_by_name(project):
+    root = project.root
+    (root / "log_named.py").write_text(LOG_NAMED)
+    config = root / ".gitml" / "config.toml"
+    text = config.read_text().replace("[tracking]\n", '[tracking]\nsummary_run = "tuned"\n', 1)
+    config.write_text(text)
+    commit_all(root, "script")
+    _named_runs(root, ("baseline", 0.8), ("tuned", 0.85))
+    commit_all(root, "first runs")
+    _named_runs(root, ("baseline", 0.82), ("tuned", 0.9), ("debug", 0.1))
+    commit_all(root, "second runs")
+    summary = store.read_toml(root / "metrics.toml")
+    assert summary["name"] == "tuned" and summary["metrics"]["accuracy"] == 0.9  # not "debug"
+
+    done = gitml(root, "diff", "HEAD~1", "HEAD")
+    assert done.returncode == 0, done.stderr
+    first = done.stdout.splitlines()[0]
+    assert first.startswith("comparing run ") and "(tuned)" in first and first.count("tuned") == 2
+    assert "HEAD also holds: baseline, debug" in done.stdout
+    assert "0.85" in done.stdout and "0.9" in done.stdout
+
+    base = gitml(root, "diff", "HEAD~1", "HEAD", "--run", "baseline")
+    assert base.returncode == 0 and "0.8 " in base.stdout and "0.82" in base.stdout
+    assert base.stdout.splitlines()[0].count("(baseline) [--run]") == 2
+
+    missing = gitml(root, "diff", "HEAD~1", "HEAD", "--run", "nope")
+    assert missing.returncode == 2
+    (line,) = missing.stderr.strip().splitlines()
+    assert "--run nope: HEAD~1 holds no finished run of that name; it holds baseline, tuned" in line
+
+
+def test_a_throwaway_run_does_not_move_metrics_toml_past_a_better_one(project):
+    root = project.root
+    (root / "log_named.py").write_text(LOG_NAMED)
+    config = root / ".gitml" / "config.toml"
+    config.write_text(config.read_text() + '\n[registry]\nmetric = "accuracy"\n')
+    commit_all(root, "script")
+    _named_runs(root, ("good", 0.9), ("throwaway", 0.1))
+    assert store.read_toml(root / "metrics.toml")["name"] == "good"
+    _named_runs(root, ("better", 0.95))
+    assert store.read_toml(root / "metrics.toml")["name"] == "better"

@@ -42,20 +42,37 @@ class Side:
     label: str
     row: dict[str, Any]
     repeats: tuple[dict[str, Any], ...] = ()
+    others: tuple[str, ...] = ()  # the names of other runs the same commit holds
+    chosen_by: str = ""  # how the run was picked when the commit holds several
 
 
-def resolve_side(repo: Repo, ref: str, rows: Rows) -> Side:
-    """A ref's run (through its metrics.toml), a run id or prefix, or the working tree."""
+def resolve_side(
+    repo: Repo, ref: str, rows: Rows, *, run: str | None = None, pair: str | None = None
+) -> Side:
+    """A ref's run, a run id or prefix, or the working tree.
+
+    A commit (or the working tree) that holds several runs is represented by the run named
+    ``run`` (`--run`; an error if it has none), else by the run named ``pair`` (the other
+    side's name, so runs pair by name) if it has one, else by the run its metrics.toml names.
+    """
     summary = repo.tracking_setting("summary_file")
     if ref == WORKTREE:
         path = repo.root / summary
+        landed = _finished(rows(LANDED_IN, None))
+        picked = _pick(ref, landed, run, pair)
+        if picked is not None:
+            return _with_repeats(repo, picked, rows)
         if not path.is_file():
             raise GitmlError(f"{summary}: not in the working tree; finish a run first")
         side = _side_for(ref, store.read_toml(path, kind="metrics-summary"), rows, summary)
-        return _with_repeats(repo, side, rows)
+        return _with_repeats(repo, _noting(side, landed), rows)
     git.require_full_history(repo.root, "gitml diff")
     commit = git.resolve_commit(repo.root, ref)
     if commit is not None:
+        landed = _finished(rows(LANDED_IN, commit))
+        picked = _pick(ref, landed, run, pair)
+        if picked is not None:
+            return _with_repeats(repo, picked, rows)
         try:
             raw = git.read_file_at(repo.root, commit, summary)
         except GitmlError as exc:
@@ -64,13 +81,53 @@ def resolve_side(repo: Repo, ref: str, rows: Rows) -> Side:
             ) from exc
         data = store.parse_toml(raw, source=f"{ref}:{summary}")
         store.validate("metrics-summary", data, source=f"{ref}:{summary}")
-        return _with_repeats(repo, _side_for(ref, data, rows, summary), rows)
+        side = _side_for(ref, data, rows, summary)
+        return _with_repeats(repo, _noting(side, landed), rows)
     matches = rows(BY_PREFIX, ref, ref)
     if len(matches) == 1:
         return _with_repeats(repo, Side(ref, matches[0]), rows)
     if not matches:
         raise RunNotFoundError(ref)
     raise GitmlError(f"{ref!r}: matches {len(matches)} runs; give more of the id")
+
+
+def _finished(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted((r for r in found if r.get("status") == "finished"), key=lambda r: str(r["id"]))
+
+
+def _pick(
+    label: str, landed: list[dict[str, Any]], run: str | None, pair: str | None
+) -> Side | None:
+    """The newest run named ``run`` (required) or ``pair`` (if any) among ``landed``."""
+    names = sorted({str(r.get("name")) for r in landed if r.get("name")})
+    for wanted, how in ((run, "--run"), (pair, "paired by name")):
+        if not wanted:
+            continue
+        named = [r for r in landed if r.get("name") == wanted]
+        if named:
+            others = tuple(n for n in names if n != wanted)
+            return Side(label, named[-1], others=others, chosen_by=how if others else "")
+        if how == "--run":
+            held = f"it holds {', '.join(names)}" if names else "it holds no finished run"
+            raise GitmlError(f"--run {wanted}: {label} holds no finished run of that name; {held}")
+    return None
+
+
+def _noting(side: Side, landed: list[dict[str, Any]]) -> Side:
+    """``side`` with the names of the other runs its commit holds, if any."""
+    me = side.row.get("name")
+    others = tuple(
+        sorted(
+            {
+                str(r.get("name") or r["id"])
+                for r in landed
+                if r["id"] != side.row.get("id") and r.get("name") != me
+            }
+        )
+    )
+    if not others:
+        return side
+    return Side(side.label, side.row, side.repeats, others, "metrics.toml")
 
 
 def _side_for(label: str, summary: dict[str, Any], rows: Rows, name: str) -> Side:
@@ -84,7 +141,7 @@ def _side_for(label: str, summary: dict[str, Any], rows: Rows, name: str) -> Sid
 
 
 def _with_repeats(repo: Repo, side: Side, rows: Rows) -> Side:
-    """``side`` with every run of the same experiment (same commit, params but seeds)."""
+    """``side`` with every run of the same experiment (same commit, name, params but seeds)."""
     seeds = {f"params.{name}" for name in repo.tracking_setting("seed_params")}
 
     def experiment(row: dict[str, Any]) -> dict[str, Any]:
@@ -97,9 +154,11 @@ def _with_repeats(repo: Repo, side: Side, rows: Rows) -> Side:
         for row in rows(LANDED_IN, me.get("commit"))
         if row.get("id") != me.get("id")
         and row.get("status") == "finished"
+        and row.get("name") == me.get("name")  # runs named apart are different experiments
         and experiment(row) == mine
     ]
-    return Side(side.label, me, (me, *sorted(repeats, key=lambda r: str(r.get("id")))))
+    group = (me, *sorted(repeats, key=lambda r: str(r.get("id"))))
+    return Side(side.label, me, group, side.others, side.chosen_by)
 
 
 def goal(repo: Repo, metric: str) -> str | None:
@@ -129,9 +188,17 @@ def compare(repo: Repo, a: Side, b: Side) -> dict[str, Any]:
     params = _changed(a, b, "params", "param")
     data = _changed(a, b, "inputs", "path")
     code = {"a": a.row.get("code.commit"), "b": b.row.get("code.commit")}
+
+    def side(s: Side) -> dict[str, Any]:
+        out = {"ref": s.label, "run": s.row.get("id"), "name": s.row.get("name"),
+               "repeats": [r["id"] for r in s.repeats]}  # fmt: skip
+        if s.others:
+            out |= {"others": list(s.others), "chosen_by": s.chosen_by}
+        return out
+
     return {
-        "a": {"ref": a.label, "run": a.row.get("id"), "repeats": [r["id"] for r in a.repeats]},
-        "b": {"ref": b.label, "run": b.row.get("id"), "repeats": [r["id"] for r in b.repeats]},
+        "a": side(a),
+        "b": side(b),
         "metrics": metrics,
         "params": params,
         "data": data,
@@ -259,13 +326,32 @@ def render(result: dict[str, Any], fmt: str) -> str:
         (("data", a, b), data_rows + code_rows),
     ]
     table = _markdown if fmt == "md" else _text
-    text = "\n".join(table(head, rows) for head, rows in sections if rows)
+    text = _which_runs(result) + "\n".join(table(head, rows) for head, rows in sections if rows)
     if any(m.get("p_value") is not None for m in result["metrics"]):
         text += (
             f"\n± is the std over runs that differ only in seed params; p is from Welch's t-test, "
             f"and a change with p ≥ {ALPHA} is within noise.\n"
         )
     return text
+
+
+def _which_runs(result: dict[str, Any]) -> str:
+    """When a side holds several runs: which two are compared, and how to pick others."""
+    a, b = result["a"], result["b"]
+    if not a.get("others") and not b.get("others"):
+        return ""
+
+    def run(s: dict[str, Any]) -> str:
+        name = f" ({s['name']})" if s.get("name") else ""
+        how = f" [{s['chosen_by']}]" if s.get("chosen_by") else ""
+        return f"run {str(s['run'])[:23]}{name}{how} at {s['ref']}"
+
+    lines = [f"comparing {run(a)} with {run(b)}"]
+    for s in (a, b):
+        if s.get("others"):
+            lines.append(f"{s['ref']} also holds: {', '.join(s['others'])}")
+    lines.append("(--run NAME compares the runs of that name)")
+    return "\n".join(lines) + "\n\n"
 
 
 def _value(metric: dict[str, Any], side: str) -> str:
@@ -305,9 +391,13 @@ def _text(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def diff(repo: Repo, a: str = "HEAD", b: str = WORKTREE) -> dict[str, Any]:
-    """Compare two sides; see the module docstring."""
+def diff(
+    repo: Repo, a: str = "HEAD", b: str = WORKTREE, *, run: str | None = None
+) -> dict[str, Any]:
+    """Compare two sides; see the module docstring and `resolve_side`."""
     from gitml.query.api import row_lookup
 
     with row_lookup(repo) as rows:
-        return compare(repo, resolve_side(repo, a, rows), resolve_side(repo, b, rows))
+        first = resolve_side(repo, a, rows, run=run)
+        pair = None if run else first.row.get("name")
+        return compare(repo, first, resolve_side(repo, b, rows, run=run, pair=pair))

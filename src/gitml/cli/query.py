@@ -141,11 +141,15 @@ COMMANDS = [runs, show]
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "md", "json"]), default="table",
               show_default=True)  # fmt: skip
 @click.option("--md", "markdown", is_flag=True, help="Same as --format md: ready for a PR comment.")
-def diff(a: str, b: str, fmt: str, markdown: bool) -> None:
+@click.option("--run", "run", metavar="NAME",
+              help="Where a side holds several runs, compare the runs of this name.")  # fmt: skip
+def diff(a: str, b: str, fmt: str, markdown: bool, run: str | None) -> None:
     """Compare params, metrics, data and code between two commits, refs or runs.
 
     A and B are refs or commits (the run their metrics.toml names), run ids, or `workspace`
-    (the default B; A defaults to HEAD). Metrics show absolute and relative change and
+    (the default B; A defaults to HEAD). Where a commit holds several runs, B's run is the
+    one named like A's (runs pair by name), or --run NAME picks on both sides; the output
+    says which runs it compares. Metrics show absolute and relative change and
     better/worse by each metric's goal ([metrics.<name>] goal in .gitml/config.toml).
 
     \b
@@ -157,7 +161,7 @@ def diff(a: str, b: str, fmt: str, markdown: bool) -> None:
     from gitml.diff import render
     from gitml.repo import Repo
 
-    click.echo(render(run_diff(Repo.find(), a, b), "md" if markdown else fmt), nl=False)
+    click.echo(render(run_diff(Repo.find(), a, b, run=run), "md" if markdown else fmt), nl=False)
 
 
 COMMANDS.append(diff)

@@ -125,15 +125,19 @@ def _check_one(repo: Repo, path: str, data: bytes, summary: str) -> None:
 
 
 def _refresh_summary(repo: Repo, contents: dict[str, bytes], summary: str) -> None:
-    """Point metrics.toml at the newest finished run being committed, and stage it."""
-    from gitml.tracking.record import write_summary
+    """Point metrics.toml at the newest finished run being committed, and stage it.
+
+    Only runs `[tracking] summary_run` / the registry metric let through are candidates
+    (`record.shown_in_summary`).
+    """
+    from gitml.tracking.record import shown_in_summary, write_summary
 
     runs = [
         store.parse_toml(data, source=path)
         for path, data in contents.items()
         if path.startswith(".gitml/runs/") and path.endswith("/run.toml")
     ]
-    finished = [r for r in runs if r.get("status") == "finished"]
+    finished = [r for r in runs if r.get("status") == "finished" and shown_in_summary(repo, r)]
     if not finished:
         return
     newest = max(finished, key=lambda r: r["start_time"])

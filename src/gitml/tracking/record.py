@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gitml import git, store
-from gitml.errors import UsageError
+from gitml.errors import GitmlError, UsageError
 from gitml.repo import OWN_PATHS, Repo
 from gitml.secrets import redact_argv
 from gitml.tracking import journal
@@ -204,9 +204,36 @@ def finalize(
     for path in live:
         with suppress(FileNotFoundError):
             path.unlink()
-    if status == "finished":
+    if status == "finished" and shown_in_summary(repo, record):
         write_summary(repo, record)
     return record
+
+
+def shown_in_summary(repo: Repo, record: Mapping[str, Any]) -> bool:
+    """Whether a finished run should replace the one metrics.toml shows now.
+
+    With `[tracking] summary_run`, only runs of that name are shown. Else, with a
+    `[registry] metric`, the better run by it (its `[metrics.<name>] goal`, maximize by
+    default) stays shown: a throwaway run does not change what a pull request reviews.
+    Else the newest finished run.
+    """
+    wanted = repo.tracking_setting("summary_run")
+    if wanted and record.get("name") != wanted:
+        return False
+    metric = repo.config.get("registry", {}).get("metric")
+    if wanted or not metric:
+        return True
+    try:
+        current = store.read_toml(repo.root / repo.tracking_setting("summary_file"))
+    except GitmlError:
+        return True
+    old, new = current.get("metrics", {}).get(metric), record.get("metrics", {}).get(metric)
+    if not isinstance(old, int | float) or current.get("run") == record.get("id"):
+        return True
+    if not isinstance(new, int | float):
+        return False
+    goal = repo.config.get("metrics", {}).get(metric, {}).get("goal", "maximize")
+    return bool(new > old if goal == "maximize" else new < old)
 
 
 def _dedupe(rows: list[journal.Row]) -> list[journal.Row]:
