@@ -128,3 +128,12 @@ def test_report_writes_pngs_and_markdown_and_filters_by_rev(report_project, tmp_
     assert bad.returncode == 2 and "--rev nope: no such branch, tag or commit" in bad.stderr
     none = gitml(root, "report", "--where", "metrics.accuracy > 5")
     assert none.returncode == 2 and "no runs to report on" in none.stderr
+
+
+def test_report_by_default_goes_where_git_add_never_commits_it(report_project):
+    root = report_project.root
+    done = gitml(root, "report")
+    assert done.returncode == 0, done.stderr
+    page = root / ".gitml" / "cache" / "report" / "index.html"
+    assert page.is_file() and str(page.relative_to(root)) in done.stdout
+    assert git(root, "status", "--porcelain", "--untracked-files=all") == ""

@@ -173,14 +173,19 @@ COMMANDS.append(diff)
                    "and the working tree.")  # fmt: skip
 @click.option("--where", "where", metavar="EXPR", help="Only runs matching this filter.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("gitml-report.html"), show_default=True,
-              help="The HTML file.")  # fmt: skip
+              help="The HTML file  [default: .gitml/cache/report/index.html, ignored]")  # fmt: skip
 @click.option("--png-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the PNG plots and report.md  [default: <output>_files]")  # fmt: skip
 @click.option("--max-runs", type=int, default=30, show_default=True,
               help="Step curves for at most this many runs (the newest).")  # fmt: skip
-def report(
-    revs: tuple[str, ...], where: str | None, output: Path, png_dir: Path | None, max_runs: int
+@click.option("--open", "open_it", is_flag=True, help="Open the report in the web browser.")
+def report(  # noqa: PLR0917 - one argument per option, as click passes them
+    revs: tuple[str, ...],
+    where: str | None,
+    output: Path | None,
+    png_dir: Path | None,
+    max_runs: int,
+    open_it: bool,
 ) -> None:
     """Write a self-contained HTML report with plots, plus PNGs and Markdown.
 
@@ -190,20 +195,26 @@ def report(
 
     \b
     Example:
-      gitml report
+      gitml report --open
       gitml report --rev main --rev feature -o review.html
       gitml report --where "params.model == 'rf'" --png-dir docs/plots
     """
     from gitml.repo import Repo
     from gitml.report import write_report
 
-    done = write_report(
-        Repo.find(), output, revs=revs, where=where, max_runs=max_runs, png_dir=png_dir
-    )
+    repo = Repo.find()
+    # Inside .gitml/cache/ (ignored) unless asked: `git add -A` must not commit a report.
+    output = output or repo.cache_dir / "report" / "index.html"
+    done = write_report(repo, output, revs=revs, where=where, max_runs=max_runs, png_dir=png_dir)
     click.echo(
         f"wrote {done['html']} ({done['runs']} runs, {done['commits']} commits), "
         f"{len(done['pngs'])} PNG plots and {done['markdown']}"
     )
+    if open_it:
+        import webbrowser
+
+        if not webbrowser.open(Path(done["html"]).resolve().as_uri()):
+            click.echo("gitml: no web browser found; open the file above", err=True)
 
 
 COMMANDS.append(report)
