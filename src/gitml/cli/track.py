@@ -113,6 +113,8 @@ def run(  # noqa: PLR0917 - one argument per option, as click passes them
         autolog=autolog,
     )
     click.echo(summary_line(record), err=True)
+    if code == 0 and record["status"] == "failed":
+        return 1  # the command succeeded, but not as declared (an output never written)
     return code if code >= 0 else 128 - code  # killed by signal N: the shell's 128+N
 
 
