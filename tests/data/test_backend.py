@@ -178,3 +178,17 @@ def test_pull_fails_naming_what_it_could_not_restore(project, tmp_path):
     assert "set the default DVC remote 'local'" in setup and "config.local" in setup
     assert "2 file(s) the DVC pointers name are still missing" in line
     assert "data/train.csv" in line and "model.bin" in line and "gitml status" in line
+
+
+def test_pull_from_an_unreachable_remote_fails_naming_the_files(project, tmp_path):
+    _train(project)
+    commit_all(project.root, "train")
+    assert gitml_cli(project.root, "push").returncode == 0
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(project.root), str(clone))
+    gone = tmp_path / "unmounted" / "share"  # a team remote whose disk is not there
+    assert gitml_cli(clone, "remote", "add", "team", str(gone), "--default").returncode == 0
+    pulled = gitml_cli(clone, "pull")
+    assert pulled.returncode == 2, pulled.stdout
+    (line,) = pulled.stderr.strip().splitlines()
+    assert "still missing" in line and "model.bin" in line and "is the DVC remote reachable" in line

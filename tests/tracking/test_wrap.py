@@ -154,3 +154,11 @@ def test_ctrl_c_records_the_run_as_interrupted(project):
     # The script's own KeyboardInterrupt traceback is its business; none comes from gitml.
     assert "site-packages/gitml" not in err and "src/gitml" not in err, err
     assert f"gitml: run {rec['id']} interrupted" in err, err
+
+
+def test_a_misspelt_option_of_gitml_run_is_exit_2_and_runs_nothing(project):
+    done = gitml(project.root, "run", "--nme", "x", "--", "python", "train.py")
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "--nme: not an option of gitml run; did you mean --name?" in line
+    assert not project.runs_dir.exists() or not list(project.runs_dir.iterdir())
