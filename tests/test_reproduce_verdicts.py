@@ -118,3 +118,44 @@ def test_a_step_series_that_changes_midway_differs_at_that_step(project):
     assert "steps loss" in out and "first differs at step 5" in out
     assert "metric loss" in out  # the final value alone would have said ok
     assert "1 step series" in out
+
+
+def test_content_hash_ignores_png_save_times_and_zip_entry_times(tmp_path):
+    import struct
+    import time
+    import zipfile
+    import zlib
+
+    from gitml.data.content import content_md5
+
+    def png(when: bytes, pixel: int) -> bytes:
+        def chunk(kind: bytes, body: bytes) -> bytes:
+            crc = zlib.crc32(kind + body)
+            return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+        header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
+        pixels = chunk(b"IDAT", zlib.compress(bytes([0, pixel])))
+        text = chunk(b"tEXt", b"Creation Time\0" + when)
+        return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + text + pixels + chunk(b"IEND", b"")
+
+    paths = []
+    for i, (when, pixel) in enumerate(((b"monday", 7), (b"tuesday", 7), (b"monday", 8))):
+        paths.append(tmp_path / f"{i}.png")
+        paths[-1].write_bytes(png(when, pixel))
+    a, b, c = (content_md5(p) for p in paths)
+    assert a == b and a != c and paths[0].read_bytes() != paths[1].read_bytes()
+
+    zips = []
+    for i in range(2):
+        zips.append(tmp_path / f"{i}.zip")
+        with zipfile.ZipFile(zips[-1], "w") as archive:
+            info = zipfile.ZipInfo(
+                "weights.npy", date_time=time.localtime(time.time() + i * 7200)[:6]
+            )
+            archive.writestr(info, b"same bytes")
+    assert zips[0].read_bytes() != zips[1].read_bytes()
+    assert content_md5(zips[0]) == content_md5(zips[1])
+    assert (
+        content_md5(tmp_path / "0.png") is not None
+        and content_md5(paths[0].with_suffix(".x")) is None
+    )

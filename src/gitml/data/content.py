@@ -1,4 +1,7 @@
-"""A hash of what a zip-based file holds, not of its bytes.
+"""A hash of what a zip-based file (or a PNG) holds, not of its bytes.
+
+A PNG's time and text chunks (`tIME`, `tEXt`, `iTXt`, `zTXt`: when and by what software it was
+saved) are left out of its content hash; its pixels and every other chunk are in it.
 
 skops (and other zip formats) write each entry's modification time into the archive, and skops
 also names its array entries and `__id__` fields after the `id()` of objects at save time: the
@@ -20,15 +23,39 @@ from typing import Any
 MAX_ENTRY_BYTES = 1 << 31
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# PNG chunks that carry when and by what a picture was made, not the picture.
+PNG_METADATA = {b"tIME", b"tEXt", b"iTXt", b"zTXt"}
+
+
 def content_md5(path: Path) -> str | None:
-    """The content hash of a zip-based file, or None for any other file (or a broken zip)."""
+    """The content hash of a zip-based file or a PNG; None for any other (or broken) file."""
     try:
+        with path.open("rb") as fh:
+            if fh.read(8) == PNG_SIGNATURE:
+                return _png_md5(path.read_bytes())
         if not zipfile.is_zipfile(path):
             return None
         with zipfile.ZipFile(path) as archive:
             return _archive_md5(archive)
     except (OSError, zipfile.BadZipFile, ValueError, RuntimeError):
         return None
+
+
+def _png_md5(data: bytes) -> str:
+    """md5 of a PNG's chunks without its time and text chunks (a plot's save date, say)."""
+    digest = hashlib.md5()
+    pos = len(PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if end > len(data):
+            raise ValueError("truncated PNG chunk")
+        if kind not in PNG_METADATA:
+            digest.update(data[pos:end])
+        pos = end
+    return digest.hexdigest()
 
 
 def _archive_md5(archive: zipfile.ZipFile) -> str:
