@@ -29,6 +29,8 @@ def _isolate(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     for key in list(os.environ):
         if key.startswith("GITML_"):
             monkeypatch.delenv(key)
+    # `gitml runs` fits a table to COLUMNS: tests that read whole tables set it themselves.
+    monkeypatch.delenv("COLUMNS", raising=False)
 
 
 @pytest.fixture(scope="session")

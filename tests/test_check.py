@@ -282,7 +282,8 @@ def test_objects_only_in_the_remote_pass_and_objects_nowhere_are_named(served, t
     from gitml.data import cache_dir
 
     remote = tmp_path / "remote-of-this-test"
-    dvc(served, "remote", "modify", "local", "url", str(remote))
+    # the embedded default remote is this machine's: it lives in .dvc/config.local
+    dvc(served, "remote", "modify", "--local", "local", "url", str(remote))
     assert gitml(served, "push").returncode == 0
     shutil.rmtree(cache_dir(served))  # a fresh CI clone: nothing cached, all in the remote
     code, report = _findings(served, "--only", "artifacts,models")

@@ -260,8 +260,14 @@ def _finish(
 def _command_files(
     repo: Repo, run_id: str, command: Sequence[str], cwd: Path, watched: Watched
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], list[str]]:
-    """Inputs and outputs declared and found, recorded; and the declared outputs missing."""
+    """Inputs and outputs declared and found, recorded; and the declared outputs missing.
+
+    Files the script logged itself through the API (`log_input`, `log_model`) keep what it
+    recorded (a profile, a model format): they are not recorded again.
+    """
     root = repo.root
+    logged = record.read(repo, run_id)
+    known = {*logged.get("inputs", {}), *logged.get("outputs", {})}
     declared_out = [p for p in watched.files.outputs]
     missing = [p for p in declared_out if not (root / p).exists()]
     declared_out = [p for p in declared_out if p not in missing]
@@ -276,13 +282,14 @@ def _command_files(
             before=watched.before,
             after=detect.list_tree(root),
             reads=detect.read_paths(watched.reads_file),
-            skip=[s for s in skip if s],
+            skip=[*(s for s in skip if s), *known],
         )
         wanted_in += [*detect.argument_files(root, command, cwd), *found.inputs]
         found_out = found.outputs
     outputs: dict[str, dict[str, Any]] = {}
     for rel in declared_out:
-        outputs[rel] = _record_file(repo, rel, run_id, output=True)
+        if rel not in known:
+            outputs[rel] = _record_file(repo, rel, run_id, output=True)
     for rel in found_out:
         if rel not in outputs and not any(rel.startswith(d.rstrip("/") + "/") for d in outputs):
             ref = _record_file(repo, rel, run_id, output=True)
@@ -290,7 +297,7 @@ def _command_files(
     inputs: dict[str, dict[str, Any]] = {}
     declared_in = set(watched.files.inputs)
     for rel in dict.fromkeys(wanted_in):
-        if rel in outputs or not (root / rel).exists():
+        if rel in outputs or rel in known or not (root / rel).exists():
             continue
         ref = _record_file(repo, rel, run_id, output=False)
         inputs[rel] = ref if rel in declared_in or not ref else {**ref, "detected": "read"}
