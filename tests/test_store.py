@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import jsonschema
 import pyarrow as pa
@@ -198,3 +199,18 @@ def test_files_get_the_usual_mode(tmp_path):
     path = tmp_path / "f.toml"
     store.atomic_write(path, b"a = 1\n")
     assert path.stat().st_mode & 0o777 == store.FILE_MODE
+
+
+def test_generated_validators_match_the_schemas_and_are_used():
+    from gitml import store
+    from gitml.validators import generated, module_name, source
+
+    for kind in store.SCHEMA_FILES:
+        name = module_name(kind).rsplit(".", 1)[1]
+        path = Path(store.__file__).parent / "validators" / f"{name}.py"
+        assert path.read_text() == source(kind), (
+            f"{path.name} is stale: run `python -m gitml.validators`"
+        )
+        assert generated(kind) is not None, kind
+    store._fast_check.cache_clear()
+    assert store._fast_check("run") is generated("run")

@@ -231,6 +231,12 @@ def _validator(kind: str) -> Any:
 def _fast_check(kind: str) -> Any:
     # Compiled to Python code: ~50x faster than jsonschema on valid files, which is the usual
     # case when a query reads thousands of records. jsonschema explains the rare failure.
+    # The code is generated ahead of time (`gitml.validators`) unless the schema changed since.
+    from gitml.validators import generated
+
+    ready = generated(kind)
+    if ready is not None:
+        return ready
     import fastjsonschema
 
     return fastjsonschema.compile(load_schema(kind))

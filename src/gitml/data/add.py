@@ -186,8 +186,23 @@ def _note_copy(root: Path, path: Path, size: int, linked: bool) -> None:
 
 
 def _progress(path: Path, size: int) -> Any:
-    """A progress bar on a terminal for big files; a silent stand-in otherwise."""
+    """A progress bar on a terminal for big files; a silent stand-in otherwise.
+
+    tqdm is imported only when a bar is shown: a small file must not pay for its import.
+    """
+    if size < PROGRESS_BYTES or not sys.stderr.isatty():
+        return _NoProgress()
     from tqdm import tqdm
 
-    quiet = size < PROGRESS_BYTES or not sys.stderr.isatty()
-    return tqdm(total=size, unit="B", unit_scale=True, desc=path.name, disable=quiet, leave=False)
+    return tqdm(total=size, unit="B", unit_scale=True, desc=path.name, leave=False)
+
+
+class _NoProgress:
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int) -> None:
+        """Ignore progress."""
