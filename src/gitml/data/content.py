@@ -20,7 +20,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-MAX_ENTRY_BYTES = 1 << 31
+MAX_JSON_BYTES = 64 << 20  # a JSON entry is parsed to normalise it; bigger ones hash as bytes
+CHUNK = 1 << 20
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -33,7 +34,7 @@ def content_md5(path: Path) -> str | None:
     try:
         with path.open("rb") as fh:
             if fh.read(8) == PNG_SIGNATURE:
-                return _png_md5(path.read_bytes())
+                return _png_md5(path)
         if not zipfile.is_zipfile(path):
             return None
         with zipfile.ZipFile(path) as archive:
@@ -42,35 +43,50 @@ def content_md5(path: Path) -> str | None:
         return None
 
 
-def _png_md5(data: bytes) -> str:
+def _png_md5(path: Path) -> str:
     """md5 of a PNG's chunks without its time and text chunks (a plot's save date, say)."""
     digest = hashlib.md5()
-    pos = len(PNG_SIGNATURE)
-    while pos + 8 <= len(data):
-        length = int.from_bytes(data[pos : pos + 4], "big")
-        kind = data[pos + 4 : pos + 8]
-        end = pos + 12 + length
-        if end > len(data):
-            raise ValueError("truncated PNG chunk")
-        if kind not in PNG_METADATA:
-            digest.update(data[pos:end])
-        pos = end
+    with path.open("rb") as fh:
+        fh.seek(len(PNG_SIGNATURE))
+        while head := fh.read(8):
+            if len(head) < 8:
+                raise ValueError("truncated PNG chunk")
+            length, kind = int.from_bytes(head[:4], "big"), head[4:]
+            left = length + 4  # the body and its CRC
+            keep = kind not in PNG_METADATA
+            if keep:
+                digest.update(head)
+            while left:
+                chunk = fh.read(min(left, CHUNK))
+                if not chunk:
+                    raise ValueError("truncated PNG chunk")
+                if keep:
+                    digest.update(chunk)
+                left -= len(chunk)
     return digest.hexdigest()
 
 
 def _archive_md5(archive: zipfile.ZipFile) -> str:
+    """Entries are streamed (a model of gigabytes is never held in memory), JSON ones parsed."""
     infos = [i for i in archive.infolist() if not i.is_dir()]
-    if any(i.file_size > MAX_ENTRY_BYTES for i in infos):
-        raise ValueError("entry too large")
-    data = {i.filename: archive.read(i) for i in infos}
-    names = {n: hashlib.md5(b).hexdigest() for n, b in data.items() if not n.endswith(".json")}
-    digests = []
-    for name, raw in data.items():
-        if name.endswith(".json"):
-            digests.append("json:" + _json_md5(raw, names))
-        else:
-            digests.append("bin:" + names[name])
+    small_json = {i.filename for i in infos if _is_json(i)}
+    names = {i.filename: _entry_md5(archive, i) for i in infos if i.filename not in small_json}
+    digests = [f"bin:{digest}" for digest in names.values()]
+    for name in small_json:
+        digests.append("json:" + _json_md5(archive.read(name), names))
     return hashlib.md5("\n".join(sorted(digests)).encode()).hexdigest()
+
+
+def _is_json(info: zipfile.ZipInfo) -> bool:
+    return info.filename.endswith(".json") and info.file_size <= MAX_JSON_BYTES
+
+
+def _entry_md5(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+    digest = hashlib.md5()
+    with archive.open(info) as stream:
+        while chunk := stream.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _json_md5(raw: bytes, names: dict[str, str]) -> str:
