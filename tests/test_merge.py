@@ -181,3 +181,15 @@ def test_merge3_takes_each_side_s_change_and_names_a_true_conflict():
     with pytest.raises(MergeConflict, match=r"b\.d: this branch has 2, the other has 5"):
         merge3(base, {"b": {"d": 2}}, {"b": {"d": 5}})
     assert merge3(base, {"b": {"c": 1, "d": 1}}, theirs) == {"b": {"c": 1, "d": 5}, "e": 1}
+
+
+def test_metrics_toml_merge_keeps_the_better_run_by_the_registry_metric():
+    from gitml.merge import merge_summary
+
+    base = {"run": "20261101T000000Z-000000", "metrics": {"accuracy": 0.5}}
+    good = {"run": "20261102T000000Z-aaaaaa", "metrics": {"accuracy": 0.9}}
+    newer_worse = {"run": "20261103T000000Z-bbbbbb", "metrics": {"accuracy": 0.7}}
+    assert merge_summary(base, good, newer_worse) == newer_worse  # no rule: the newer
+    assert merge_summary(base, good, newer_worse, ("accuracy", "maximize")) == good
+    assert merge_summary(base, newer_worse, good, ("accuracy", "maximize")) == good
+    assert merge_summary(base, good, newer_worse, ("accuracy", "minimize")) == newer_worse

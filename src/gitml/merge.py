@@ -3,7 +3,8 @@
 Runs are one immutable folder each, so they never conflict. The two files that every branch
 touches are merged by meaning instead of by line:
 
-- `metrics.toml` summarises the newest run: when both branches added runs, the newer one wins.
+- `metrics.toml` summarises a run: when both branches added runs, the better one by the
+  `[registry] metric` wins, else the newer one (the rule `gitml run` follows when writing it).
 - a `.dvc` pointer to a run's output (`gitml run` names the run in it): the newer run wins.
 - a registry file (`.gitml/models/<name>.toml`) merges versions (a version both branches added
   under the same number is renumbered), history (union, in time order) and aliases (three-way).
@@ -57,12 +58,39 @@ def merge3(base: Any, ours: Any, theirs: Any, where: str = "") -> Any:
     )
 
 
-def merge_summary(base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any]) -> Any:
-    """metrics.toml: both branches added runs, so show the newer run; else merge by key."""
+def merge_summary(
+    base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any], rule: SummaryRule = None
+) -> Any:
+    """metrics.toml: both branches added runs, so show the better (by ``rule``) or newer run."""
     mine, other, before = ours.get("run"), theirs.get("run"), base.get("run")
     if mine and other and mine != other and before not in (mine, other):
+        if rule is not None:
+            metric, goal = rule
+            a, b = ours.get("metrics", {}).get(metric), theirs.get("metrics", {}).get(metric)
+            if isinstance(a, int | float) and isinstance(b, int | float) and a != b:
+                return ours if (a > b) == (goal == "maximize") else theirs
         return ours if str(mine) > str(other) else theirs
     return merge3(base, ours, theirs)
+
+
+# (metric, goal) from `[registry] metric`: metrics.toml shows the better run by it.
+SummaryRule = tuple[str, str] | None
+
+
+def summary_rule() -> SummaryRule:
+    """The project's rule for metrics.toml, read from the repository git runs the driver in."""
+    from gitml.repo import Repo
+
+    try:
+        config = Repo.find().config
+    except GitmlError:
+        return None
+    if config.get("tracking", {}).get("summary_run"):
+        return None  # one run name: the newer of two such runs
+    metric = config.get("registry", {}).get("metric")
+    if not metric:
+        return None
+    return metric, str(config.get("metrics", {}).get(metric, {}).get("goal", "maximize"))
 
 
 def merge_registry(base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any]) -> Any:
@@ -148,7 +176,7 @@ def merge_files(base: Path, ours: Path, theirs: Path) -> dict[str, Any]:
     if any("versions" in doc or "aliases" in doc for doc in docs):
         return merge_registry(*docs)
     if any("run" in doc and "metrics" in doc for doc in docs):
-        return merge_summary(*docs)
+        return merge_summary(*docs, summary_rule())
     return merge3(*docs)
 
 
