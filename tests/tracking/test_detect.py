@@ -140,3 +140,25 @@ def test_autolog_in_process_logs_per_iteration_curves(project):
     rows = read_parquet(project.run_dir(rec["id"]) / "metrics.parquet").rows
     losses = [r for r in rows if r[3] == "training_loss"]
     assert len(losses) == 15 and [r[0] for r in losses] == list(range(15))
+
+
+def test_parquet_read_by_pyarrow_in_cpp_is_an_input_too(project):
+    import pandas as pd
+
+    root = project.root
+    pd.DataFrame({"x": [1.0, 2.0], "y": [0, 1]}).to_parquet(root / "features.parquet")
+    pd.DataFrame({"x": [3.0]}).to_parquet(root / "extra.parquet")
+    (root / "job.py").write_text(
+        textwrap.dedent("""
+        import pandas as pd
+        import pyarrow.parquet as pq
+        frame = pd.read_parquet("features.parquet")   # pyarrow opens it in C++
+        more = pq.ParquetFile(source="extra.parquet").read()
+        frame.to_parquet("scored.parquet")
+    """)
+    )
+    done = gitml(root, "run", "--", "python", "job.py")
+    assert done.returncode == 0, done.stderr
+    rec = _only_run(project)
+    assert set(rec["inputs"]) == {"features.parquet", "extra.parquet"}
+    assert set(rec["outputs"]) == {"scored.parquet"}

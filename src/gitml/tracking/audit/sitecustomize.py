@@ -49,6 +49,79 @@ def _install(target: str) -> None:
 
     sys.addaudithook(hook)
     atexit.register(save)
+    sys.meta_path.insert(0, _ArrowReaders(seen))
+
+
+# pyarrow opens files in C++, unseen by the audit hook: its readers' path arguments are noted
+# instead, once the module that defines them is imported (pandas' read_parquet goes through them).
+ARROW_READERS = {
+    "pyarrow.parquet": ("read_table", "ParquetFile", "ParquetDataset", "read_metadata"),
+    "pyarrow.feather": ("read_table", "read_feather"),
+    "pyarrow.dataset": ("dataset",),
+    "pyarrow.csv": ("read_csv", "open_csv"),
+    "pyarrow.json": ("read_json",),
+    "pyarrow.orc": ("read_table", "ORCFile"),
+}
+
+
+class _ArrowReaders:
+    """A meta path finder that wraps pyarrow's readers as their modules are loaded."""
+
+    def __init__(self, seen: set) -> None:  # type: ignore[type-arg]
+        self.seen = seen
+
+    def find_spec(self, fullname, path, target=None):  # type: ignore[no-untyped-def]
+        if fullname not in ARROW_READERS:
+            return None
+        import importlib.machinery
+
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return spec
+        original, seen = spec.loader.exec_module, self.seen
+
+        def exec_module(module):  # type: ignore[no-untyped-def]
+            original(module)
+            for name in ARROW_READERS[fullname]:
+                if hasattr(module, name):
+                    setattr(module, name, _noting(getattr(module, name), seen))
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def _noting(reader, seen):  # type: ignore[no-untyped-def]
+    def note(source) -> None:  # type: ignore[no-untyped-def]
+        for item in source if isinstance(source, list) else [source]:
+            if isinstance(item, (str, os.PathLike)):
+                with contextlib.suppress(TypeError, ValueError):
+                    seen.add(os.path.abspath(os.fsdecode(item)))
+
+    if isinstance(reader, type):  # a class: note the source given to its constructor
+        init = reader.__init__
+
+        def noted_init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            note(_source(args, kwargs))
+            init(self, *args, **kwargs)
+
+        reader.__init__ = noted_init
+        return reader
+
+    def noted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        note(_source(args, kwargs))
+        return reader(*args, **kwargs)
+
+    return noted
+
+
+def _source(args, kwargs):  # type: ignore[no-untyped-def]
+    """The first argument, however it was passed: the file a reader reads."""
+    if args:
+        return args[0]
+    for name in ("source", "input_file", "path_or_paths", "where", "path"):
+        if name in kwargs:
+            return kwargs[name]
+    return None
 
 
 def _chain() -> None:
