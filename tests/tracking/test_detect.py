@@ -162,3 +162,14 @@ def test_parquet_read_by_pyarrow_in_cpp_is_an_input_too(project):
     rec = _only_run(project)
     assert set(rec["inputs"]) == {"features.parquet", "extra.parquet"}
     assert set(rec["outputs"]) == {"scored.parquet"}
+
+
+def test_configured_inputs_are_recorded_for_every_run(project):
+    root = project.root
+    (root / "params.yaml").write_text("lr: 0.1\n")
+    config = root / ".gitml" / "config.toml"
+    config.write_text(config.read_text().replace(
+        "[tracking]\n", '[tracking]\ninputs = ["params.yaml", "absent.yaml"]\n', 1))  # fmt: skip
+    done = gitml(root, "run", "--no-detect", "--", "python", "-c", "pass")
+    assert done.returncode == 0, done.stderr
+    assert list(_only_run(project)["inputs"]) == ["params.yaml"]
