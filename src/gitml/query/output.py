@@ -140,7 +140,9 @@ def _table(rows: Sequence[Row], columns: Sequence[str], fit: Fit = Fit()) -> str
     ]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     numeric = [
-        all(is_number(row.get(c)) for row in rows if row.get(c) is not None) for c in columns
+        any(row.get(c) is not None for row in rows)
+        and all(is_number(row.get(c)) for row in rows if row.get(c) is not None)
+        for c in columns
     ]
     best = _best_values(rows, columns, fit) if fit.colour else {}
 
