@@ -1,5 +1,7 @@
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -154,3 +156,22 @@ def test_init_leaves_hooks_to_the_pre_commit_framework(tmp_path):
     stages = [h["stages"][0] for h in config["repos"][0]["hooks"]]
     assert stages == ["pre-commit", "pre-push", "post-commit", "post-checkout", "post-merge"]
     assert all(h["entry"] == f"gitml hook {h['stages'][0]}" for h in config["repos"][0]["hooks"])
+
+    # The lines as printed, installed with the real pre-commit tool, run gitml's checks.
+    (root / ".pre-commit-config.yaml").write_text("repos:\n" + snippet + "\n")
+    install = done.stdout.split("\nthen: ", 1)[1].split("\n", 1)[0].split()
+    assert install[:2] == ["pre-commit", "install"]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    installed = subprocess.run([sys.executable, "-m", "pre_commit", *install[1:]], cwd=root,
+                               env=env, capture_output=True, text=True, check=False)  # fmt: skip
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    git(root, "add", "-A")
+    subprocess.run(["git", "commit", "-qm", "setup"], cwd=root, env=env, check=True)
+    broken = root / ".gitml" / "runs" / "20260101T000000Z-abcdef"
+    broken.mkdir(parents=True)
+    (broken / "run.toml").write_text('schema_version = 1\nid = "20260101T000000Z-abcdef"\n')
+    git(root, "add", "-A")
+    refused = subprocess.run(["git", "commit", "-qm", "broken"], cwd=root, env=env,
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    assert refused.returncode != 0
+    assert "'status' is a required property" in refused.stdout + refused.stderr
