@@ -200,10 +200,13 @@ class _Reader:
             column_types={n: t for n, t in self.types.items() if n in self.columns},
         )
         pending = None
-        # Closed on every way out: an open reader's threads abort the interpreter at exit.
+        # Closed on every way out: an open reader's threads abort the interpreter at exit. Even
+        # closed, a reader whose conversion failed could leave a readahead task running that
+        # aborted the process (SIGABRT, "terminate called without an active exception", about
+        # one bad file in six): the streaming reader runs on this thread alone.
         with pacsv.open_csv(
             self.handle,
-            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=False),
             convert_options=options,
         ) as reader:
             for batch in reader:
