@@ -33,7 +33,7 @@ from gitml.repo import Repo
 from gitml.secrets import masked, secret_kind
 
 LEVELS = ("error", "warning", "note")
-# rule -> (level, what it means): the SARIF rules and the README's table come from here
+# rule -> (level, what it means): the SARIF rules and docs/guide/check.md's table come from here
 RULES: dict[str, tuple[str, str]] = {
     "schema": ("error", "A gitml or DVC file does not parse or does not match its JSON Schema."),
     "record-integrity": ("error", "Records disagree: an alias names no version, a code.patch "

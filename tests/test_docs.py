@@ -1,0 +1,46 @@
+"""The README is the front door and the manual a site that builds without a warning."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from gitml.cli.main import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_docs_site_builds_strictly_with_a_generated_cli_reference(tmp_path):
+    site = tmp_path / "site"
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    page = re.sub(r"<[^>]+>", " ", (site / "reference" / "cli" / "index.html").read_text())
+    assert len(cli.commands) > 20
+    for name, command in cli.commands.items():
+        if not command.hidden:
+            assert f"gitml {name}" in page, f"`gitml {name}` is missing from the CLI reference"
+    assert "--no-detect" in page and "--wide" in page  # options come from the commands
+    home = html.unescape(re.sub(r"<[^>]+>", "", (site / "index.html").read_text()))
+    assert "gitml run -o models/clf.pkl -- python train.py" in home  # the README's quickstart
+
+
+def test_the_readme_is_a_front_door_whose_links_all_resolve():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.encode()) < 10 * 1024
+    assert readme.index("## The two commands") < readme.index("## Quickstart")
+    links = re.findall(r"\]\(([^)#]+)\)", readme)
+    assert len(links) >= 10
+    for link in links:
+        if not link.startswith("http"):
+            assert (ROOT / link).exists(), f"README links to {link}, which does not exist"
