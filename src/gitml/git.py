@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitml.errors import GitError, NotAGitRepositoryError, ShallowCloneError
+from gitml.errors import GitError, GitmlError, NotAGitRepositoryError, ShallowCloneError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -414,6 +414,14 @@ def is_ignored(root: Path, path: str) -> bool:
 def is_tracked(root: Path, path: str) -> bool:
     """Whether ``path`` (relative, POSIX) is in the index, i.e. tracked by git."""
     return path in _open(root).index
+
+
+def git_lines(root: Path, *args: str) -> list[str]:
+    """NUL-separated output of a git command, in the caller's environment (a hook's index)."""
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, check=False)
+    if done.returncode != 0:
+        raise GitmlError(f"git {args[0]}: {done.stderr.decode(errors='replace').strip()}")
+    return [p for p in done.stdout.decode().split("\0") if p]
 
 
 def run_git(cwd: Path, *args: str) -> str:

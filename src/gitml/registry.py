@@ -17,11 +17,9 @@ from typing import Any, TypeVar
 
 from gitml import git, store
 from gitml.errors import GitmlError, UsageError
-from gitml.repo import Repo
+from gitml.repo import MODELS_DIR, Repo, registry_path
 
 T = TypeVar("T")
-MODELS_DIR = "models"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,49}$")
 MODEL_SUFFIXES = (".pkl", ".joblib", ".skops", ".pickle", ".onnx", ".pt", ".bin", ".model")
 
@@ -45,16 +43,6 @@ def _exclusive(func: Callable[..., T]) -> Callable[..., T]:
             return func(repo, *args, **kwargs)
 
     return wrapper
-
-
-def registry_path(repo: Repo, name: str) -> Path:
-    """Where model ``name``'s registry file lives."""
-    if not NAME_RE.match(name):
-        raise UsageError(
-            "name",
-            f"{name!r}: use letters, digits, '_', '.' and '-' (starting with one of the first two)",
-        )
-    return repo.gitml_dir / MODELS_DIR / f"{name}.toml"
 
 
 def names(repo: Repo) -> list[str]:

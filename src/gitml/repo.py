@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import shlex
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gitml import git, store
-from gitml.errors import FileFormatError, NotAGitRepositoryError, NotInitializedError
+from gitml.errors import FileFormatError, NotAGitRepositoryError, NotInitializedError, UsageError
 
 GITML_DIR = ".gitml"
 # Paths gitml writes itself: never part of a run's code patch or dirty flag.
@@ -146,6 +147,21 @@ class Repo:
     def relpath(self, path: Path | str) -> str:
         """``path`` relative to the project root, POSIX style."""
         return Path(os.path.abspath(path)).relative_to(self.root).as_posix()
+
+
+# The model registry's files: one TOML per model name under .gitml/models/.
+MODELS_DIR = "models"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def registry_path(repo: Repo, name: str) -> Path:
+    """Where model ``name``'s registry file lives."""
+    if not NAME_RE.match(name):
+        raise UsageError(
+            "name",
+            f"{name!r}: use letters, digits, '_', '.' and '-' (starting with one of the first two)",
+        )
+    return repo.gitml_dir / MODELS_DIR / f"{name}.toml"
 
 
 def default_remote_dir(root: Path, project_id: str | None = None) -> Path:

@@ -234,7 +234,7 @@ def _fast_check(kind: str) -> Any:
     # The code is generated ahead of time (`gitml.validators`) unless the schema changed since.
     from gitml.validators import generated
 
-    ready = generated(kind)
+    ready = generated(kind, (schema_dir() / SCHEMA_FILES[kind]).read_bytes())
     if ready is not None:
         return ready
     import fastjsonschema

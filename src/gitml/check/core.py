@@ -612,7 +612,7 @@ def version_findings(repo: Repo, doc: dict[str, Any], version: dict[str, Any]) -
 
     Its model file missing, corrupt or unsafe, and its training environment unlike this one.
     """
-    from gitml.registry import registry_path
+    from gitml.repo import registry_path
 
     path = repo.relpath(registry_path(repo, doc["name"]))
     (ref,) = registry_refs(path, {**doc, "versions": [version]})

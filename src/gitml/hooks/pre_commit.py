@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gitml import store
 from gitml.errors import GitmlError
-from gitml.hooks.run import git_lines
+from gitml.git import git_lines
 from gitml.repo import Repo
 
 DEFAULT_LARGE_FILE_MB = 10.0

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitml.errors import GitmlError
+from gitml.git import git_lines
 
 if TYPE_CHECKING:
     from gitml.repo import Repo
-
-
-def git_lines(root: Path, *args: str) -> list[str]:
-    """NUL-separated output of a git command, with the hook's environment (index included)."""
-    done = subprocess.run(["git", *args], cwd=root, capture_output=True, check=False)
-    if done.returncode != 0:
-        raise GitmlError(f"git {args[0]}: {done.stderr.decode(errors='replace').strip()}")
-    return [p for p in done.stdout.decode().split("\0") if p]
 
 
 def run_hook(name: str, args: list[str]) -> int:

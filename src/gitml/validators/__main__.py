@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from gitml.validators.generate import write_all
 
-from gitml.store import SCHEMA_FILES
-from gitml.validators import module_name, source
-
-for kind in SCHEMA_FILES:
-    path = Path(__file__).parent / f"{module_name(kind).rsplit('.', 1)[1]}.py"
-    path.write_text(source(kind))
+for path in write_all():
     print(f"wrote {path.name}")

@@ -1,0 +1,1 @@
+"""Validators generated from schemas/ by `python -m gitml.validators`: do not edit."""
