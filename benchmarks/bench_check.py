@@ -55,7 +55,7 @@ def make_project(root: Path, *, runs: int, artifacts: int, mib: int, remote: Pat
     """The benchmark repository; returns what it holds."""
     from gitml import store
     from gitml.data.add import track
-    from gitml.repo import init_project
+    from gitml.project import init_project
 
     root.mkdir(parents=True)
     git(root, "init", "-q", "-b", "main")

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 from gitml import store
-from gitml.repo import init_project
+from gitml.project import init_project
 
 ENV = {
     "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@gitml.invalid",

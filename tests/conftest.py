@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from gitml.repo import Repo, default_remote_dir, init_project
+from gitml.project import init_project
+from gitml.repo import Repo, default_remote_dir
 from tests.helpers import GIT_ENV, PREPARE_IRIS, TRAIN_IRIS, commit_all, git, run_ok
 
 

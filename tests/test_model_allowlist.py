@@ -134,8 +134,8 @@ def test_every_gadget_outside_the_allow_list_is_found_and_never_run(gadgets, tmp
 
     # register (signature inference), then serve / predict / watch's load of model@version
     from gitml import registry
+    from gitml.loading import ModelLoadError, load
     from gitml.repo import Repo
-    from gitml.serve import ModelLoadError, load
 
     repo = Repo(root)
     for tag, run_id in runs.items():

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from gitml.serve import InputError, InputSchema
+from gitml.loading import InputError, InputSchema
 
 SIGNATURE = {
     "inputs": [

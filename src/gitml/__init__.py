@@ -38,15 +38,15 @@ _LAZY = {
     "params": ("gitml.tracking.wrap", "params"),
     "runs": ("gitml.query.api", "runs"),
     "get_run": ("gitml.query.api", "get_run"),
-    "init": ("gitml.repo", "init_project"),
+    "init": ("gitml.project", "init_project"),
 }
 
 if TYPE_CHECKING:
     from gitml.autolog import autolog
     from gitml.errors import GitmlError
+    from gitml.project import init_project as init
     from gitml.query.api import get_run, runs
     from gitml.repo import Repo
-    from gitml.repo import init_project as init
     from gitml.tracking.run import Run, start_run
     from gitml.tracking.wrap import params
 

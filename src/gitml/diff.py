@@ -18,13 +18,12 @@ from gitml.errors import GitmlError, RunNotFoundError
 from gitml.query.index import BY_ID, BY_PREFIX, LANDED_IN
 from gitml.query.output import is_number
 from gitml.repo import Repo
+from gitml.repo import metric_goal as goal
 
 if TYPE_CHECKING:
     from gitml.query.api import Rows
 
 WORKTREE = "workspace"
-MAXIMIZE_HINTS = ("acc", "f1", "auc", "precision", "recall", "r2", "score", "map", "ndcg")
-MINIMIZE_HINTS = ("loss", "error", "mse", "mae", "rmse", "perplexity", "latency")
 
 
 ALPHA = 0.05  # a change is beyond the seed noise when a Welch t-test gives p below this
@@ -159,19 +158,6 @@ def _with_repeats(repo: Repo, side: Side, rows: Rows) -> Side:
     ]
     group = (me, *sorted(repeats, key=lambda r: str(r.get("id"))))
     return Side(side.label, me, group, side.others, side.chosen_by)
-
-
-def goal(repo: Repo, metric: str) -> str | None:
-    """maximize/minimize from `[metrics.<name>] goal` in config, else guessed from the name."""
-    configured = repo.config.get("metrics", {}).get(metric, {}).get("goal")
-    if configured:
-        return str(configured)
-    lowered = metric.lower()
-    if any(h in lowered for h in MINIMIZE_HINTS):
-        return "minimize"
-    if any(h in lowered for h in MAXIMIZE_HINTS):
-        return "maximize"
-    return None
 
 
 def compare(repo: Repo, a: Side, b: Side) -> dict[str, Any]:

@@ -492,7 +492,7 @@ def _prediction_drift(
     if raw is None:
         notes.append("prediction: skipped (the training data is not in the local DVC cache)")
         return None
-    from gitml.serve import load, predict
+    from gitml.loading import load, predict
 
     loaded = load(repo, reference.model)
     frame = loaded.inputs.frame(raw[loaded.inputs.columns].to_dict("records"), "reference")

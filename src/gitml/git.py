@@ -16,6 +16,10 @@ from typing import Any
 
 from gitml.errors import GitError, GitmlError, NotAGitRepositoryError, ShallowCloneError
 
+# The git hooks gitml installs, and the line that marks a hook script as gitml's.
+HOOKS = ("pre-commit", "post-commit", "pre-push", "post-checkout", "post-merge")
+MARKER = "# gitml-hook:"
+
 
 @dataclass(frozen=True, kw_only=True)
 class CodeState:

@@ -48,9 +48,9 @@ def predict_file(
 ) -> BatchResult:
     """Predict every row of ``source`` with ``spec``'s model and write ``output``.
 
-    The model file is scanned before it is loaded, as `gitml serve` does (`serve.load`).
+    The model file is scanned before it is loaded, as `gitml serve` does (`loading.load`).
     """
-    from gitml.serve import load
+    from gitml.loading import load
 
     for path, what in ((source, "input"), (output, "--output")):
         if path.suffix.lower() not in SUFFIXES:
@@ -88,7 +88,7 @@ def predict_file(
 
 
 def _predict_chunk(loaded: Any, features: Any, where: str, proba: bool) -> dict[str, Any]:
-    from gitml.serve import InputError, predict
+    from gitml.loading import InputError, predict
     from gitml.signature import check_frame
 
     features = check_frame(loaded.inputs.signature, features, where=where)

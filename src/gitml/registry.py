@@ -355,8 +355,8 @@ def _before(doc: dict[str, Any], alias: str, current: int) -> int | None:
 def _gate(
     repo: Repo, doc: dict[str, Any], new: dict[str, Any], old: dict[str, Any], metric: str | None
 ) -> None:
-    from gitml.diff import goal
     from gitml.query.output import is_number
+    from gitml.repo import metric_goal as goal
 
     metric = metric or repo.config.get("registry", {}).get("metric")
     if not metric:

@@ -338,8 +338,8 @@ def _register_and_decide(
 
 
 def _score(repo: Repo, policy: Policy, outcome: Outcome, holdout: Any) -> tuple:
+    from gitml.loading import load, predict
     from gitml.performance import metric_function
-    from gitml.serve import load, predict
 
     compute, goal = metric_function(policy.metric)
     champion = load(repo, f"{policy.model}@{policy.alias}")

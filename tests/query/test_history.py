@@ -61,7 +61,7 @@ def test_dataframe_api(project):
 
 
 def test_index_reads_only_what_changed(project):
-    from gitml.hooks.install import uninstall
+    from gitml.hook_install import uninstall
 
     root = project.root
     uninstall(root)  # the post-commit hook would index each commit itself

@@ -61,7 +61,7 @@ def test_dirty_patch_round_trip_rebuilds_the_exact_code(project, tmp_path):
 
 
 def test_run_in_repository_without_commits(tmp_path, monkeypatch):
-    from gitml.repo import init_project
+    from gitml.project import init_project
 
     root = tmp_path / "fresh"
     init_project(root, create_git=True, remote_dir=tmp_path / "remote")

@@ -27,7 +27,7 @@ def hooks_install() -> None:
     Example:
       gitml hooks install
     """
-    from gitml.hooks.install import install
+    from gitml.hook_install import install
     from gitml.repo import Repo
 
     changed = install(Repo.find().root)
@@ -44,7 +44,7 @@ def hooks_uninstall() -> None:
     Example:
       gitml hooks uninstall
     """
-    from gitml.hooks.install import uninstall
+    from gitml.hook_install import uninstall
     from gitml.repo import Repo
 
     changed = uninstall(Repo.find().root)

@@ -80,7 +80,7 @@ def checkout(ref: str, outputs_only: bool) -> None:
       gitml checkout 20261123T0850
       gitml checkout v1.0 --outputs-only
     """
-    from gitml.data.restore import checkout_run
+    from gitml.artifacts.restore import checkout_run
     from gitml.repo import Repo
 
     for path in checkout_run(Repo.find(), ref, inputs=not outputs_only):

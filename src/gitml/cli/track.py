@@ -30,7 +30,7 @@ def init(path: Path | None, create_git: bool, remote: Path | None) -> None:
       gitml init              # in the current repository
       gitml init --git demo   # create ./demo with git, DVC and gitml
     """
-    from gitml.repo import init_project
+    from gitml.project import init_project
 
     project, changed = init_project(path or Path.cwd(), create_git=create_git, remote_dir=remote)
     if not changed:
@@ -178,7 +178,7 @@ def push(remote: str | None) -> None:
       gitml push
       gitml push --remote s3store
     """
-    from gitml.data.sync import push_runs
+    from gitml.artifacts.sync import push_runs
     from gitml.repo import Repo
 
     report = push_runs(_with_remote(Repo.find(), remote), remote=remote)
@@ -256,7 +256,7 @@ def gc(dry: bool) -> None:
       gitml gc --dry-run
       gitml gc
     """
-    from gitml.data.gc import collect_garbage
+    from gitml.artifacts.gc import collect_garbage
     from gitml.repo import Repo
 
     report = collect_garbage(Repo.find(), dry=dry)
@@ -276,7 +276,7 @@ def pull(remote: str | None) -> None:
     Example:
       gitml pull
     """
-    from gitml.data.sync import pull_runs
+    from gitml.artifacts.sync import pull_runs
     from gitml.repo import Repo
 
     files, objects = pull_runs(_with_remote(Repo.find(), remote), remote=remote)
@@ -295,7 +295,7 @@ def status(remote: str | None) -> int:
     Example:
       gitml status
     """
-    from gitml.data.sync import object_status
+    from gitml.artifacts.sync import object_status
     from gitml.repo import Repo
 
     st = object_status(_with_remote(Repo.find(), remote), remote=remote)

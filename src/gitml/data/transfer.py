@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gitml import store
 from gitml.data import cache_path, dvc_repo
 from gitml.errors import GitmlError
 
@@ -71,3 +72,21 @@ def _transfer(
             ) from exc
     missing = sorted(absent | {h.value for h in result.failed})
     return TransferReport(len(result.transferred), missing)
+
+
+def dvc_pull(root: Path, *, remote: str | None, force: bool, outputs: list[str]) -> int:
+    """`dvc pull`, refused first if any of the ``outputs`` it writes would leave the repository.
+
+    Through a symlinked folder, say: not left to DVC, so that gitml names the link.
+    """
+    from dvc.exceptions import DvcException
+
+    for path in outputs:
+        store.safe_target(root, path)
+
+    with dvc_repo(root) as dvc:
+        try:
+            stats = dvc.pull(remote=remote, allow_missing=True, force=force)
+        except DvcException as exc:
+            raise GitmlError(f"dvc pull failed: {exc}") from exc
+    return len(stats.get("added", [])) + len(stats.get("modified", []))

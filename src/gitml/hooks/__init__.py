@@ -4,5 +4,6 @@ Every hook has a fast path that imports nothing heavy when the git operation tou
 file, so a plain commit pays only for Python's start-up.
 """
 
-HOOKS = ("pre-commit", "post-commit", "pre-push", "post-checkout", "post-merge")
-MARKER = "# gitml-hook:"
+from gitml.git import HOOKS, MARKER
+
+__all__ = ["HOOKS", "MARKER"]

@@ -73,8 +73,8 @@ def _pushed_revs() -> list[str]:
 
 def _pre_push(repo: Repo) -> int:
     """Upload every artifact runs reference before git publishes commits that name them."""
+    from gitml.artifacts.sync import MissingArtifactsError, push_runs
     from gitml.audit import audit, describe, in_force
-    from gitml.data.sync import MissingArtifactsError, push_runs
 
     # Whether a policy was ever committed, not what the working tree says: a commit that
     # deletes [governance] must not switch off the check that judges it.
@@ -91,7 +91,7 @@ def _pre_push(repo: Repo) -> int:
     pointers = git_lines(repo.root, "ls-files", "-z", "*.dvc")
     if not has_runs and not pointers:
         return 0  # fast path: nothing gitml or DVC tracks
-    from gitml.data.sync import referenced_objects
+    from gitml.artifacts.sync import referenced_objects
 
     refs = referenced_objects(repo)
     unsafe = _model_findings(repo, refs, pointers)
@@ -151,7 +151,7 @@ def _restore_artifacts(repo: Repo) -> int:
     """After a checkout or merge: put the matching data and model files in place."""
     if not git_lines(repo.root, "ls-files", "-z", "*.dvc"):
         return 0  # fast path: no DVC pointer in this tree
-    from gitml.data.sync import checkout_workspace
+    from gitml.artifacts.sync import checkout_workspace
 
     # DVC runs git itself: the hook's GIT_DIR/GIT_INDEX_FILE would point it at the wrong place.
     env_backup = {k: os.environ.pop(k) for k in list(os.environ) if k in _REPO_LOCATING}

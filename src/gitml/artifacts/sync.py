@@ -6,8 +6,7 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from gitml import store
-from gitml.data.transfer import push
+from gitml.data.transfer import dvc_pull, push
 from gitml.errors import GitmlError
 from gitml.repo import Repo
 
@@ -96,7 +95,7 @@ def pull_runs(repo: Repo, *, remote: str | None = None) -> tuple[int, int]:
     from gitml.data.transfer import fetch
 
     outputs = dvc_outputs(repo.root)
-    files = _dvc_pull(repo.root, remote=remote, force=False, outputs=outputs)
+    files = dvc_pull(repo.root, remote=remote, force=False, outputs=outputs)
     fetched = fetch(repo.root, referenced_objects(repo), remote=remote)
     missing = [p for p in outputs if not (repo.root / p).exists()]
     if missing:
@@ -115,7 +114,7 @@ def checkout_workspace(root: Path, *, remote: str | None = None) -> int:
 
     Returns how many files were written.
     """
-    return _dvc_pull(root, remote=remote, force=True, outputs=dvc_outputs(root))
+    return dvc_pull(root, remote=remote, force=True, outputs=dvc_outputs(root))
 
 
 def dvc_outputs(root: Path) -> list[str]:
@@ -138,23 +137,3 @@ def dvc_outputs(root: Path) -> list[str]:
     with contextlib.suppress(GitmlError):
         outputs += list(lock_artifacts(root)[1])
     return outputs
-
-
-def _dvc_pull(root: Path, *, remote: str | None, force: bool, outputs: list[str]) -> int:
-    """`dvc pull`, refused first if any of the ``outputs`` it writes would leave the repository.
-
-    Through a symlinked folder, say: not left to DVC, so that gitml names the link.
-    """
-    from dvc.exceptions import DvcException
-
-    from gitml.data import dvc_repo
-
-    for path in outputs:
-        store.safe_target(root, path)
-
-    with dvc_repo(root) as dvc:
-        try:
-            stats = dvc.pull(remote=remote, allow_missing=True, force=force)
-        except DvcException as exc:
-            raise GitmlError(f"dvc pull failed: {exc}") from exc
-    return len(stats.get("added", [])) + len(stats.get("modified", []))

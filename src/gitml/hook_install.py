@@ -8,12 +8,12 @@ from pathlib import Path
 
 from gitml import git, store
 from gitml.errors import GitmlError
-from gitml.hooks import HOOKS, MARKER
+from gitml.git import HOOKS, MARKER
 
 
 def template_dir() -> Path:
     """Where the hook scripts live: inside the wheel, or `hooks/` at the top of a checkout."""
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parent
     packaged = here / "hook_scripts"
     return packaged if packaged.is_dir() else here.parents[1] / "hooks"
 

@@ -28,7 +28,7 @@ def collect_garbage(repo: Repo, *, dry: bool = False) -> GcReport:
     from dvc_data.hashfile.gc import gc
     from dvc_data.hashfile.hash_info import HashInfo
 
-    from gitml.data.sync import referenced_objects
+    from gitml.artifacts.sync import referenced_objects
 
     by_runs = referenced_objects(repo)
     with dvc_repo(repo.root) as dvc:

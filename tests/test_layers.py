@@ -1,0 +1,68 @@
+"""The package's shape: no import circles, layers one way, no web framework off the server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_batch_prediction_drift_and_watch_import_no_web_framework():
+    code = (
+        "import sys, gitml.predict, gitml.drift, gitml.watch, gitml.loading, gitml.signature\n"
+        "import gitml.check.core, gitml.registry, gitml.models, gitml.monitor\n"
+        "web = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('fastapi', 'starlette', 'uvicorn'))\n"
+        "print(','.join(web))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "", f"imported: {done.stdout}"
+
+
+# import-linter's own command (`lint-imports`), run with this interpreter.
+LINT = "import sys, importlinter.cli as c; sys.exit(c.lint_imports_command())"
+
+
+def _lint_imports(root, src):
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    return subprocess.run(
+        [sys.executable, "-c", LINT, "--no-cache"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_layer_contract_holds_and_an_upward_import_breaks_it(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    kept = _lint_imports(root, root / "src")
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert "1 kept, 0 broken" in kept.stdout
+
+    copy = tmp_path / "repo"
+    shutil.copytree(root / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(root / "pyproject.toml", copy / "pyproject.toml")
+    store = copy / "src" / "gitml" / "store.py"
+    store.write_text(store.read_text() + "\n\ndef _upward():\n    from gitml import registry\n")
+    broken = _lint_imports(copy, copy / "src")
+    assert broken.returncode != 0
+    assert "gitml.store is not allowed to import gitml.registry" in broken.stdout
+
+
+def test_the_package_has_no_import_circles():
+    import grimp
+    import networkx as nx
+
+    graph = grimp.build_graph("gitml", exclude_type_checking_imports=True)
+    edges = nx.DiGraph(
+        (m, d) for m in graph.modules for d in graph.find_modules_directly_imported_by(m)
+    )
+    assert edges.number_of_edges() > 300
+    circles = [sorted(c) for c in nx.strongly_connected_components(edges) if len(c) > 1]
+    assert circles == []
