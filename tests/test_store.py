@@ -197,7 +197,7 @@ def test_atomic_write_killed_midway_keeps_old_file(tmp_path):
 def test_files_get_the_usual_mode(tmp_path):
     path = tmp_path / "f.toml"
     store.atomic_write(path, b"a = 1\n")
-    assert path.stat().st_mode & 0o777 == store.FILE_MODE
+    assert path.stat().st_mode & 0o777 == store.file_mode()
 
 
 def test_generated_validators_match_the_schemas_and_are_used():
@@ -216,3 +216,15 @@ def test_generated_validators_match_the_schemas_and_are_used():
     store._fast_check.cache_clear()
     run_schema = (store.schema_dir() / store.SCHEMA_FILES["run"]).read_bytes()
     assert store._fast_check("run") is generated("run", run_schema)
+
+
+def test_importing_gitml_leaves_the_umask_alone():
+    code = (
+        "import os, threading\n"
+        "seen = []\n"
+        "os.umask(0o027)\n"
+        "import gitml.store, gitml.tracking.run, gitml.cli.main\n"
+        "print(oct(os.umask(0o027)), oct(gitml.store.file_mode()), oct(os.umask(0o027)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["0o27", "0o640", "0o27"]

@@ -33,14 +33,22 @@ SCHEMA_FILES = {
 }
 
 
-def _file_mode() -> int:
-    # mkstemp creates 0600 files; gitml's files get the mode any new file would (0666 & ~umask).
+@cache
+def file_mode() -> int:
+    """The mode any new file gets here (0666 & ~umask); mkstemp's files are 0600 otherwise.
+
+    Read from /proc where it can be: setting the umask to read it back changes it, for a
+    moment, for every thread of the process. Worked out on the first write, not at import.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
-
-
-FILE_MODE = _file_mode()
 
 
 def safe_target(root: Path, rel: str | os.PathLike[str]) -> Path:
@@ -76,7 +84,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, FILE_MODE)
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -49,7 +49,7 @@ def restore(root: Path, ref: ArtifactRef, dest: Path, *, fetch: bool = True) -> 
     tmp = dest.with_name(f".{dest.name}.gitml-restore.tmp")
     try:
         shutil.copyfile(source, tmp)
-        tmp.chmod(store.FILE_MODE)
+        tmp.chmod(store.file_mode())
         tmp.replace(dest)
     finally:
         tmp.unlink(missing_ok=True)
