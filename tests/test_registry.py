@@ -182,3 +182,37 @@ def test_a_misspelt_alias_is_refused_unless_new_alias(served):
     assert "prodution" not in (served / ".gitml/models/iris.toml").read_text()
     made = gitml(served, "model", "promote", "iris", "1", "--to", "prodution", "--new-alias")
     assert made.returncode == 0, made.stderr
+
+
+def _snapshot(root):
+    import hashlib
+
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in root.rglob("*")
+        if p.is_file() and ".git" not in p.relative_to(root).parts[:1]
+    }
+
+
+def test_the_promotion_guard_writes_nothing_on_a_read_only_checkout(served):
+    import shutil
+
+    from gitml import registry
+    from gitml.check.core import version_findings
+    from gitml.repo import Repo
+
+    root = served
+    # A run whose process died: the query path would close it as crashed; a check must not.
+    doomed = "import gitml, os\nrun = gitml.start_run('doomed')\nos.kill(os.getpid(), 9)\n"
+    subprocess.run(["python", "-c", doomed], cwd=root, check=False)
+    # No cache folder gitml could write to: it is a file here.
+    shutil.rmtree(root / ".gitml" / "cache")
+    (root / ".gitml" / "cache").write_text("read-only stand-in\n")
+    before = _snapshot(root)
+    assert any(p.endswith("run.toml") and "running" in (root / p).read_text() for p in before)
+
+    repo = Repo(root)
+    doc = registry.load(repo, "iris")
+    for version in doc["versions"]:
+        assert version_findings(repo, doc, version) == []
+    assert _snapshot(root) == before, "the guard wrote to the checkout"

@@ -761,7 +761,7 @@ def _run_record(repo: Repo, run_id: str, seen: _Seen) -> dict[str, Any] | None:
     from gitml.query.api import collect
     from gitml.query.index import BY_ID, record_of
 
-    for run in collect(repo, BY_ID, run_id):
+    for run in collect(repo, BY_ID, run_id, repair=False):  # a check writes nothing
         try:
             return record_of(repo, run)
         except GitmlError:

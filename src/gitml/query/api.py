@@ -34,12 +34,17 @@ class SortKey:
     descending: bool
 
 
-def _refreshed(repo: Repo) -> RunIndex:
+def _refreshed(repo: Repo, *, repair: bool = True) -> RunIndex:
+    """The index, brought up to date; ``repair`` also closes runs whose process died.
+
+    Checks pass ``repair=False``: a check never writes a record (`gitml model promote`'s guard
+    runs on read-only checkouts too).
+    """
     index = RunIndex(repo)
     try:
         index.refresh_history()
         index.refresh_workdir()
-        if _repair_crashed(repo, index.running_in_workdir()):
+        if repair and _repair_crashed(repo, index.running_in_workdir()):
             index.refresh_workdir()
     except BaseException:
         index.close()
@@ -47,12 +52,15 @@ def _refreshed(repo: Repo) -> RunIndex:
     return index
 
 
-def collect(repo: Repo, condition: str = "", *args: Any) -> list[IndexedRun]:
+def collect(
+    repo: Repo, condition: str = "", *args: Any, repair: bool = True
+) -> list[IndexedRun]:
     """Every run of the working tree and of all local branches' history, crashes detected.
 
-    With a ``condition`` (see `RunIndex.scan`), only the runs it names.
+    With a ``condition`` (see `RunIndex.scan`), only the runs it names. ``repair=False``
+    leaves records alone: crashed runs are reported as they are, not closed.
     """
-    with indexed(repo) as index:
+    with indexed(repo, repair=repair) as index:
         found = list(index.runs(condition, *args))
     for run in found:
         if run.error:
@@ -67,9 +75,9 @@ def iter_rows(repo: Repo) -> Iterator[Row]:
 
 
 @contextlib.contextmanager
-def indexed(repo: Repo) -> Iterator[RunIndex]:
+def indexed(repo: Repo, *, repair: bool = True) -> Iterator[RunIndex]:
     """The refreshed run index, closed on exit; read it with `rows_of`."""
-    index = _refreshed(repo)
+    index = _refreshed(repo, repair=repair)
     try:
         yield index
     finally:

@@ -102,17 +102,20 @@ class RunIndex:
         self.db = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             return self._open_checked()
+        except (OSError, sqlite3.OperationalError):
+            # A read-only checkout: an index in memory, built for this process only.
+            return self._open_checked(":memory:")
         except sqlite3.DatabaseError:
             # A cache: when it is broken, start again from git and the working tree.
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(str(self.path) + suffix).unlink(missing_ok=True)
             return self._open_checked()
 
-    def _open_checked(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+    def _open_checked(self, where: Path | str | None = None) -> sqlite3.Connection:
+        db = sqlite3.connect(where or self.path, timeout=30, isolation_level=None)
         row = None
         with contextlib.suppress(sqlite3.OperationalError):  # a new, empty file
             row = db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
