@@ -198,7 +198,7 @@ def test_the_promotion_guard_writes_nothing_on_a_read_only_checkout(served):
     import shutil
 
     from gitml import registry
-    from gitml.check.core import version_findings
+    from gitml.check.guard import version_findings
     from gitml.repo import Repo
 
     root = served

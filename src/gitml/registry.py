@@ -194,7 +194,8 @@ def promote(
         raise UsageError("version", f"{name}@{alias} is v{previous} already")
     if require_better and previous is not None:
         _gate(repo, doc, version, version_of(doc, str(previous)), metric)
-    from gitml.check.core import refused, version_findings
+    from gitml.check.findings import refused
+    from gitml.check.guard import version_findings
 
     findings = version_findings(repo, doc, version)
     if findings and not allow_findings:

@@ -34,7 +34,7 @@ def load_verified_model(
     Every global the file names must be on the allow-list or in `[check] trusted_types`
     (`gitml.models.load_model`); ``unrestricted`` (``--allow-findings``) lifts that.
     """
-    from gitml.check.core import trusted_types
+    from gitml.check.scan import trusted_types
     from gitml.data import ArtifactRef
     from gitml.data.checkout import verified_object
     from gitml.models import load_model
@@ -70,7 +70,7 @@ def infer(
     is the whole signature. Only a model without feature names (fitted on an unnamed array),
     or whose training data is unknown, is loaded, by the restricted loader.
     """
-    from gitml.check.core import file_findings
+    from gitml.check.guard import file_findings
 
     fmt = artifact.get("format", "joblib")
     try:
@@ -83,7 +83,7 @@ def infer(
         why = f"{findings[0].message} [{findings[0].rule}]" if findings else reason
         print(f"gitml: note: no signature for {path}: not loaded: {why}", file=sys.stderr)
         return None
-    from gitml.check.core import trusted_types
+    from gitml.check.scan import trusted_types
     from gitml.data import ArtifactRef
     from gitml.data.checkout import verified_object
     from gitml.models import load_model

@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-from gitml.check.core import RULES, Finding, Report
+from gitml.check.findings import RULES, Finding, Report
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _COUNTED = (("files", "file(s)"), ("runs", "run(s)"), ("artifacts", "artifact(s)"),

@@ -63,7 +63,7 @@ def check(
       gitml check --all-history --format sarif -o gitml.sarif
     """
     from gitml.check.core import check as run_check
-    from gitml.check.core import read_freeze
+    from gitml.check.environment import read_freeze
     from gitml.check.output import render, summary
     from gitml.errors import UsageError
     from gitml.repo import Repo

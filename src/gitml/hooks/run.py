@@ -96,7 +96,7 @@ def _pre_push(repo: Repo) -> int:
     refs = referenced_objects(repo)
     unsafe = _model_findings(repo, refs, pointers)
     if unsafe:
-        from gitml.check.core import refused
+        from gitml.check.findings import refused
 
         print(f"gitml pre-push: {refused(unsafe, 'push refused', 'git push --no-verify')}",
               file=sys.stderr)  # fmt: skip
@@ -123,7 +123,8 @@ def _model_findings(
     md5, so a push only scans models it has not seen.
     """
     from gitml import registry
-    from gitml.check.core import Ref, blocking, is_model, model_findings, registry_refs
+    from gitml.check.core import is_model, model_findings, registry_refs
+    from gitml.check.findings import Ref, blocking
     from gitml.data.add import parse_pointer
 
     models = []

@@ -52,9 +52,7 @@ def _refreshed(repo: Repo, *, repair: bool = True) -> RunIndex:
     return index
 
 
-def collect(
-    repo: Repo, condition: str = "", *args: Any, repair: bool = True
-) -> list[IndexedRun]:
+def collect(repo: Repo, condition: str = "", *args: Any, repair: bool = True) -> list[IndexedRun]:
     """Every run of the working tree and of all local branches' history, crashes detected.
 
     With a ``condition`` (see `RunIndex.scan`), only the runs it names. ``repair=False``
