@@ -1,0 +1,170 @@
+"""The repository itself: finding and opening it, config, worktrees, plain git commands."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from gitml.errors import GitError, GitmlError, NotAGitRepositoryError, ShallowCloneError
+
+# The git hooks gitml installs, and the line that marks a hook script as gitml's.
+HOOKS = ("pre-commit", "post-commit", "pre-push", "post-checkout", "post-merge")
+MARKER = "# gitml-hook:"
+
+
+def find_root(start: Path) -> Path:
+    """The top of the working tree that contains ``start`` (no pygit2: used on fast paths)."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    raise NotAGitRepositoryError(str(start))
+
+
+def _open(root: Path) -> Any:
+    import pygit2
+
+    try:
+        return pygit2.Repository(str(root))
+    except pygit2.GitError as exc:
+        raise NotAGitRepositoryError(str(root)) from exc
+
+
+def init(path: Path) -> None:
+    """Create a git repository at ``path`` with ``main`` as the initial branch."""
+    import pygit2
+
+    try:
+        pygit2.init_repository(str(path), initial_head="main")
+    except pygit2.GitError as exc:
+        raise GitError(f"{path}: cannot create a git repository: {exc}") from exc
+
+
+def read_file_at(root: Path, rev: str, path: str) -> bytes:
+    """The content of ``path`` at revision ``rev`` (read from git objects, nothing checked out)."""
+    import pygit2
+
+    repo = _open(root)
+    try:
+        obj = repo.revparse_single(f"{rev}:{path}")
+    except (KeyError, pygit2.GitError) as exc:
+        raise GitError(f"{rev}:{path}: not found in git history") from exc
+    return obj.data
+
+
+def ensure_config(root: Path, values: dict[str, str]) -> list[str]:
+    """Set repository-local git config values that are not already set so."""
+    repo = _open(root)
+    changed = []
+    for key, value in values.items():
+        current = repo.config[key] if key in repo.config else None  # noqa: SIM401 - no .get()
+        if current != value:
+            repo.config[key] = value
+            changed.append(f"set git config {key} = {value}")
+    return changed
+
+
+def is_ignored(root: Path, path: str) -> bool:
+    """Whether git ignores ``path`` (relative to the root) by its .gitignore rules."""
+    return bool(_open(root).path_is_ignored(path))
+
+
+def is_tracked(root: Path, path: str) -> bool:
+    """Whether ``path`` (relative, POSIX) is in the index, i.e. tracked by git."""
+    return path in _open(root).index
+
+
+def git_lines(root: Path, *args: str) -> list[str]:
+    """NUL-separated output of a git command, in the caller's environment (a hook's index)."""
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, check=False)
+    if done.returncode != 0:
+        raise GitmlError(f"git {args[0]}: {done.stderr.decode(errors='replace').strip()}")
+    return [p for p in done.stdout.decode().split("\0") if p]
+
+
+def run_git(cwd: Path, *args: str) -> str:
+    """Run the git CLI (worktrees, apply) with inherited GIT_* variables removed."""
+    import subprocess
+
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, env=_git_env(), capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip().splitlines()
+        raise GitError(f"git {args[0]}: {detail[-1] if detail else 'failed'}")
+    return done.stdout
+
+
+# Identity and config isolation pass through; repository-locating variables do not (a hook
+# runs with GIT_DIR and GIT_INDEX_FILE set, which would point git at the wrong place).
+_KEEP_GIT_ENV = {
+    "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL",
+    "GIT_CONFIG_NOSYSTEM", "GIT_CONFIG_GLOBAL",
+}  # fmt: skip
+
+
+def _git_env() -> dict[str, str]:
+    """The environment of this process minus the GIT_* variables that locate a repository."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _KEEP_GIT_ENV}
+
+
+def add_worktree(root: Path, path: Path, commit: str) -> None:
+    """Check ``commit`` out, detached, in a new worktree at ``path``."""
+    run_git(root, "worktree", "add", "--detach", "--quiet", str(path), commit)
+
+
+def remove_worktree(root: Path, path: Path) -> None:
+    """Remove a worktree made by `add_worktree` and forget it."""
+    import shutil
+
+    try:
+        run_git(root, "worktree", "remove", "--force", str(path))
+    except GitError:
+        shutil.rmtree(path, ignore_errors=True)
+        run_git(root, "worktree", "prune")
+
+
+def apply_patch(worktree: Path, patch: Path) -> None:
+    """`git apply --binary` a recorded code patch in a worktree."""
+    run_git(worktree, "apply", "--binary", "--whitespace=nowarn", str(patch))
+
+
+def resolve_commit(root: Path, rev: str) -> str | None:
+    """The full id of the commit ``rev`` names, or None."""
+    import pygit2
+
+    try:
+        return str(_open(root).revparse_single(rev).peel(pygit2.Commit).id)
+    except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+        return None
+
+
+def is_shallow(root: Path) -> bool:
+    """Whether this clone holds only part of the history (`git clone --depth`)."""
+    return run_git(root, "rev-parse", "--is-shallow-repository").strip() == "true"
+
+
+def require_full_history(root: Path, what: str) -> None:
+    """Refuse ``what`` in a shallow clone, which would read only part of the history."""
+    if is_shallow(root):
+        raise ShallowCloneError(what)
+
+
+def hooks_dir(root: Path) -> Path:
+    """The folder git runs hooks from (`core.hooksPath`, or the common `.git/hooks`)."""
+    path = Path(run_git(root, "rev-parse", "--git-path", "hooks").strip())
+    return path if path.is_absolute() else root / path
+
+
+def _walk_tree(repo: Any, tree: Any, prefix: str) -> Iterator[tuple[str, Any, Any]]:
+    import pygit2
+
+    for entry in tree:
+        path = f"{prefix}/{entry.name}"
+        if entry.type == pygit2.enums.ObjectType.TREE:
+            yield from _walk_tree(repo, repo[entry.id], path)
+        else:
+            yield path, entry.id, entry.filemode

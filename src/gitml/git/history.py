@@ -1,0 +1,238 @@
+"""Reading history for the run index: refs, commits, and run.toml blobs streamed from git."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import subprocess
+from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gitml.errors import GitError
+from gitml.git.base import _git_env, _open, _walk_tree, resolve_commit
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunBlob:
+    """One version of a run.toml found in a commit."""
+
+    run_id: str
+    blob: str
+    commit: str
+    commit_time: int
+
+
+def ref_tips(root: Path) -> dict[str, str]:
+    """Every local branch and tag (and a detached HEAD) -> its commit id."""
+    import pygit2
+
+    repo = _open(root)
+    tips: dict[str, str] = {}
+    for name in repo.branches.local:
+        tips[f"refs/heads/{name}"] = str(repo.branches.local[name].target)
+    for ref in repo.references.iterator(pygit2.enums.ReferenceFilter.TAGS):
+        try:
+            tips[ref.name] = str(ref.peel(pygit2.Commit).id)
+        except (pygit2.InvalidSpecError, ValueError):
+            continue  # a tag of a tree or blob holds no runs
+    if not repo.head_is_unborn and repo.head_is_detached:
+        tips["HEAD"] = str(repo.head.target)
+    return tips
+
+
+def refs_under(root: Path, prefix: str) -> dict[str, str]:
+    """Every reference whose name starts with ``prefix`` -> the commit it points at."""
+    import pygit2
+
+    repo = _open(root)
+    out: dict[str, str] = {}
+    for name in repo.references:
+        if name.startswith(prefix):
+            try:
+                out[name] = str(repo.references[name].peel(pygit2.Commit).id)
+            except (pygit2.InvalidSpecError, ValueError):
+                continue
+    return out
+
+
+def files_under(root: Path, rev: str, folder: str) -> list[str]:
+    """Paths of the files under ``folder`` at ``rev`` (none when it has no such folder)."""
+    import pygit2
+
+    repo = _open(root)
+    try:
+        tree = repo.revparse_single(f"{rev}:{folder}")
+    except (KeyError, pygit2.GitError):
+        return []
+    if not isinstance(tree, pygit2.Tree):
+        return []
+    return sorted(f"{folder}{path}" for path, _, _ in _walk_tree(repo, tree, ""))
+
+
+def reachable_commits(root: Path) -> list[str]:
+    """Every commit reachable from a local branch or a detached HEAD, parents last."""
+    import pygit2
+
+    repo = _open(root)
+    tips = ref_tips(root).values()
+    if not tips:
+        return []
+    walker = repo.walk(None, pygit2.enums.SortMode.TOPOLOGICAL)
+    for tip in set(tips):
+        walker.push(tip)
+    return [str(c.id) for c in walker]
+
+
+def run_blobs(root: Path, runs_path: str, commits: Iterable[str]) -> Iterator[RunBlob]:
+    """For each commit, in the order given, every run.toml it adds or changes under ``runs_path``.
+
+    Each commit is compared with its first parent by `git diff-tree --stdin`, streamed. It is
+    the git CLI rather than pygit2 because a flat folder of 70,000 runs makes libgit2's tree
+    diff cost ~50 ms a commit (108 s for 2,000 commits), git's 3 ms.
+    """
+    argv = ["diff-tree", "--stdin", "-z", "-r", "--no-renames", "--no-abbrev", "--root",
+            "--diff-merges=first-parent", "--format=C%H %ct", "--", runs_path]  # fmt: skip
+    prefix = runs_path.rstrip("/") + "/"
+    # git keeps up to 96 MiB of delta bases by default; at 16 MiB the walk costs 10% more
+    # time and its peak memory over 100,000 runs goes from 275 to 150 MiB.
+    with _git_stream(root, argv, commits, config=["core.deltaBaseCacheLimit=16m"]) as stdout:
+        yield from _parse_diff_tree(_split_nul(stdout), prefix)
+
+
+def stream_blobs(root: Path, blob_ids: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+    """The bytes of each blob id, in order, from one `git cat-file --batch`.
+
+    For thousands of blobs this is 3x faster than pygit2's lookups; use `read_blobs` for a few.
+    """
+    with _git_stream(root, ["cat-file", "--batch"], blob_ids) as stdout:
+        while header := stdout.readline():
+            oid, kind, *size = header.decode().split()
+            if kind != "blob":
+                raise GitError(f"git cat-file: {oid} is {kind}, not a blob")
+            data = stdout.read(int(size[0]))
+            stdout.read(1)  # the newline after the content
+            yield oid, data
+
+
+def blob_id(data: bytes) -> str:
+    """The id git gives these bytes as a blob, so a file on disk matches its committed version."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def written_blobs(root: Path) -> Generator[tuple[str, str], None, None]:
+    """(commit, blob id) of every file version each commit on any ref writes, newest first."""
+    argv = ["log", "--all", "--raw", "--no-abbrev", "--no-renames", "--format=C%H"]
+    commit = ""
+    with _git_stream(root, argv, ()) as stdout:
+        for line in stdout:
+            if line.startswith(b"C"):
+                commit = line[1:].strip().decode()
+            elif line.startswith(b":"):
+                yield commit, line.split()[3].decode()
+
+
+@contextlib.contextmanager
+def _git_stream(
+    root: Path, argv: list[str], lines: Iterable[str], config: Iterable[str] = ()
+) -> Iterator[Any]:
+    """Run `git *argv`, feeding ``lines`` to its stdin from a thread; yields its stdout.
+
+    A git that fails raises `GitError` with its last line of stderr, unless the caller stopped
+    reading early (then its exit status does not matter).
+    """
+    import threading
+
+    options = [arg for setting in config for arg in ("-c", setting)]
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen(["git", *options, *argv], cwd=root, env=_git_env(), stdin=pipe,
+                            stdout=pipe, stderr=pipe)  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+
+    def feed(stdin: Any = proc.stdin) -> None:
+        with contextlib.suppress(BrokenPipeError), stdin:
+            for line in lines:
+                stdin.write(line.encode() + b"\n")
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    try:
+        yield proc.stdout
+    finally:
+        proc.stdout.close()
+        writer.join()
+        error = proc.stderr.read().decode(errors="replace").strip()
+        proc.stderr.close()
+        failed = proc.wait() != 0
+    if failed:
+        raise GitError(f"git {argv[0]}: {error.splitlines()[-1] if error else 'failed'}")
+
+
+def _split_nul(stream: Any, size: int = 1 << 16) -> Iterator[bytes]:
+    rest = b""
+    while chunk := stream.read(size):
+        *done, rest = (rest + chunk).split(b"\0")
+        yield from done
+    if rest:
+        yield rest
+
+
+def _parse_diff_tree(tokens: Iterator[bytes], prefix: str) -> Iterator[RunBlob]:
+    """`C<commit> <time>` headers, then `:<modes> <old> <new> <status>` and path pairs."""
+    commit, time = "", 0
+    for raw in tokens:
+        token = raw.lstrip(b"\n")
+        if token.startswith(b"C"):
+            oid, _, stamp = token[1:].decode().partition(" ")
+            commit, time = oid, int(stamp)
+        elif token.startswith(b":"):
+            fields = token.decode().split(" ")
+            path = next(tokens).decode(errors="surrogateescape")
+            run_id, _, name = path.removeprefix(prefix).partition("/")
+            if name == "run.toml" and fields[4][:1] in "AMRCT":
+                yield RunBlob(run_id=run_id, blob=fields[3], commit=commit, commit_time=time)
+
+
+def read_blobs(root: Path, blob_ids: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+    """The bytes of each blob id."""
+    repo = _open(root)
+    for oid in blob_ids:
+        yield oid, repo[oid].data
+
+
+def rev_list(root: Path, revs: Iterable[str]) -> list[str]:
+    """Every commit reachable from ``revs``; an unknown rev is an error naming it."""
+    import pygit2
+
+    repo = _open(root)
+    walker = None
+    for rev in revs:
+        commit = resolve_commit(root, rev)
+        if commit is None:
+            raise GitError(f"--rev {rev}: no such branch, tag or commit")
+        if walker is None:
+            walker = repo.walk(commit, pygit2.enums.SortMode.NONE)
+        else:
+            walker.push(commit)
+    return [str(c.id) for c in walker] if walker is not None else []
+
+
+def first_parents(root: Path, commit: str) -> Iterator[str]:
+    """``commit`` and its first-parent ancestors, newest first."""
+    import pygit2
+
+    walker = _open(root).walk(commit, pygit2.enums.SortMode.TOPOLOGICAL)
+    walker.simplify_first_parent()
+    for c in walker:
+        yield str(c.id)
+
+
+def commit_info(root: Path, commits: Iterable[str]) -> dict[str, tuple[int, str]]:
+    """Commit time and subject line of each commit id."""
+    repo = _open(root)
+    info = {}
+    for commit_id in commits:
+        commit = repo[commit_id]
+        info[commit_id] = (commit.commit_time, commit.message.split("\n", 1)[0])
+    return info
