@@ -180,13 +180,15 @@ def _drift(
     echo: Callable[[str], None],
 ) -> list[str]:  # fmt: skip
     from gitml import drift, git
+    from gitml.drift_report import save as save_drift
+    from gitml.drift_sources import resolve_reference
 
-    reference = drift.resolve_reference(repo, f"{policy.model}@{policy.alias}")
+    reference = resolve_reference(repo, f"{policy.model}@{policy.alias}")
     columns = reference.features or [c for c in frame.columns if c != policy.target]
     current = frame[[c for c in columns if c in frame.columns]]
     report = drift.compare(repo, reference, current, file.name, drift.Settings.from_config(
         repo, None, None))  # fmt: skip
-    toml, detail = drift.save(repo, report)
+    toml, detail = save_drift(repo, report)
     summary = f"drift in {', '.join(report.drifted)}" if report.drifted else "no drift"
     git.commit(repo.root, [repo.relpath(toml), repo.relpath(detail)],
                f"watch: drift check of {file.name}: {summary}")  # fmt: skip

@@ -57,16 +57,18 @@ def drift(
     import json
 
     from gitml import drift as check
+    from gitml.drift_report import rows, save
+    from gitml.drift_sources import load_current, resolve_reference
     from gitml.query.output import render
     from gitml.repo import Repo
 
     repo = Repo.find()
     settings = check.Settings.from_config(repo, method, threshold)
-    ref = check.resolve_reference(repo, reference)
-    label, frame = check.load_current(repo, current, ref)
+    ref = resolve_reference(repo, reference)
+    label, frame = load_current(repo, current, ref)
     report = check.compare(repo, ref, frame, label, settings, only=features)
-    saved = None if no_save else check.save(repo, report)
-    table = check.rows(report)
+    saved = None if no_save else save(repo, report)
+    table = rows(report)
     if fmt == "json":
         payload = {"reference": report.reference, "current": report.current,
                    "drifted": report.drifted, "features": table}  # fmt: skip
