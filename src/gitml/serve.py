@@ -15,7 +15,6 @@ the OpenAPI spec at ``/openapi.json``. FastAPI is imported by this module only, 
 route annotations must be real classes, so this module does not use postponed annotations.
 """
 
-import io
 import sys
 import threading
 import uuid
@@ -23,19 +22,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitml.errors import GitmlError
-from gitml.loading import InputError, InputSchema, LoadedModel, load, predict
+from gitml.loading import InputError, LoadedModel, load, predict
 from gitml.repo import Repo
+from gitml.serve_api import (
+    ERROR_SCHEMA,
+    metadata_of,
+    openapi_spec,
+    parse_body,
+)
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
-SPLIT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
-ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {"type": "string", "description": "What is wrong, naming the field at fault."},
-        "detail": {"type": "array", "items": {"type": "object"}},
-    },
-}
 
 
 @dataclass
@@ -68,7 +64,7 @@ class ServingState:
         """Answer one request to ``/predict`` or ``/invocations`` and log it."""
         current = self.current
         try:
-            frame = _parse(current.inputs, endpoint, body, content_type)
+            frame = parse_body(current.inputs, endpoint, body, content_type)
             out = predict(current, frame, proba=proba)
         except InputError as exc:
             return _answer({"error": exc.message, "detail": exc.detail}, exc.status, request_id)
@@ -176,7 +172,7 @@ def create_app(
 
     @app.get("/metadata", summary="The served version: run, commits, artifact hash, signature")
     def metadata() -> dict[str, Any]:
-        return _metadata(state.current)
+        return metadata_of(state.current)
 
     @app.post(
         "/predict",
@@ -195,7 +191,7 @@ def create_app(
     async def invocations(request: Request) -> Response:
         return await _handle(state, request, "invocations", False)
 
-    app.openapi = lambda: _openapi(app, state)  # type: ignore[method-assign]
+    app.openapi = lambda: openapi_spec(app, state)  # type: ignore[method-assign]
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> Response:
@@ -255,172 +251,6 @@ async def _handle(state: ServingState, request: Any, endpoint: str, proba: bool)
     request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
     content_type = request.headers.get("content-type", "application/json")
     return await run_in_threadpool(state.handle, endpoint, request_id, body, content_type, proba)
-
-
-def _parse(inputs: InputSchema, endpoint: str, body: bytes, content_type: str) -> Any:
-    """The request body as a validated frame, by route and content type."""
-    media = content_type.split(";", maxsplit=1)[0].strip().lower()
-    if endpoint == "invocations" and media == "text/csv":
-        return inputs.frame(_csv_records(body), "csv")
-    if media not in ("application/json", ""):
-        raise InputError(
-            f"content-type: {media!r}; send application/json"
-            + (" or text/csv" if endpoint == "invocations" else ""),
-            status=415,
-        )
-    import orjson
-
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InputError(f"body: not valid JSON ({exc})", status=400) from exc
-    if not isinstance(data, dict):
-        raise InputError("body: give a JSON object")
-    if endpoint == "predict":
-        unknown = sorted(set(data) - {"records"})
-        if unknown or "records" not in data:
-            problem = f"unknown key {unknown[0]!r}" if unknown else "missing key 'records'"
-            raise InputError(f'body: {problem}; send {{"records": [{{feature: value}}, ...]}}')
-        return inputs.frame(data["records"], "records")
-    keys = [k for k in SPLIT_KEYS if k in data]
-    extra = sorted(set(data) - {*SPLIT_KEYS, "params"})
-    if len(keys) != 1 or extra:
-        raise InputError(
-            f"body: give exactly one of {', '.join(SPLIT_KEYS)}"
-            + (f" (unknown key {extra[0]!r})" if extra else "")
-        )
-    if data.get("params"):
-        raise InputError("params: this model takes no inference params")
-    key = keys[0]
-    value = data[key]
-    if key == "dataframe_split":
-        if not isinstance(value, dict) or set(value) - {"columns", "data", "index"}:
-            raise InputError("dataframe_split: give an object with columns, data (and index)")
-        if not isinstance(value.get("index", []), list):
-            raise InputError("dataframe_split.index: give a list, one label per row")
-        value = inputs.rows_to_records(value.get("columns"), value.get("data"), key)
-    elif isinstance(value, list) and value and all(isinstance(r, list) for r in value):
-        value = inputs.rows_to_records(inputs.columns, value, key)
-    return inputs.frame(value, key)
-
-
-def _csv_records(body: bytes) -> list[dict[str, Any]]:
-    import pandas as pd
-
-    try:
-        frame = pd.read_csv(io.BytesIO(body))
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InputError(f"csv: cannot parse the body ({exc})", status=400) from exc
-    records: list[dict[str, Any]] = frame.to_dict("records")
-    return records
-
-
-def _metadata(current: LoadedModel) -> dict[str, Any]:
-    version = current.version
-    keys = ("run", "path", "md5", "size", "format", "code_commit", "commit", "created_at",
-            "created_by", "description", "metrics", "params", "signature")  # fmt: skip
-    from gitml.store import to_json_types
-
-    meta = {k: to_json_types(version[k]) for k in keys if k in version}
-    return {
-        "name": current.name,
-        "spec": current.spec,
-        "version": current.number,
-        **meta,
-        "loaded_at": current.loaded_at,
-    }
-
-
-def _openapi(app: Any, state: ServingState) -> dict[str, Any]:
-    """FastAPI's spec plus the request bodies, typed by the served version's signature."""
-    if app.openapi_schema:
-        return dict(app.openapi_schema)
-    from fastapi.openapi.utils import get_openapi
-
-    spec = get_openapi(
-        title=app.title, version=app.version, description=app.description, routes=app.routes
-    )
-    record = {"$ref": "#/components/schemas/Record"}
-    records = {"type": "array", "items": record, "minItems": 1}
-    spec.setdefault("components", {}).setdefault("schemas", {})["Record"] = (
-        state.current.inputs.record_json_schema()
-    )
-    predict_body = {
-        "type": "object",
-        "required": ["records"],
-        "additionalProperties": False,
-        "properties": {"records": records},
-    }
-    split = _split_schema(state.current.inputs)
-    invocation_bodies = [
-        {"type": "object", "required": [key], "additionalProperties": False,
-         "properties": {key: schema}}
-        for key, schema in (("dataframe_split", split), ("dataframe_records", records),
-                            ("instances", records), ("inputs", records))
-    ]  # fmt: skip
-    paths = spec["paths"]
-    paths["/predict"]["post"]["requestBody"] = {
-        "required": True,
-        "content": {"application/json": {"schema": predict_body}},
-    }
-    paths["/invocations"]["post"]["requestBody"] = {
-        "required": True,
-        "content": {
-            "application/json": {"schema": {"oneOf": invocation_bodies}},
-            "text/csv": {"schema": {"type": "string"}},
-        },
-    }
-    paths["/predict"]["post"]["responses"]["200"]["content"] = {
-        "application/json": {"schema": _PREDICT_RESPONSE}
-    }
-    invocations = {"type": "object", "required": ["predictions"],
-                   "properties": {"predictions": {"type": "array"}}}  # fmt: skip
-    paths["/invocations"]["post"]["responses"]["200"]["content"] = {
-        "application/json": {"schema": invocations}
-    }
-    app.openapi_schema = spec
-    return spec
-
-
-def _split_schema(inputs: InputSchema) -> dict[str, Any]:
-    """``dataframe_split`` as documented: the signature's columns, rows typed by position."""
-    row: dict[str, Any] = {"type": "array"}
-    if inputs.columns:
-        types = inputs.record_json_schema()["properties"]
-        row.update(
-            prefixItems=[types[c] for c in inputs.columns],
-            minItems=len(inputs.columns),
-            maxItems=len(inputs.columns),
-        )
-    columns: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
-    if inputs.columns:
-        columns = {"const": inputs.columns}
-    return {
-        "type": "object",
-        "required": ["columns", "data"],
-        "properties": {
-            "columns": columns,
-            "data": {"type": "array", "items": row, "minItems": 1},
-            "index": {"type": "array"},
-        },
-    }
-
-
-_PREDICT_RESPONSE = {
-    "type": "object",
-    "required": ["predictions", "model", "request_id"],
-    "properties": {
-        "predictions": {"type": "array", "description": "One per record, in order."},
-        "probabilities": {"type": "array", "items": {"type": "array"}},
-        "classes": {"type": "array"},
-        "model": {
-            "type": "object",
-            "required": ["name", "version"],
-            "properties": {"name": {"type": "string"}, "version": {"type": "integer"}},
-        },
-        "request_id": {"type": "string"},
-    },
-}
 
 
 def _watch(state: ServingState, app: Any) -> Any:
