@@ -13,9 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pickle
 import sqlite3
-import subprocess
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,16 +21,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gitml import git, store
-from gitml.errors import GitmlError
-from gitml.query.rows import flatten
+from gitml.query.parse import Parsed, Parser, decode_row
 from gitml.repo import Repo
 
 T = TypeVar("T")
 INDEX_FORMAT = "3"
 RUN_FILE = "run.toml"
 BATCH = 5_000  # run versions read from git at a time
-PARALLEL_FROM = 2_000  # records to parse before worker processes pay for their start-up
-
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS commits(oid TEXT PRIMARY KEY);
@@ -155,7 +150,7 @@ class RunIndex:
                 self._forget(gone)
             # Oldest first: a later commit's version of a run replaces an earlier one.
             found = git.run_blobs(self.repo.root, runs_path, reversed(new))
-            with _Parser() as parser:
+            with Parser() as parser:
                 for batch in _batches(found, BATCH):
                     self._store_git_blobs(
                         {b.blob: f"{b.commit[:12]}:{runs_path}/{b.run_id}/run.toml" for b in batch},
@@ -194,7 +189,7 @@ class RunIndex:
             have.update(r[0] for r in self.db.execute(query, chunk))
         return sorted(blob_ids - have)
 
-    def _store_git_blobs(self, sources: dict[str, str], parser: _Parser) -> None:
+    def _store_git_blobs(self, sources: dict[str, str], parser: Parser) -> None:
         """Parse the blobs not indexed yet; ``sources`` names each as `<commit>:<path>`."""
         missing = self._missing_blobs(set(sources))
         raws = dict(git.stream_blobs(self.repo.root, missing))
@@ -277,7 +272,7 @@ class RunIndex:
             return 0
         db.execute("BEGIN IMMEDIATE")
         try:
-            with _Parser() as parser:
+            with Parser() as parser:
                 for batch in _batches(changed, BATCH):
                     self._store_files(batch, parser)
             db.executemany("DELETE FROM workfiles WHERE run_id=?", gone)
@@ -287,7 +282,7 @@ class RunIndex:
             raise
         return len(changed)
 
-    def _store_files(self, batch: list[tuple[str, str, int, int, int]], parser: _Parser) -> None:
+    def _store_files(self, batch: list[tuple[str, str, int, int, int]], parser: Parser) -> None:
         files, contents = [], {}
         for run_id, path, size, mtime_ns, ino in batch:
             try:
@@ -367,109 +362,6 @@ def _scan_runs(runs_dir: Path) -> Iterator[tuple[str, str, os.stat_result]]:
                 continue
 
 
-Parsed = tuple[str | None, str | None, list[tuple[str, str]]]
-
-
-def decode_row(text: str) -> Any:
-    """An index row: orjson's fast path, Python's json where a value is NaN or infinite."""
-    import orjson
-
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)  # NaN, Infinity, -Infinity: losses diverge
-
-
-def _parse(raw: bytes, source: str) -> Parsed:
-    """A record's flat row as JSON, or why it is not a valid run record; and its outputs.
-
-    Whatever a record holds, the answer is a row or an error naming ``source``: one bad
-    record is skipped with a warning, it never stops a query over the rest.
-    """
-    try:
-        data = store.to_json_types(store.parse_toml(raw, source=source))
-        store.validate_json("run", data, source=source)
-        made = [(path, ref["md5"]) for path, ref in data.get("outputs", {}).items()]
-        return json.dumps(flatten(data)), None, made
-    except GitmlError as exc:
-        return None, str(exc), []
-    except RecursionError:
-        return None, f"{source}: nested too deeply to read", []
-    except Exception as exc:  # a record is a stranger's input: never let it stop a query
-        return None, f"{source}: unreadable ({type(exc).__name__}: {exc})", []
-
-
-class _Parser:
-    """Parses batches of records; a large batch on every core, through worker processes.
-
-    Parsing and validating is ~0.25 ms a record, 25 s for 100,000 on one core. The workers are
-    plain `python -m gitml.query.index` processes fed pickled batches on stdin, not
-    multiprocessing's: spawn would re-run the caller's unguarded script, and fork is unsafe
-    while the git streams' threads run. They cost ~0.15 s to start, so only a large batch
-    starts them; if one fails, the batch is parsed here.
-    """
-
-    def __init__(self) -> None:
-        self.workers: list[subprocess.Popen[bytes]] = []
-
-    def __enter__(self) -> _Parser:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for worker in self.workers:
-            with contextlib.suppress(OSError):
-                assert worker.stdin is not None
-                worker.stdin.close()
-            worker.wait()
-
-    def parse(self, items: list[tuple[bytes, str]]) -> list[Parsed]:
-        """(raw, source) pairs -> (row, error, outputs), in order."""
-        count = os.cpu_count() or 1
-        if len(items) < PARALLEL_FROM or count < 2:
-            return [_parse(raw, source) for raw, source in items]
-        if not self.workers:
-            argv = [sys.executable, "-m", "gitml.query.index"]
-            self.workers = [
-                subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-                for _ in range(count)
-            ]
-        size = -(-len(items) // len(self.workers))
-        try:
-            for i, worker in enumerate(self.workers):
-                _send(worker.stdin, items[i * size : (i + 1) * size])
-            return [row for worker in self.workers for row in _receive(worker.stdout)]
-        except (OSError, EOFError, pickle.UnpicklingError):
-            self.__exit__()
-            self.workers = []
-            return [_parse(raw, source) for raw, source in items]
-
-
-def _send(stream: Any, value: Any) -> None:
-    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(len(data).to_bytes(8, "little") + data)
-    stream.flush()
-
-
-def _receive(stream: Any) -> Any:
-    head = stream.read(8)
-    if len(head) < 8:
-        raise EOFError("the index worker stopped")
-    data = stream.read(int.from_bytes(head, "little"))
-    if len(data) < int.from_bytes(head, "little"):
-        raise EOFError("the index worker stopped")
-    return pickle.loads(data)  # our own child process, through a pipe
-
-
-def _work() -> None:
-    """The worker's loop: batches of (raw, source) in, their `_parse` results out."""
-    while True:
-        try:
-            items = _receive(sys.stdin.buffer)
-        except EOFError:
-            return
-        _send(sys.stdout.buffer, [_parse(raw, source) for raw, source in items])
-
-
 def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
     batch: list[T] = []
     for item in items:
@@ -484,7 +376,3 @@ def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
 def warn(message: str) -> None:
     """One warning line on stderr (a broken record does not stop a listing)."""
     print(f"gitml: warning: {message}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    _work()
