@@ -168,3 +168,23 @@ def _walk_tree(repo: Any, tree: Any, prefix: str) -> Iterator[tuple[str, Any, An
             yield from _walk_tree(repo, repo[entry.id], path)
         else:
             yield path, entry.id, entry.filemode
+
+
+def stage_file(root: Path, path: str) -> None:
+    """`git add -- path`, in this process, into the index git named (a hook's, mid-commit).
+
+    A `git add` child of a hook outlives the hook when the hook is killed, and then writes the
+    commit's index lock after git has rolled the commit back, leaving `.git/index.lock`. Done
+    here, the write dies with the hook: at worst an `index.lock.lock` of libgit2's is left.
+    """
+    import pygit2
+
+    repo = _open(root)
+    named = os.environ.get("GIT_INDEX_FILE")
+    index = pygit2.Index(str(root / named) if named and not os.path.isabs(named) else named) \
+        if named else repo.index  # fmt: skip
+    file = root / path
+    mode = pygit2.enums.FileMode.BLOB_EXECUTABLE if os.access(file, os.X_OK) else \
+        pygit2.enums.FileMode.BLOB  # fmt: skip
+    index.add(pygit2.IndexEntry(path, repo.create_blob_fromworkdir(path), mode))
+    index.write()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gitml import store
 from gitml.errors import GitmlError
-from gitml.git import git_lines
+from gitml.git import git_lines, stage_file
 from gitml.repo import Repo
 
 DEFAULT_LARGE_FILE_MB = 10.0
@@ -150,4 +150,4 @@ def _refresh_summary(repo: Repo, contents: dict[str, bytes], summary: str) -> No
         return  # it shows a newer run, not in this commit: leave the working file alone
     if current_run < newest["id"]:
         write_summary(repo, newest)
-    subprocess.run(["git", "add", "--", summary], cwd=repo.root, check=True, capture_output=True)
+    stage_file(repo.root, summary)  # in this process: it must die with the hook
