@@ -135,3 +135,9 @@ class ShallowCloneError(GitmlError):
             "on part of it; run `git fetch --unshallow` (GitHub Actions: actions/checkout "
             "with fetch-depth: 0; GitLab CI: GIT_DEPTH: 0)"
         )
+
+
+class PromotionRefusedError(GitmlError):
+    """A promotion refused (not better, findings, a misspelt alias): a check said no, exit 1."""
+
+    exit_code = 1

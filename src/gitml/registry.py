@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gitml import git, store
-from gitml.errors import GitmlError, UsageError
+from gitml.alias_names import refuse_misspelt
+from gitml.errors import GitmlError, PromotionRefusedError, UsageError
 from gitml.repo import MODELS_DIR, Repo, registry_path
 
 T = TypeVar("T")
@@ -26,12 +27,6 @@ MODEL_SUFFIXES = (".pkl", ".joblib", ".skops", ".pickle", ".onnx", ".pt", ".bin"
 
 class ModelNotFoundError(GitmlError):
     """No registry file, version or alias by that name."""
-
-
-class PromotionRefusedError(GitmlError):
-    """`--require-better` found the new version not better: a check that said no, exit 1."""
-
-    exit_code = 1
 
 
 def _exclusive(func: Callable[..., T]) -> Callable[..., T]:
@@ -189,7 +184,7 @@ def promote(
     version = version_of(doc, selector)
     previous = doc.get("aliases", {}).get(alias)
     if previous is None and not new_alias:
-        _not_a_typo(name, alias, doc.get("aliases", {}))
+        refuse_misspelt(name, alias, doc.get("aliases", {}))
     if previous == version["version"]:
         raise UsageError("version", f"{name}@{alias} is v{previous} already")
     if require_better and previous is not None:
@@ -318,31 +313,6 @@ def _move(
              "reason": reason, "allowed_findings": allowed_findings or None}  # fmt: skip
     doc.setdefault("history", []).append(event)
     _save(repo, file, doc, message + (f": {reason}" if reason else ""), commit)
-
-
-WELL_KNOWN_ALIASES = ("production", "staging", "champion", "challenger", "canary", "shadow")
-
-
-def _not_a_typo(name: str, alias: str, aliases: dict[str, Any]) -> None:
-    """Refuse a new alias two edits or fewer from an existing or well-known one."""
-    for known in sorted({*aliases, *WELL_KNOWN_ALIASES}):
-        if known != alias and _edits(alias, known) <= 2:
-            raise PromotionRefusedError(
-                f"model {name}: no alias {alias!r}; did you mean {known!r}? (to create "
-                f"{alias!r} anyway: --new-alias)"
-            )
-
-
-def _edits(a: str, b: str) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions)."""
-    previous = list(range(len(b) + 1))
-    for i, char in enumerate(a, 1):
-        current = [i]
-        for j, other in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1,
-                               previous[j - 1] + (char != other)))  # fmt: skip
-        previous = current
-    return previous[-1]
 
 
 def _before(doc: dict[str, Any], alias: str, current: int) -> int | None:
