@@ -32,8 +32,18 @@ from typing import Any
 from gitml import store
 from gitml.errors import GitmlError, UsageError
 from gitml.repo import Repo
+from gitml.watch_data import (
+    SUFFIXES,
+    Champion,
+    append_training_data,
+    find_champion,
+    labelled_rows,
+    read_frame,
+    split_holdout,
+    target_column,
+    training_data,
+)
 
-SUFFIXES = (".csv", ".parquet", ".pq")
 DEFAULTS = {"retrain": "drift", "holdout": 0.3, "margin": 0.0, "alias": "production"}
 STABLE_SECONDS = 0.5
 
@@ -89,17 +99,17 @@ def process(repo: Repo, policy: Policy, file: Path, echo: Callable[[str], None])
     outcome = Outcome(file=file.name, md5=md5_of(file))
     restore: Callable[[], None] | None = None
     try:
-        frame = _read(file)
+        frame = read_frame(file)
         outcome.drifted = _drift(repo, policy, file, frame, outcome, echo=echo)
         why, waiting = _why_retrain(repo, policy, file, outcome.drifted)
         if why is None:
             outcome.steps.append(f"no retraining: {_why_not(policy)}")
             return outcome
-        champion = _champion(repo, policy)
-        data = _training_data(repo, champion)
-        named = [(file.name, frame), *((w.name, _read(w)) for w in waiting)]
-        train, holdout = _split(_labelled_rows(list(data.columns), named), policy.holdout)
-        restore = _append_training_data(repo, champion, data, train)
+        champion = find_champion(repo, policy)
+        data = training_data(repo, champion)
+        named = [(file.name, frame), *((w.name, read_frame(w)) for w in waiting)]
+        train, holdout = split_holdout(labelled_rows(list(data.columns), named), policy.holdout)
+        restore = append_training_data(repo, champion, data, train)
         outcome.run = _retrain(repo, policy, champion, file, why, echo=echo)
         restore = None  # the new training data is committed with the run
         outcome.trained_with = [w.name for w in waiting]
@@ -163,18 +173,6 @@ def _waiting(repo: Repo, policy: Policy, folder: Path) -> list[Path]:
     return out
 
 
-def _read(file: Path) -> Any:
-    from gitml.profile import read_table
-
-    try:
-        frame = read_table(file)
-    except Exception as exc:
-        raise UsageError(str(file), f"cannot read it: {exc}") from exc
-    if frame is None or frame.empty:
-        raise UsageError(str(file), "no rows (or not a .csv/.parquet file)")
-    return frame
-
-
 def _drift(
     repo: Repo, policy: Policy, file: Path, frame: Any, outcome: Outcome, *,
     echo: Callable[[str], None],
@@ -197,91 +195,8 @@ def _drift(
     return report.drifted
 
 
-def _split(frame: Any, holdout: float) -> tuple[Any, Any]:
-    if not 0 < holdout < 1:
-        raise UsageError("holdout", f"{holdout}: give a share between 0 and 1")
-    shuffled = frame.sample(frac=1.0, random_state=0)
-    cut = round(len(frame) * (1 - holdout))
-    if cut < 1 or cut >= len(frame):
-        raise UsageError("holdout", f"{len(frame)} rows cannot be split {1 - holdout:.0%}/"
-                                    f"{holdout:.0%}")  # fmt: skip
-    return shuffled.iloc[:cut], shuffled.iloc[cut:]
-
-
-@dataclass(frozen=True)
-class _Champion:
-    version: dict[str, Any]
-    record: dict[str, Any]
-    data_path: str
-
-
-def _champion(repo: Repo, policy: Policy) -> _Champion:
-    from gitml import registry
-    from gitml.query.api import resolve
-    from gitml.query.index import record_of
-
-    _doc, version = registry.resolve(repo, f"{policy.model}@{policy.alias}")
-    record = record_of(repo, resolve(repo, version["run"]))
-    if not record.get("command"):
-        raise UsageError("run", f"{record['id']}: no recorded command to retrain with")
-    tabular = [p for p in (record.get("inputs") or {}) if p.endswith(SUFFIXES)]
-    if not tabular:
-        raise UsageError("run", f"{record['id']}: logged no CSV or Parquet training input")
-    return _Champion(version, record, tabular[0])
-
-
-def _training_data(repo: Repo, champion: _Champion) -> Any:
-    """The champion's training input, put back from the DVC cache if the tree lacks it."""
-    from gitml.data import ArtifactRef
-    from gitml.data.checkout import restore
-    from gitml.profile import read_table
-
-    path = store.safe_target(repo.root, champion.data_path)
-    if not path.is_file():
-        ref = champion.record["inputs"][champion.data_path]
-        restore(repo.root, ArtifactRef(md5=ref["md5"], size=ref["size"]), path)
-    return read_table(path)
-
-
-def _labelled_rows(columns: list[str], named: list[tuple[str, Any]]) -> Any:
-    """The files' rows in the training data's columns; each file must have them all, filled."""
-    import pandas as pd
-
-    frames = []
-    for name, frame in named:
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            raise UsageError(name, f"lacks training column(s) {', '.join(missing)}")
-        empty = int(frame[columns].isna().any(axis=1).sum())
-        if empty:
-            raise UsageError(name, f"{empty} rows have empty values; fill or drop them")
-        frames.append(frame[columns])
-    return pd.concat(frames, ignore_index=True)
-
-
-def _append_training_data(
-    repo: Repo, champion: _Champion, data: Any, rows: Any
-) -> Callable[[], None]:
-    """Append ``rows`` to the champion's training input; returns what puts it back."""
-    import pandas as pd
-
-    from gitml.data import ArtifactRef
-    from gitml.data.checkout import restore
-
-    path = store.safe_target(repo.root, champion.data_path)
-    ref = champion.record["inputs"][champion.data_path]
-    combined = pd.concat([data, rows], ignore_index=True)
-    tmp = path.with_name(f".{path.name}.gitml-watch.tmp")
-    if path.suffix == ".csv":
-        combined.to_csv(tmp, index=False)
-    else:
-        combined.to_parquet(tmp, index=False)
-    tmp.replace(path)
-    return lambda: restore(repo.root, ArtifactRef(md5=ref["md5"], size=ref["size"]), path)
-
-
 def _retrain(
-    repo: Repo, policy: Policy, champion: _Champion, file: Path, why: str, *,
+    repo: Repo, policy: Policy, champion: Champion, file: Path, why: str, *,
     echo: Callable[[str], None],
 ) -> str:  # fmt: skip
     from gitml import git
@@ -346,21 +261,13 @@ def _score(repo: Repo, policy: Policy, outcome: Outcome, holdout: Any) -> tuple:
     compute, goal = metric_function(policy.metric)
     champion = load(repo, f"{policy.model}@{policy.alias}")
     challenger = load(repo, f"{policy.model}@{outcome.challenger}")
-    target = policy.target or _target(holdout, champion.inputs.columns)
+    target = policy.target or target_column(holdout, champion.inputs.columns)
     values = []
     for loaded in (champion, challenger):
         columns = loaded.inputs.columns or [c for c in holdout.columns if c != target]
         frame = loaded.inputs.frame(holdout[columns].to_dict("records"), "holdout")
         values.append(float(compute(holdout[target], predict(loaded, frame)["predictions"])))
     return values[0], values[1], goal, len(holdout)
-
-
-def _target(frame: Any, features: list[str]) -> str:
-    rest = [c for c in frame.columns if c not in features]
-    if len(rest) != 1:
-        raise UsageError("target", f"cannot tell the label column among {rest}; set "
-                                   "[watch] target in .gitml/config.toml")  # fmt: skip
-    return str(rest[0])
 
 
 def _log_path(repo: Repo, policy: Policy) -> Path:
@@ -371,8 +278,6 @@ def _log_path(repo: Repo, policy: Policy) -> Path:
 
 def _processed(repo: Repo, policy: Policy) -> list[dict[str, Any]]:
     """The outcomes kept in `.gitml/monitor/<name>/watch.toml`, oldest first."""
-    from gitml import store
-
     path = _log_path(repo, policy)
     if not path.is_file():
         return []
@@ -383,7 +288,7 @@ def _processed(repo: Repo, policy: Policy) -> list[dict[str, Any]]:
 
 def _record(repo: Repo, policy: Policy, outcome: Outcome) -> None:
     """Append the outcome to `.gitml/monitor/<name>/watch.toml` and commit it."""
-    from gitml import git, store
+    from gitml import git
 
     path = _log_path(repo, policy)
     entry = {k: v for k, v in vars(outcome).items() if v not in (None, [])}
