@@ -274,22 +274,11 @@ def _blob(root: Path, rev: str, path: str) -> str | None:
 @cache
 def _signer(root: Path, commit: str, signers_blob: str) -> str | None:
     """Who signed ``commit``, when git verifies it against that allowed-signers content."""
-    import subprocess
-
     ((_, content),) = git.read_blobs(root, [signers_blob])
     with tempfile.NamedTemporaryFile(prefix="gitml-signers-") as signers:
         signers.write(content)
         signers.flush()
-        done = subprocess.run(
-            ["git", "-c", f"gpg.ssh.allowedSignersFile={signers.name}", "verify-commit", commit],
-            cwd=root, capture_output=True, text=True, check=False,
-        )  # fmt: skip
-    if done.returncode != 0:
-        return None
-    for line in done.stderr.splitlines():
-        if line.startswith('Good "git" signature for '):
-            return line.removeprefix('Good "git" signature for ').split(" with ", 1)[0]
-    return None
+        return git.verify_commit(root, commit, Path(signers.name))
 
 
 def rows(changes: list[Change]) -> list[dict[str, Any]]:

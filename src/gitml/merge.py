@@ -238,13 +238,9 @@ def run_driver(base: Path, ours: Path, theirs: Path, shown_as: str) -> None:
 
 def _write_markers(base: Path, ours: Path, theirs: Path) -> None:
     """Leave git's usual line-based result, with conflict markers, for the user to resolve."""
-    import subprocess
+    from gitml.git import merge_file
 
-    subprocess.run(
-        ["git", "merge-file", "-L", "ours", "-L", "base", "-L", "theirs",
-         str(ours), str(base), str(theirs)],
-        capture_output=True, check=False,
-    )  # fmt: skip
+    merge_file(ours, base, theirs)
 
 
 def _load(path: Path) -> dict[str, Any]:

@@ -188,3 +188,52 @@ def stage_file(root: Path, path: str) -> None:
         pygit2.enums.FileMode.BLOB  # fmt: skip
     index.add(pygit2.IndexEntry(path, repo.create_blob_fromworkdir(path), mode))
     index.write()
+
+
+def staged_contents(root: Path, paths: list[str]) -> dict[str, bytes]:
+    """The staged (index) content of each path, read in one `git cat-file --batch`.
+
+    In the caller's environment, as `git_lines`: in a hook, the index git is committing.
+    """
+    request = "".join(f":{p}\n" for p in paths).encode()
+    done = subprocess.run(
+        ["git", "cat-file", "--batch"], cwd=root, input=request, capture_output=True, check=False
+    )
+    out, pos, contents = done.stdout, 0, {}
+    for path in paths:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split()
+        pos = end + 1
+        if len(header) < 3 or header[1] == b"missing":
+            continue
+        size = int(header[2])
+        contents[path] = out[pos : pos + size]
+        pos += size + 1
+    return contents
+
+
+def verify_commit(root: Path, commit: str, allowed_signers: Path) -> str | None:
+    """`git verify-commit` against an allowed-signers file: the signer's principal, or None."""
+    import subprocess
+
+    done = subprocess.run(
+        ["git", "-c", f"gpg.ssh.allowedSignersFile={allowed_signers}", "verify-commit", commit],
+        cwd=root, env=_git_env(), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        return None
+    for line in done.stderr.splitlines():
+        if line.startswith('Good "git" signature for '):
+            return line.removeprefix('Good "git" signature for ').split(" with ", 1)[0]
+    return None
+
+
+def merge_file(ours: Path, base: Path, theirs: Path) -> None:
+    """`git merge-file`: git's line-based merge into ``ours``, with conflict markers."""
+    import subprocess
+
+    subprocess.run(
+        ["git", "merge-file", "-L", "ours", "-L", "base", "-L", "theirs",
+         str(ours), str(base), str(theirs)],
+        env=_git_env(), capture_output=True, check=False,
+    )  # fmt: skip

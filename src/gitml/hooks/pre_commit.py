@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
-from pathlib import Path
 
 from gitml import store
 from gitml.errors import GitmlError
-from gitml.git import git_lines, stage_file
+from gitml.git import git_lines, stage_file, staged_contents
 from gitml.repo import Repo
 
 DEFAULT_LARGE_FILE_MB = 10.0
@@ -37,25 +35,6 @@ def pre_commit(repo: Repo) -> int:
             file=sys.stderr,
         )
     return 1 if problems else 0
-
-
-def staged_contents(root: Path, paths: list[str]) -> dict[str, bytes]:
-    """The staged (index) content of each path, read in one `git cat-file --batch`."""
-    request = "".join(f":{p}\n" for p in paths).encode()
-    done = subprocess.run(
-        ["git", "cat-file", "--batch"], cwd=root, input=request, capture_output=True, check=False
-    )
-    out, pos, contents = done.stdout, 0, {}
-    for path in paths:
-        end = out.index(b"\n", pos)
-        header = out[pos:end].split()
-        pos = end + 1
-        if len(header) < 3 or header[1] == b"missing":
-            continue
-        size = int(header[2])
-        contents[path] = out[pos : pos + size]
-        pos += size + 1
-    return contents
 
 
 def _large_files(repo: Repo, staged: list[str]) -> list[str]:
