@@ -185,11 +185,14 @@ def test_merge3_takes_each_side_s_change_and_names_a_true_conflict():
 
 def test_metrics_toml_merge_keeps_the_better_run_by_the_registry_metric():
     from gitml.merge import merge_summary
+    from gitml.repo import SummaryRule
 
     base = {"run": "20261101T000000Z-000000", "metrics": {"accuracy": 0.5}}
     good = {"run": "20261102T000000Z-aaaaaa", "metrics": {"accuracy": 0.9}}
     newer_worse = {"run": "20261103T000000Z-bbbbbb", "metrics": {"accuracy": 0.7}}
     assert merge_summary(base, good, newer_worse) == newer_worse  # no rule: the newer
-    assert merge_summary(base, good, newer_worse, ("accuracy", "maximize")) == good
-    assert merge_summary(base, newer_worse, good, ("accuracy", "maximize")) == good
-    assert merge_summary(base, good, newer_worse, ("accuracy", "minimize")) == newer_worse
+    assert merge_summary(base, good, newer_worse, SummaryRule("accuracy", "maximize")) == good
+    assert merge_summary(base, newer_worse, good, SummaryRule("accuracy", "maximize")) == good
+    assert (
+        merge_summary(base, good, newer_worse, SummaryRule("accuracy", "minimize")) == newer_worse
+    )

@@ -74,16 +74,12 @@ def metric_settings(repo: Repo, default: Tolerance) -> MetricSettings:
     return MetricSettings(default, dict(repo.config.get("metrics", {})))
 
 
-def compare(
-    old: dict[str, Any], new: dict[str, Any], settings: MetricSettings | Tolerance
-) -> list[Check]:
+def compare(old: dict[str, Any], new: dict[str, Any], settings: MetricSettings) -> list[Check]:
     """Every recorded metric and output against the reproduction's.
 
     An output matches by its bytes' md5, or, for a zip-based file (skops) whose bytes carry
     save times and ids, by its content hash.
     """
-    if isinstance(settings, Tolerance):
-        settings = MetricSettings(settings, {})
     checks = []
     for name, value in sorted(old.get("metrics", {}).items()):
         got = new.get("metrics", {}).get(name)

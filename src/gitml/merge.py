@@ -22,6 +22,7 @@ from typing import Any
 
 from gitml import store
 from gitml.errors import GitmlError
+from gitml.repo import SummaryRule
 
 MISSING: Any = object()
 
@@ -59,38 +60,32 @@ def merge3(base: Any, ours: Any, theirs: Any, where: str = "") -> Any:
 
 
 def merge_summary(
-    base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any], rule: SummaryRule = None
+    base: dict[str, Any],
+    ours: dict[str, Any],
+    theirs: dict[str, Any],
+    rule: SummaryRule | None = None,
 ) -> Any:
     """metrics.toml: both branches added runs, so show the better (by ``rule``) or newer run."""
     mine, other, before = ours.get("run"), theirs.get("run"), base.get("run")
     if mine and other and mine != other and before not in (mine, other):
         if rule is not None:
-            metric, goal = rule
-            a, b = ours.get("metrics", {}).get(metric), theirs.get("metrics", {}).get(metric)
+            a = ours.get("metrics", {}).get(rule.metric)
+            b = theirs.get("metrics", {}).get(rule.metric)
             if isinstance(a, int | float) and isinstance(b, int | float) and a != b:
-                return ours if (a > b) == (goal == "maximize") else theirs
+                return ours if rule.prefers(a, b) else theirs
         return ours if str(mine) > str(other) else theirs
     return merge3(base, ours, theirs)
 
 
-# (metric, goal) from `[registry] metric`: metrics.toml shows the better run by it.
-SummaryRule = tuple[str, str] | None
-
-
-def summary_rule() -> SummaryRule:
+def summary_rule() -> SummaryRule | None:
     """The project's rule for metrics.toml, read from the repository git runs the driver in."""
     from gitml.repo import Repo
+    from gitml.repo import summary_rule as rule_of
 
     try:
-        config = Repo.find().config
+        return rule_of(Repo.find())
     except GitmlError:
         return None
-    if config.get("tracking", {}).get("summary_run"):
-        return None  # one run name: the newer of two such runs
-    metric = config.get("registry", {}).get("metric")
-    if not metric:
-        return None
-    return metric, str(config.get("metrics", {}).get(metric, {}).get("goal", "maximize"))
 
 
 def merge_registry(base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any]) -> Any:

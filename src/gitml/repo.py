@@ -119,6 +119,30 @@ def metric_goal(repo: Repo, metric: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class SummaryRule:
+    """Which of two finished runs metrics.toml shows: the better one by ``metric``'s goal."""
+
+    metric: str
+    goal: str  # maximize or minimize
+
+    def prefers(self, new: Any, old: Any) -> bool:
+        """Whether a run with ``new`` as the metric's value beats one with ``old``."""
+        return bool(new > old if self.goal == "maximize" else new < old)
+
+
+def summary_rule(repo: Repo) -> SummaryRule | None:
+    """The `[registry] metric` rule for metrics.toml, or None: then the newer run is shown.
+
+    None with `[tracking] summary_run` or without a registry metric. A metric's goal is
+    `metric_goal`'s, maximize when neither the config nor its name says.
+    """
+    metric = repo.config.get("registry", {}).get("metric")
+    if repo.tracking_setting("summary_run") or not metric:
+        return None
+    return SummaryRule(metric, metric_goal(repo, metric) or "maximize")
+
+
 # The model registry's files: one TOML per model name under .gitml/models/.
 MODELS_DIR = "models"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -165,9 +189,4 @@ def project_id(repo: Repo) -> str | None:
 
 def ensure_line(path: Path, line: str) -> list[str]:
     """Append ``line`` to a text file unless it is there; what changed, as a sentence."""
-    text = path.read_text() if path.exists() else ""
-    if line in text.splitlines():
-        return []
-    sep = "" if not text or text.endswith("\n") else "\n"
-    store.atomic_write(path, (text + sep + line + "\n").encode())
-    return [f"added `{line}` to {path.name}"]
+    return [f"added `{line}` to {path.name}"] if store.append_line(path, line) else []

@@ -126,6 +126,16 @@ def locked(lock_file: Path, timeout: float = 30.0) -> Iterator[None]:
         ) from exc
 
 
+def append_line(path: Path, line: str) -> bool:
+    """Append ``line`` to a text file (made if missing) unless it holds it; whether it did."""
+    text = path.read_text() if path.exists() else ""
+    if line in text.splitlines():
+        return False
+    sep = "" if not text or text.endswith("\n") else "\n"
+    atomic_write(path, (text + sep + line + "\n").encode())
+    return True
+
+
 def dumps_toml(data: Mapping[str, Any]) -> bytes:
     """Serialise a record as TOML, dropping None values (TOML has no null)."""
     import tomli_w

@@ -131,12 +131,7 @@ RUN_META = "meta:\n  gitml_run: {run_id}\n"
 def ignore_file(path: Path) -> None:
     """Add ``path`` to the .gitignore beside it, as `dvc add` does."""
     # As `dvc add` does: the data file is ignored by git beside its committed pointer.
-    ignore = path.parent / ".gitignore"
-    entry = f"/{path.name}"
-    text = ignore.read_text() if ignore.exists() else ""
-    if entry not in text.splitlines():
-        sep = "" if not text or text.endswith("\n") else "\n"
-        store.atomic_write(ignore, (text + sep + entry + "\n").encode())
+    store.append_line(path.parent / ".gitignore", f"/{path.name}")
 
 
 def pointer_md5(pointer: Path) -> str | None:

@@ -29,6 +29,15 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_METADATA = {b"tIME", b"tEXt", b"iTXt", b"zTXt"}
 
 
+def content_fields(path: Path) -> dict[str, str]:
+    """``{"content_md5": ...}`` for a file whose bytes hold save times (zip, PNG), else ``{}``.
+
+    What a run records beside an artifact's md5, so `gitml reproduce` compares what it holds.
+    """
+    content = content_md5(path) if path.is_file() else None
+    return {"content_md5": content} if content else {}
+
+
 def content_md5(path: Path) -> str | None:
     """The content hash of a zip-based file or a PNG; None for any other (or broken) file."""
     try:

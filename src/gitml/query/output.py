@@ -99,7 +99,7 @@ def fit_columns(
 
     kept: set[str] = set()
     used = 0
-    for c in sorted(columns, key=lambda c: (rank(c), list(columns).index(c))):
+    for _, c in sorted(enumerate(columns), key=lambda ic: (rank(ic[1]), ic[0])):
         need = natural[c] + (2 if kept else 0)
         if used + need > width:
             continue

@@ -108,7 +108,7 @@ def _record_file(repo: Repo, rel: str, run_id: str, *, output: bool) -> dict[str
     it is binary or large (a small text input, like a config, stays for git).
     """
     from gitml.data.add import add_to_cache, track
-    from gitml.data.content import content_md5
+    from gitml.data.content import content_fields
 
     path = repo.root / rel
     try:
@@ -116,17 +116,14 @@ def _record_file(repo: Repo, rel: str, run_id: str, *, output: bool) -> dict[str
             ref = track(repo.root, path).to_dict()
         elif git.is_tracked(repo.root, rel) or (git.is_ignored(repo.root, rel) and not output):
             ref = add_to_cache(repo.root, path).to_dict()
-        elif output or not detect.code_sized(repo.root, rel):
+        elif output or not git.is_code_sized(path):
             ref = track(repo.root, path, run_id=run_id if output else None).to_dict()
         else:
             ref = add_to_cache(repo.root, path).to_dict()
     except GitmlError as exc:
         print(f"gitml: {rel}: not recorded: {exc}", file=sys.stderr)
         return {}
-    content = content_md5(path) if path.is_file() else None
-    if content:
-        ref["content_md5"] = content
-    return ref
+    return {**ref, **content_fields(path)}
 
 
 def pipeline_artifacts(

@@ -13,11 +13,9 @@ The listing skips what is never a run's data: `.git/`, `.gitml/`, `.dvc/`, other
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-
-from gitml import git
 
 READS_FILE_ENV = "GITML_READS_FILE"
 AUDIT_DIR = Path(__file__).parent / "audit"
@@ -132,8 +130,7 @@ def _recordable(rel: str) -> bool:
 
 def _group_folders(outputs: list[str], before: Listing) -> list[str]:
     """Many files under a folder that did not exist before become that one folder."""
-    existed = {str(Path(p).parent) for p in before}
-    existed |= {str(parent) for p in before for parent in Path(p).parents}
+    existed = {str(parent) for p in before for parent in Path(p).parents}
     by_folder: dict[str, list[str]] = {}
     for path in outputs:
         new_top = next(
@@ -170,11 +167,6 @@ def declared(root: Path, paths: Iterable[str], option: str) -> list[str]:
     return out
 
 
-def code_sized(root: Path, rel: str) -> bool:
-    """Small text: left for git. Anything else written goes to DVC with a pointer."""
-    return git.is_code_sized(root / rel)
-
-
 def argument_files(root: Path, command: Iterable[str], cwd: Path) -> list[str]:
     """Existing data files the command line names (``--data x.csv``, ``data=x.csv``)."""
     real_root = root.resolve()
@@ -195,6 +187,6 @@ def argument_files(root: Path, command: Iterable[str], cwd: Path) -> list[str]:
     return found
 
 
-def configured_inputs(root: Path, names: Mapping[str, object] | Iterable[str]) -> list[str]:
+def configured_inputs(root: Path, names: Iterable[str]) -> list[str]:
     """`[tracking] inputs` entries that exist."""
     return [n for n in names if isinstance(n, str) and (root / n).is_file()]

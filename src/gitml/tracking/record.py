@@ -14,7 +14,7 @@ from typing import Any
 
 from gitml import git, store
 from gitml.errors import GitmlError, UsageError
-from gitml.repo import OWN_PATHS, Repo
+from gitml.repo import OWN_PATHS, Repo, summary_rule
 from gitml.secrets import redact_argv
 from gitml.tracking import journal
 from gitml.tracking.env import process_info
@@ -213,27 +213,24 @@ def shown_in_summary(repo: Repo, record: Mapping[str, Any]) -> bool:
     """Whether a finished run should replace the one metrics.toml shows now.
 
     With `[tracking] summary_run`, only runs of that name are shown. Else, with a
-    `[registry] metric`, the better run by it (its `[metrics.<name>] goal`, maximize by
-    default) stays shown: a throwaway run does not change what a pull request reviews.
-    Else the newest finished run.
+    `[registry] metric`, the better run by it (`repo.summary_rule`) stays shown: a throwaway
+    run does not change what a pull request reviews. Else the newest finished run.
     """
     wanted = repo.tracking_setting("summary_run")
     if wanted and record.get("name") != wanted:
         return False
-    metric = repo.config.get("registry", {}).get("metric")
-    if wanted or not metric:
+    rule = summary_rule(repo)
+    if rule is None:
         return True
     try:
         current = store.read_toml(repo.root / repo.tracking_setting("summary_file"))
     except GitmlError:
         return True
-    old, new = current.get("metrics", {}).get(metric), record.get("metrics", {}).get(metric)
+    old = current.get("metrics", {}).get(rule.metric)
+    new = record.get("metrics", {}).get(rule.metric)
     if not isinstance(old, int | float) or current.get("run") == record.get("id"):
         return True
-    if not isinstance(new, int | float):
-        return False
-    goal = repo.config.get("metrics", {}).get(metric, {}).get("goal", "maximize")
-    return bool(new > old if goal == "maximize" else new < old)
+    return isinstance(new, int | float) and rule.prefers(new, old)
 
 
 def _dedupe(rows: list[journal.Row]) -> list[journal.Row]:

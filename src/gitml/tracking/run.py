@@ -154,12 +154,10 @@ class Run:
         from gitml.data.add import track
 
         ref = {**track(self.repo.root, absolute).to_dict(), **extra}
-        if section == "outputs" and absolute.is_file():
-            from gitml.data.content import content_md5
+        if section == "outputs":
+            from gitml.data.content import content_fields
 
-            content = content_md5(absolute)  # skops and PNG bytes hold times: reproduce
-            if content:  # compares what they hold
-                ref["content_md5"] = content
+            ref.update(content_fields(absolute))
         self._update(lambda rec: rec.setdefault(section, {}).__setitem__(rel, ref))
         return ref
 
