@@ -1,7 +1,7 @@
 import json
 import re
 
-from gitml.monitor import read_requests
+from gitml.monitoring.monitor import read_requests
 from gitml.repo import Repo
 from tests.helpers import git, gitml
 

@@ -11,8 +11,8 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 from scipy.special import rel_entr
 
-from gitml import drift
-from gitml.profile import profile_column, profile_frame, read_profile, write_profile
+from gitml.monitoring import drift
+from gitml.monitoring.profile import profile_column, profile_frame, read_profile, write_profile
 from tests.helpers import gitml, run_ok
 
 

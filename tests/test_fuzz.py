@@ -16,7 +16,7 @@ from gitml import store
 from gitml.check.files import parse
 from gitml.data.add import parse_pointer, pointer_md5
 from gitml.errors import GitmlError
-from gitml.profile import profile_frame, read_profile, write_profile
+from gitml.monitoring.profile import profile_frame, read_profile, write_profile
 from gitml.query.where import compile_where
 from gitml.tracking import journal
 

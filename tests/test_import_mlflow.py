@@ -9,7 +9,7 @@ import pytest
 
 import gitml
 from gitml.export import steps_frame
-from gitml.registry import load as load_registry
+from gitml.registry.versions import load as load_registry
 from tests.helpers import commit_all, git
 from tests.helpers import gitml as gitml_cli
 

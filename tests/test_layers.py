@@ -8,8 +8,10 @@ import sys
 
 def test_batch_prediction_drift_and_watch_import_no_web_framework():
     code = (
-        "import sys, gitml.predict, gitml.drift, gitml.watch, gitml.loading, gitml.signature\n"
-        "import gitml.check.core, gitml.registry, gitml.models, gitml.monitor\n"
+        "import sys, gitml.predict, gitml.monitoring.drift, gitml.watch\n"
+        "import gitml.serving.loading, gitml.serving.signature\n"
+        "import gitml.check.core, gitml.registry.versions, gitml.serving.models\n"
+        "import gitml.monitoring.monitor\n"
         "web = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('fastapi', 'starlette', 'uvicorn'))\n"
         "print(','.join(web))\n"
@@ -49,7 +51,8 @@ def test_the_layer_contract_holds_and_an_upward_import_breaks_it(tmp_path):
     shutil.copytree(root / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(root / "pyproject.toml", copy / "pyproject.toml")
     store = copy / "src" / "gitml" / "store.py"
-    store.write_text(store.read_text() + "\n\ndef _upward():\n    from gitml import registry\n")
+    upward = "\n\ndef _upward():\n    from gitml.registry import versions\n"
+    store.write_text(store.read_text() + upward)
     broken = _lint_imports(copy, copy / "src")
     assert broken.returncode != 0
     assert "gitml.store is not allowed to import gitml.registry" in broken.stdout

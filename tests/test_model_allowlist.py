@@ -26,7 +26,7 @@ from sklearn.preprocessing import StandardScaler
 
 from gitml.check.pickles import scan_file
 from gitml.errors import UnsafeModelError
-from gitml.models import load_model
+from gitml.serving.models import load_model
 from tests.helpers import commit_all, gitml, push_to_new_origin
 
 # name -> source of the __reduce__ body; `OUT` is the witness folder, `SRC` a file beside it.
@@ -133,9 +133,9 @@ def test_every_gadget_outside_the_allow_list_is_found_and_never_run(gadgets, tmp
                 load_model(cache_path(root, outputs["model.pkl"]["md5"]))
 
     # register (signature inference), then serve / predict / watch's load of model@version
-    from gitml import registry
-    from gitml.loading import ModelLoadError, load
+    from gitml.registry import versions as registry
     from gitml.repo import Repo
+    from gitml.serving.loading import ModelLoadError, load
 
     repo = Repo(root)
     for tag, run_id in runs.items():
@@ -205,15 +205,15 @@ class _Rounder:
 
 
 def test_register_reads_the_signature_without_unpickling(trained, monkeypatch):
-    from gitml import registry
     from gitml.check import facts
+    from gitml.registry import versions as registry
 
     repo, runs = trained
 
     def never(*args, **kwargs):
         raise AssertionError("the model file was unpickled")
 
-    monkeypatch.setattr("gitml.models.load_model", never)
+    monkeypatch.setattr("gitml.serving.models.load_model", never)
     static = registry.register(repo, runs[0], "read")["signature"]
     assert static["classes"] == [0, 1, 2] and static["output"] == {"type": "long", "shape": [-1]}
     assert [c["name"] for c in static["inputs"]][:2] == ["sepal length (cm)", "sepal width (cm)"]

@@ -5,7 +5,7 @@ from sklearn.linear_model import LogisticRegression
 
 import gitml
 from gitml.errors import UsageError
-from gitml.models import load_model
+from gitml.serving.models import load_model
 from tests.helpers import commit_all
 from tests.helpers import gitml as gitml_cli
 

@@ -5,7 +5,7 @@ import tomllib
 import numpy as np
 import pandas as pd
 
-from gitml.monitor import RequestLog, requests_dir
+from gitml.monitoring.monitor import RequestLog, requests_dir
 from gitml.repo import Repo
 from tests.helpers import gitml
 

@@ -161,7 +161,7 @@ def test_check_frame_orders_columns_and_names_what_is_wrong():
     import pandas as pd
 
     from gitml.errors import UsageError
-    from gitml.signature import check_frame
+    from gitml.serving.signature import check_frame
 
     signature = {"inputs": [{"name": "a", "type": "double"}, {"name": "b", "type": "long"}]}
     frame = check_frame(signature, pd.DataFrame({"b": [1, 2], "a": [0.5, 1.5]}), where="input")
@@ -197,8 +197,8 @@ def _snapshot(root):
 def test_the_promotion_guard_writes_nothing_on_a_read_only_checkout(served):
     import shutil
 
-    from gitml import registry
     from gitml.check.guard import version_findings
+    from gitml.registry import versions as registry
     from gitml.repo import Repo
 
     root = served

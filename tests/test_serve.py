@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from gitml.monitor import read_requests
+from gitml.monitoring.monitor import read_requests
 from gitml.repo import Repo
 from tests.helpers import GIT_ENV, git, gitml, run_ok
 
@@ -168,7 +168,7 @@ def test_metadata_health_and_mlflow_bodies(served, server_factory):
     server = server_factory(served, "iris@2")
     meta = server.get("/metadata")
     registry = Repo(served)
-    from gitml.registry import resolve
+    from gitml.registry.versions import resolve
 
     _doc, version = resolve(registry, "iris@2")
     for key in ("run", "md5", "commit", "code_commit", "path"):

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from gitml.loading import InputError, InputSchema
+from gitml.serving.loading import InputError, InputSchema
 
 SIGNATURE = {
     "inputs": [

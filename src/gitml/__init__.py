@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 _LAZY = {
-    "autolog": ("gitml.autolog", "autolog"),
+    "autolog": ("gitml.tracking.autolog", "autolog"),
     "GitmlError": ("gitml.errors", "GitmlError"),
     "Repo": ("gitml.repo", "Repo"),
     "Run": ("gitml.tracking.run", "Run"),
@@ -42,11 +42,11 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from gitml.autolog import autolog
     from gitml.errors import GitmlError
     from gitml.project import init_project as init
     from gitml.query.api import get_run, runs
     from gitml.repo import Repo
+    from gitml.tracking.autolog import autolog
     from gitml.tracking.run import Run, start_run
     from gitml.tracking.wrap import params
 

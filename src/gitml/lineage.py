@@ -78,7 +78,7 @@ def build(repo: Repo, target: str) -> Artifact | RunNode:
 
 def _model_node(repo: Repo, spec: str, rows: Rows, seen: set[str]) -> Artifact:
     """A registered model version (name@alias, name@3): its artifact and the run behind it."""
-    from gitml import registry
+    from gitml.registry import versions as registry
 
     doc, version = registry.resolve(repo, spec)
     label = f"{spec} = {doc['name']} v{version['version']}: {version['path']}"

@@ -50,7 +50,7 @@ def predict_file(
 
     The model file is scanned before it is loaded, as `gitml serve` does (`loading.load`).
     """
-    from gitml.loading import load
+    from gitml.serving.loading import load
 
     for path, what in ((source, "input"), (output, "--output")):
         if path.suffix.lower() not in SUFFIXES:
@@ -88,8 +88,8 @@ def predict_file(
 
 
 def _predict_chunk(loaded: Any, features: Any, where: str, proba: bool) -> dict[str, Any]:
-    from gitml.loading import InputError, predict
-    from gitml.signature import check_frame
+    from gitml.serving.loading import InputError, predict
+    from gitml.serving.signature import check_frame
 
     features = check_frame(loaded.inputs.signature, features, where=where)
     try:

@@ -137,7 +137,7 @@ def _monitor_figures(repo: Repo) -> list[tuple[str, str, Any]]:
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from gitml.monitor import MONITOR_DIR
+    from gitml.monitoring.monitor import MONITOR_DIR
 
     figures: list[tuple[str, str, Any]] = []
     folder = repo.gitml_dir / MONITOR_DIR

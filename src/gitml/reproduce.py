@@ -19,7 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from gitml import git, store
-from gitml.comparison import (
+from gitml.errors import AmbiguousRunError, GitmlError, RunNotFoundError
+from gitml.query.index import IndexedRun, record_of
+from gitml.repo import Repo
+from gitml.secrets import REDACTED
+from gitml.tracking.comparison import (
     EXACT,
     Check,
     Tolerance,
@@ -29,10 +33,6 @@ from gitml.comparison import (
     metric_settings,
     series_of,
 )
-from gitml.errors import AmbiguousRunError, GitmlError, RunNotFoundError
-from gitml.query.index import IndexedRun, record_of
-from gitml.repo import Repo
-from gitml.secrets import REDACTED
 
 REPRODUCED, DIFFERS, UNVERIFIED, FAILED = "reproduced", "differs", "not verified", "could not run"
 EXIT_CODES = {REPRODUCED: 0, DIFFERS: 1, UNVERIFIED: 1, FAILED: 2}

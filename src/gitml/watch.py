@@ -141,7 +141,7 @@ def _why_retrain(
     if policy.every and len(waiting) + 1 >= policy.every:
         return f"policy: every {policy.every} files", waiting
     if policy.max_age_days:
-        from gitml import registry
+        from gitml.registry import versions as registry
         from gitml.store import utcnow
 
         _doc, version = registry.resolve(repo, f"{policy.model}@{policy.alias}")
@@ -177,9 +177,10 @@ def _drift(
     repo: Repo, policy: Policy, file: Path, frame: Any, outcome: Outcome, *,
     echo: Callable[[str], None],
 ) -> list[str]:  # fmt: skip
-    from gitml import drift, git
-    from gitml.drift_report import save as save_drift
-    from gitml.drift_sources import resolve_reference
+    from gitml import git
+    from gitml.monitoring import drift
+    from gitml.monitoring.drift_report import save as save_drift
+    from gitml.monitoring.drift_sources import resolve_reference
 
     reference = resolve_reference(repo, f"{policy.model}@{policy.alias}")
     columns = reference.features or [c for c in frame.columns if c != policy.target]
@@ -229,7 +230,7 @@ def _register_and_decide(
     repo: Repo, policy: Policy, outcome: Outcome, holdout: Any, file: Path, *,
     echo: Callable[[str], None],
 ) -> None:  # fmt: skip
-    from gitml import registry
+    from gitml.registry import versions as registry
 
     assert outcome.run is not None
     about = f"challenger trained by gitml watch on {file.name}"
@@ -255,8 +256,8 @@ def _register_and_decide(
 
 
 def _score(repo: Repo, policy: Policy, outcome: Outcome, holdout: Any) -> tuple:
-    from gitml.loading import load, predict
-    from gitml.performance import metric_function
+    from gitml.monitoring.performance import metric_function
+    from gitml.serving.loading import load, predict
 
     compute, goal = metric_function(policy.metric)
     champion = load(repo, f"{policy.model}@{policy.alias}")
@@ -271,7 +272,7 @@ def _score(repo: Repo, policy: Policy, outcome: Outcome, holdout: Any) -> tuple:
 
 
 def _log_path(repo: Repo, policy: Policy) -> Path:
-    from gitml.monitor import MONITOR_DIR
+    from gitml.monitoring.monitor import MONITOR_DIR
 
     return repo.gitml_dir / MONITOR_DIR / policy.model / "watch.toml"
 

@@ -21,7 +21,7 @@ SUFFIXES = (".csv", ".parquet", ".pq")
 
 def read_frame(file: Path) -> Any:
     """A labelled CSV/Parquet file as a DataFrame; a one-line error when it cannot be read."""
-    from gitml.profile import read_table
+    from gitml.monitoring.profile import read_table
 
     try:
         frame = read_table(file)
@@ -64,9 +64,9 @@ class Champion:
 
 def find_champion(repo: Repo, policy: Any) -> Champion:
     """The version the watched alias names, with its run and its tabular training input."""
-    from gitml import registry
     from gitml.query.api import resolve
     from gitml.query.index import record_of
+    from gitml.registry import versions as registry
 
     _doc, version = registry.resolve(repo, f"{policy.model}@{policy.alias}")
     record = record_of(repo, resolve(repo, version["run"]))
@@ -82,7 +82,7 @@ def training_data(repo: Repo, champion: Champion) -> Any:
     """The champion's training input, put back from the DVC cache if the tree lacks it."""
     from gitml.data import ArtifactRef
     from gitml.data.checkout import restore
-    from gitml.profile import read_table
+    from gitml.monitoring.profile import read_table
 
     path = store.safe_target(repo.root, champion.data_path)
     if not path.is_file():

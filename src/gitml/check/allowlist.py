@@ -6,7 +6,7 @@ and runs Python source. gitml inverts it: a global is allowed only when it is on
 a scikit-learn, numpy, scipy or pandas model really imports (measured on every estimator of
 `sklearn.utils.discovery.all_estimators`, fitted and dumped with joblib), or listed by the team
 in `[check] trusted_types` (committed, so reviewed). Everything else is a finding, and the
-loader refuses it (`gitml.models.load_model`).
+loader refuses it (`gitml.serving.models.load_model`).
 
 No maintained allow-list covers scikit-learn pickles: picklescan's strict mode trusts only its
 own `_safe_globals` (a few numpy and torch names, private and not extendable); fickling's ML

@@ -88,7 +88,7 @@ def scan_file(path: Path, fmt: str, name: str) -> list[Issue]:
 
 def _scan_skops(path: Path) -> list[Issue]:
     from gitml.errors import UsageError
-    from gitml.models import _skops
+    from gitml.serving.models import _skops
 
     try:
         untrusted = _skops().get_untrusted_types(file=path)

@@ -25,10 +25,10 @@ def reproduce(ref: str, rtol: float, atol: float, keep: bool) -> int:
       gitml reproduce HEAD~3
       gitml reproduce 20261123T0850 --rtol 1e-6
     """
-    from gitml.comparison import Tolerance
     from gitml.repo import Repo
     from gitml.reproduce import exit_code, render
     from gitml.reproduce import reproduce as run_reproduce
+    from gitml.tracking.comparison import Tolerance
 
     results = run_reproduce(
         Repo.find(), ref, tolerance=Tolerance(rtol=rtol, atol=atol), keep=keep,

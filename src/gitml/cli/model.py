@@ -48,7 +48,7 @@ def register(run: str, name: str, path: str | None, description: str | None) -> 
       gitml model register 20261123T0850 wine
       gitml model register 20261123T0850 wine --path models/rf.pkl -d "more trees"
     """
-    from gitml import registry
+    from gitml.registry import versions as registry
     from gitml.repo import Repo
 
     version = registry.register(Repo.find(), run, name, path=path, description=description)
@@ -90,7 +90,7 @@ def promote(
       gitml model promote wine 3 --to staging
       gitml model promote wine 3 --require-better --metric accuracy -m "beats v2 on holdout"
     """
-    from gitml import registry
+    from gitml.registry import versions as registry
     from gitml.repo import Repo
 
     moved = registry.promote(Repo.find(), name, version, alias, require_better=require_better,
@@ -115,7 +115,7 @@ def rollback(name: str, alias: str, target: str | None, reason: str | None) -> N
       gitml model rollback wine
       gitml model rollback wine --alias staging --to 2 -m "v3 drifts on new data"
     """
-    from gitml import registry
+    from gitml.registry import versions as registry
     from gitml.repo import Repo
 
     moved = registry.rollback(Repo.find(), name, alias, to=target, reason=reason)
@@ -132,7 +132,7 @@ def list_models(fmt: str) -> None:
       gitml model list
       gitml model list --format json
     """
-    from gitml import registry
+    from gitml.registry import versions as registry
     from gitml.repo import Repo
 
     rows = registry.summary(Repo.find())
@@ -155,7 +155,8 @@ def show(spec: str, fmt: str) -> None:
     """
     import json
 
-    from gitml import registry, store
+    from gitml import store
+    from gitml.registry import versions as registry
     from gitml.repo import Repo
 
     repo = Repo.find()
@@ -195,7 +196,7 @@ def history(name: str, fmt: str) -> None:
     Example:
       gitml model history wine
     """
-    from gitml import registry
+    from gitml.registry import versions as registry
     from gitml.repo import Repo
 
     rows = registry.history(Repo.find(), name)

@@ -56,9 +56,9 @@ def drift(
     """
     import json
 
-    from gitml import drift as check
-    from gitml.drift_report import rows, save
-    from gitml.drift_sources import load_current, resolve_reference
+    from gitml.monitoring import drift as check
+    from gitml.monitoring.drift_report import rows, save
+    from gitml.monitoring.drift_sources import load_current, resolve_reference
     from gitml.query.output import render
     from gitml.repo import Repo
 
@@ -120,7 +120,7 @@ def labels(
     Example:
       gitml monitor labels labels.csv --model wine --window 1h
     """
-    from gitml import performance
+    from gitml.monitoring import performance
     from gitml.query.output import render
     from gitml.repo import Repo
 
@@ -151,7 +151,7 @@ def labels(
 
 def _served_model(repo: Any) -> str:
     from gitml.errors import UsageError
-    from gitml.monitor import MONITOR_DIR
+    from gitml.monitoring.monitor import MONITOR_DIR
 
     folder = repo.gitml_dir / MONITOR_DIR
     served = sorted(p.parent.name for p in folder.glob("*/requests")) if folder.is_dir() else []

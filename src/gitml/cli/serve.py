@@ -46,8 +46,8 @@ def serve(
     """
     import os
 
+    from gitml.http.app import serve as run_server
     from gitml.repo import Repo
-    from gitml.serve import serve as run_server
 
     run_server(
         Repo.find(), spec, host=host, port=port, reload_on_promote=reload_on_promote,

@@ -122,10 +122,10 @@ def _model_findings(
     Every model a run, registry version or `.dvc` pointer names is scanned; scans are cached by
     md5, so a push only scans models it has not seen.
     """
-    from gitml import registry
     from gitml.check.core import is_model, model_findings, registry_refs
     from gitml.check.findings import Ref, blocking
     from gitml.data.add import parse_pointer
+    from gitml.registry import versions as registry
 
     models = []
     for md5, uses in refs.items():

@@ -200,7 +200,8 @@ def _slug(name: str) -> str:
 
 def _import_registry(repo: Repo, client: Any, ids: dict[str, str], summary: Summary) -> None:
     """Registered models: versions whose runs were imported (with a model file), and aliases."""
-    from gitml import registry, store
+    from gitml import store
+    from gitml.registry import versions as registry
 
     for model in client.search_registered_models():
         name = _slug(model.name)

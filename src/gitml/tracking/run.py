@@ -114,7 +114,7 @@ class Run:
         ref = self._log_file("inputs", Path(path))
         if not profile:
             return ref
-        from gitml.profile import profile_file, profile_path, write_profile
+        from gitml.monitoring.profile import profile_file, profile_path, write_profile
 
         rel = self.repo.relpath(Path(path))
         target = profile_path(self.dir, rel)
@@ -135,7 +135,7 @@ class Run:
         The file is written atomically, cached in DVC with a `.dvc` pointer, and recorded under
         `[outputs]` with its format.
         """
-        from gitml.models import save_model
+        from gitml.serving.models import save_model
 
         save_model(model, Path(path), format=format)
         return self._log_file("outputs", Path(path), format=format)

@@ -138,7 +138,7 @@ def _chain() -> None:
 if os.environ.get("GITML_READS_FILE"):
     _install(os.environ["GITML_READS_FILE"])
 if os.environ.get("GITML_AUTOLOG"):
-    from gitml.autolog import autolog
+    from gitml.tracking.autolog import autolog
 
     autolog()
 _chain()

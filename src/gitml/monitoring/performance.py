@@ -66,8 +66,8 @@ def keep_labels(repo: Repo, name: str, source: Path) -> Path:
     """Check a labels file and keep it as Parquet beside the request log."""
     import pandas as pd
 
-    from gitml.monitor import MONITOR_DIR
-    from gitml.profile import read_table
+    from gitml.monitoring.monitor import MONITOR_DIR
+    from gitml.monitoring.profile import read_table
     from gitml.store import utcnow
 
     if not source.is_file():
@@ -98,8 +98,8 @@ def windows(
     """The metric per window and version; (windows, labels joined, labels unmatched)."""
     import pandas as pd
 
-    from gitml import registry
-    from gitml.monitor import MONITOR_DIR, read_requests
+    from gitml.monitoring.monitor import MONITOR_DIR, read_requests
+    from gitml.registry import versions as registry
 
     compute, goal = metric_function(metric)
     folder = repo.gitml_dir / MONITOR_DIR / name / "labels"
@@ -140,7 +140,7 @@ def save(repo: Repo, name: str, metric: str, rows: list[Window]) -> Path:
     import pandas as pd
 
     from gitml import store
-    from gitml.monitor import MONITOR_DIR
+    from gitml.monitoring.monitor import MONITOR_DIR
 
     now = store.utcnow()
     stem = f"performance-{now.strftime('%Y%m%dT%H%M%S%fZ')}"

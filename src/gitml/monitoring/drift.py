@@ -28,10 +28,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitml.drift_sources import Reference, cached_source
-from gitml.drift_stats import Profiled, Sample, compare_categorical, compare_numeric
 from gitml.errors import UsageError
-from gitml.profile import FeatureProfile
+from gitml.monitoring.drift_sources import Reference, cached_source
+from gitml.monitoring.drift_stats import Profiled, Sample, compare_categorical, compare_numeric
+from gitml.monitoring.profile import FeatureProfile
 from gitml.repo import Repo
 
 METHODS = ("auto", "ks", "wasserstein", "psi", "chisquare", "jensenshannon")
@@ -157,7 +157,7 @@ def compare(
     only: tuple[str, ...] = (),
 ) -> DriftReport:
     """Compare every shared feature (the model's, when the reference names one)."""
-    from gitml.profile import kind_of, profile_frame
+    from gitml.monitoring.profile import kind_of, profile_frame
 
     ref_columns = list(reference.profiles or {}) or [str(c) for c in reference.frame.columns]
     features = list(only) or reference.features or [c for c in ref_columns if c in current]
@@ -243,7 +243,7 @@ def _prediction_drift(
     """The served predictions against the model's own on the reference data."""
     import pandas as pd
 
-    from gitml.profile import profile_column
+    from gitml.monitoring.profile import profile_column
 
     if "prediction" not in current.columns or reference.model is None:
         return None
@@ -251,7 +251,7 @@ def _prediction_drift(
     if raw is None:
         notes.append("prediction: skipped (the training data is not in the local DVC cache)")
         return None
-    from gitml.loading import load, predict
+    from gitml.serving.loading import load, predict
 
     loaded = load(repo, reference.model)
     frame = loaded.inputs.frame(raw[loaded.inputs.columns].to_dict("records"), "reference")

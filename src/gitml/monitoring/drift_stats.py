@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from gitml.profile import FeatureProfile
+from gitml.monitoring.profile import FeatureProfile
 
 EPSILON = 1e-4  # empty bins, so PSI stays finite
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gitml.errors import UsageError
-from gitml.profile import FeatureProfile
+from gitml.monitoring.profile import FeatureProfile
 from gitml.repo import Repo
 
 REQUESTS = "requests"
@@ -33,7 +33,7 @@ class Reference:
 
 def resolve_reference(repo: Repo, spec: str) -> Reference:
     """A data file, a run id, or ``name@alias`` (its run's training input and its model)."""
-    from gitml.profile import read_table
+    from gitml.monitoring.profile import read_table
 
     path = Path(spec)
     if path.suffix.lower() in (".csv", ".parquet", ".pq"):
@@ -41,7 +41,7 @@ def resolve_reference(repo: Repo, spec: str) -> Reference:
             raise UsageError("--reference", f"{spec}: no such file")
         return Reference(label=spec, name=path.stem, frame=read_table(path))
     if "@" in spec:
-        from gitml import registry
+        from gitml.registry import versions as registry
 
         doc, version = registry.resolve(repo, spec)
         features = [c["name"] for c in (version.get("signature") or {}).get("inputs", [])]
@@ -55,7 +55,7 @@ def resolve_reference(repo: Repo, spec: str) -> Reference:
 
 def _from_run(repo: Repo, run_ref: str, features: list[str] | None) -> Reference:
     """A run's profiled (or else first tabular) input that holds the features."""
-    from gitml.profile import profile_path, read_profile
+    from gitml.monitoring.profile import profile_path, read_profile
     from gitml.query.api import resolve
     from gitml.query.index import record_of
 
@@ -90,7 +90,7 @@ def _profile_at(repo: Repo, commit: str, file: Path) -> dict[str, FeatureProfile
     import tempfile
 
     from gitml import git
-    from gitml.profile import read_profile
+    from gitml.monitoring.profile import read_profile
 
     data = git.read_file_at(repo.root, commit, file.relative_to(repo.root).as_posix())
     with tempfile.NamedTemporaryFile(suffix=".parquet") as tmp:
@@ -101,8 +101,8 @@ def _profile_at(repo: Repo, commit: str, file: Path) -> dict[str, FeatureProfile
 
 def load_current(repo: Repo, spec: str, reference: Reference) -> tuple[str, Any]:
     """A data file, or `requests` / `requests:<name>`: what a served model was asked."""
-    from gitml.monitor import read_requests
-    from gitml.profile import read_table
+    from gitml.monitoring.monitor import read_requests
+    from gitml.monitoring.profile import read_table
 
     if spec == REQUESTS or spec.startswith(f"{REQUESTS}:"):
         name = spec.partition(":")[2] or reference.name
@@ -137,7 +137,7 @@ def _read_input(repo: Repo, path: str, ref: dict[str, Any], *, fetch: bool = Tru
     """A run's CSV or Parquet input, read from its verified DVC cache object."""
     from gitml.data import ArtifactRef
     from gitml.data.checkout import verified_object
-    from gitml.profile import read_table
+    from gitml.monitoring.profile import read_table
 
     obj = verified_object(repo.root, ArtifactRef(md5=ref["md5"], size=ref["size"]), fetch=fetch)
     return read_table(obj, suffix=Path(path).suffix)

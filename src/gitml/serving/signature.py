@@ -32,12 +32,12 @@ def load_verified_model(
     """Load a model from the DVC cache after checking its bytes hash to ``md5``.
 
     Every global the file names must be on the allow-list or in `[check] trusted_types`
-    (`gitml.models.load_model`); ``unrestricted`` (``--allow-findings``) lifts that.
+    (`gitml.serving.models.load_model`); ``unrestricted`` (``--allow-findings``) lifts that.
     """
     from gitml.check.scan import trusted_types
     from gitml.data import ArtifactRef
     from gitml.data.checkout import verified_object
-    from gitml.models import load_model
+    from gitml.serving.models import load_model
 
     path = verified_object(repo.root, ArtifactRef(md5=md5, size=size))
     return load_model(path, format=fmt, trusted=trusted_types(repo), unrestricted=unrestricted)
@@ -86,7 +86,7 @@ def infer(
     from gitml.check.scan import trusted_types
     from gitml.data import ArtifactRef
     from gitml.data.checkout import verified_object
-    from gitml.models import load_model
+    from gitml.serving.models import load_model
 
     try:  # its bytes hashed once, for the facts and (if need be) the load
         obj = verified_object(repo.root, ArtifactRef(md5=artifact["md5"], size=artifact["size"]))

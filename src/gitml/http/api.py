@@ -2,14 +2,14 @@
 
 Bodies: ``{"records": [...]}`` for ``/predict``; MLflow's ``dataframe_split``,
 ``dataframe_records``, ``instances`` and ``inputs`` JSON, and CSV, for ``/invocations``. The spec
-carries each model's record schema, so clients can be generated from it. Like `gitml.serve`,
+carries each model's record schema, so clients can be generated from it. Like `gitml.http.app`,
 this module does not use postponed annotations.
 """
 
 import io
 from typing import Any
 
-from gitml.loading import InputError, InputSchema, LoadedModel
+from gitml.serving.loading import InputError, InputSchema, LoadedModel
 
 SPLIT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 

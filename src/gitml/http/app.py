@@ -4,9 +4,9 @@ The model's bytes are hashed and compared with the md5 the registry recorded bef
 unpickled; a mismatch refuses to start (or, on reload, keeps the version already serving).
 Requests are validated against the signature recorded at registration: feature names and
 types, one clear message and 422 otherwise. Every answered request is logged to Parquet under
-`.gitml/monitor/<name>/requests/` (see `gitml.monitor`). With ``reload_on_promote`` a watchdog
-observer follows the registry file, so `gitml model promote`, `rollback` or a `git revert`
-swaps the model in place.
+`.gitml/monitor/<name>/requests/` (see `gitml.monitoring.monitor`). With
+``reload_on_promote`` a watchdog observer follows the registry file, so `gitml model promote`,
+`rollback` or a `git revert` swaps the model in place.
 
 Routes: ``POST /predict`` (``{"records": [...]}``), ``POST /invocations`` (MLflow's
 ``dataframe_split`` / ``dataframe_records`` / ``instances`` / ``inputs`` bodies and CSV, so an
@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitml.errors import GitmlError
-from gitml.loading import InputError, LoadedModel, load, predict
-from gitml.repo import Repo
-from gitml.serve_api import (
+from gitml.http.api import (
     ERROR_SCHEMA,
     metadata_of,
     openapi_spec,
     parse_body,
 )
+from gitml.repo import Repo
+from gitml.serving.loading import InputError, LoadedModel, load, predict
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -120,7 +120,7 @@ def create_app(
     from fastapi.responses import PlainTextResponse, Response
     from starlette.exceptions import HTTPException
 
-    from gitml.monitor import RequestLog, requests_dir
+    from gitml.monitoring.monitor import RequestLog, requests_dir
 
     loaded = load(repo, spec, allow_findings=allow_findings)
     state = ServingState(repo, spec, loaded, allow_findings=allow_findings)
@@ -258,7 +258,7 @@ def _watch(state: ServingState, app: Any) -> Any:
     from watchdog.events import FileSystemEventHandler
     from watchdog.observers import Observer
 
-    from gitml.registry import registry_path
+    from gitml.registry.versions import registry_path
 
     target = registry_path(state.repo, state.current.name)
     timer: list[threading.Timer] = []

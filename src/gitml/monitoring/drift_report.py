@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from gitml.drift import DriftReport
+from gitml.monitoring.drift import DriftReport
 from gitml.repo import Repo
 
 
@@ -16,7 +16,7 @@ def save(repo: Repo, report: DriftReport) -> tuple[Path, Path]:
     import pyarrow.parquet as pq
 
     from gitml import store
-    from gitml.monitor import MONITOR_DIR
+    from gitml.monitoring.monitor import MONITOR_DIR
 
     now = store.utcnow()
     folder = repo.gitml_dir / MONITOR_DIR / report.name

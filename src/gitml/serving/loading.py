@@ -56,10 +56,10 @@ def load(repo: Repo, spec: str, *, allow_findings: bool = False) -> LoadedModel:
     """
     import sys
 
-    from gitml import registry
     from gitml.check.findings import SCAN_RULES, refused
     from gitml.check.guard import version_findings
-    from gitml.signature import load_verified_model
+    from gitml.registry import versions as registry
+    from gitml.serving.signature import load_verified_model
     from gitml.store import utcnow
 
     doc, version = registry.resolve(repo, spec)

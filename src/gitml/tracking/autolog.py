@@ -122,7 +122,7 @@ def _wrap_fit(cls: type) -> None:
 
 def _log_fit(estimator: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """Log one finished fit; a logging failure is reported, never raised into training."""
-    from gitml.sklearn import estimator_params, score_name
+    from gitml.tracking.sklearn import estimator_params, score_name
 
     try:
         run = _current_run()

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gitml import git, store
-from gitml.alias_names import refuse_misspelt
 from gitml.errors import GitmlError, PromotionRefusedError, UsageError
+from gitml.registry.names import refuse_misspelt
 from gitml.repo import MODELS_DIR, Repo, registry_path
 
 T = TypeVar("T")
@@ -109,7 +109,7 @@ def register(
     """Add the model a run produced as the next version of ``name``; returns the version."""
     from gitml.query.api import resolve as resolve_run
     from gitml.query.index import record_of
-    from gitml.signature import infer as infer_signature
+    from gitml.serving.signature import infer as infer_signature
 
     file = registry_path(repo, name)
     if commit:

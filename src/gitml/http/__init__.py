@@ -1,0 +1,1 @@
+"""The HTTP face: the FastAPI app of `gitml serve`."""

@@ -1,0 +1,1 @@
+"""Monitoring: data profiles, drift statistics and reports, live performance."""

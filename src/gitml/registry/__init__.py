@@ -1,0 +1,1 @@
+"""The model registry: versions, aliases, promotion and its gates."""

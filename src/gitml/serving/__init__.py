@@ -1,0 +1,1 @@
+"""Model files: saving, verified loading and input signatures (no web framework)."""
