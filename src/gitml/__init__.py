@@ -12,6 +12,7 @@ The public API is small and imported lazily, so `import gitml` stays cheap::
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -56,8 +57,6 @@ def __getattr__(name: str) -> Any:
         module, attr = _LAZY[name]
     except KeyError:
         raise AttributeError(f"module 'gitml' has no attribute {name!r}") from None
-    import importlib
-
     value = getattr(importlib.import_module(module), attr)
     globals()[name] = value
     return value

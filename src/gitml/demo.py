@@ -6,12 +6,16 @@ subprocesses, on the embedded defaults: a local folder as the DVC remote, no ser
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -105,10 +109,6 @@ def _build(project: Path, *, remote: Path, echo: Callable[[str], None]) -> None:
 
 def _serve(step: _Runner, project: Path) -> None:
     """`gitml serve` over HTTP on 127.0.0.1: ask, promote, and ask the same server again."""
-    import json
-    import time
-    import urllib.request
-
     import pandas as pd
 
     argv = ["serve", "wine@production", "--port", "0", "--reload-on-promote", "-q"]
@@ -182,8 +182,6 @@ def _shifted(project: Path, rows: int, *, seed: int) -> Any:
 
 
 def _wait_for_url(server: subprocess.Popen[bytes], log: Path) -> str:
-    import re
-    import time
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gitml import git, store
 from gitml.errors import GitmlError, RunNotFoundError
+from gitml.query.api import row_lookup
 from gitml.query.index import BY_ID, BY_PREFIX, LANDED_IN
 from gitml.query.output import is_number
 from gitml.repo import Repo
@@ -247,7 +249,6 @@ def _noisy_change(olds: list[float], news: list[float], direction: str | None) -
 
 
 def _summary(values: list[float]) -> dict[str, Any]:
-    import statistics
 
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return {"mean": statistics.fmean(values), "std": std, "n": len(values)}
@@ -259,8 +260,6 @@ def welch_p_value(a: list[float], b: list[float]) -> float:
     scipy.special's t distribution is used rather than scipy.stats, whose import alone takes
     0.6 s, more than the whole `gitml diff` budget.
     """
-    import statistics
-
     from scipy.special import stdtr
 
     delta = statistics.fmean(b) - statistics.fmean(a)
@@ -381,8 +380,6 @@ def diff(
     repo: Repo, a: str = "HEAD", b: str = WORKTREE, *, run: str | None = None
 ) -> dict[str, Any]:
     """Compare two sides; see the module docstring and `resolve_side`."""
-    from gitml.query.api import row_lookup
-
     with row_lookup(repo) as rows:
         first = resolve_side(repo, a, rows, run=run)
         pair = None if run else first.row.get("name")

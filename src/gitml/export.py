@@ -13,19 +13,20 @@ same two tables, `runs` and `steps`, without writing anything.
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import shutil
 from pathlib import Path
 from typing import Any
 
 from gitml.errors import UsageError
+from gitml.query.api import collect, runs, step_metrics
 from gitml.repo import Repo
 
 
 def runs_frame(repo: Repo, where: str | None = None) -> Any:
     """One row per matching run, `run_id` first (as `mlflow.search_runs` names it)."""
     import pandas as pd
-
-    from gitml.query.api import runs
 
     frame = runs(where, sort="start_time", repo=repo)
     return frame if not frame.empty else pd.DataFrame({"run_id": pd.Series(dtype="str")})
@@ -34,8 +35,6 @@ def runs_frame(repo: Repo, where: str | None = None) -> Any:
 def steps_frame(repo: Repo, run_ids: set[str] | None = None) -> Any:
     """Every step metric of the runs (all when None): run_id, step, timestamp, name, value."""
     import pandas as pd
-
-    from gitml.query.api import collect, step_metrics
 
     parts = []
     for run in collect(repo):
@@ -80,9 +79,6 @@ def export_parquet(repo: Repo, folder: Path, *, where: str | None = None) -> dic
 
 def _plain(value: Any) -> Any:
     """A DuckDB value as JSON and tables show it (timestamps as ISO text, decimals as floats)."""
-    import datetime as dt
-    import decimal
-
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):

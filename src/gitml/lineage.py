@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gitml.data.add import file_md5, pointer_md5
 from gitml.errors import GitmlError, RunNotFoundError
+from gitml.query.api import resolve, row_lookup
 from gitml.query.index import BY_ID, PRODUCED, WROTE
+from gitml.registry import versions as registry
 from gitml.repo import Repo
 
 if TYPE_CHECKING:
@@ -48,8 +51,6 @@ def build(repo: Repo, target: str) -> Artifact | RunNode:
     Runs are looked up in the index by id, by output md5 and by output path, so memory does not
     grow with the number of runs in the history.
     """
-    from gitml.query.api import resolve, row_lookup
-
     with row_lookup(repo) as rows:
         seen: set[str] = set()
         if "@" in target and not (repo.root / target).exists():
@@ -78,8 +79,6 @@ def build(repo: Repo, target: str) -> Artifact | RunNode:
 
 def _model_node(repo: Repo, spec: str, rows: Rows, seen: set[str]) -> Artifact:
     """A registered model version (name@alias, name@3): its artifact and the run behind it."""
-    from gitml.registry import versions as registry
-
     doc, version = registry.resolve(repo, spec)
     label = f"{spec} = {doc['name']} v{version['version']}: {version['path']}"
     node = Artifact(label, version["md5"])
@@ -126,8 +125,6 @@ def _as_repo_path(repo: Repo, target: str) -> str | None:
 
 def current_md5(repo: Repo, path: str) -> str | None:
     """The md5 of ``path`` now: from its `.dvc` pointer if it has one, else by hashing it."""
-    from gitml.data.add import file_md5, pointer_md5
-
     recorded = pointer_md5(repo.root / f"{path}.dvc")
     if recorded is not None:
         return recorded

@@ -21,8 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from gitml import store
+from gitml.data.pipeline import load_yaml
 from gitml.errors import GitmlError
-from gitml.repo import SummaryRule
+from gitml.git import merge_file
+from gitml.repo import Repo, SummaryRule
+from gitml.repo import summary_rule as rule_of
 
 MISSING: Any = object()
 
@@ -79,9 +82,6 @@ def merge_summary(
 
 def summary_rule() -> SummaryRule | None:
     """The project's rule for metrics.toml, read from the repository git runs the driver in."""
-    from gitml.repo import Repo
-    from gitml.repo import summary_rule as rule_of
-
     try:
         return rule_of(Repo.find())
     except GitmlError:
@@ -177,8 +177,6 @@ def merge_files(base: Path, ours: Path, theirs: Path) -> dict[str, Any]:
 
 def pointer_run(data: bytes, source: str) -> str | None:
     """The run a `.dvc` pointer written by `gitml run` names under `meta.gitml_run`, if any."""
-    from gitml.data.pipeline import load_yaml
-
     doc = load_yaml(data.decode(errors="replace"), source) if data.strip() else None
     meta = doc.get("meta") if isinstance(doc, dict) else None
     run = meta.get("gitml_run") if isinstance(meta, dict) else None
@@ -233,8 +231,6 @@ def run_driver(base: Path, ours: Path, theirs: Path, shown_as: str) -> None:
 
 def _write_markers(base: Path, ours: Path, theirs: Path) -> None:
     """Leave git's usual line-based result, with conflict markers, for the user to resolve."""
-    from gitml.git import merge_file
-
     merge_file(ours, base, theirs)
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 from gitml.errors import UsageError
 from gitml.repo import Repo
+from gitml.serving.loading import InputError, load, predict
+from gitml.serving.signature import check_frame
 
 CHUNK_ROWS = 100_000
 CSV_BLOCK_BYTES = 8 * 1024 * 1024
@@ -50,8 +52,6 @@ def predict_file(
 
     The model file is scanned before it is loaded, as `gitml serve` does (`loading.load`).
     """
-    from gitml.serving.loading import load
-
     for path, what in ((source, "input"), (output, "--output")):
         if path.suffix.lower() not in SUFFIXES:
             raise UsageError(what, f"{path}: give a .csv or .parquet file")
@@ -88,8 +88,6 @@ def predict_file(
 
 
 def _predict_chunk(loaded: Any, features: Any, where: str, proba: bool) -> dict[str, Any]:
-    from gitml.serving.loading import InputError, predict
-    from gitml.serving.signature import check_frame
 
     features = check_frame(loaded.inputs.signature, features, where=where)
     try:

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 from gitml import git, store
+from gitml.data.init import init_dvc
 from gitml.errors import NotAGitRepositoryError
+from gitml.hook_install import install
 from gitml.repo import Repo, default_remote_dir, ensure_line, project_id
 
 CONFIG_TEMPLATE = """\
@@ -66,8 +68,6 @@ def init_project(
 
     Returns the project and what changed, as short sentences (empty when nothing did).
     """
-    from gitml.data.init import init_dvc
-
     path = path.resolve()
     changed: list[str] = []
     try:
@@ -117,8 +117,6 @@ def _write_if_missing(path: Path, text: str) -> list[str]:
 
 def _install_hooks(root: Path) -> list[str]:
     """Install gitml's git hooks, unless the pre-commit framework manages the hooks here."""
-    from gitml.hook_install import install
-
     if (root / ".pre-commit-config.yaml").is_file():
         return [
             "left git hooks to the pre-commit framework (.pre-commit-config.yaml); add gitml's:\n"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gitml import git, store
+from gitml.data.init import ensure_remote
 from gitml.errors import FileFormatError, NotInitializedError, UsageError
 
 GITML_DIR = ".gitml"
@@ -173,8 +174,6 @@ def default_remote_dir(root: Path, project_id: str | None = None) -> Path:
 
 def ensure_default_remote(repo: Repo) -> list[str]:
     """In a clone (no remote configured at any level), this machine's embedded default remote."""
-    from gitml.data.init import ensure_remote
-
     pid = project_id(repo)
     if pid is None or not (repo.root / ".dvc").is_dir():
         return []

@@ -26,8 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from gitml import git, store
+from gitml.diff import format_value
 from gitml.errors import UsageError
+from gitml.monitoring.monitor import MONITOR_DIR
 from gitml.query import where as where_lang
+from gitml.query.api import collect, step_metrics
 from gitml.query.index import IndexedRun
 from gitml.repo import Repo
 
@@ -49,8 +52,6 @@ def gather(
     repo: Repo, *, revs: tuple[str, ...] = (), where: str | None = None, max_runs: int = 30
 ) -> ReportData:
     """The runs of ``revs`` (all branches and the working tree when empty) that match."""
-    from gitml.query.api import collect, step_metrics
-
     if max_runs < 1:
         raise UsageError("--max-runs", f"{max_runs} must be at least 1")
     runs = collect(repo)
@@ -137,8 +138,6 @@ def _monitor_figures(repo: Repo) -> list[tuple[str, str, Any]]:
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from gitml.monitoring.monitor import MONITOR_DIR
-
     figures: list[tuple[str, str, Any]] = []
     folder = repo.gitml_dir / MONITOR_DIR
     for model in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
@@ -206,7 +205,6 @@ def _varying_params(runs: list[IndexedRun]) -> tuple[list[str], dict[str, Any]]:
 
 
 def _cell(value: Any) -> str:
-    from gitml.diff import format_value
 
     return format_value(value, missing="")
 

@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from gitml import git, store
+from gitml.data import ArtifactRef, cache_dir
+from gitml.data.checkout import restore
 from gitml.errors import AmbiguousRunError, GitmlError, RunNotFoundError
+from gitml.query.api import collect, resolve
 from gitml.query.index import IndexedRun, record_of
 from gitml.repo import Repo
 from gitml.secrets import REDACTED
@@ -33,6 +36,7 @@ from gitml.tracking.comparison import (
     metric_settings,
     series_of,
 )
+from gitml.tracking.wrap import run_command
 
 REPRODUCED, DIFFERS, UNVERIFIED, FAILED = "reproduced", "differs", "not verified", "could not run"
 EXIT_CODES = {REPRODUCED: 0, DIFFERS: 1, UNVERIFIED: 1, FAILED: 2}
@@ -58,8 +62,6 @@ class ReproduceError(GitmlError):
 
 def targets(repo: Repo, ref: str) -> list[IndexedRun]:
     """The runs ``ref`` names: a run id (or unique prefix), else the runs landed in a commit."""
-    from gitml.query.api import collect, resolve
-
     try:
         return [resolve(repo, ref)]
     except RunNotFoundError:
@@ -201,9 +203,6 @@ def _check_runnable(record: dict[str, Any]) -> None:
 
 def _prepare(repo: Repo, run: IndexedRun, record: dict[str, Any], worktree: Path) -> None:
     """Patch, gitml/DVC set-up sharing the main cache, inputs restored by hash."""
-    from gitml.data import ArtifactRef, cache_dir
-    from gitml.data.checkout import restore
-
     patch = record["code"].get("patch")
     if patch:
         _apply_patch(repo, run, worktree, patch)
@@ -241,7 +240,6 @@ def _apply_patch(repo: Repo, run: IndexedRun, worktree: Path, patch: str) -> Non
 
 
 def _rerun(record: dict[str, Any], worktree: Path) -> tuple[dict[str, Any], int]:
-    from gitml.tracking.wrap import run_command
 
     return run_command(
         Repo(worktree),

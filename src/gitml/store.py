@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from gitml.errors import ArtifactError, FileFormatError, SchemaError
+from gitml.validators import generated
 
 SCHEMA_VERSION = 1
 
@@ -250,7 +251,6 @@ def _fast_check(kind: str) -> Any:
     # Compiled to Python code: ~50x faster than jsonschema on valid files, which is the usual
     # case when a query reads thousands of records. jsonschema explains the rare failure.
     # The code is generated ahead of time (`gitml.validators`) unless the schema changed since.
-    from gitml.validators import generated
 
     ready = generated(kind, (schema_dir() / SCHEMA_FILES[kind]).read_bytes())
     if ready is not None:

@@ -21,6 +21,7 @@ done, which is committed too. `--once` processes the files not yet processed and
 
 from __future__ import annotations
 
+import queue
 import signal
 import sys
 import time
@@ -29,9 +30,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitml import store
-from gitml.errors import GitmlError, UsageError
+from gitml import git, store
+from gitml.data.ingest import md5_of
+from gitml.errors import CommandError, GitmlError, UsageError
+from gitml.monitoring import drift
+from gitml.monitoring.drift_report import save as save_drift
+from gitml.monitoring.drift_sources import resolve_reference
+from gitml.monitoring.monitor import MONITOR_DIR
+from gitml.monitoring.performance import metric_function
+from gitml.registry import versions as registry
 from gitml.repo import Repo
+from gitml.serving.loading import load, predict
+from gitml.store import utcnow
+from gitml.tracking.wrap import run_command
 from gitml.watch_data import (
     SUFFIXES,
     Champion,
@@ -94,8 +105,6 @@ class Policy:
 
 def process(repo: Repo, policy: Policy, file: Path, echo: Callable[[str], None]) -> Outcome:
     """Take one data file through drift, retraining, registration and promotion."""
-    from gitml.data.ingest import md5_of
-
     outcome = Outcome(file=file.name, md5=md5_of(file))
     restore: Callable[[], None] | None = None
     try:
@@ -141,9 +150,6 @@ def _why_retrain(
     if policy.every and len(waiting) + 1 >= policy.every:
         return f"policy: every {policy.every} files", waiting
     if policy.max_age_days:
-        from gitml.registry import versions as registry
-        from gitml.store import utcnow
-
         _doc, version = registry.resolve(repo, f"{policy.model}@{policy.alias}")
         age = (utcnow() - version["created_at"]).total_seconds() / 86400
         if age >= policy.max_age_days:
@@ -159,8 +165,6 @@ def _why_not(policy: Policy) -> str:
 
 def _waiting(repo: Repo, policy: Policy, folder: Path) -> list[Path]:
     """Files processed earlier without retraining (and no error), still there unchanged."""
-    from gitml.data.ingest import md5_of
-
     entries = _processed(repo, policy)
     used = {name for e in entries for name in e.get("trained_with", [])}
     out = []
@@ -177,10 +181,6 @@ def _drift(
     repo: Repo, policy: Policy, file: Path, frame: Any, outcome: Outcome, *,
     echo: Callable[[str], None],
 ) -> list[str]:  # fmt: skip
-    from gitml import git
-    from gitml.monitoring import drift
-    from gitml.monitoring.drift_report import save as save_drift
-    from gitml.monitoring.drift_sources import resolve_reference
 
     reference = resolve_reference(repo, f"{policy.model}@{policy.alias}")
     columns = reference.features or [c for c in frame.columns if c != policy.target]
@@ -200,9 +200,6 @@ def _retrain(
     repo: Repo, policy: Policy, champion: Champion, file: Path, why: str, *,
     echo: Callable[[str], None],
 ) -> str:  # fmt: skip
-    from gitml import git
-    from gitml.errors import CommandError
-    from gitml.tracking.wrap import run_command
 
     record = champion.record
     echo(f"{file.name}: retraining with `{' '.join(record['command'])}`")
@@ -230,7 +227,6 @@ def _register_and_decide(
     repo: Repo, policy: Policy, outcome: Outcome, holdout: Any, file: Path, *,
     echo: Callable[[str], None],
 ) -> None:  # fmt: skip
-    from gitml.registry import versions as registry
 
     assert outcome.run is not None
     about = f"challenger trained by gitml watch on {file.name}"
@@ -256,8 +252,6 @@ def _register_and_decide(
 
 
 def _score(repo: Repo, policy: Policy, outcome: Outcome, holdout: Any) -> tuple:
-    from gitml.monitoring.performance import metric_function
-    from gitml.serving.loading import load, predict
 
     compute, goal = metric_function(policy.metric)
     champion = load(repo, f"{policy.model}@{policy.alias}")
@@ -272,7 +266,6 @@ def _score(repo: Repo, policy: Policy, outcome: Outcome, holdout: Any) -> tuple:
 
 
 def _log_path(repo: Repo, policy: Policy) -> Path:
-    from gitml.monitoring.monitor import MONITOR_DIR
 
     return repo.gitml_dir / MONITOR_DIR / policy.model / "watch.toml"
 
@@ -289,8 +282,6 @@ def _processed(repo: Repo, policy: Policy) -> list[dict[str, Any]]:
 
 def _record(repo: Repo, policy: Policy, outcome: Outcome) -> None:
     """Append the outcome to `.gitml/monitor/<name>/watch.toml` and commit it."""
-    from gitml import git
-
     path = _log_path(repo, policy)
     entry = {k: v for k, v in vars(outcome).items() if v not in (None, [])}
     entry["at"] = store.utcnow()
@@ -306,8 +297,6 @@ def _record(repo: Repo, policy: Policy, outcome: Outcome) -> None:
 
 def pending(repo: Repo, policy: Policy, folder: Path) -> list[Path]:
     """Data files in ``folder`` not processed yet (by name and md5)."""
-    from gitml.data.ingest import md5_of
-
     done = {(e["file"], e["md5"]) for e in _processed(repo, policy)}
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file())
     return [p for p in files if (p.name, md5_of(p)) not in done]
@@ -316,8 +305,6 @@ def pending(repo: Repo, policy: Policy, folder: Path) -> list[Path]:
 def watch(repo: Repo, policy: Policy, folder: Path, *, once: bool,
           echo: Callable[[str], None]) -> list[Outcome]:  # fmt: skip
     """Process what is in ``folder``; unless ``once``, then wait for new files until stopped."""
-    import queue
-
     from watchdog.events import FileSystemEventHandler
     from watchdog.observers import Observer
 

@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from gitml import store
+from gitml.data import ArtifactRef
+from gitml.data.checkout import restore
 from gitml.errors import UsageError
+from gitml.monitoring.profile import read_table
+from gitml.query.api import resolve
+from gitml.query.index import record_of
+from gitml.registry import versions as registry
 from gitml.repo import Repo
 
 SUFFIXES = (".csv", ".parquet", ".pq")
@@ -21,8 +27,6 @@ SUFFIXES = (".csv", ".parquet", ".pq")
 
 def read_frame(file: Path) -> Any:
     """A labelled CSV/Parquet file as a DataFrame; a one-line error when it cannot be read."""
-    from gitml.monitoring.profile import read_table
-
     try:
         frame = read_table(file)
     except Exception as exc:
@@ -64,10 +68,6 @@ class Champion:
 
 def find_champion(repo: Repo, policy: Any) -> Champion:
     """The version the watched alias names, with its run and its tabular training input."""
-    from gitml.query.api import resolve
-    from gitml.query.index import record_of
-    from gitml.registry import versions as registry
-
     _doc, version = registry.resolve(repo, f"{policy.model}@{policy.alias}")
     record = record_of(repo, resolve(repo, version["run"]))
     if not record.get("command"):
@@ -80,10 +80,6 @@ def find_champion(repo: Repo, policy: Any) -> Champion:
 
 def training_data(repo: Repo, champion: Champion) -> Any:
     """The champion's training input, put back from the DVC cache if the tree lacks it."""
-    from gitml.data import ArtifactRef
-    from gitml.data.checkout import restore
-    from gitml.monitoring.profile import read_table
-
     path = store.safe_target(repo.root, champion.data_path)
     if not path.is_file():
         ref = champion.record["inputs"][champion.data_path]
@@ -112,9 +108,6 @@ def append_training_data(
 ) -> Callable[[], None]:
     """Append ``rows`` to the champion's training input; returns what puts it back."""
     import pandas as pd
-
-    from gitml.data import ArtifactRef
-    from gitml.data.checkout import restore
 
     path = store.safe_target(repo.root, champion.data_path)
     ref = champion.record["inputs"][champion.data_path]

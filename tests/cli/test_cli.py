@@ -7,12 +7,12 @@ import click
 import pytest
 
 from gitml import __version__
-from gitml.cli.main import cli, main
+from gitml.cli.main import COMMANDS, HIDDEN, all_commands, main
 from tests.helpers import git, gitml
 
 
 def _commands():
-    return sorted(cli.commands.items())
+    return sorted(all_commands().items())
 
 
 @pytest.mark.parametrize(("name", "command"), _commands(), ids=[n for n, _ in _commands()])
@@ -27,10 +27,35 @@ def test_every_command_has_help_with_an_example(name, command, capsys):
 def test_group_help_and_version(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name, command in cli.commands.items():
+    for name, command in all_commands().items():
         assert (f"  {name} " in out) != command.hidden, name
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"gitml {__version__}"
+
+
+def test_the_lazy_command_table_matches_the_commands_themselves():
+    """`gitml --help` reads the table; each row must say what the command's own help says."""
+    commands = all_commands()
+    assert sorted(commands) == sorted(COMMANDS) and len(commands) > 20
+    for name, command in commands.items():
+        assert command.name == name
+        assert COMMANDS[name][1] == command.get_short_help_str(limit=1000), name
+        assert (name in HIDDEN) == command.hidden, name
+        module = sys.modules[f"gitml.cli.{COMMANDS[name][0]}"]
+        assert command in module.COMMANDS, f"{name} is not in {module.__name__}.COMMANDS"
+    listed = {c.name for m in {sys.modules[f"gitml.cli.{v[0]}"] for v in COMMANDS.values()}
+              for c in m.COMMANDS}  # fmt: skip
+    assert listed == set(COMMANDS)
+
+
+def test_help_imports_no_command_module():
+    code = "import sys; from gitml.cli.main import main; main(['--help']); " + (
+        "print(sorted(m for m in sys.modules if m.startswith('gitml.')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = done.stdout.strip().splitlines()[-1]
+    for module in {v[0] for v in COMMANDS.values()}:
+        assert f"'gitml.cli.{module}'" not in loaded, loaded
 
 
 def test_git_subcommand_entry_point(project):

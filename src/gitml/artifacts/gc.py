@@ -7,8 +7,10 @@ branch or tag and in the working tree, plus every input and output of every run 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
+from gitml.artifacts.sync import referenced_objects
 from gitml.data import dvc_repo
 from gitml.repo import Repo
 
@@ -27,8 +29,6 @@ def collect_garbage(repo: Repo, *, dry: bool = False) -> GcReport:
     """Remove unreferenced objects from the local DVC cache."""
     from dvc_data.hashfile.gc import gc
     from dvc_data.hashfile.hash_info import HashInfo
-
-    from gitml.artifacts.sync import referenced_objects
 
     by_runs = referenced_objects(repo)
     with dvc_repo(repo.root) as dvc:
@@ -49,7 +49,6 @@ def collect_garbage(repo: Repo, *, dry: bool = False) -> GcReport:
 
 
 def _size(path: str) -> int:
-    import os
 
     try:
         return os.path.getsize(path)

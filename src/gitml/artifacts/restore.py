@@ -9,12 +9,11 @@ from gitml.data import ArtifactRef
 from gitml.data.checkout import restore
 from gitml.query.index import record_of
 from gitml.repo import Repo
+from gitml.reproduce import targets
 
 
 def checkout_run(repo: Repo, ref: str, *, inputs: bool = True) -> list[str]:
     """Restore the outputs (and inputs) of the run(s) ``ref`` names; returns the paths written."""
-    from gitml.reproduce import targets
-
     written = []
     for run in targets(repo, ref):
         record = record_of(repo, run)

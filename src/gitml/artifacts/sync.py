@@ -6,8 +6,13 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from gitml.data.transfer import dvc_pull, push
+from gitml import git
+from gitml.data import cache_path
+from gitml.data.pipeline import load_yaml, lock_artifacts
+from gitml.data.transfer import dvc_pull, fetch, push
+from gitml.data.transfer import in_remote as held
 from gitml.errors import GitmlError
+from gitml.query.api import iter_rows
 from gitml.repo import Repo
 
 
@@ -36,8 +41,6 @@ class PushReport:
 
 def referenced_objects(repo: Repo) -> dict[str, list[tuple[str, str]]]:
     """md5 -> [(run id, path)] for every input and output of every run, history included."""
-    from gitml.query.api import iter_rows
-
     found: dict[str, list[tuple[str, str]]] = {}
     for row in iter_rows(repo):
         for key, md5 in row.items():
@@ -75,9 +78,6 @@ class ObjectStatus:
 
 def object_status(repo: Repo, *, remote: str | None = None) -> ObjectStatus:
     """Check every object any run references against the cache and the remote."""
-    from gitml.data import cache_path
-    from gitml.data.transfer import in_remote as held
-
     refs = referenced_objects(repo)
     md5s = sorted(refs)
     in_remote = held(repo.root, md5s, remote=remote)
@@ -92,8 +92,6 @@ def pull_runs(repo: Repo, *, remote: str | None = None) -> tuple[int, int]:
 
     Returns (files checked out by DVC, objects fetched for runs).
     """
-    from gitml.data.transfer import fetch
-
     outputs = dvc_outputs(repo.root)
     files = dvc_pull(repo.root, remote=remote, force=False, outputs=outputs)
     fetched = fetch(repo.root, referenced_objects(repo), remote=remote)
@@ -119,9 +117,6 @@ def checkout_workspace(root: Path, *, remote: str | None = None) -> int:
 
 def dvc_outputs(root: Path) -> list[str]:
     """Every output path the working tree's `.dvc` files and `dvc.lock` name, as written."""
-    from gitml import git
-    from gitml.data.pipeline import load_yaml, lock_artifacts
-
     outputs: list[str] = []
     listed = git.run_git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard",
                          "--", "*.dvc")  # fmt: skip

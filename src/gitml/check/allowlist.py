@@ -33,7 +33,11 @@ attribute walks (`BaseEstimator.__init__.__globals__`) are refused.
 
 from __future__ import annotations
 
+import _compat_pickle
+import ast
 import importlib
+import importlib.machinery
+import importlib.util
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
@@ -97,8 +101,6 @@ def allowed(module: str, name: str, trusted: tuple[str, ...] = ()) -> bool:
 def canonical(module: str, name: str, proto: int) -> tuple[str, str]:
     """The global a protocol < 3 pickle's (module, name) means in Python 3 (`__builtin__.set`)."""
     if proto < 3:
-        import _compat_pickle
-
         if (module, name) in _compat_pickle.NAME_MAPPING:
             return _compat_pickle.NAME_MAPPING[(module, name)]  # type: ignore[no-any-return]
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
@@ -180,9 +182,6 @@ def _sklearn_static(module: str, name: str) -> bool:
 @cache
 def _module_file(module: str) -> Path | None:
     """The file of ``module``, found without importing its package (only the top is looked up)."""
-    import importlib.machinery
-    import importlib.util
-
     top, *rest = module.split(".")
     spec = importlib.util.find_spec(top)  # a top-level lookup imports nothing
     if spec is None or not spec.submodule_search_locations:
@@ -196,8 +195,6 @@ def _module_file(module: str) -> Path | None:
 @cache
 def _definitions(source: Path) -> dict[str, str]:
     """Qualified name -> "class" or "function", for what a Python file defines at its top."""
-    import ast
-
     found: dict[str, str] = {}
 
     def visit(body: list[ast.stmt], prefix: str) -> None:

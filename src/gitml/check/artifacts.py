@@ -7,6 +7,8 @@ that references it.
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +17,8 @@ from typing import Any
 from gitml.check.findings import Finding, Ref
 from gitml.check.hashes import HashCache
 from gitml.check.where import about
+from gitml.data import cache_path, read_dvc_option
+from gitml.data.transfer import in_remote
 from gitml.repo import Repo
 
 
@@ -23,8 +27,6 @@ def artifact_findings(
     verify: bool,
 ) -> tuple[list[Finding], set[str]]:  # fmt: skip
     """Findings for missing and corrupt objects, and the md5s whose bytes are bad."""
-    from gitml.data import cache_path
-
     by_md5: dict[str, list[Ref]] = {}
     for ref in refs:
         by_md5.setdefault(ref.md5, []).append(ref)
@@ -63,8 +65,6 @@ def artifact_findings(
 
 def _progress(items: list[Any], what: str) -> Any:
     """``items``, with a progress bar on a terminal when there are many."""
-    import sys
-
     if len(items) < 100 or not sys.stderr.isatty():
         return items
     from tqdm import tqdm
@@ -73,7 +73,6 @@ def _progress(items: list[Any], what: str) -> Any:
 
 
 def _dir_parts(manifest: Path, ref: Ref) -> Iterator[Ref]:
-    import json
 
     try:
         entries = json.loads(manifest.read_text())
@@ -86,10 +85,8 @@ def _dir_parts(manifest: Path, ref: Ref) -> Iterator[Ref]:
 
 
 def _in_remote(repo: Repo, md5s: list[str], remote: str | None) -> set[str]:
-    from gitml.data import read_dvc_option
 
     if remote is None and read_dvc_option(repo.root, "core", "remote") is None:
         return set()  # no remote to look in: what is not cached is missing
-    from gitml.data.transfer import in_remote
 
     return in_remote(repo.root, md5s, remote=remote)

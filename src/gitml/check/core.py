@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any
 
-from gitml import git
+from gitml import __version__, git, store
 from gitml.check import files
 from gitml.check.artifacts import artifact_findings
 from gitml.check.environment import DEFAULT_ENV_PACKAGES, serving_versions, version_env
@@ -44,6 +44,8 @@ from gitml.check.hashes import HashCache
 from gitml.check.scan import is_model, model_findings
 from gitml.check.where import line_of, on_disk, with_commits
 from gitml.errors import GitmlError
+from gitml.query.api import collect
+from gitml.query.index import BY_ID, record_of
 from gitml.repo import Repo
 from gitml.secrets import masked, secret_kind
 
@@ -172,7 +174,6 @@ class _Reader:
 
     @staticmethod
     def _parse(kind: str, entry: files.Entry) -> tuple[Any, str | None]:
-        from gitml import store
 
         try:
             doc = files.parse(kind, entry.path, entry.data)
@@ -187,8 +188,6 @@ class _Reader:
 
 def _parse_version() -> str:
     """What a cached parse depends on: gitml's version and the schemas' bytes."""
-    from gitml import __version__, store
-
     digest = hashlib.sha1(__version__.encode(), usedforsecurity=False)
     for name in sorted(store.SCHEMA_FILES.values()):
         digest.update((store.schema_dir() / name).read_bytes())
@@ -320,8 +319,6 @@ def run_record(repo: Repo, run_id: str, seen: Seen) -> dict[str, Any] | None:
     """The record of run ``run_id``, as read during this check or looked up (never repaired)."""
     if run_id in seen.runs:
         return seen.runs[run_id][1]
-    from gitml.query.api import collect
-    from gitml.query.index import BY_ID, record_of
 
     for run in collect(repo, BY_ID, run_id, repair=False):  # a check writes nothing
         try:

@@ -7,7 +7,9 @@ between minor versions; the serving side is this Python's packages or a pip free
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,6 @@ def serving_versions(repo: Repo) -> dict[str, str]:
     if conf.get("serving_env"):
         return read_freeze(repo.root / conf["serving_env"], f"[check] serving_env "
                                                               f"{conf['serving_env']}")  # fmt: skip
-    from importlib import metadata
 
     versions: dict[str, str] = {}
     for name in conf.get("env_packages", DEFAULT_ENV_PACKAGES):
@@ -55,7 +56,6 @@ def read_freeze(path: Path, label: str) -> dict[str, str]:
 
 
 def _norm(name: str) -> str:
-    import re
 
     return re.sub(r"[-_.]+", "-", name).lower().strip()
 

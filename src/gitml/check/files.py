@@ -14,8 +14,10 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from gitml import git, store
+from gitml.data.pipeline import load_yaml, parse_lock
 from gitml.errors import FileFormatError, GitmlError, SchemaError
 from gitml.repo import Repo
+from gitml.tracking.journal import read_parquet
 
 TOML_KINDS = ("run", "model", "config", "metrics-summary", "drift", "performance")
 
@@ -73,16 +75,12 @@ def parse(kind: str, path: str, data: bytes) -> Any:
                     raise SchemaError(path, f"aliases.{alias}", f"v{number} is not a version")
         return doc
     if kind == "metrics-parquet":
-        from gitml.tracking.journal import read_parquet
-
         return read_parquet(path, data)
     if kind == "parquet":
         return _parquet_rows(path, data)
     if kind == "dvc":
         return _dvc_outs(path, data)
     if kind == "dvc-lock":
-        from gitml.data.pipeline import parse_lock
-
         _inputs, outs = parse_lock(data.decode(errors="replace"), path)
         return outs
     return data  # patch: checked against its run's record
@@ -102,8 +100,6 @@ def _parquet_rows(path: str, data: bytes) -> int:
 
 def _dvc_outs(path: str, data: bytes) -> dict[str, dict[str, Any]]:
     """A `.dvc` file's outputs: path (from the repository root) -> md5, size."""
-    from gitml.data.pipeline import load_yaml
-
     doc = load_yaml(data.decode(errors="replace"), path)
     outs = doc.get("outs") if isinstance(doc, dict) else None
     if not isinstance(outs, list) or not outs:

@@ -8,6 +8,7 @@ accepts findings by rule, file, subject and detail; what is left and is an error
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
 from typing import Any
 
 from gitml.repo import Repo
@@ -103,8 +104,6 @@ class Ref:
 
 def accepted(repo: Repo, findings: list[Finding]) -> list[Finding]:
     """``findings``, those `[check] ignore` accepts marked suppressed (with its reason)."""
-    from fnmatch import fnmatchcase
-
     rules = repo.config.get("check", {}).get("ignore", [])
     if not rules:
         return findings

@@ -22,7 +22,7 @@ from gitml.check.core import (
 )
 from gitml.check.findings import Finding, Ref, blocking
 from gitml.check.hashes import HashCache
-from gitml.repo import Repo
+from gitml.repo import Repo, registry_path
 
 
 def file_findings(repo: Repo, md5: str, size: int, fmt: str, path: str) -> list[Finding]:
@@ -36,8 +36,6 @@ def version_findings(repo: Repo, doc: dict[str, Any], version: dict[str, Any]) -
 
     Its model file missing, corrupt or unsafe, and its training environment unlike this one.
     """
-    from gitml.repo import registry_path
-
     path = repo.relpath(registry_path(repo, doc["name"]))
     (ref,) = registry_refs(path, {**doc, "versions": [version]})
     cache = HashCache(repo.cache_dir)

@@ -15,6 +15,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from gitml.data.ingest import md5_of
+
 _TABLES = """
 CREATE TABLE IF NOT EXISTS verified (
     path TEXT PRIMARY KEY, md5 TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
@@ -60,8 +62,6 @@ class HashCache:
 
     def md5(self, path: Path) -> str:
         """The md5 of the bytes at ``path``, read only when the file changed since last time."""
-        from gitml.data.ingest import md5_of
-
         st = path.stat()
         key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
         row = self._db.execute(

@@ -12,6 +12,7 @@ import hashlib
 import json
 from typing import Any
 
+from gitml import __version__
 from gitml.check.findings import RULES, Finding, Report
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -61,8 +62,6 @@ def as_json(report: Report) -> str:
 
 def sarif(report: Report) -> str:
     """The report as a SARIF 2.1.0 log with one run of the gitml tool."""
-    from gitml import __version__
-
     rule_ids = list(RULES)
     log = {
         "$schema": SARIF_SCHEMA,

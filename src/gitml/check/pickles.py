@@ -31,10 +31,14 @@ import pickle
 import weakref
 from dataclasses import dataclass
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from gitml import __version__
 from gitml.check.allowlist import ALLOWLIST_VERSION, canonical, untrusted
+from gitml.errors import UsageError
+from gitml.serving.models import _skops
 
 PICKLE_FORMATS = ("joblib", "pickle")
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -59,10 +63,6 @@ class Unreadable(Exception):
 
 def scanner_versions() -> str:
     """What produced a scan: cached results are reused only under the same scanners."""
-    from importlib import metadata
-
-    from gitml import __version__
-
     parts = [f"gitml {__version__}", f"allowlist {ALLOWLIST_VERSION}"]
     for dist in ("picklescan", "joblib", "skops", "scikit-learn", "numpy", "scipy", "pandas"):
         try:
@@ -87,8 +87,6 @@ def scan_file(path: Path, fmt: str, name: str) -> list[Issue]:
 
 
 def _scan_skops(path: Path) -> list[Issue]:
-    from gitml.errors import UsageError
-    from gitml.serving.models import _skops
 
     try:
         untrusted = _skops().get_untrusted_types(file=path)

@@ -11,8 +11,10 @@ from pathlib import Path
 from gitml.check.allowlist import is_trusted
 from gitml.check.findings import TRUSTABLE, Finding, Ref
 from gitml.check.hashes import HashCache
-from gitml.check.pickles import PICKLE_FORMATS, Issue, scanner_versions
+from gitml.check.pickles import PICKLE_FORMATS, Issue, scan_file, scanner_versions
 from gitml.check.where import about, first_use, line_at
+from gitml.data import cache_path
+from gitml.data.transfer import fetch as fetch_objects
 from gitml.repo import Repo
 
 # Files named so are scanned as models even when logged as plain files (.bin and .ckpt are not:
@@ -41,8 +43,6 @@ def model_findings(
     ``verified`` says the caller checked the hashes already. skops types the team trusts
     (`[check] trusted_types`) are no finding.
     """
-    from gitml.data import cache_path
-
     by_md5: dict[str, list[Ref]] = {}
     for ref in refs:
         if ref.fmt in ("", *PICKLE_FORMATS, "skops") and not ref.md5.endswith(".dir"):
@@ -51,8 +51,6 @@ def model_findings(
     cache = cache or HashCache(repo.cache_dir)
     missing = [m for m in by_md5 if not cache_path(repo.root, m).is_file()]
     if missing and fetch:
-        from gitml.data.transfer import fetch as fetch_objects
-
         fetch_objects(repo.root, missing, remote=remote)
     trusted = trusted_types(repo)
     scanner, found, scanned = scanner_versions(), [], 0
@@ -105,7 +103,6 @@ def _scan_cached(cache: HashCache, scanner: str, path: Path, ref: Ref) -> tuple[
     kept = cache.scan(ref.md5, scanner)
     if kept is not None:
         return [Issue(**i) for i in kept], False
-    from gitml.check.pickles import scan_file
 
     issues = scan_file(path, ref.fmt, ref.name)
     cache.keep_scan(ref.md5, scanner, [vars(i) for i in issues])

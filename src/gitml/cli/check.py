@@ -6,6 +6,13 @@ from pathlib import Path
 
 import click
 
+from gitml.check.core import check as run_check
+from gitml.check.environment import read_freeze
+from gitml.check.output import render, summary
+from gitml.errors import UsageError
+from gitml.repo import Repo
+from gitml.store import atomic_write
+
 CHECK_NAMES = ("schema", "artifacts", "models", "environment", "secrets")
 
 
@@ -62,12 +69,6 @@ def check(
       gitml check --rev origin/main --format json
       gitml check --all-history --format sarif -o gitml.sarif
     """
-    from gitml.check.core import check as run_check
-    from gitml.check.environment import read_freeze
-    from gitml.check.output import render, summary
-    from gitml.errors import UsageError
-    from gitml.repo import Repo
-
     if rev is not None and all_history:
         raise UsageError("--rev", "give --rev or --all-history, not both")
     serving = read_freeze(serving_env, f"--serving-env {serving_env}") if serving_env else None
@@ -75,8 +76,6 @@ def check(
                        remote=remote, serving_env=serving, fetch=not no_fetch)  # fmt: skip
     text = render(report, fmt)
     if output is not None:
-        from gitml.store import atomic_write
-
         atomic_write(output, text.encode())
         click.echo(summary(report), err=True)
     else:

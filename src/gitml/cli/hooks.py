@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import click
 
+from gitml.hook_install import install, uninstall
+from gitml.hooks.run import run_hook
+from gitml.repo import Repo
+
 
 @click.group()
 def hooks() -> None:
@@ -27,9 +31,6 @@ def hooks_install() -> None:
     Example:
       gitml hooks install
     """
-    from gitml.hook_install import install
-    from gitml.repo import Repo
-
     changed = install(Repo.find().root)
     click.echo(
         "\n".join(changed) if changed else "gitml hooks are already installed; nothing changed"
@@ -44,9 +45,6 @@ def hooks_uninstall() -> None:
     Example:
       gitml hooks uninstall
     """
-    from gitml.hook_install import uninstall
-    from gitml.repo import Repo
-
     changed = uninstall(Repo.find().root)
     click.echo("\n".join(changed) if changed else "no gitml hook is installed; nothing changed")
 
@@ -61,8 +59,6 @@ def hook(name: str, args: tuple[str, ...]) -> int:
     Example:
       gitml hook pre-commit
     """
-    from gitml.hooks.run import run_hook
-
     return run_hook(name, list(args))
 
 

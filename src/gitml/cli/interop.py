@@ -6,6 +6,10 @@ from pathlib import Path
 
 import click
 
+from gitml.importers.dvc import import_experiments
+from gitml.importers.mlflow import import_store
+from gitml.repo import Repo
+
 
 @click.group(name="import")
 def import_() -> None:
@@ -36,9 +40,6 @@ def mlflow(source: str, no_artifacts: bool, progress: bool | None) -> None:
       gitml import mlflow ./mlruns
       gitml import mlflow sqlite:///mlflow.db --no-artifacts
     """
-    from gitml.importers.mlflow import import_store
-    from gitml.repo import Repo
-
     summary = import_store(Repo.find(), source, artifacts=not no_artifacts, progress=progress,
                            echo=click.echo)  # fmt: skip
     click.echo(
@@ -71,9 +72,6 @@ def dvc(dvclive_dir: str, folder: Path | None) -> None:
       gitml import dvc
       gitml import dvc --dvclive dvclive
     """
-    from gitml.importers.dvc import import_experiments
-    from gitml.repo import Repo
-
     summary = import_experiments(Repo.find(), dvclive=dvclive_dir, workspace=folder,
                                  echo=click.echo)  # fmt: skip
     click.echo(f"imported {summary.runs} runs ({summary.skipped} already there) from "

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import click
 
+from gitml.artifacts.restore import checkout_run
+from gitml.lineage import build as build_lineage
+from gitml.lineage import render as render_lineage
+from gitml.repo import Repo
+from gitml.reproduce import exit_code
+from gitml.reproduce import render as render_results
+from gitml.reproduce import reproduce as run_reproduce
+from gitml.tracking.comparison import Tolerance
+
 
 @click.command()
 @click.argument("ref", metavar="COMMIT|RUN")
@@ -25,16 +34,11 @@ def reproduce(ref: str, rtol: float, atol: float, keep: bool) -> int:
       gitml reproduce HEAD~3
       gitml reproduce 20261123T0850 --rtol 1e-6
     """
-    from gitml.repo import Repo
-    from gitml.reproduce import exit_code, render
-    from gitml.reproduce import reproduce as run_reproduce
-    from gitml.tracking.comparison import Tolerance
-
     results = run_reproduce(
         Repo.find(), ref, tolerance=Tolerance(rtol=rtol, atol=atol), keep=keep,
         echo=lambda line: click.echo(line, err=True),
     )  # fmt: skip
-    click.echo(render(results), nl=False)
+    click.echo(render_results(results), nl=False)
     return exit_code(results)
 
 
@@ -57,10 +61,7 @@ def lineage(target: str, fmt: str) -> None:
       gitml lineage wine@production
       gitml lineage 20261123T0850 --format json
     """
-    from gitml.lineage import build, render
-    from gitml.repo import Repo
-
-    click.echo(render(build(Repo.find(), target), fmt), nl=False)
+    click.echo(render_lineage(build_lineage(Repo.find(), target), fmt), nl=False)
 
 
 COMMANDS = [reproduce, lineage]
@@ -80,9 +81,6 @@ def checkout(ref: str, outputs_only: bool) -> None:
       gitml checkout 20261123T0850
       gitml checkout v1.0 --outputs-only
     """
-    from gitml.artifacts.restore import checkout_run
-    from gitml.repo import Repo
-
     for path in checkout_run(Repo.find(), ref, inputs=not outputs_only):
         click.echo(f"restored {path}")
 

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
+
+from gitml import store
+from gitml.audit import audit as run_audit
+from gitml.audit import rows
+from gitml.query.output import render
+from gitml.registry import versions as registry
+from gitml.repo import Repo
 
 FORMAT = click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]),
                       default="table", show_default=True)  # fmt: skip
 
 
 def _print(rows: list[dict[str, Any]], columns: list[str], fmt: str) -> None:
-    from gitml.query.output import render
 
     click.echo(render(rows, fmt=fmt, columns=columns, full=rows), nl=False)
 
@@ -48,9 +55,6 @@ def register(run: str, name: str, path: str | None, description: str | None) -> 
       gitml model register 20261123T0850 wine
       gitml model register 20261123T0850 wine --path models/rf.pkl -d "more trees"
     """
-    from gitml.registry import versions as registry
-    from gitml.repo import Repo
-
     version = registry.register(Repo.find(), run, name, path=path, description=description)
     inputs = len((version.get("signature") or {}).get("inputs", []))
     click.echo(
@@ -90,9 +94,6 @@ def promote(
       gitml model promote wine 3 --to staging
       gitml model promote wine 3 --require-better --metric accuracy -m "beats v2 on holdout"
     """
-    from gitml.registry import versions as registry
-    from gitml.repo import Repo
-
     moved = registry.promote(Repo.find(), name, version, alias, require_better=require_better,
                              metric=metric, reason=reason, allow_findings=allow_findings,
                              new_alias=new_alias)  # fmt: skip
@@ -115,9 +116,6 @@ def rollback(name: str, alias: str, target: str | None, reason: str | None) -> N
       gitml model rollback wine
       gitml model rollback wine --alias staging --to 2 -m "v3 drifts on new data"
     """
-    from gitml.registry import versions as registry
-    from gitml.repo import Repo
-
     moved = registry.rollback(Repo.find(), name, alias, to=target, reason=reason)
     click.echo(f"{name}@{alias} -> v{moved['version']} (rolled back from v{moved['previous']})")
 
@@ -132,9 +130,6 @@ def list_models(fmt: str) -> None:
       gitml model list
       gitml model list --format json
     """
-    from gitml.registry import versions as registry
-    from gitml.repo import Repo
-
     rows = registry.summary(Repo.find())
     if not rows and fmt == "table":
         click.echo("no models registered yet; `gitml model register <run> <name>` adds one")
@@ -153,12 +148,6 @@ def show(spec: str, fmt: str) -> None:
       gitml model show wine
       gitml model show wine@production --format json
     """
-    import json
-
-    from gitml import store
-    from gitml.registry import versions as registry
-    from gitml.repo import Repo
-
     repo = Repo.find()
     name, selector = registry.parse_spec(spec)
     doc = registry.load(repo, name)
@@ -196,9 +185,6 @@ def history(name: str, fmt: str) -> None:
     Example:
       gitml model history wine
     """
-    from gitml.registry import versions as registry
-    from gitml.repo import Repo
-
     rows = registry.history(Repo.find(), name)
     _print(rows, ["date", "author", "commit", "message"], fmt)
 
@@ -219,10 +205,6 @@ def audit(names: tuple[str, ...], fmt: str) -> int:
       gitml audit
       gitml audit wine --format json
     """
-    from gitml.audit import audit as run_audit
-    from gitml.audit import rows
-    from gitml.repo import Repo
-
     changes = run_audit(Repo.find(), list(names) or None)
     table = rows(changes)
     _print(table, list(table[0]) if table else ["model"], fmt)

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import click
+
+from gitml import watch as loop
+from gitml.errors import UsageError
+from gitml.monitoring import drift as check
+from gitml.monitoring import performance
+from gitml.monitoring.drift_report import rows, save
+from gitml.monitoring.drift_sources import load_current, resolve_reference
+from gitml.monitoring.monitor import MONITOR_DIR
+from gitml.query.output import render
+from gitml.repo import Repo
 
 METHODS = ["auto", "ks", "wasserstein", "psi", "chisquare", "jensenshannon"]
 
@@ -54,14 +65,6 @@ def drift(
       gitml drift --reference wine@production --current requests
       gitml drift -r 20261123T0850 -c new-batch.parquet --method psi --threshold 0.25
     """
-    import json
-
-    from gitml.monitoring import drift as check
-    from gitml.monitoring.drift_report import rows, save
-    from gitml.monitoring.drift_sources import load_current, resolve_reference
-    from gitml.query.output import render
-    from gitml.repo import Repo
-
     repo = Repo.find()
     settings = check.Settings.from_config(repo, method, threshold)
     ref = resolve_reference(repo, reference)
@@ -120,10 +123,6 @@ def labels(
     Example:
       gitml monitor labels labels.csv --model wine --window 1h
     """
-    from gitml.monitoring import performance
-    from gitml.query.output import render
-    from gitml.repo import Repo
-
     repo = Repo.find()
     name = name or _served_model(repo)
     metric = metric or repo.config.get("registry", {}).get("metric", "accuracy")
@@ -150,8 +149,6 @@ def labels(
 
 
 def _served_model(repo: Any) -> str:
-    from gitml.errors import UsageError
-    from gitml.monitoring.monitor import MONITOR_DIR
 
     folder = repo.gitml_dir / MONITOR_DIR
     served = sorted(p.parent.name for p in folder.glob("*/requests")) if folder.is_dir() else []
@@ -190,9 +187,6 @@ def watch(
       gitml watch incoming/ --model wine@production
       gitml watch incoming/ --model wine@production --once --margin 0.01
     """
-    from gitml import watch as loop
-    from gitml.repo import Repo
-
     repo = Repo.find()
     policy = loop.Policy.from_config(repo, spec, retrain=retrain, holdout=holdout,
                                      margin=margin, metric=metric, target=target)  # fmt: skip

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+import webbrowser
 from pathlib import Path
 from typing import Any
 
 import click
+
+from gitml import git
+from gitml.diff import diff as run_diff
+from gitml.diff import render as render_diff
+from gitml.errors import UsageError
+from gitml.export import export_parquet, sql
+from gitml.query.api import search
+from gitml.query.output import Fit, parse_columns, render
+from gitml.query.show import describe
+from gitml.repo import Repo
+from gitml.report import write_report
 
 FORMATS = click.Choice(["table", "json", "csv"])
 
@@ -56,15 +71,7 @@ def runs(
       gitml runs --format csv > runs.csv
       gitml runs --sql 'SELECT run_id, max(value) FROM steps WHERE name = $$loss$$ GROUP BY 1'
     """
-    from gitml import git
-    from gitml.query.api import search
-    from gitml.query.output import Fit, parse_columns, render
-    from gitml.repo import Repo
-
     if query is not None:
-        from gitml.errors import UsageError
-        from gitml.export import sql
-
         if where or sort or limit is not None:
             raise UsageError("--sql", "filter, sort and limit inside the query, not with -w/-s/-l")
         rows = sql(Repo.find(), query)
@@ -86,12 +93,6 @@ def runs(
 
 def terminal_fit(repo: Any) -> Any:
     """The terminal's width (COLUMNS, else the terminal's own) and whether colour is wanted."""
-    import os
-    import shutil
-    import sys
-
-    from gitml.query.output import Fit
-
     tty = sys.stdout.isatty()
     if not tty and not os.environ.get("COLUMNS"):
         return Fit()  # a pipe or a file: everything, for the program reading it
@@ -126,9 +127,6 @@ def show(run_ref: str, fmt: str) -> None:
     Example:
       gitml show 20261123T0850
     """
-    from gitml.query.show import describe
-    from gitml.repo import Repo
-
     click.echo(describe(Repo.find(), run_ref, fmt=fmt), nl=False)
 
 
@@ -157,11 +155,9 @@ def diff(a: str, b: str, fmt: str, markdown: bool, run: str | None) -> None:
       gitml diff main feature --md
       gitml diff HEAD~1 HEAD
     """
-    from gitml.diff import diff as run_diff
-    from gitml.diff import render
-    from gitml.repo import Repo
-
-    click.echo(render(run_diff(Repo.find(), a, b, run=run), "md" if markdown else fmt), nl=False)
+    click.echo(
+        render_diff(run_diff(Repo.find(), a, b, run=run), "md" if markdown else fmt), nl=False
+    )
 
 
 COMMANDS.append(diff)
@@ -199,9 +195,6 @@ def report(  # noqa: PLR0917 - one argument per option, as click passes them
       gitml report --rev main --rev feature -o review.html
       gitml report --where "params.model == 'rf'" --png-dir docs/plots
     """
-    from gitml.repo import Repo
-    from gitml.report import write_report
-
     repo = Repo.find()
     # Inside .gitml/cache/ (ignored) unless asked: `git add -A` must not commit a report.
     output = output or repo.cache_dir / "report" / "index.html"
@@ -210,11 +203,8 @@ def report(  # noqa: PLR0917 - one argument per option, as click passes them
         f"wrote {done['html']} ({done['runs']} runs, {done['commits']} commits), "
         f"{len(done['pngs'])} PNG plots and {done['markdown']}"
     )
-    if open_it:
-        import webbrowser
-
-        if not webbrowser.open(Path(done["html"]).resolve().as_uri()):
-            click.echo("gitml: no web browser found; open the file above", err=True)
+    if open_it and not webbrowser.open(Path(done["html"]).resolve().as_uri()):
+        click.echo("gitml: no web browser found; open the file above", err=True)
 
 
 COMMANDS.append(report)
@@ -246,9 +236,6 @@ def parquet(folder: Path, where: str | None) -> None:
       duckdb -c "SELECT * FROM read_parquet('runs-dataset/steps/*/*.parquet',
                  hive_partitioning=true)"
     """
-    from gitml.export import export_parquet
-    from gitml.repo import Repo
-
     counts = export_parquet(Repo.find(), folder, where=where)
     click.echo(f"wrote {counts['runs']} runs and {counts['steps']} step metrics to {folder}")
 

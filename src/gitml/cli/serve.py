@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
+
+from gitml.http.app import serve as run_server
+from gitml.predict import predict_file
+from gitml.repo import Repo
 
 
 @click.command()
@@ -44,11 +49,6 @@ def serve(
       curl -s localhost:8000/predict -H 'Content-Type: application/json' \\
         -d '{"records": [{"alcohol": 13.2, "malic_acid": 1.8, ...}]}'
     """
-    import os
-
-    from gitml.http.app import serve as run_server
-    from gitml.repo import Repo
-
     run_server(
         Repo.find(), spec, host=host, port=port, reload_on_promote=reload_on_promote,
         log_requests=not no_log, max_body=int(max_body_mb * 1024 * 1024), access_log=not quiet,
@@ -87,9 +87,6 @@ def predict(
       gitml predict wine@production new-wines.parquet -o scored.parquet --keep id
       gitml predict wine@3 batch.csv -o out.csv --proba
     """
-    from gitml.predict import predict_file
-    from gitml.repo import Repo
-
     result = predict_file(
         Repo.find(), spec, source, output, chunk_rows=chunk_rows, proba=proba, keep=keep,
         progress=progress, allow_findings=allow_findings,

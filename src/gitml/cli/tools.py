@@ -6,6 +6,11 @@ from pathlib import Path
 
 import click
 
+from gitml.demo import run_demo
+from gitml.merge import run_driver
+from gitml.query.show import steps_table, summarize_steps
+from gitml.tracking.journal import read_parquet
+
 
 @click.command()
 @click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path),
@@ -27,8 +32,6 @@ def demo(workdir: Path | None, keep: bool) -> None:
       gitml demo
       gitml demo --dir /tmp/wine-demo
     """
-    from gitml.demo import run_demo
-
     run_demo(workdir=workdir, keep=keep, echo=click.echo)
 
 
@@ -46,9 +49,6 @@ def textconv(path: Path, all_rows: bool) -> None:
       git log -p -- .gitml/runs
       gitml textconv .gitml/runs/<run-id>/metrics.parquet --rows
     """
-    from gitml.query.show import steps_table, summarize_steps
-    from gitml.tracking.journal import read_parquet
-
     metrics = read_parquet(path)
     if all_rows:
         click.echo("name\tstep\tvalue")
@@ -73,8 +73,6 @@ def merge_driver(base: Path, ours: Path, theirs: Path, shown_as: str) -> None:
     Example:
       git config merge.gitml.driver "gitml merge-driver %O %A %B %P"
     """
-    from gitml.merge import run_driver
-
     run_driver(base, ours, theirs, shown_as)
 
 

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
 import click
+
+from gitml.artifacts.gc import collect_garbage
+from gitml.artifacts.sync import object_status, pull_runs, push_runs
+from gitml.data.init import add_remote, list_remotes
+from gitml.errors import UsageError
+from gitml.project import init_project
+from gitml.repo import Repo, ensure_default_remote
+from gitml.tracking.detect import declared
+from gitml.tracking.wrap import Files, parse_assignments, run_command
 
 
 @click.command()
@@ -30,8 +40,6 @@ def init(path: Path | None, create_git: bool, remote: Path | None) -> None:
       gitml init              # in the current repository
       gitml init --git demo   # create ./demo with git, DVC and gitml
     """
-    from gitml.project import init_project
-
     project, changed = init_project(path or Path.cwd(), create_git=create_git, remote_dir=remote)
     if not changed:
         click.echo(f"gitml is already set up in {project.root}; nothing changed")
@@ -91,10 +99,6 @@ def run(  # noqa: PLR0917 - one argument per option, as click passes them
       gitml run --name rf-200 --param n_estimators=200 -- python train.py
       gitml run -i data/train.csv -o models/clf.pkl -- python train.py
     """
-    from gitml.repo import Repo
-    from gitml.tracking.detect import declared
-    from gitml.tracking.wrap import Files, parse_assignments, run_command
-
     if command[0].startswith("-"):  # an option of gitml run misspelt: no command starts so
         _unknown_option(command[0].split("=", 1)[0])
     repo = Repo.find()
@@ -140,9 +144,6 @@ def summary_line(record: dict) -> str:  # type: ignore[type-arg]
 
 
 def _unknown_option(option: str) -> None:
-    from difflib import get_close_matches
-
-    from gitml.errors import UsageError
 
     known = ["--name", "--param", "--tag", "--input", "--output", "--no-detect", "--autolog"]
     close = get_close_matches(option, known, n=1, cutoff=0.5)
@@ -156,8 +157,6 @@ COMMANDS = [init, run]
 
 def _with_remote(repo: Any, name: str | None) -> Any:
     """The project, with the embedded default remote set up first in a fresh clone."""
-    from gitml.repo import ensure_default_remote
-
     if name is None:
         for line in ensure_default_remote(repo):
             click.echo(f"gitml: {line}", err=True)
@@ -178,9 +177,6 @@ def push(remote: str | None) -> None:
       gitml push
       gitml push --remote s3store
     """
-    from gitml.artifacts.sync import push_runs
-    from gitml.repo import Repo
-
     report = push_runs(_with_remote(Repo.find(), remote), remote=remote)
     click.echo(
         f"{report.referenced} object(s) referenced by {report.runs} run(s); "
@@ -214,9 +210,6 @@ def remote_add(name: str, url: str, make_default: bool) -> None:
     Example:
       gitml remote add shared /mnt/team/dvc-store --default
     """
-    from gitml.data.init import add_remote
-    from gitml.repo import Repo
-
     add_remote(Repo.find().root, name, url, default=make_default)
     click.echo(f"remote {name} -> {url}" + (" (default)" if make_default else ""))
 
@@ -229,9 +222,6 @@ def remote_list() -> None:
     Example:
       gitml remote list
     """
-    from gitml.data.init import list_remotes
-    from gitml.repo import Repo
-
     remotes, default = list_remotes(Repo.find().root)
     for name, url in sorted(remotes.items()):
         click.echo(f"{name}\t{url}" + ("\t(default)" if name == default else ""))
@@ -256,9 +246,6 @@ def gc(dry: bool) -> None:
       gitml gc --dry-run
       gitml gc
     """
-    from gitml.artifacts.gc import collect_garbage
-    from gitml.repo import Repo
-
     report = collect_garbage(Repo.find(), dry=dry)
     verb = "would remove" if report.dry else "removed"
     click.echo(f"{verb} {report.removed} object(s), {report.freed_bytes / 2**20:.1f} MiB")
@@ -276,9 +263,6 @@ def pull(remote: str | None) -> None:
     Example:
       gitml pull
     """
-    from gitml.artifacts.sync import pull_runs
-    from gitml.repo import Repo
-
     files, objects = pull_runs(_with_remote(Repo.find(), remote), remote=remote)
     click.echo(f"{files} file(s) checked out; {objects} object(s) fetched for run records")
 
@@ -295,9 +279,6 @@ def status(remote: str | None) -> int:
     Example:
       gitml status
     """
-    from gitml.artifacts.sync import object_status
-    from gitml.repo import Repo
-
     st = object_status(_with_remote(Repo.find(), remote), remote=remote)
     where = f"{st.local} in the cache, {st.remote} in the remote"
     click.echo(f"{st.total} object(s) referenced by runs: {where}")

@@ -9,7 +9,9 @@ only place that imports dvc.
 
 from __future__ import annotations
 
+import configparser
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,8 +53,6 @@ def cache_dir(root: Path) -> Path:
 
 def read_dvc_option(root: Path, section: str, option: str) -> str | None:
     """One option from `.dvc/config.local` or `.dvc/config` (no `import dvc`: a fast path)."""
-    import configparser
-
     for name in ("config.local", "config"):
         parser = configparser.ConfigParser()
         try:
@@ -80,8 +80,6 @@ def cache_path(root: Path, md5: str) -> Path:
 @contextmanager
 def dvc_repo(root: Path) -> Iterator[Any]:
     """DVC's `Repo` for ``root``, quiet and closed afterwards."""
-    import os
-
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     quiet_dvc_logs()
     from dvc.exceptions import DvcException

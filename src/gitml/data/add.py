@@ -6,8 +6,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gitml import store
-from gitml.data import CACHE_SUBDIR, ArtifactRef, cache_dir, cache_path
+from gitml import git, store
+from gitml.data import CACHE_SUBDIR, ArtifactRef, cache_dir, cache_path, dvc_repo, read_dvc_option
+from gitml.data.ingest import can_reflink, ingest, md5_of
 from gitml.data.state import HashState
 from gitml.errors import ArtifactError
 
@@ -16,8 +17,6 @@ PROGRESS_BYTES = 64 * 1024 * 1024  # show a progress bar on a terminal from this
 
 def file_md5(root: Path, path: Path) -> str:
     """The md5 DVC gives ``path``, reused from the hash state while the file is unchanged."""
-    from gitml.data.ingest import md5_of
-
     st = path.stat()
     state = HashState(root)
     try:
@@ -33,8 +32,6 @@ def file_md5(root: Path, path: Path) -> str:
 
 def add_to_cache(root: Path, path: Path) -> ArtifactRef:
     """Hash a file DVC-compatibly (md5 of its bytes) and put it in the DVC cache."""
-    from gitml.data.ingest import ingest
-
     _check_file(path)
     st = path.stat()
     state = HashState(root)
@@ -89,8 +86,6 @@ def track(root: Path, path: Path, *, run_id: str | None = None) -> ArtifactRef:
 def _track_dir(root: Path, path: Path) -> ArtifactRef:
     """A directory goes through DVC's own add: its `.dir` manifest format is DVC's to define."""
     from dvc.exceptions import DvcException
-
-    from gitml.data import dvc_repo
 
     rel = path.resolve().relative_to(root).as_posix()
     with dvc_repo(root) as repo:
@@ -147,7 +142,6 @@ def _check_file(path: Path) -> None:
 
 
 def _git_tracks(root: Path, rel: str) -> bool:
-    from gitml import git
 
     return git.is_tracked(root, rel)
 
@@ -160,15 +154,12 @@ def _pipeline_output(root: Path, rel: Path) -> bool:
 
 def cache_types(root: Path) -> list[str]:
     """DVC's `cache.type` setting (link kinds allowed, in order); DVC's default is reflink,copy."""
-    from gitml.data import read_dvc_option
-
     value = read_dvc_option(root, "cache", "type") or "reflink,copy"
     return [t.strip() for t in value.split(",") if t.strip()]
 
 
 def _note_copy(root: Path, path: Path, size: int, linked: bool) -> None:
     # Never a silent double copy: say when a big file now exists twice on disk.
-    from gitml.data.ingest import can_reflink
 
     if linked or size < PROGRESS_BYTES or can_reflink(cache_dir(root)):
         return

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 from gitml import store
 from gitml.data import ArtifactRef, cache_path
+from gitml.data.ingest import md5_of
+from gitml.data.transfer import fetch as fetch_objects
 from gitml.errors import ArtifactError
 
 
@@ -16,12 +19,8 @@ def verified_object(root: Path, ref: ArtifactRef, *, fetch: bool = True) -> Path
     Its md5 is recomputed: a corrupted object (bytes that do not hash to their name) is an error
     naming it, never used.
     """
-    from gitml.data.ingest import md5_of
-
     path = cache_path(root, ref.md5)
     if not path.is_file() and fetch:
-        from gitml.data.transfer import fetch as fetch_objects
-
         fetch_objects(root, [ref.md5])
     if not path.is_file():
         raise ArtifactError(
@@ -56,12 +55,9 @@ def restore(root: Path, ref: ArtifactRef, dest: Path, *, fetch: bool = True) -> 
 
 
 def _restore_dir(root: Path, ref: ArtifactRef, dest: Path, *, fetch: bool) -> None:
-    import json
 
     manifest = cache_path(root, ref.md5)
     if not manifest.is_file() and fetch:
-        from gitml.data.transfer import fetch as fetch_objects
-
         fetch_objects(root, [ref.md5])
     try:
         entries = json.loads(manifest.read_text())
@@ -69,8 +65,6 @@ def _restore_dir(root: Path, ref: ArtifactRef, dest: Path, *, fetch: bool) -> No
         raise ArtifactError(f"object {ref.md5}", f"directory manifest unreadable: {exc}") from exc
     missing = [e["md5"] for e in entries if not cache_path(root, e["md5"]).is_file()]
     if missing and fetch:
-        from gitml.data.transfer import fetch as fetch_objects
-
         fetch_objects(root, missing)
     for entry in entries:
         part = ArtifactRef(md5=entry["md5"], size=int(entry.get("size", 0)))

@@ -73,7 +73,7 @@ def can_reflink(folder: Path) -> bool:
 
 def _reflink(src: Path, dst: Path) -> bool:
     try:
-        import fcntl
+        import fcntl  # noqa: PLC0415 - Unix only: Windows has no fcntl
     except ImportError:
         return False
     with open(src, "rb") as fin, open(dst, "wb") as fout:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,8 +88,6 @@ def git_lines(root: Path, *args: str) -> list[str]:
 
 def run_git(cwd: Path, *args: str) -> str:
     """Run the git CLI (worktrees, apply) with inherited GIT_* variables removed."""
-    import subprocess
-
     done = subprocess.run(
         ["git", *args], cwd=cwd, env=_git_env(), capture_output=True, text=True, check=False
     )
@@ -118,8 +117,6 @@ def add_worktree(root: Path, path: Path, commit: str) -> None:
 
 def remove_worktree(root: Path, path: Path) -> None:
     """Remove a worktree made by `add_worktree` and forget it."""
-    import shutil
-
     try:
         run_git(root, "worktree", "remove", "--force", str(path))
     except GitError:
@@ -214,8 +211,6 @@ def staged_contents(root: Path, paths: list[str]) -> dict[str, bytes]:
 
 def verify_commit(root: Path, commit: str, allowed_signers: Path) -> str | None:
     """`git verify-commit` against an allowed-signers file: the signer's principal, or None."""
-    import subprocess
-
     done = subprocess.run(
         ["git", "-c", f"gpg.ssh.allowedSignersFile={allowed_signers}", "verify-commit", commit],
         cwd=root, env=_git_env(), capture_output=True, text=True, check=False,
@@ -230,8 +225,6 @@ def verify_commit(root: Path, commit: str, allowed_signers: Path) -> str | None:
 
 def merge_file(ours: Path, base: Path, theirs: Path) -> None:
     """`git merge-file`: git's line-based merge into ``ours``, with conflict markers."""
-    import subprocess
-
     subprocess.run(
         ["git", "merge-file", "-L", "ours", "-L", "base", "-L", "theirs",
          str(ours), str(base), str(theirs)],

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from gitml.errors import GitError
 from gitml.git.base import _git_env, _open, hooks_dir, run_git
+from gitml.store import atomic_write, locked, safe_target
 
 
 def commit(root: Path, paths: Iterable[str], message: str) -> str:
@@ -22,8 +25,6 @@ def commit(root: Path, paths: Iterable[str], message: str) -> str:
     Returns the new commit id.
     """
     import pygit2
-
-    from gitml.store import locked
 
     paths = list(paths)
     repo = _open(root)
@@ -50,8 +51,6 @@ def commit_file(root: Path, path: str, data: bytes, message: str) -> str:
     """
     import pygit2
 
-    from gitml.store import locked
-
     repo = _open(root)
     with locked(Path(repo.path) / "gitml-commit.lock", timeout=120):
         _settle_locked(root, repo)
@@ -74,14 +73,12 @@ def settle(root: Path) -> None:
     repo = _open(root)
     if not (Path(repo.path) / PENDING).exists():
         return
-    from gitml.store import locked
 
     with locked(Path(repo.path) / "gitml-commit.lock", timeout=120):
         _settle_locked(root, repo)
 
 
 def _commit_file(root: Path, repo: Any, path: str, data: bytes, message: str) -> str:
-    import json
 
     import pygit2
 
@@ -144,8 +141,6 @@ def _branch_ref(repo: Any) -> str:
 
 def _settle_locked(root: Path, repo: Any) -> None:
     """When a pending file commit is on its branch, write its files to the tree and index."""
-    import json
-
     pending = Path(repo.path) / PENDING
     try:
         note = json.loads(pending.read_text())
@@ -172,8 +167,6 @@ def _settle_locked(root: Path, repo: Any) -> None:
 
 def _settle_path(root: Path, repo: Any, index: Any, delta: Any) -> None:
     """Make one path of the working tree and the index what the commit holds."""
-    from gitml.store import atomic_write, safe_target
-
     if delta.status_char() == "D":
         safe_target(root, delta.old_file.path).unlink(missing_ok=True)
         with contextlib.suppress(KeyError, OSError):
@@ -254,7 +247,6 @@ def _run_hook(
     root: Path, folder: Path, name: str, *args: str, check: bool = True,
     env: dict[str, str] | None = None,
 ) -> None:  # fmt: skip
-    import subprocess
 
     hook = folder / name
     if not (hook.is_file() and os.access(hook, os.X_OK)):
@@ -268,8 +260,6 @@ def _run_hook(
         said = "; ".join(lines) or f"exit code {done.returncode}"
         raise GitError(f"the {name} hook refused the commit: {said}")
     if output:
-        import sys
-
         print(output, file=sys.stderr)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import subprocess
+import threading
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,8 +143,6 @@ def _git_stream(
     A git that fails raises `GitError` with its last line of stderr, unless the caller stopped
     reading early (then its exit status does not matter).
     """
-    import threading
-
     options = [arg for setting in config for arg in ("-c", setting)]
     pipe = subprocess.PIPE
     proc = subprocess.Popen(["git", *options, *argv], cwd=root, env=_git_env(), stdin=pipe,

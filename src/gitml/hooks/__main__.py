@@ -3,12 +3,12 @@
 import os
 import sys
 
+from gitml.errors import GitmlError
+from gitml.hooks.run import run_hook
+
 
 def main() -> int:
     """Run one hook; a failure is one line, and blocks only the pre-* hooks."""
-    from gitml.errors import GitmlError
-    from gitml.hooks.run import run_hook
-
     name = sys.argv[1] if len(sys.argv) > 1 else ""
     try:
         return run_hook(name, sys.argv[2:])

@@ -5,19 +5,23 @@ from __future__ import annotations
 import sys
 
 from gitml import store
+from gitml.check.files import kind_of, parse
+from gitml.data import cache_path
 from gitml.errors import GitmlError
 from gitml.git import git_lines, stage_file, staged_contents
 from gitml.repo import Repo
+from gitml.tracking.record import shown_in_summary, write_summary
 
 DEFAULT_LARGE_FILE_MB = 10.0
 
 
-def pre_commit(repo: Repo) -> int:
+def run(repo: Repo, args: list[str]) -> int:
     """Check the staged files; 0 lets the commit go on.
 
     Refused: a schema-broken gitml file, a run whose bytes are not in the DVC cache, a large
     file staged straight into git. metrics.toml is refreshed and staged.
     """
+    del args  # git passes none
     staged = git_lines(repo.root, "diff", "--cached", "--name-only", "-z", "--diff-filter=ACMR")
     summary = repo.tracking_setting("summary_file")
     ours = [p for p in staged if p.startswith(".gitml/") or p == summary or p.endswith(".dvc")]
@@ -79,9 +83,6 @@ def _check_files(repo: Repo, contents: dict[str, bytes], summary: str) -> list[s
 
 def _check_one(repo: Repo, path: str, data: bytes, summary: str) -> None:
     """Parse and validate one staged file (as `gitml check` does); its bytes must be cached."""
-    from gitml.check.files import kind_of, parse
-    from gitml.data import cache_path
-
     kind = kind_of(path, summary)
     if kind is None:
         return
@@ -109,8 +110,6 @@ def _refresh_summary(repo: Repo, contents: dict[str, bytes], summary: str) -> No
     Only runs `[tracking] summary_run` / the registry metric let through are candidates
     (`record.shown_in_summary`).
     """
-    from gitml.tracking.record import shown_in_summary, write_summary
-
     runs = [
         store.parse_toml(data, source=path)
         for path, data in contents.items()

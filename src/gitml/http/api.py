@@ -10,6 +10,7 @@ import io
 from typing import Any
 
 from gitml.serving.loading import InputError, InputSchema, LoadedModel
+from gitml.store import to_json_types
 
 SPLIT_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
@@ -88,7 +89,6 @@ def metadata_of(current: LoadedModel) -> dict[str, Any]:
     version = current.version
     keys = ("run", "path", "md5", "size", "format", "code_commit", "commit", "created_at",
             "created_by", "description", "metrics", "params", "signature")  # fmt: skip
-    from gitml.store import to_json_types
 
     meta = {k: to_json_types(version[k]) for k in keys if k in version}
     return {

@@ -15,9 +15,12 @@ the OpenAPI spec at ``/openapi.json``. FastAPI is imported by this module only, 
 route annotations must be real classes, so this module does not use postponed annotations.
 """
 
+import hmac
+import socket
 import sys
 import threading
 import uuid
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +31,8 @@ from gitml.http.api import (
     openapi_spec,
     parse_body,
 )
+from gitml.monitoring.monitor import RequestLog, requests_dir
+from gitml.registry.versions import registry_path
 from gitml.repo import Repo
 from gitml.serving.loading import InputError, LoadedModel, load, predict
 
@@ -113,14 +118,10 @@ def create_app(
     With ``token``, every route but /health, /ping and the docs wants
     ``Authorization: Bearer <token>`` and answers 401 without it.
     """
-    from contextlib import asynccontextmanager
-
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import PlainTextResponse, Response
     from starlette.exceptions import HTTPException
-
-    from gitml.monitoring.monitor import RequestLog, requests_dir
 
     loaded = load(repo, spec, allow_findings=allow_findings)
     state = ServingState(repo, spec, loaded, allow_findings=allow_findings)
@@ -224,7 +225,6 @@ class _BearerToken:
         self.token = token.encode()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        import hmac
 
         if scope["type"] != "http" or scope.get("path") in OPEN_PATHS:
             await self.app(scope, receive, send)
@@ -257,8 +257,6 @@ def _watch(state: ServingState, app: Any) -> Any:
     """A started watchdog observer that reloads the model when its registry file changes."""
     from watchdog.events import FileSystemEventHandler
     from watchdog.observers import Observer
-
-    from gitml.registry.versions import registry_path
 
     target = registry_path(state.repo, state.current.name)
     timer: list[threading.Timer] = []
@@ -300,8 +298,6 @@ def serve(
     allow_findings: bool = False,
 ) -> None:
     """Serve ``spec`` until interrupted; prints the URL (port 0 picks a free one)."""
-    import socket
-
     import uvicorn
 
     app = create_app(

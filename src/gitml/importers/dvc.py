@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitml import git
+from gitml import git, store
 from gitml.errors import GitError, UsageError
 from gitml.importers import Summary
 from gitml.repo import Repo
+from gitml.tracking import journal
+from gitml.tracking.record import normalize_params
 
 EXPS = "refs/exps/"
 
@@ -137,9 +139,6 @@ class _Found:
 
 
 def _write(repo: Repo, run_id: str, found: _Found) -> None:
-    from gitml import store
-    from gitml.tracking import journal
-    from gitml.tracking.record import normalize_params
 
     name, when, steps, tags, code = found.name, found.when, found.steps, found.tags, found.code
     metrics_text = found.metrics

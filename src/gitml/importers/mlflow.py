@@ -19,6 +19,7 @@ importing twice adds nothing.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 import shutil
@@ -27,9 +28,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gitml import store
+from gitml.data.add import track
 from gitml.errors import UsageError
 from gitml.importers import Summary
+from gitml.query.index import warn
+from gitml.registry import versions as registry
 from gitml.repo import Repo
+from gitml.tracking import journal
 
 ARTIFACTS_DIR = "mlflow-artifacts"
 STATUS = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "failed",
@@ -59,7 +65,6 @@ def import_store(
         raise UsageError(
             "mlflow", "importing needs the mlflow package: pip install mlflow"
         ) from exc
-    import logging
 
     import mlflow
     from tqdm import tqdm
@@ -129,8 +134,6 @@ def _import_run(
     repo: Repo, client: Any, exp: Any, run: Any, gitml_id: str, *, artifacts: bool,
     summary: Summary,
 ) -> None:  # fmt: skip
-    from gitml import store
-    from gitml.tracking import journal
 
     info = run.info
     record: dict[str, Any] = {
@@ -176,8 +179,6 @@ def _time(ms: int) -> dt.datetime:
 
 def _import_artifacts(repo: Repo, client: Any, exp: Any, mlflow_run_id: str) -> dict[str, Any]:
     """Download a run's artifacts into the repository and cache them DVC-style."""
-    from gitml.data.add import track
-
     listed = client.list_artifacts(mlflow_run_id)
     if not listed:
         return {}
@@ -200,9 +201,6 @@ def _slug(name: str) -> str:
 
 def _import_registry(repo: Repo, client: Any, ids: dict[str, str], summary: Summary) -> None:
     """Registered models: versions whose runs were imported (with a model file), and aliases."""
-    from gitml import store
-    from gitml.registry import versions as registry
-
     for model in client.search_registered_models():
         name = _slug(model.name)
         path = registry.registry_path(repo, name)
@@ -258,9 +256,6 @@ def _download_version(
     """
     import mlflow.artifacts
 
-    from gitml import store
-    from gitml.data.add import track
-
     experiment = _slug(record["tags"].get("mlflow.experiment", "experiment"))
     folder = repo.root / ARTIFACTS_DIR / experiment / record["tags"]["mlflow.run_id"]
     folder = folder / f"{_slug(mv.name)}-v{mv.version}"
@@ -274,8 +269,6 @@ def _download_version(
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(file, target)
     except Exception as exc:
-        from gitml.query.index import warn
-
         warn(f"{mv.name} v{mv.version}: cannot download {mv.source}: {exc}")
         return None
     outputs = record.setdefault("outputs", {})

@@ -31,8 +31,9 @@ from typing import Any
 from gitml.errors import UsageError
 from gitml.monitoring.drift_sources import Reference, cached_source
 from gitml.monitoring.drift_stats import Profiled, Sample, compare_categorical, compare_numeric
-from gitml.monitoring.profile import FeatureProfile
+from gitml.monitoring.profile import FeatureProfile, kind_of, profile_column, profile_frame
 from gitml.repo import Repo
+from gitml.serving.loading import load, predict
 
 METHODS = ("auto", "ks", "wasserstein", "psi", "chisquare", "jensenshannon")
 THRESHOLDS = {"ks": 0.05, "chisquare": 0.05, "wasserstein": 0.1, "jensenshannon": 0.1, "psi": 0.2}
@@ -157,8 +158,6 @@ def compare(
     only: tuple[str, ...] = (),
 ) -> DriftReport:
     """Compare every shared feature (the model's, when the reference names one)."""
-    from gitml.monitoring.profile import kind_of, profile_frame
-
     ref_columns = list(reference.profiles or {}) or [str(c) for c in reference.frame.columns]
     features = list(only) or reference.features or [c for c in ref_columns if c in current]
     missing = [f for f in features if f not in current.columns]
@@ -243,15 +242,12 @@ def _prediction_drift(
     """The served predictions against the model's own on the reference data."""
     import pandas as pd
 
-    from gitml.monitoring.profile import profile_column
-
     if "prediction" not in current.columns or reference.model is None:
         return None
     raw = reference.frame if reference.frame is not None else cached_source(repo, reference)
     if raw is None:
         notes.append("prediction: skipped (the training data is not in the local DVC cache)")
         return None
-    from gitml.serving.loading import load, predict
 
     loaded = load(repo, reference.model)
     frame = loaded.inputs.frame(raw[loaded.inputs.columns].to_dict("records"), "reference")

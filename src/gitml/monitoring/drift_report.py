@@ -6,7 +6,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from gitml import store
 from gitml.monitoring.drift import DriftReport
+from gitml.monitoring.monitor import MONITOR_DIR
 from gitml.repo import Repo
 
 
@@ -14,9 +16,6 @@ def save(repo: Repo, report: DriftReport) -> tuple[Path, Path]:
     """Write the TOML summary and the Parquet detail under `.gitml/monitor/<name>/`."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from gitml import store
-    from gitml.monitoring.monitor import MONITOR_DIR
 
     now = store.utcnow()
     folder = repo.gitml_dir / MONITOR_DIR / report.name

@@ -7,12 +7,20 @@ current data is a file or what `gitml serve` logged (`requests`).
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitml.errors import UsageError
-from gitml.monitoring.profile import FeatureProfile
+from gitml import git
+from gitml.data import ArtifactRef
+from gitml.data.checkout import verified_object
+from gitml.errors import GitmlError, UsageError
+from gitml.monitoring.monitor import read_requests
+from gitml.monitoring.profile import FeatureProfile, profile_path, read_profile, read_table
+from gitml.query.api import resolve
+from gitml.query.index import record_of
+from gitml.registry import versions as registry
 from gitml.repo import Repo
 
 REQUESTS = "requests"
@@ -33,16 +41,12 @@ class Reference:
 
 def resolve_reference(repo: Repo, spec: str) -> Reference:
     """A data file, a run id, or ``name@alias`` (its run's training input and its model)."""
-    from gitml.monitoring.profile import read_table
-
     path = Path(spec)
     if path.suffix.lower() in (".csv", ".parquet", ".pq"):
         if not path.is_file():
             raise UsageError("--reference", f"{spec}: no such file")
         return Reference(label=spec, name=path.stem, frame=read_table(path))
     if "@" in spec:
-        from gitml.registry import versions as registry
-
         doc, version = registry.resolve(repo, spec)
         features = [c["name"] for c in (version.get("signature") or {}).get("inputs", [])]
         ref = _from_run(repo, version["run"], features or None)
@@ -55,10 +59,6 @@ def resolve_reference(repo: Repo, spec: str) -> Reference:
 
 def _from_run(repo: Repo, run_ref: str, features: list[str] | None) -> Reference:
     """A run's profiled (or else first tabular) input that holds the features."""
-    from gitml.monitoring.profile import profile_path, read_profile
-    from gitml.query.api import resolve
-    from gitml.query.index import record_of
-
     run = resolve(repo, run_ref)
     inputs = record_of(repo, run).get("inputs") or {}
     tabular = {p: r for p, r in inputs.items() if p.endswith((".csv", ".parquet", ".pq"))}
@@ -87,10 +87,6 @@ def _from_run(repo: Repo, run_ref: str, features: list[str] | None) -> Reference
 
 
 def _profile_at(repo: Repo, commit: str, file: Path) -> dict[str, FeatureProfile]:
-    import tempfile
-
-    from gitml import git
-    from gitml.monitoring.profile import read_profile
 
     data = git.read_file_at(repo.root, commit, file.relative_to(repo.root).as_posix())
     with tempfile.NamedTemporaryFile(suffix=".parquet") as tmp:
@@ -101,9 +97,6 @@ def _profile_at(repo: Repo, commit: str, file: Path) -> dict[str, FeatureProfile
 
 def load_current(repo: Repo, spec: str, reference: Reference) -> tuple[str, Any]:
     """A data file, or `requests` / `requests:<name>`: what a served model was asked."""
-    from gitml.monitoring.monitor import read_requests
-    from gitml.monitoring.profile import read_table
-
     if spec == REQUESTS or spec.startswith(f"{REQUESTS}:"):
         name = spec.partition(":")[2] or reference.name
         frame = read_requests(repo, name)
@@ -123,8 +116,6 @@ def load_current(repo: Repo, spec: str, reference: Reference) -> tuple[str, Any]
 
 def cached_source(repo: Repo, reference: Reference) -> Any:
     """The profiled training data itself, when the local DVC cache has it (never fetched)."""
-    from gitml.errors import GitmlError
-
     if reference.source is None:
         return None
     try:
@@ -135,9 +126,5 @@ def cached_source(repo: Repo, reference: Reference) -> Any:
 
 def _read_input(repo: Repo, path: str, ref: dict[str, Any], *, fetch: bool = True) -> Any:
     """A run's CSV or Parquet input, read from its verified DVC cache object."""
-    from gitml.data import ArtifactRef
-    from gitml.data.checkout import verified_object
-    from gitml.monitoring.profile import read_table
-
     obj = verified_object(repo.root, ArtifactRef(md5=ref["md5"], size=ref["size"]), fetch=fetch)
     return read_table(obj, suffix=Path(path).suffix)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gitml.repo import Repo
+from gitml.store import utcnow
 
 MONITOR_DIR = "monitor"
 LIVE_SUFFIX = ".arrows"
@@ -71,8 +72,6 @@ class RequestLog:
     def _open_segment(self, schema: Any) -> None:
         import pyarrow as pa
 
-        from gitml.store import utcnow
-
         self.folder.mkdir(parents=True, exist_ok=True)
         self._seq += 1
         stamp = utcnow().strftime("%Y%m%dT%H%M%S")
@@ -117,8 +116,6 @@ def read_requests(repo: Repo, name: str) -> Any:
 def _batch(request_id: str, endpoint: str, version: int, frame: Any, predictions: Any) -> Any:
     import numpy as np
     import pyarrow as pa
-
-    from gitml.store import utcnow
 
     rows = len(frame)
     inputs = pa.Table.from_pandas(frame, preserve_index=False)

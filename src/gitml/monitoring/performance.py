@@ -14,8 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gitml import store
 from gitml.errors import UsageError
+from gitml.monitoring.monitor import MONITOR_DIR, read_requests
+from gitml.monitoring.profile import read_table
+from gitml.registry import versions as registry
 from gitml.repo import Repo
+from gitml.store import utcnow
 
 TOLERANCE = 0.05
 MIN_LABELS = 30  # fewer labelled rows in a window say too little to flag it
@@ -66,10 +71,6 @@ def keep_labels(repo: Repo, name: str, source: Path) -> Path:
     """Check a labels file and keep it as Parquet beside the request log."""
     import pandas as pd
 
-    from gitml.monitoring.monitor import MONITOR_DIR
-    from gitml.monitoring.profile import read_table
-    from gitml.store import utcnow
-
     if not source.is_file():
         raise UsageError("labels", f"{source}: no such file")
     frame = read_table(source)
@@ -97,9 +98,6 @@ def windows(
 ) -> tuple[list[Window], int, int]:
     """The metric per window and version; (windows, labels joined, labels unmatched)."""
     import pandas as pd
-
-    from gitml.monitoring.monitor import MONITOR_DIR, read_requests
-    from gitml.registry import versions as registry
 
     compute, goal = metric_function(metric)
     folder = repo.gitml_dir / MONITOR_DIR / name / "labels"
@@ -138,9 +136,6 @@ def _comparable(labels: Any, predicted: Any) -> tuple[Any, Any]:
 def save(repo: Repo, name: str, metric: str, rows: list[Window]) -> Path:
     """The windows as a TOML summary and a Parquet table under `.gitml/monitor/<name>/`."""
     import pandas as pd
-
-    from gitml import store
-    from gitml.monitoring.monitor import MONITOR_DIR
 
     now = store.utcnow()
     stem = f"performance-{now.strftime('%Y%m%dT%H%M%S%fZ')}"

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitml.errors import FileFormatError, UsageError
+
 QUANTILES = 201
 MAX_CATEGORIES = 1000
 PROFILES_DIR = "profiles"
@@ -112,8 +114,6 @@ def read_profile(path: Path) -> dict[str, FeatureProfile]:
     """Profiles written by `write_profile`; a clear error for anything else."""
     import pyarrow.parquet as pq
 
-    from gitml.errors import FileFormatError
-
     try:
         rows = pq.read_table(path).to_pylist()
         profiles = [FeatureProfile(**row) for row in rows]
@@ -130,8 +130,6 @@ def profile_path(run_dir: Path, input_path: str) -> Path:
 
 def profile_file(path: Path) -> dict[str, FeatureProfile]:
     """Profile a CSV or Parquet file."""
-    from gitml.errors import UsageError
-
     frame = read_table(path)
     if frame is None:
         raise UsageError("profile", f"{path}: only .csv and .parquet files can be profiled")

@@ -6,10 +6,11 @@ import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-from gitml import store
+from gitml import git, store
 from gitml.errors import (
     AmbiguousRunError,
     GitError,
@@ -21,6 +22,8 @@ from gitml.errors import (
 from gitml.query import where as where_lang
 from gitml.query.index import BY_PREFIX, IndexedRun, RunIndex, record_of, warn
 from gitml.repo import Repo
+from gitml.tracking import journal, record
+from gitml.tracking.env import process_gone
 
 Row = dict[str, Any]
 Rows = Callable[..., list[Row]]  # (condition, *args) -> the valid rows of the runs it names
@@ -103,8 +106,6 @@ def rows_of(index: RunIndex, condition: str = "", *args: Any) -> Iterator[Row]:
 
 
 def _repair_crashed(repo: Repo, running: list[str]) -> bool:
-    from gitml.tracking import record
-    from gitml.tracking.env import process_gone
 
     repaired = False
     for run_id in running:
@@ -218,8 +219,6 @@ def search(
 
 def _exists(option: str, fields: list[str], known: set[str]) -> None:
     """Every field in ``fields`` is one some run has; else the nearest ones, as an error."""
-    from difflib import get_close_matches
-
     for field in fields:
         if field in known or field.partition(".")[0] not in where_lang.NAMESPACES:
             continue  # top-level fields exist for every run
@@ -284,9 +283,6 @@ def get_run(ref: str, *, repo: Repo | str | os.PathLike[str] | None = None) -> d
 
 def step_metrics(repo: Repo, run: IndexedRun) -> list[tuple[int, int, float, str]]:
     """The step metrics of a run: from its Parquet file, its live journals, or git."""
-    from gitml import git
-    from gitml.tracking import journal
-
     run_dir = repo.run_dir(run.run_id)
     parquet = run_dir / journal.PARQUET_NAME
     rows: list[tuple[int, int, float, str]] = []

@@ -16,9 +16,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gitml import git, store
+from gitml.check.findings import refused
+from gitml.check.guard import version_findings
 from gitml.errors import GitmlError, PromotionRefusedError, UsageError
+from gitml.query.api import resolve as resolve_run
+from gitml.query.index import record_of
+from gitml.query.output import is_number
 from gitml.registry.names import refuse_misspelt
 from gitml.repo import MODELS_DIR, Repo, registry_path
+from gitml.repo import metric_goal as goal
+from gitml.serving.signature import infer as infer_signature
 
 T = TypeVar("T")
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,49}$")
@@ -107,10 +114,6 @@ def register(
     commit: bool = True,
 ) -> dict[str, Any]:
     """Add the model a run produced as the next version of ``name``; returns the version."""
-    from gitml.query.api import resolve as resolve_run
-    from gitml.query.index import record_of
-    from gitml.serving.signature import infer as infer_signature
-
     file = registry_path(repo, name)
     if commit:
         _committed(repo, name)
@@ -189,8 +192,6 @@ def promote(
         raise UsageError("version", f"{name}@{alias} is v{previous} already")
     if require_better and previous is not None:
         _gate(repo, doc, version, version_of(doc, str(previous)), metric)
-    from gitml.check.findings import refused
-    from gitml.check.guard import version_findings
 
     findings = version_findings(repo, doc, version)
     if findings and not allow_findings:
@@ -326,8 +327,6 @@ def _before(doc: dict[str, Any], alias: str, current: int) -> int | None:
 def _gate(
     repo: Repo, doc: dict[str, Any], new: dict[str, Any], old: dict[str, Any], metric: str | None
 ) -> None:
-    from gitml.query.output import is_number
-    from gitml.repo import metric_goal as goal
 
     metric = metric or repo.config.get("registry", {}).get("metric")
     if not metric:

@@ -10,11 +10,18 @@ framework.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from gitml.check.findings import SCAN_RULES, refused
+from gitml.check.guard import version_findings
 from gitml.errors import GitmlError
+from gitml.registry import versions as registry
 from gitml.repo import Repo
+from gitml.serving.signature import load_verified_model
+from gitml.store import utcnow
 
 
 class ModelLoadError(GitmlError):
@@ -54,14 +61,6 @@ def load(repo: Repo, spec: str, *, allow_findings: bool = False) -> LoadedModel:
     something dangerous, or cannot be read statically, is refused unless ``allow_findings``.
     A training environment unlike this one is a warning on stderr.
     """
-    import sys
-
-    from gitml.check.findings import SCAN_RULES, refused
-    from gitml.check.guard import version_findings
-    from gitml.registry import versions as registry
-    from gitml.serving.signature import load_verified_model
-    from gitml.store import utcnow
-
     doc, version = registry.resolve(repo, spec)
     label = f"{doc['name']} v{version['version']} ({version['path']}, md5 {version['md5']})"
     # Missing or corrupt bytes are refused below, by the md5 check of the bytes loaded.
@@ -171,7 +170,6 @@ def _typed_frame(rows: list[dict[str, Any]], columns: list[str], types: dict[str
 
 
 def _record_type(types: dict[str, str]) -> Any:
-    from datetime import datetime
 
     from pydantic import ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, with_config
     from typing_extensions import TypedDict

@@ -10,6 +10,7 @@ the file was scanned first, and for the nested pickles of object arrays too.
 from __future__ import annotations
 
 import io
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,6 @@ def _restricted_load(path: Path, trusted: tuple[str, ...]) -> Any:
 
 
 def _restricted_unpickler() -> type:
-    import pickle
 
     from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 

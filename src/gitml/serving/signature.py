@@ -11,8 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gitml.errors import GitmlError
+from gitml.check.facts import model_facts
+from gitml.check.guard import file_findings
+from gitml.check.scan import trusted_types
+from gitml.data import ArtifactRef
+from gitml.data.checkout import verified_object
+from gitml.errors import GitmlError, UsageError
 from gitml.repo import Repo
+from gitml.serving.models import load_model
 
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
 SAMPLE_ROWS = 1000
@@ -34,11 +40,6 @@ def load_verified_model(
     Every global the file names must be on the allow-list or in `[check] trusted_types`
     (`gitml.serving.models.load_model`); ``unrestricted`` (``--allow-findings``) lifts that.
     """
-    from gitml.check.scan import trusted_types
-    from gitml.data import ArtifactRef
-    from gitml.data.checkout import verified_object
-    from gitml.serving.models import load_model
-
     path = verified_object(repo.root, ArtifactRef(md5=md5, size=size))
     return load_model(path, format=fmt, trusted=trusted_types(repo), unrestricted=unrestricted)
 
@@ -46,9 +47,6 @@ def load_verified_model(
 def read_sample(repo: Repo, path: str, ref: dict[str, Any], rows: int = SAMPLE_ROWS) -> Any:
     """The first rows of a CSV or Parquet input, read from its verified cache object."""
     import pandas as pd
-
-    from gitml.data import ArtifactRef
-    from gitml.data.checkout import verified_object
 
     obj = verified_object(repo.root, ArtifactRef(md5=ref["md5"], size=ref["size"]))
     if path.endswith(".csv"):
@@ -70,8 +68,6 @@ def infer(
     is the whole signature. Only a model without feature names (fitted on an unnamed array),
     or whose training data is unknown, is loaded, by the restricted loader.
     """
-    from gitml.check.guard import file_findings
-
     fmt = artifact.get("format", "joblib")
     try:
         findings = file_findings(repo, artifact["md5"], artifact["size"], fmt, path)
@@ -83,10 +79,6 @@ def infer(
         why = f"{findings[0].message} [{findings[0].rule}]" if findings else reason
         print(f"gitml: note: no signature for {path}: not loaded: {why}", file=sys.stderr)
         return None
-    from gitml.check.scan import trusted_types
-    from gitml.data import ArtifactRef
-    from gitml.data.checkout import verified_object
-    from gitml.serving.models import load_model
 
     try:  # its bytes hashed once, for the facts and (if need be) the load
         obj = verified_object(repo.root, ArtifactRef(md5=artifact["md5"], size=artifact["size"]))
@@ -126,8 +118,6 @@ def _static_signature(
     """The signature from the file's facts and the training data, or None (then: load it)."""
     import numpy as np
 
-    from gitml.check.facts import model_facts
-
     facts = model_facts(obj, fmt)
     if facts is None or not facts.features:
         return None
@@ -163,8 +153,6 @@ def _training_sample(
 
 def check_frame(signature: dict[str, Any] | None, frame: Any, *, where: str) -> Any:
     """``frame`` with the signature's columns in order and types; a clear error otherwise."""
-    from gitml.errors import UsageError
-
     if not signature:
         return frame
     names = [c["name"] for c in signature["inputs"]]

@@ -24,6 +24,8 @@ from types import ModuleType
 from typing import Any
 
 from gitml.errors import GitmlError
+from gitml.tracking.run import start_run
+from gitml.tracking.sklearn import estimator_params, score_name
 
 
 class _State(threading.local):
@@ -122,8 +124,6 @@ def _wrap_fit(cls: type) -> None:
 
 def _log_fit(estimator: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """Log one finished fit; a logging failure is reported, never raised into training."""
-    from gitml.tracking.sklearn import estimator_params, score_name
-
     try:
         run = _current_run()
         with suppress(GitmlError):  # a later fit with other params: the first fit's stand
@@ -145,7 +145,5 @@ def _log_fit(estimator: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> N
 def _current_run() -> Any:
     run = _active["run"]
     if run is None or run._ended:
-        from gitml.tracking.run import start_run
-
         run = _active["run"] = start_run()
     return run

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from gitml import git, store
+from gitml.data.add import add_to_cache, ignore_file, track
+from gitml.data.content import content_fields
+from gitml.data.pipeline import lock_artifacts
 from gitml.errors import FileFormatError, GitmlError
 from gitml.repo import Repo, ensure_line
 from gitml.tracking import detect, record
@@ -107,9 +110,6 @@ def _record_file(repo: Repo, rel: str, run_id: str, *, output: bool) -> dict[str
     .gitignore entry, so `git add -A` commits the pointer, never the bytes; an input does when
     it is binary or large (a small text input, like a config, stays for git).
     """
-    from gitml.data.add import add_to_cache, track
-    from gitml.data.content import content_fields
-
     path = repo.root / rel
     try:
         if path.is_dir():
@@ -130,9 +130,6 @@ def pipeline_artifacts(
     repo: Repo, started: float
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """A `dvc repro` (or any command that rewrote dvc.lock) records its stages' deps and outs."""
-    from gitml.data.add import add_to_cache
-    from gitml.data.pipeline import lock_artifacts
-
     lock = repo.root / "dvc.lock"
     try:
         if lock.stat().st_mtime < started:
@@ -153,8 +150,6 @@ def captured_metrics(repo: Repo, cwd: Path, started: float) -> dict[str, float]:
     Their values live in run.toml and metrics.toml: committed as well, the file itself would
     conflict on every merge of two branches that each trained.
     """
-    from gitml.data.add import ignore_file
-
     found: dict[str, float] = {}
     for name in repo.tracking_setting("capture_files"):
         path = cwd / name

@@ -15,6 +15,7 @@ from gitml import git
 from gitml.errors import GitmlError
 from gitml.query.index import IndexedRun
 from gitml.repo import Repo
+from gitml.tracking.journal import PARQUET_NAME, read_parquet
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,6 @@ Series = dict[str, list[tuple[int, float]]]
 
 def series_of(repo: Repo, run: IndexedRun | None, record: dict[str, Any]) -> Series:
     """A run's step histories (metric -> [(step, value)]), from its metrics.parquet."""
-    from gitml.tracking.journal import PARQUET_NAME, read_parquet
-
     path = repo.run_dir(record["id"]) / PARQUET_NAME
     try:
         if run is None or (run.in_workdir and path.is_file()):

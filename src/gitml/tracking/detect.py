@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from gitml.errors import UsageError
+
 READS_FILE_ENV = "GITML_READS_FILE"
 AUDIT_DIR = Path(__file__).parent / "audit"
 # Never inputs: program code, read by every import.
@@ -153,8 +155,6 @@ def _group_folders(outputs: list[str], before: Listing) -> list[str]:
 
 def declared(root: Path, paths: Iterable[str], option: str) -> list[str]:
     """``-i``/``-o`` paths (relative to the current directory) as repository paths."""
-    from gitml.errors import UsageError
-
     out = []
     real_root = root.resolve()
     for path in paths:

@@ -8,14 +8,15 @@ import platform
 import socket
 import sys
 from collections.abc import Iterable
+from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from gitml import __version__
 
 
 def python_env(module_names: Iterable[str]) -> dict[str, Any]:
     """Python version, platform and the versions of the distributions behind ``module_names``."""
-    from gitml import __version__
-
     return {
         "gitml": __version__,
         "python": platform.python_version(),
@@ -47,8 +48,6 @@ def script_imports(path: Path) -> set[str]:
 
 def package_versions(module_names: Iterable[str]) -> dict[str, str]:
     """Distribution name -> version for the installed distributions providing these modules."""
-    from importlib import metadata
-
     wanted = set(module_names)
     if not wanted:
         return {}

@@ -15,6 +15,7 @@ from typing import Any
 from gitml import git, store
 from gitml.errors import GitmlError, UsageError
 from gitml.repo import OWN_PATHS, Repo, summary_rule
+from gitml.secrets import redact as redact_values
 from gitml.secrets import redact_argv
 from gitml.tracking import journal
 from gitml.tracking.env import process_info
@@ -144,8 +145,6 @@ def redact(params: dict[str, Any], allowed: list[str] | tuple[str, ...] = ()) ->
     shape; the command still gets the real values (its params file and environment are never
     written to the repository).
     """
-    from gitml.secrets import redact as redact_values
-
     return redact_values(params, allowed)
 
 

@@ -14,8 +14,12 @@ from types import TracebackType
 from typing import Any
 
 from gitml import store
+from gitml.data.add import track
+from gitml.data.content import content_fields
 from gitml.errors import ArtifactError, RunStateError, UsageError
+from gitml.monitoring.profile import profile_file, profile_path, write_profile
 from gitml.repo import Repo
+from gitml.serving.models import save_model
 from gitml.tracking import journal, record
 from gitml.tracking.env import imported_modules, python_env
 
@@ -114,7 +118,6 @@ class Run:
         ref = self._log_file("inputs", Path(path))
         if not profile:
             return ref
-        from gitml.monitoring.profile import profile_file, profile_path, write_profile
 
         rel = self.repo.relpath(Path(path))
         target = profile_path(self.dir, rel)
@@ -135,8 +138,6 @@ class Run:
         The file is written atomically, cached in DVC with a `.dvc` pointer, and recorded under
         `[outputs]` with its format.
         """
-        from gitml.serving.models import save_model
-
         save_model(model, Path(path), format=format)
         return self._log_file("outputs", Path(path), format=format)
 
@@ -151,12 +152,9 @@ class Run:
             raise ArtifactError(rel, f"is a link to {real}, outside the repository")
         if rel.startswith(".gitml/") or rel.startswith(".git/"):
             raise ArtifactError(rel, "is inside gitml's or git's own folder")
-        from gitml.data.add import track
 
         ref = {**track(self.repo.root, absolute).to_dict(), **extra}
         if section == "outputs":
-            from gitml.data.content import content_fields
-
             ref.update(content_fields(absolute))
         self._update(lambda rec: rec.setdefault(section, {}).__setitem__(rel, ref))
         return ref
@@ -231,7 +229,6 @@ def _close_at_exit(run: Run) -> None:
     """
     # Writing Parquet at exit imports pandas (through pyarrow), which imports this module; once
     # shutdown has begun it can no longer register its own exit hook, so import it now.
-    import concurrent.futures.thread  # noqa: F401
 
     ref = weakref.ref(run)
 

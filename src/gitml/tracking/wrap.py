@@ -24,6 +24,7 @@ from typing import Any
 
 from gitml.errors import CommandError, FileFormatError, UsageError
 from gitml.repo import Repo
+from gitml.secrets import redact
 from gitml.tracking import detect, record
 from gitml.tracking.collect import (
     NO_FILES,
@@ -157,8 +158,6 @@ def _note_uncommitted(repo: Repo, rec: dict[str, Any], command: Sequence[str], c
 
 def _recorded_vars(repo: Repo, env: Mapping[str, str]) -> dict[str, str]:
     """Every GITML_* the user set and the `[tracking] env_vars` the command runs with."""
-    from gitml.secrets import redact
-
     internal = {RUN_ID_ENV, PARAMS_FILE_ENV, "GITML_REPO", detect.READS_FILE_ENV, AUTOLOG_ENV}
     names = set(repo.tracking_setting("env_vars"))
     picked = {

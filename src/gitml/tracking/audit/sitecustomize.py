@@ -11,6 +11,7 @@ were not there. Nothing here imports gitml: it must cost the wrapped program nex
 
 import atexit
 import contextlib
+import importlib.machinery
 import os
 import sys
 
@@ -73,8 +74,6 @@ class _ArrowReaders:
     def find_spec(self, fullname, path, target=None):  # type: ignore[no-untyped-def]
         if fullname not in ARROW_READERS:
             return None
-        import importlib.machinery
-
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None:
             return spec
@@ -130,7 +129,7 @@ def _chain() -> None:
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
     me = sys.modules.pop(__name__)
     try:
-        import sitecustomize  # noqa: F401
+        import sitecustomize  # noqa: F401, PLC0415 - chains to the environment's own one
     except ImportError:
         sys.modules[__name__] = me  # the import system hands back what it finds here
 
