@@ -69,3 +69,13 @@ def test_the_package_has_no_import_circles():
     assert edges.number_of_edges() > 300
     circles = [sorted(c) for c in nx.strongly_connected_components(edges) if len(c) > 1]
     assert circles == []
+
+
+def test_test_folders_mirror_the_package_layout():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    folders = [p.name for p in (root / "tests").iterdir() if p.is_dir() and p.name[0] not in "._"]
+    assert len(folders) >= 10, folders
+    for name in folders:
+        assert (root / "src" / "gitml" / name / "__init__.py").is_file(), f"tests/{name}/"

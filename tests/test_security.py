@@ -15,7 +15,7 @@ from gitml import store
 from gitml.errors import ArtifactError, SchemaError
 from tests.helpers import commit_all, git
 from tests.helpers import gitml as gitml_cli
-from tests.test_serve import ROWS, Server, _records
+from tests.http.test_serve import ROWS, Server, _records
 
 
 def test_artifacts_must_stay_inside_the_repository(project, tmp_path):

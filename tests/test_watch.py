@@ -9,6 +9,7 @@ import tomllib
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.helpers import git, gitml
 
@@ -140,3 +141,44 @@ def _wait(condition, log, timeout=90):
     while not condition():
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.1)
+
+
+def test_one_watch_step_reads_the_watched_alias_once(served, tmp_path, monkeypatch):
+    """Drift reference, champion, its age and its score all come from one read of the alias."""
+    from gitml.registry import versions
+    from gitml.repo import Repo
+    from gitml.watch import Policy, process
+
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    _labelled(served, 600, seed=1, shift=2.5).to_csv(incoming / "batch-1.csv", index=False)
+    reads = []
+    real = versions.resolve
+
+    def counted(repo, ref):
+        resolved = real(repo, ref)
+        reads.append(str(resolved.ref))
+        return resolved
+
+    monkeypatch.setattr(versions, "resolve", counted)
+    monkeypatch.chdir(served)
+    repo = Repo(served)
+    policy = Policy.from_config(repo, "iris@production", max_age_days=365.0)
+    outcome = process(repo, policy, incoming / "batch-1.csv", echo=lambda _line: None)
+    assert outcome.error is None and outcome.promoted, outcome
+    assert reads.count("iris@production") == 1, reads
+    assert "iris@3" in reads  # the challenger, by number
+
+
+def test_a_model_reference_is_parsed_in_one_place():
+    from gitml.errors import UsageError
+    from gitml.registry.ref import ModelRef
+
+    assert ModelRef.parse("wine@production") == ModelRef("wine", "production")
+    assert ModelRef.parse("wine").selector == "latest"
+    assert ModelRef.parse("wine", default="staging").alias == "staging"
+    assert (ModelRef.parse("wine@v3").number, ModelRef.parse("wine@3").alias) == (3, None)
+    assert str(ModelRef("wine", "production").at(4)) == "wine@4"
+    for bad in ("@production", "", "a@b@c"):
+        with pytest.raises(UsageError):
+            ModelRef.parse(bad)

@@ -79,8 +79,9 @@ def build(repo: Repo, target: str) -> Artifact | RunNode:
 
 def _model_node(repo: Repo, spec: str, rows: Rows, seen: set[str]) -> Artifact:
     """A registered model version (name@alias, name@3): its artifact and the run behind it."""
-    doc, version = registry.resolve(repo, spec)
-    label = f"{spec} = {doc['name']} v{version['version']}: {version['path']}"
+    resolved = registry.resolve(repo, spec)
+    version = resolved.version
+    label = f"{spec} = {resolved.ref.name} v{resolved.number}: {version['path']}"
     node = Artifact(label, version["md5"])
     found = rows(BY_ID, version["run"])
     if not found:

@@ -8,11 +8,12 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from gitml import git, store
 from gitml.data.init import ensure_remote
 from gitml.errors import FileFormatError, NotInitializedError, UsageError
+from gitml.records import Config
 
 GITML_DIR = ".gitml"
 # Paths gitml writes itself: never part of a run's code patch or dirty flag.
@@ -89,9 +90,9 @@ class Repo:
         return self.runs_dir / run_id
 
     @cached_property
-    def config(self) -> dict[str, Any]:
+    def config(self) -> Config:
         """The validated project settings."""
-        return store.read_toml(self.config_path, kind="config")
+        return cast(Config, store.read_toml(self.config_path, kind="config"))
 
     def tracking_setting(self, key: str) -> Any:
         """A `[tracking]` setting, falling back to the default."""

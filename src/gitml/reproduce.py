@@ -9,9 +9,9 @@ failure and Ctrl-C, unless ``keep`` is set.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +24,7 @@ from gitml.data.checkout import restore
 from gitml.errors import AmbiguousRunError, GitmlError, RunNotFoundError
 from gitml.query.api import collect, resolve
 from gitml.query.index import IndexedRun, record_of
+from gitml.records import RunRecord
 from gitml.repo import Repo
 from gitml.secrets import REDACTED
 from gitml.tracking.comparison import (
@@ -37,6 +38,8 @@ from gitml.tracking.comparison import (
     series_of,
 )
 from gitml.tracking.wrap import run_command
+
+log = logging.getLogger(__name__)
 
 REPRODUCED, DIFFERS, UNVERIFIED, FAILED = "reproduced", "differs", "not verified", "could not run"
 EXIT_CODES = {REPRODUCED: 0, DIFFERS: 1, UNVERIFIED: 1, FAILED: 2}
@@ -82,10 +85,10 @@ def targets(repo: Repo, ref: str) -> list[IndexedRun]:
     for ancestor in git.first_parents(repo.root, commit):
         if ancestor in by_commit:
             if ancestor != commit:
-                print(
-                    f"gitml: commit {commit[:12]} recorded no run; reproducing the runs of its "
-                    f"ancestor {ancestor[:12]}",
-                    file=sys.stderr,
+                log.warning(
+                    "gitml: commit %s recorded no run; reproducing the runs of its ancestor %s",
+                    commit[:12],
+                    ancestor[:12],
                 )
             return sorted(by_commit[ancestor], key=lambda r: r.run_id)
     raise GitmlError(f"commit {commit[:12]}: no run was recorded in this commit or before it")
@@ -97,7 +100,7 @@ def reproduce(
     *,
     tolerance: Tolerance = EXACT,
     keep: bool = False,
-    echo: Callable[[str], None] = print,
+    echo: Callable[[str], None] = log.info,
 ) -> list[Reproduction]:
     """Reproduce every run ``ref`` names; see the module docstring."""
     git.require_full_history(repo.root, "gitml reproduce")
@@ -123,7 +126,7 @@ def reproduce_run(
     worktree = base / "tree"
     made = False
     try:
-        _check_runnable(record)
+        commit = _check_runnable(record)
         echo(f"gitml: reproducing run {run.run_id} at {commit[:12]} in {worktree}")
         git.add_worktree(repo.root, worktree, commit)
         made = True
@@ -154,7 +157,7 @@ def reproduce_run(
     return result
 
 
-def _verdict(old: dict[str, Any], new: dict[str, Any], checks: list[Check]) -> tuple[str, str]:
+def _verdict(old: RunRecord, new: RunRecord, checks: list[Check]) -> tuple[str, str]:
     """The verdict and why; never "reproduced" on nothing, or on less than the run produced."""
     unrecorded = sorted(set(new.get("outputs", {})) - set(old.get("outputs", {})))
     counted = [c for c in checks if c.expected]
@@ -178,7 +181,7 @@ def _verdict(old: dict[str, Any], new: dict[str, Any], checks: list[Check]) -> t
     return REPRODUCED, env
 
 
-def _env_note(record: dict[str, Any]) -> str:
+def _env_note(record: RunRecord) -> str:
     restored = record.get("env", {}).get("vars", {})
     if not restored:
         return ""
@@ -187,7 +190,8 @@ def _env_note(record: dict[str, Any]) -> str:
     return text + (f" ({', '.join(now)} set differently here)" if now else "")
 
 
-def _check_runnable(record: dict[str, Any]) -> None:
+def _check_runnable(record: RunRecord) -> str:
+    """The commit to re-run at; why not, when the record cannot be re-run."""
     if not record.get("command"):
         raise ReproduceError(f"run {record['id']}: no command was recorded")
     if any(REDACTED in str(arg) for arg in record["command"]):
@@ -195,13 +199,15 @@ def _check_runnable(record: dict[str, Any]) -> None:
             f"run {record['id']}: its command line held a secret, recorded as {REDACTED}; "
             "pass secrets through the environment so the command can be run again"
         )
-    if not record.get("code", {}).get("commit"):
+    commit = record.get("code", {}).get("commit")
+    if not commit:
         raise ReproduceError(
             f"run {record['id']}: started before the first commit; no code to check out"
         )
+    return commit
 
 
-def _prepare(repo: Repo, run: IndexedRun, record: dict[str, Any], worktree: Path) -> None:
+def _prepare(repo: Repo, run: IndexedRun, record: RunRecord, worktree: Path) -> None:
     """Patch, gitml/DVC set-up sharing the main cache, inputs restored by hash."""
     patch = record["code"].get("patch")
     if patch:
@@ -239,7 +245,7 @@ def _apply_patch(repo: Repo, run: IndexedRun, worktree: Path, patch: str) -> Non
         raise ReproduceError(f"the recorded patch does not apply: {exc}") from exc
 
 
-def _rerun(record: dict[str, Any], worktree: Path) -> tuple[dict[str, Any], int]:
+def _rerun(record: RunRecord, worktree: Path) -> tuple[RunRecord, int]:
 
     return run_command(
         Repo(worktree),

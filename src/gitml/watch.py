@@ -21,9 +21,9 @@ done, which is committed too. `--once` processes the files not yet processed and
 
 from __future__ import annotations
 
+import logging
 import queue
 import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +39,7 @@ from gitml.monitoring.drift_sources import resolve_reference
 from gitml.monitoring.monitor import MONITOR_DIR
 from gitml.monitoring.performance import metric_function
 from gitml.registry import versions as registry
+from gitml.registry.ref import ModelRef, Resolved
 from gitml.repo import Repo
 from gitml.serving.loading import load, predict
 from gitml.store import utcnow
@@ -54,6 +55,8 @@ from gitml.watch_data import (
     target_column,
     training_data,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULTS = {"retrain": "drift", "holdout": 0.3, "margin": 0.0, "alias": "production"}
 STABLE_SECONDS = 0.5
@@ -78,8 +81,7 @@ class Outcome:
 class Policy:
     """`[watch]` of the config, with the command line on top."""
 
-    model: str
-    alias: str
+    ref: ModelRef  # name@alias: the alias kept trained
     target: str | None
     retrain: str
     holdout: float
@@ -87,6 +89,16 @@ class Policy:
     metric: str
     every: int = 0  # also retrain once this many files wait untrained (0: off)
     max_age_days: float = 0  # also retrain when the champion is this old (0: off)
+
+    @property
+    def model(self) -> str:
+        """The watched model's name."""
+        return self.ref.name
+
+    @property
+    def alias(self) -> str:
+        """The alias kept trained."""
+        return self.ref.selector
 
     @classmethod
     def from_config(cls, repo: Repo, spec: str | None, **overrides: Any) -> Policy:
@@ -96,9 +108,11 @@ class Policy:
         spec = spec or conf.get("model")
         if not spec:
             raise UsageError("--model", "name the model to keep trained, as name@alias")
-        name, _, alias = spec.partition("@")
+        ref = ModelRef.parse(spec, default=conf["alias"])
+        if ref.alias is None:
+            raise UsageError("--model", f"{spec}: watch keeps an alias trained; give name@alias")
         metric = conf.get("metric") or repo.config.get("registry", {}).get("metric", "accuracy")
-        return cls(name, alias or conf["alias"], conf.get("target"), conf["retrain"],
+        return cls(ref, conf.get("target"), conf["retrain"],
                    float(conf["holdout"]), float(conf["margin"]), metric,
                    int(conf.get("every", 0)), float(conf.get("max_age_days", 0)))  # fmt: skip
 
@@ -109,12 +123,13 @@ def process(repo: Repo, policy: Policy, file: Path, echo: Callable[[str], None])
     restore: Callable[[], None] | None = None
     try:
         frame = read_frame(file)
-        outcome.drifted = _drift(repo, policy, file, frame, outcome, echo=echo)
-        why, waiting = _why_retrain(repo, policy, file, outcome.drifted)
+        resolved = registry.resolve(repo, policy.ref)  # once: every step below uses this version
+        outcome.drifted = _drift(repo, policy, file, frame, outcome, champion=resolved, echo=echo)
+        why, waiting = _why_retrain(repo, policy, resolved, file, outcome.drifted)
         if why is None:
             outcome.steps.append(f"no retraining: {_why_not(policy)}")
             return outcome
-        champion = find_champion(repo, policy)
+        champion = find_champion(repo, resolved)
         data = training_data(repo, champion)
         named = [(file.name, frame), *((w.name, read_frame(w)) for w in waiting)]
         train, holdout = split_holdout(labelled_rows(list(data.columns), named), policy.holdout)
@@ -125,10 +140,10 @@ def process(repo: Repo, policy: Policy, file: Path, echo: Callable[[str], None])
         outcome.steps.append(f"retrained ({why}): run {outcome.run}"
                              + (f", with {', '.join(outcome.trained_with)}" if waiting
                                 else ""))  # fmt: skip
-        _register_and_decide(repo, policy, outcome, holdout, file, echo=echo)
+        _register_and_decide(repo, policy, outcome, holdout, file, champion=resolved, echo=echo)
     except GitmlError as exc:
         outcome.error = exc.message
-        echo(f"gitml watch: {file.name}: {exc.message}; {policy.model}@{policy.alias} unchanged")
+        echo(f"gitml watch: {file.name}: {exc.message}; {policy.ref} unchanged")
     finally:
         if restore is not None:
             restore()
@@ -137,7 +152,7 @@ def process(repo: Repo, policy: Policy, file: Path, echo: Callable[[str], None])
 
 
 def _why_retrain(
-    repo: Repo, policy: Policy, file: Path, drifted: list[str]
+    repo: Repo, policy: Policy, champion: Resolved, file: Path, drifted: list[str]
 ) -> tuple[str | None, list[Path]]:
     """Why retrain now (None: not now), and the earlier files waiting to be trained on."""
     if policy.retrain == "never":
@@ -150,8 +165,7 @@ def _why_retrain(
     if policy.every and len(waiting) + 1 >= policy.every:
         return f"policy: every {policy.every} files", waiting
     if policy.max_age_days:
-        _doc, version = registry.resolve(repo, f"{policy.model}@{policy.alias}")
-        age = (utcnow() - version["created_at"]).total_seconds() / 86400
+        age = (utcnow() - champion.version["created_at"]).total_seconds() / 86400
         if age >= policy.max_age_days:
             return f"policy: champion is {age:.0f} days old (max {policy.max_age_days})", waiting
     return None, []
@@ -179,10 +193,10 @@ def _waiting(repo: Repo, policy: Policy, folder: Path) -> list[Path]:
 
 def _drift(
     repo: Repo, policy: Policy, file: Path, frame: Any, outcome: Outcome, *,
-    echo: Callable[[str], None],
+    champion: Resolved, echo: Callable[[str], None],
 ) -> list[str]:  # fmt: skip
 
-    reference = resolve_reference(repo, f"{policy.model}@{policy.alias}")
+    reference = resolve_reference(repo, champion)
     columns = reference.features or [c for c in frame.columns if c != policy.target]
     current = frame[[c for c in columns if c in frame.columns]]
     report = drift.compare(repo, reference, current, file.name, drift.Settings.from_config(
@@ -203,7 +217,7 @@ def _retrain(
 
     record = champion.record
     echo(f"{file.name}: retraining with `{' '.join(record['command'])}`")
-    champion_label = f"{policy.model}@{policy.alias}=v{champion.version['version']}"
+    champion_label = f"{policy.ref}=v{champion.resolved.number}"
     rec, code = run_command(
         repo, record["command"], name=f"watch: retrain on {file.name}",
         params=record.get("params", {}),
@@ -217,23 +231,22 @@ def _retrain(
         )  # the failed run's record is kept
         raise CommandError(failure)
     paths = [repo.relpath(repo.run_dir(rec["id"])), repo.tracking_setting("summary_file")]
-    for section in ("inputs", "outputs"):
-        paths += [f"{p}.dvc" for p in rec.get(section, {}) if (repo.root / f"{p}.dvc").is_file()]
+    for section in (rec.get("inputs", {}), rec.get("outputs", {})):
+        paths += [f"{p}.dvc" for p in section if (repo.root / f"{p}.dvc").is_file()]
     git.commit(repo.root, sorted(set(paths)), f"watch: retrain on {file.name} ({why})")
     return str(rec["id"])
 
 
 def _register_and_decide(
     repo: Repo, policy: Policy, outcome: Outcome, holdout: Any, file: Path, *,
-    echo: Callable[[str], None],
+    champion: Resolved, echo: Callable[[str], None],
 ) -> None:  # fmt: skip
-
     assert outcome.run is not None
     about = f"challenger trained by gitml watch on {file.name}"
     version = registry.register(repo, outcome.run, policy.model, description=about)
     outcome.challenger = int(version["version"])
     outcome.steps.append(f"registered v{outcome.challenger}")
-    champion_value, challenger_value, goal, rows = _score(repo, policy, outcome, holdout)
+    champion_value, challenger_value, goal, rows = _score(repo, policy, champion, outcome, holdout)
     gain = challenger_value - champion_value if goal == "maximize" else (
         champion_value - challenger_value)  # fmt: skip
     verdict = (f"{policy.metric} {challenger_value:.4f} vs champion {champion_value:.4f} "
@@ -251,11 +264,11 @@ def _register_and_decide(
         echo(f"{file.name}: kept the champion; challenger v{outcome.challenger}: {verdict}")
 
 
-def _score(repo: Repo, policy: Policy, outcome: Outcome, holdout: Any) -> tuple:
+def _score(repo: Repo, policy: Policy, resolved: Resolved, outcome: Outcome, holdout: Any) -> tuple:
 
     compute, goal = metric_function(policy.metric)
-    champion = load(repo, f"{policy.model}@{policy.alias}")
-    challenger = load(repo, f"{policy.model}@{outcome.challenger}")
+    champion = load(repo, resolved)
+    challenger = load(repo, policy.ref.at(str(outcome.challenger)))
     target = policy.target or target_column(holdout, champion.inputs.columns)
     values = []
     for loaded in (champion, challenger):
@@ -292,7 +305,7 @@ def _record(repo: Repo, policy: Policy, outcome: Outcome) -> None:
     try:
         git.commit(repo.root, [repo.relpath(path)], f"watch: {outcome.file}: {status}"[:200])
     except GitmlError as exc:
-        print(f"gitml watch: could not commit {path}: {exc}", file=sys.stderr)
+        log.warning("gitml watch: could not commit %s: %s", path, exc)
 
 
 def pending(repo: Repo, policy: Policy, folder: Path) -> list[Path]:

@@ -7,7 +7,7 @@ input, read from the working tree or restored by hash; each labelled file is app
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,8 @@ from gitml.errors import UsageError
 from gitml.monitoring.profile import read_table
 from gitml.query.api import resolve
 from gitml.query.index import record_of
-from gitml.registry import versions as registry
+from gitml.records import RunRecord
+from gitml.registry.ref import Resolved
 from gitml.repo import Repo
 
 SUFFIXES = (".csv", ".parquet", ".pq")
@@ -61,21 +62,26 @@ def target_column(frame: Any, features: list[str]) -> str:
 class Champion:
     """The version the watched alias names, its run's record and training input."""
 
-    version: dict[str, Any]
-    record: dict[str, Any]
+    resolved: Resolved  # read once per step: the alias may move while the step runs
+    record: RunRecord
     data_path: str
 
+    @property
+    def version(self) -> Mapping[str, Any]:
+        """The champion's registry version."""
+        return self.resolved.version
 
-def find_champion(repo: Repo, policy: Any) -> Champion:
-    """The version the watched alias names, with its run and its tabular training input."""
-    _doc, version = registry.resolve(repo, f"{policy.model}@{policy.alias}")
+
+def find_champion(repo: Repo, resolved: Resolved) -> Champion:
+    """The version the watched alias named, with its run and its tabular training input."""
+    version = resolved.version
     record = record_of(repo, resolve(repo, version["run"]))
     if not record.get("command"):
         raise UsageError("run", f"{record['id']}: no recorded command to retrain with")
     tabular = [p for p in (record.get("inputs") or {}) if p.endswith(SUFFIXES)]
     if not tabular:
         raise UsageError("run", f"{record['id']}: logged no CSV or Parquet training input")
-    return Champion(version, record, tabular[0])
+    return Champion(resolved, record, tabular[0])
 
 
 def training_data(repo: Repo, champion: Champion) -> Any:

@@ -200,3 +200,29 @@ def test_init_leaves_hooks_to_the_pre_commit_framework(tmp_path):
                              capture_output=True, text=True, check=False)  # fmt: skip
     assert refused.returncode != 0
     assert "'status' is a required property" in refused.stdout + refused.stderr
+
+
+def test_a_command_opens_its_repository_once(trained, monkeypatch, capsys):
+    """One repository handle per operation: `gitml diff` and `gitml runs` each open git once."""
+    import pygit2
+
+    opened = []
+    real = pygit2.Repository
+
+    class Counting(real):
+        def __init__(self, path, *args, **kwargs):
+            opened.append(path)
+            super().__init__(path, *args, **kwargs)
+
+    monkeypatch.setattr(pygit2, "Repository", Counting)
+    for argv in (["diff", "HEAD~1", "HEAD"], ["runs", "--format", "json"], ["show", trained[1][0]]):
+        opened.clear()
+        assert main(argv) in (0, 1), capsys.readouterr().err
+        assert len(opened) == 1, (argv, opened)
+    # outside a command (a library call), nothing is kept between calls
+    from gitml import git
+
+    opened.clear()
+    git.resolve_commit(trained[0].root, "HEAD")
+    git.resolve_commit(trained[0].root, "HEAD~1")
+    assert len(opened) == 2

@@ -17,9 +17,9 @@ def checkout_run(repo: Repo, ref: str, *, inputs: bool = True) -> list[str]:
     written = []
     for run in targets(repo, ref):
         record = record_of(repo, run)
-        sections = ("outputs", "inputs") if inputs else ("outputs",)
+        sections = [record.get("outputs", {})] + ([record.get("inputs", {})] if inputs else [])
         for section in sections:
-            for path, art in record.get(section, {}).items():
+            for path, art in section.items():
                 dest = store.safe_target(repo.root, path)
                 restore(repo.root, ArtifactRef(md5=art["md5"], size=art["size"]), dest)
                 written.append(Path(path).as_posix())

@@ -23,7 +23,7 @@ the guard promote and serve ask (`check.guard`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any
@@ -46,6 +46,7 @@ from gitml.check.where import line_of, on_disk, with_commits
 from gitml.errors import GitmlError
 from gitml.query.api import collect
 from gitml.query.index import BY_ID, record_of
+from gitml.records import ModelDoc
 from gitml.repo import Repo
 from gitml.secrets import masked, secret_kind
 
@@ -222,7 +223,7 @@ def _gather(kind: str, entry: files.Entry, doc: Any, seen: Seen) -> None:
                        entry.blob)  # fmt: skip
 
 
-def registry_refs(path: str, doc: dict[str, Any], blob: str | None = None) -> list[Ref]:
+def registry_refs(path: str, doc: ModelDoc, blob: str | None = None) -> list[Ref]:
     """The model file of every version in the registry file ``path``."""
     return [Ref(v["md5"], v["size"], path, f"{doc['name']} v{v['version']}",
                 PurePosixPath(v["path"]).name, v.get("format", "joblib"), blob, registry=True)
@@ -315,7 +316,7 @@ def _environment(
     return found
 
 
-def run_record(repo: Repo, run_id: str, seen: Seen) -> dict[str, Any] | None:
+def run_record(repo: Repo, run_id: str, seen: Seen) -> Mapping[str, Any] | None:
     """The record of run ``run_id``, as read during this check or looked up (never repaired)."""
     if run_id in seen.runs:
         return seen.runs[run_id][1]

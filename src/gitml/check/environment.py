@@ -8,7 +8,7 @@ between minor versions; the serving side is this Python's packages or a pip free
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 from gitml.check.findings import Finding
 from gitml.check.where import line_of
 from gitml.errors import GitmlError
+from gitml.records import VersionRecord
 from gitml.repo import Repo
 
 DEFAULT_ENV_PACKAGES = ("scikit-learn", "numpy", "pandas")
@@ -68,14 +69,14 @@ def version_env(
     repo: Repo,
     path: str,
     subject: str,
-    version: dict[str, Any],
-    record: dict[str, Any] | None,
+    version: VersionRecord,
+    record: Mapping[str, Any] | None,
     *,
     against: tuple[dict[str, str], Iterable[str]],
 ) -> list[Finding]:
     """Findings for a version whose run's packages differ from ``against`` (serving, names)."""
     serving, packages = against
-    recorded = (record or {}).get("env", {}).get("packages") or {}
+    recorded = (record.get("env", {}).get("packages") if record else None) or {}
     trained = {_norm(k): v for k, v in recorded.items()}
     if not trained:
         return [Finding(rule="environment-unknown", file=path, subject=subject,

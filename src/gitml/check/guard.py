@@ -8,7 +8,6 @@ anything: the run it names is looked up with `repair=False`, and the caches are 
 from __future__ import annotations
 
 from pathlib import PurePosixPath
-from typing import Any
 
 from gitml.check.artifacts import artifact_findings
 from gitml.check.core import (
@@ -22,6 +21,7 @@ from gitml.check.core import (
 )
 from gitml.check.findings import Finding, Ref, blocking
 from gitml.check.hashes import HashCache
+from gitml.records import ModelDoc, VersionRecord
 from gitml.repo import Repo, registry_path
 
 
@@ -31,7 +31,7 @@ def file_findings(repo: Repo, md5: str, size: int, fmt: str, path: str) -> list[
     return blocking(repo, model_findings(repo, [ref]))
 
 
-def version_findings(repo: Repo, doc: dict[str, Any], version: dict[str, Any]) -> list[Finding]:
+def version_findings(repo: Repo, doc: ModelDoc, version: VersionRecord) -> list[Finding]:
     """What `gitml model promote` and `gitml serve` refuse in one registry version.
 
     Its model file missing, corrupt or unsafe, and its training environment unlike this one.

@@ -12,8 +12,9 @@ import sys
 
 import click
 
-from gitml import __version__
+from gitml import __version__, logs
 from gitml.cli.errors import exit_code_for
+from gitml.session import session
 
 # Each command's module is imported only when the command runs, so `gitml --help` stays fast
 # (click's "lazily loading subcommands" pattern). The one-line help shown by `gitml --help` is
@@ -166,9 +167,11 @@ def cli(debug: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every failure becomes one line on stderr and an exit code."""
     args = sys.argv[1:] if argv is None else argv
+    logs.configure()
     debug = "--debug" in args or os.environ.get("GITML_DEBUG") == "1"
     try:
-        result = cli.main(args=args, prog_name="gitml", standalone_mode=False)
+        with session():  # one repository handle per command
+            result = cli.main(args=args, prog_name="gitml", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except BaseException as exc:

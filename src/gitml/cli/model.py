@@ -12,6 +12,7 @@ from gitml.audit import audit as run_audit
 from gitml.audit import rows
 from gitml.query.output import render
 from gitml.registry import versions as registry
+from gitml.registry.ref import ModelRef
 from gitml.repo import Repo
 
 FORMAT = click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]),
@@ -149,10 +150,10 @@ def show(spec: str, fmt: str) -> None:
       gitml model show wine@production --format json
     """
     repo = Repo.find()
-    name, selector = registry.parse_spec(spec)
-    doc = registry.load(repo, name)
+    ref = ModelRef.parse(spec)
+    doc = registry.load(repo, ref.name)
     if "@" in spec:
-        version = store.to_json_types(registry.version_of(doc, selector))
+        version = store.to_json_types(registry.version_of(doc, ref.selector))
         if fmt == "json":
             click.echo(json.dumps(version, indent=2))
         else:

@@ -13,6 +13,7 @@ from gitml.artifacts.sync import object_status, pull_runs, push_runs
 from gitml.data.init import add_remote, list_remotes
 from gitml.errors import UsageError
 from gitml.project import init_project
+from gitml.records import RunRecord
 from gitml.repo import Repo, ensure_default_remote
 from gitml.tracking.detect import declared
 from gitml.tracking.wrap import Files, parse_assignments, run_command
@@ -122,15 +123,15 @@ def run(  # noqa: PLR0917 - one argument per option, as click passes them
     return code if code >= 0 else 128 - code  # killed by signal N: the shell's 128+N
 
 
-def summary_line(record: dict) -> str:  # type: ignore[type-arg]
+def summary_line(record: RunRecord) -> str:
     """`gitml: run <id> finished: acc=0.9; 1 input (data/x.csv), 1 output (models/m.pkl)`."""
     metrics = ", ".join(f"{k}={v:.6g}" for k, v in list(record["metrics"].items())[:6])
     more = len(record["metrics"]) - 6
     metrics += f" (+{more} more)" if more > 0 else ""
     line = f"gitml: run {record['id']} {record['status']}" + (f": {metrics}" if metrics else "")
     parts = []
-    for section, word in (("inputs", "input"), ("outputs", "output")):
-        paths = list(record.get(section, {}))
+    for files, word in ((record.get("inputs", {}), "input"), (record.get("outputs", {}), "output")):
+        paths = list(files)
         if paths:
             shown = ", ".join(paths[:3]) + (f", +{len(paths) - 3}" if len(paths) > 3 else "")
             parts.append(f"{len(paths)} {word}{'s' if len(paths) > 1 else ''} ({shown})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from gitml.data import CACHE_SUBDIR, ArtifactRef, cache_dir, cache_path, dvc_rep
 from gitml.data.ingest import can_reflink, ingest, md5_of
 from gitml.data.state import HashState
 from gitml.errors import ArtifactError
+
+log = logging.getLogger(__name__)
 
 PROGRESS_BYTES = 64 * 1024 * 1024  # show a progress bar on a terminal from this size up
 
@@ -163,11 +166,11 @@ def _note_copy(root: Path, path: Path, size: int, linked: bool) -> None:
 
     if linked or size < PROGRESS_BYTES or can_reflink(cache_dir(root)):
         return
-    print(
-        f"gitml: copied {path.name} ({size / 2**20:.0f} MiB) into the DVC cache: this filesystem "
-        "cannot reflink. To link instead of copy: `dvc config cache.type hardlink,copy` "
-        "(linked files become read-only)",
-        file=sys.stderr,
+    log.warning(
+        "gitml: copied %s (%.0f MiB) into the DVC cache: this filesystem cannot reflink. To link "
+        "instead of copy: `dvc config cache.type hardlink,copy` (linked files become read-only)",
+        path.name,
+        size / 2**20,
     )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gitml.errors import GitError, GitmlError, NotAGitRepositoryError, ShallowCloneError
+from gitml.session import handle
 
 # The git hooks gitml installs, and the line that marks a hook script as gitml's.
 HOOKS = ("pre-commit", "post-commit", "pre-push", "post-checkout", "post-merge")
@@ -26,12 +27,27 @@ def find_root(start: Path) -> Path:
 
 
 def _open(root: Path) -> Any:
+    """The repository at ``root``: opened once per operation (`gitml.session`).
+
+    libgit2 re-reads refs and refreshes its object database when a lookup misses, so git
+    commands run meanwhile are seen; the index is re-read before each use (`fresh_index`).
+    """
     import pygit2
 
-    try:
-        return pygit2.Repository(str(root))
-    except pygit2.GitError as exc:
-        raise NotAGitRepositoryError(str(root)) from exc
+    def open_it() -> Any:
+        try:
+            return pygit2.Repository(os.fspath(root))
+        except pygit2.GitError as exc:
+            raise NotAGitRepositoryError(str(root)) from exc
+
+    return handle(f"git:{os.fspath(root)}", open_it)
+
+
+def fresh_index(repo: Any) -> Any:
+    """The index as it is on disk now (a git command may have changed it since it was read)."""
+    index = repo.index
+    index.read(False)  # re-read only when the file changed
+    return index
 
 
 def init(path: Path) -> None:
@@ -75,7 +91,7 @@ def is_ignored(root: Path, path: str) -> bool:
 
 def is_tracked(root: Path, path: str) -> bool:
     """Whether ``path`` (relative, POSIX) is in the index, i.e. tracked by git."""
-    return path in _open(root).index
+    return path in fresh_index(_open(root))
 
 
 def git_lines(root: Path, *args: str) -> list[str]:
@@ -179,7 +195,7 @@ def stage_file(root: Path, path: str) -> None:
     repo = _open(root)
     named = os.environ.get("GIT_INDEX_FILE")
     index = pygit2.Index(str(root / named) if named and not os.path.isabs(named) else named) \
-        if named else repo.index  # fmt: skip
+        if named else fresh_index(repo)  # fmt: skip
     file = root / path
     mode = pygit2.enums.FileMode.BLOB_EXECUTABLE if os.access(file, os.X_OK) else \
         pygit2.enums.FileMode.BLOB  # fmt: skip

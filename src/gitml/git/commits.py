@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import subprocess
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,8 @@ from typing import Any
 from gitml.errors import GitError
 from gitml.git.base import _git_env, _open, hooks_dir, run_git
 from gitml.store import atomic_write, locked, safe_target
+
+log = logging.getLogger(__name__)
 
 
 def commit(root: Path, paths: Iterable[str], message: str) -> str:
@@ -260,7 +262,7 @@ def _run_hook(
         said = "; ".join(lines) or f"exit code {done.returncode}"
         raise GitError(f"the {name} hook refused the commit: {said}")
     if output:
-        print(output, file=sys.stderr)
+        log.info("%s", output)
 
 
 def identity(root: Path) -> str:

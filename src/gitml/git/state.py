@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitml.git.base import _open, _walk_tree
+from gitml.git.base import _open, _walk_tree, fresh_index
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,7 +93,7 @@ def _snapshot_tree(
     import pygit2
 
     index = pygit2.Index()
-    for entry in repo.index:
+    for entry in fresh_index(repo):
         if not _is_excluded(entry.path, excluded):
             index.add(pygit2.IndexEntry(entry.path, entry.id, entry.mode))
     if head_tree is not None:

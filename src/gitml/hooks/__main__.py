@@ -3,15 +3,19 @@
 import os
 import sys
 
+from gitml import logs
 from gitml.errors import GitmlError
 from gitml.hooks.run import run_hook
+from gitml.session import session
 
 
 def main() -> int:
     """Run one hook; a failure is one line, and blocks only the pre-* hooks."""
     name = sys.argv[1] if len(sys.argv) > 1 else ""
+    logs.configure()
     try:
-        return run_hook(name, sys.argv[2:])
+        with session():  # one repository handle per hook
+            return run_hook(name, sys.argv[2:])
     except GitmlError as exc:
         if os.environ.get("GITML_DEBUG") == "1":
             raise

@@ -90,7 +90,8 @@ def metadata_of(current: LoadedModel) -> dict[str, Any]:
     keys = ("run", "path", "md5", "size", "format", "code_commit", "commit", "created_at",
             "created_by", "description", "metrics", "params", "signature")  # fmt: skip
 
-    meta = {k: to_json_types(version[k]) for k in keys if k in version}
+    fields = dict(version.items())
+    meta = {k: to_json_types(fields[k]) for k in keys if k in fields}
     return {
         "name": current.name,
         "spec": current.spec,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +27,14 @@ from gitml.repo import Repo
 from gitml.tracking import journal
 from gitml.tracking.record import normalize_params
 
+log = logging.getLogger(__name__)
+
 EXPS = "refs/exps/"
 
 
 def import_experiments(
     repo: Repo, *, dvclive: str = "dvclive", workspace: Path | None = None,
-    echo: Callable[[str], None] = print,
+    echo: Callable[[str], None] = log.info,
 ) -> Summary:  # fmt: skip
     """Import every experiment under `refs/exps/`, and a working-tree DVCLive folder."""
     summary = Summary()

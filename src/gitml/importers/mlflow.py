@@ -37,6 +37,8 @@ from gitml.registry import versions as registry
 from gitml.repo import Repo
 from gitml.tracking import journal
 
+log = logging.getLogger(__name__)
+
 ARTIFACTS_DIR = "mlflow-artifacts"
 STATUS = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "failed",
           "RUNNING": "crashed", "SCHEDULED": "crashed"}  # fmt: skip
@@ -55,7 +57,7 @@ def tracking_uri(source: str) -> str:
 
 def import_store(
     repo: Repo, source: str, *, artifacts: bool = True, progress: bool | None = None,
-    echo: Callable[[str], None] = print,
+    echo: Callable[[str], None] = log.info,
 ) -> Summary:  # fmt: skip
     """Import every experiment, run and registered model of an MLflow store."""
     try:

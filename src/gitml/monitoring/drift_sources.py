@@ -20,7 +20,9 @@ from gitml.monitoring.monitor import read_requests
 from gitml.monitoring.profile import FeatureProfile, profile_path, read_profile, read_table
 from gitml.query.api import resolve
 from gitml.query.index import record_of
+from gitml.records import Artifact
 from gitml.registry import versions as registry
+from gitml.registry.ref import Resolved
 from gitml.repo import Repo
 
 REQUESTS = "requests"
@@ -35,26 +37,38 @@ class Reference:
     profiles: dict[str, FeatureProfile] | None = None
     frame: Any = None
     features: list[str] | None = None
-    model: Any = None  # name@alias, for prediction drift
-    source: tuple[str, dict[str, Any]] | None = None  # the profiled input: path, md5 and size
+    model: Resolved | None = None  # the model version, for prediction drift
+    source: tuple[str, Artifact] | None = None  # the profiled input: path, md5 and size
 
 
-def resolve_reference(repo: Repo, spec: str) -> Reference:
-    """A data file, a run id, or ``name@alias`` (its run's training input and its model)."""
+def resolve_reference(repo: Repo, spec: str | Resolved) -> Reference:
+    """A data file, a run id, or ``name@alias`` (its run's training input and its model).
+
+    A model version already resolved is used as it is: the reference, and the model that
+    prediction drift loads, are that version even if its alias has moved since.
+    """
+    if isinstance(spec, Resolved):
+        return _from_version(repo, spec)
     path = Path(spec)
     if path.suffix.lower() in (".csv", ".parquet", ".pq"):
         if not path.is_file():
             raise UsageError("--reference", f"{spec}: no such file")
         return Reference(label=spec, name=path.stem, frame=read_table(path))
     if "@" in spec:
-        doc, version = registry.resolve(repo, spec)
-        features = [c["name"] for c in (version.get("signature") or {}).get("inputs", [])]
-        ref = _from_run(repo, version["run"], features or None)
-        ref.label = f"{spec} (v{version['version']}, run {version['run']}, {ref.label})"
-        ref.name = doc["name"]
-        ref.model = spec
-        return ref
+        return _from_version(repo, registry.resolve(repo, spec))
     return _from_run(repo, spec, None)
+
+
+def _from_version(repo: Repo, resolved: Resolved) -> Reference:
+    """A model version's training input, and that version (for prediction drift)."""
+    version = resolved.version
+    signature = version.get("signature")
+    features = [c["name"] for c in signature["inputs"]] if signature else []
+    ref = _from_run(repo, version["run"], features or None)
+    ref.label = f"{resolved.ref} (v{resolved.number}, run {version['run']}, {ref.label})"
+    ref.name = resolved.ref.name
+    ref.model = resolved
+    return ref
 
 
 def _from_run(repo: Repo, run_ref: str, features: list[str] | None) -> Reference:
@@ -124,7 +138,7 @@ def cached_source(repo: Repo, reference: Reference) -> Any:
         return None
 
 
-def _read_input(repo: Repo, path: str, ref: dict[str, Any], *, fetch: bool = True) -> Any:
+def _read_input(repo: Repo, path: str, ref: Artifact, *, fetch: bool = True) -> Any:
     """A run's CSV or Parquet input, read from its verified DVC cache object."""
     obj = verified_object(repo.root, ArtifactRef(md5=ref["md5"], size=ref["size"]), fetch=fetch)
     return read_table(obj, suffix=Path(path).suffix)

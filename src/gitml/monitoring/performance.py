@@ -117,7 +117,8 @@ def windows(
     for (start, version), group in joined.groupby(["window", "model_version"], sort=True):
         labels_, predicted = _comparable(group["label"], group["prediction"])
         value = float(compute(labels_, predicted))
-        registered = versions.get(int(version), {}).get("metrics", {}).get(metric)
+        known = versions.get(int(version))
+        registered = known.get("metrics", {}).get(metric) if known else None
         worse = registered is not None and (
             value < registered - tolerance if goal == "maximize" else value > registered + tolerance
         )

@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from gitml import git, store
 from gitml.query.parse import Parsed, Parser, decode_row
+from gitml.records import RunRecord
 from gitml.repo import Repo
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 INDEX_FORMAT = "3"
@@ -335,15 +338,15 @@ class RunIndex:
             yield run_id, row, error, landed, oid, blob, bool(local)
 
 
-def record_of(repo: Repo, run: IndexedRun) -> dict[str, Any]:
+def record_of(repo: Repo, run: IndexedRun) -> RunRecord:
     """The full, validated record of an indexed run, read from the working tree or git."""
     if run.in_workdir:
-        return store.read_toml(repo.run_dir(run.run_id) / RUN_FILE, kind="run")
+        return cast(RunRecord, store.read_toml(repo.run_dir(run.run_id) / RUN_FILE, kind="run"))
     ((_, raw),) = git.read_blobs(repo.root, [run.blob])
     source = f"{(run.commit or '')[:12]}:{repo.run_dir(run.run_id).relative_to(repo.root)}/run.toml"
     data = store.parse_toml(raw, source=source)
     store.validate("run", data, source=source)
-    return data
+    return cast(RunRecord, data)  # checked against its schema just above
 
 
 def _scan_runs(runs_dir: Path) -> Iterator[tuple[str, str, os.stat_result]]:
@@ -375,4 +378,4 @@ def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 def warn(message: str) -> None:
     """One warning line on stderr (a broken record does not stop a listing)."""
-    print(f"gitml: warning: {message}", file=sys.stderr)
+    log.warning("gitml: warning: %s", message)

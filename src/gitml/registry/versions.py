@@ -13,7 +13,7 @@ import functools
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from gitml import git, store
 from gitml.check.findings import refused
@@ -22,7 +22,9 @@ from gitml.errors import GitmlError, PromotionRefusedError, UsageError
 from gitml.query.api import resolve as resolve_run
 from gitml.query.index import record_of
 from gitml.query.output import is_number
+from gitml.records import Artifact, ModelDoc, RegistryEvent, RunRecord, VersionRecord
 from gitml.registry.names import refuse_misspelt
+from gitml.registry.ref import ModelRef, Resolved
 from gitml.repo import MODELS_DIR, Repo, registry_path
 from gitml.repo import metric_goal as goal
 from gitml.serving.signature import infer as infer_signature
@@ -53,7 +55,7 @@ def names(repo: Repo) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
 
 
-def load(repo: Repo, name: str) -> dict[str, Any]:
+def load(repo: Repo, name: str) -> ModelDoc:
     """The registry file of ``name``, validated (a half-done change is finished first)."""
     git.settle(repo.root)
     path = registry_path(repo, name)
@@ -63,18 +65,10 @@ def load(repo: Repo, name: str) -> dict[str, Any]:
             f"model {name!r}: not registered (registered: {known}); "
             f"`gitml model register <run> {name}` adds it"
         )
-    return store.read_toml(path, kind="model")
+    return cast(ModelDoc, store.read_toml(path, kind="model"))  # checked against its schema
 
 
-def parse_spec(spec: str) -> tuple[str, str]:
-    """``name@alias|N|vN|latest`` (a bare name means latest) into (name, selector)."""
-    name, _, selector = spec.partition("@")
-    if not name:
-        raise UsageError("model", f"{spec!r}: give it as name@alias, name@<version> or name")
-    return name, selector or "latest"
-
-
-def version_of(doc: dict[str, Any], selector: str) -> dict[str, Any]:
+def version_of(doc: ModelDoc, selector: str) -> VersionRecord:
     """The version a selector names: a number (`3`, `v3`), `latest`, or an alias."""
     name = doc["name"]
     versions = {v["version"]: v for v in doc.get("versions", [])}
@@ -96,11 +90,11 @@ def version_of(doc: dict[str, Any], selector: str) -> dict[str, Any]:
     return versions[aliases[selector]]
 
 
-def resolve(repo: Repo, spec: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(registry document, version) for ``name@alias`` and friends."""
-    name, selector = parse_spec(spec)
-    doc = load(repo, name)
-    return doc, version_of(doc, selector)
+def resolve(repo: Repo, ref: str | ModelRef) -> Resolved:
+    """The version ``ref`` (``name@alias`` and friends) names now, read once and frozen."""
+    ref = ModelRef.parse(ref)
+    doc = load(repo, ref.name)
+    return Resolved.of(ref, doc, version_of(doc, ref.selector))
 
 
 @_exclusive
@@ -127,7 +121,7 @@ def register(
             f"{run.run_id} is not committed yet; `git add -A && git commit` it first",
         )
     artifact_path, artifact = _model_output(record, path)
-    doc = store.read_toml(file, kind="model") if file.is_file() else _new(name)
+    doc = cast(ModelDoc, store.read_toml(file, kind="model")) if file.is_file() else _new(name)
     for existing in doc["versions"]:
         if existing["md5"] == artifact["md5"] and existing["run"] == run.run_id:
             raise UsageError(
@@ -135,22 +129,25 @@ def register(
             )
     number = max((v["version"] for v in doc["versions"]), default=0) + 1
     now, who = store.utcnow(), git.identity(repo.root)
-    version = {
+    version: VersionRecord = {
         "version": number,
         "run": run.run_id,
         "path": artifact_path,
         "md5": artifact["md5"],
         "size": artifact["size"],
         "format": artifact.get("format", "joblib"),
-        "code_commit": (record.get("code") or {}).get("commit"),
         "commit": run.landed,
         "metrics": dict(record.get("metrics", {})),
         "params": dict(record.get("params", {})),
         "created_at": now,
         "created_by": who,
-        "description": description,
-        "signature": infer_signature(repo, record, artifact_path, artifact),
     }
+    if code_commit := record.get("code", {}).get("commit"):
+        version["code_commit"] = code_commit
+    if description:
+        version["description"] = description
+    if signature := infer_signature(repo, record, artifact_path, artifact):
+        version["signature"] = signature
     doc["versions"].append(version)
     doc["history"].append({"at": now, "by": who, "action": "register", "version": number})
     _save(repo, file, doc, f"model {name}: register v{number} from run {run.run_id}", commit)
@@ -224,14 +221,11 @@ def rollback(
     current = doc.get("aliases", {}).get(alias)
     if current is None:
         raise ModelNotFoundError(f"{name}@{alias}: no such alias; nothing to roll back")
-    if to is not None:
-        target = version_of(doc, to)["version"]
-    else:
-        target = _before(doc, alias, current)
-        if target is None:
-            raise UsageError(
-                "--to", f"{name}@{alias} never pointed at another version; name one with --to"
-            )
+    target = version_of(doc, to)["version"] if to is not None else _before(doc, alias, current)
+    if target is None:
+        raise UsageError(
+            "--to", f"{name}@{alias} never pointed at another version; name one with --to"
+        )
     if target == current:
         raise UsageError("--to", f"{name}@{alias} is v{current} already")
     message = f"model {name}: roll {alias} back to v{target} (from v{current})"
@@ -265,12 +259,12 @@ def summary(repo: Repo) -> list[dict[str, Any]]:
     return rows
 
 
-def _new(name: str) -> dict[str, Any]:
+def _new(name: str) -> ModelDoc:
     return {"schema_version": store.SCHEMA_VERSION, "name": name, "versions": [],
             "aliases": {}, "history": []}  # fmt: skip
 
 
-def _save(repo: Repo, file: Path, doc: dict[str, Any], message: str, commit: bool) -> None:
+def _save(repo: Repo, file: Path, doc: ModelDoc, message: str, commit: bool) -> None:
     """Commit the new registry file, then write it (`git.commit_file`): all or nothing."""
     if not commit:
         store.write_toml(file, doc, kind="model")
@@ -297,7 +291,7 @@ def _committed(repo: Repo, name: str) -> None:
 def _move(
     repo: Repo,
     file: Path,
-    doc: dict[str, Any],
+    doc: ModelDoc,
     *,
     alias: str,
     version: int,
@@ -309,14 +303,19 @@ def _move(
     allowed_findings: list[str] | None = None,
 ) -> None:
     doc.setdefault("aliases", {})[alias] = version
-    event = {"at": store.utcnow(), "by": git.identity(repo.root), "action": action,
-             "alias": alias, "version": version, "previous": previous,
-             "reason": reason, "allowed_findings": allowed_findings or None}  # fmt: skip
+    event: RegistryEvent = {"at": store.utcnow(), "by": git.identity(repo.root),
+                            "action": action, "alias": alias, "version": version}  # fmt: skip
+    if previous is not None:
+        event["previous"] = previous
+    if reason:
+        event["reason"] = reason
+    if allowed_findings:
+        event["allowed_findings"] = allowed_findings
     doc.setdefault("history", []).append(event)
     _save(repo, file, doc, message + (f": {reason}" if reason else ""), commit)
 
 
-def _before(doc: dict[str, Any], alias: str, current: int) -> int | None:
+def _before(doc: ModelDoc, alias: str, current: int) -> int | None:
     """The version ``alias`` pointed at before it last moved to ``current``."""
     for event in reversed(doc.get("history", [])):
         if event.get("alias") == alias and event.get("version") == current:
@@ -325,7 +324,7 @@ def _before(doc: dict[str, Any], alias: str, current: int) -> int | None:
 
 
 def _gate(
-    repo: Repo, doc: dict[str, Any], new: dict[str, Any], old: dict[str, Any], metric: str | None
+    repo: Repo, doc: ModelDoc, new: VersionRecord, old: VersionRecord, metric: str | None
 ) -> None:
 
     metric = metric or repo.config.get("registry", {}).get("metric")
@@ -349,7 +348,7 @@ def _gate(
         )
 
 
-def _model_output(record: dict[str, Any], path: str | None) -> tuple[str, dict[str, Any]]:
+def _model_output(record: RunRecord, path: str | None) -> tuple[str, Artifact]:
     outputs = record.get("outputs", {})
     if path is not None:
         path = Path(path).as_posix()

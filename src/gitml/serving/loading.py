@@ -10,7 +10,7 @@ framework.
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,10 +18,14 @@ from typing import Any
 from gitml.check.findings import SCAN_RULES, refused
 from gitml.check.guard import version_findings
 from gitml.errors import GitmlError
+from gitml.records import Signature, VersionRecord
 from gitml.registry import versions as registry
+from gitml.registry.ref import ModelRef, Resolved
 from gitml.repo import Repo
 from gitml.serving.signature import load_verified_model
 from gitml.store import utcnow
+
+log = logging.getLogger(__name__)
 
 
 class ModelLoadError(GitmlError):
@@ -43,7 +47,7 @@ class LoadedModel:
 
     name: str
     spec: str
-    version: dict[str, Any]
+    version: VersionRecord
     model: Any
     inputs: InputSchema
     loaded_at: str
@@ -54,14 +58,17 @@ class LoadedModel:
         return int(self.version["version"])
 
 
-def load(repo: Repo, spec: str, *, allow_findings: bool = False) -> LoadedModel:
-    """Resolve ``name@alias`` and load that version, refusing bytes that fail their md5.
+def load(
+    repo: Repo, target: str | ModelRef | Resolved, *, allow_findings: bool = False
+) -> LoadedModel:
+    """Load the version ``target`` names (resolved now unless given resolved), md5-checked.
 
     The model file is scanned first (`gitml check`'s model checks): a file that would import
     something dangerous, or cannot be read statically, is refused unless ``allow_findings``.
     A training environment unlike this one is a warning on stderr.
     """
-    doc, version = registry.resolve(repo, spec)
+    resolved = target if isinstance(target, Resolved) else registry.resolve(repo, target)
+    doc, version = resolved.doc, resolved.version
     label = f"{doc['name']} v{version['version']} ({version['path']}, md5 {version['md5']})"
     # Missing or corrupt bytes are refused below, by the md5 check of the bytes loaded.
     findings = [f for f in version_findings(repo, doc, version) if "artifact" not in f.rule]
@@ -70,7 +77,7 @@ def load(repo: Repo, spec: str, *, allow_findings: bool = False) -> LoadedModel:
         raise ModelLoadError(refused(blocking, f"{label}: refusing to load", "--allow-findings"))
     for finding in findings:
         if finding not in blocking or allow_findings:
-            print(f"gitml: warning: {finding.message} [{finding.rule}]", file=sys.stderr)
+            log.warning("gitml: warning: %s [%s]", finding.message, finding.rule)
     try:
         model = load_verified_model(
             repo, version["md5"], version["size"], version.get("format", "joblib"),
@@ -82,7 +89,7 @@ def load(repo: Repo, spec: str, *, allow_findings: bool = False) -> LoadedModel:
         raise ModelLoadError(f"{label}: cannot load it: {exc}") from exc
     return LoadedModel(
         name=doc["name"],
-        spec=spec,
+        spec=str(resolved.ref),
         version=version,
         model=model,
         inputs=InputSchema(version.get("signature"), model),
@@ -93,12 +100,13 @@ def load(repo: Repo, spec: str, *, allow_findings: bool = False) -> LoadedModel:
 class InputSchema:
     """Validates request rows against a signature and turns them into a typed DataFrame."""
 
-    def __init__(self, signature: dict[str, Any] | None, model: Any) -> None:
+    def __init__(self, signature: Signature | None, model: Any) -> None:
         from pydantic import TypeAdapter
 
         self.signature = signature
-        self.columns = [c["name"] for c in (signature or {}).get("inputs", [])]
-        self.types = {c["name"]: c["type"] for c in (signature or {}).get("inputs", [])}
+        inputs = signature["inputs"] if signature else []
+        self.columns = [c["name"] for c in inputs]
+        self.types: dict[str, str] = {c["name"]: c["type"] for c in inputs}
         self.by_name = hasattr(model, "feature_names_in_")
         self.record_type = _record_type(self.types) if self.columns else dict[str, Any]
         self.adapter: Any = TypeAdapter(list[self.record_type])  # type: ignore[name-defined]

@@ -7,7 +7,7 @@ Types use MLflow's names (long, double, boolean, string, datetime) so the two re
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +17,22 @@ from gitml.check.scan import trusted_types
 from gitml.data import ArtifactRef
 from gitml.data.checkout import verified_object
 from gitml.errors import GitmlError, UsageError
+from gitml.records import Artifact, ColumnType, RunRecord, Signature
 from gitml.repo import Repo
 from gitml.serving.models import load_model
+
+log = logging.getLogger(__name__)
 
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
 SAMPLE_ROWS = 1000
 
 
-def type_name(dtype: Any) -> str:
+def type_name(dtype: Any) -> ColumnType:
     """MLflow's type name of a numpy/pandas dtype."""
-    kind = getattr(dtype, "kind", "O")
-    return {"i": "long", "u": "long", "f": "double", "b": "boolean", "M": "datetime"}.get(
-        kind, "string"
-    )
+    kinds: dict[str, ColumnType] = {
+        "i": "long", "u": "long", "f": "double", "b": "boolean", "M": "datetime"
+    }  # fmt: skip
+    return kinds.get(getattr(dtype, "kind", "O"), "string")
 
 
 def load_verified_model(
@@ -44,7 +47,7 @@ def load_verified_model(
     return load_model(path, format=fmt, trusted=trusted_types(repo), unrestricted=unrestricted)
 
 
-def read_sample(repo: Repo, path: str, ref: dict[str, Any], rows: int = SAMPLE_ROWS) -> Any:
+def read_sample(repo: Repo, path: str, ref: Artifact, rows: int = SAMPLE_ROWS) -> Any:
     """The first rows of a CSV or Parquet input, read from its verified cache object."""
     import pandas as pd
 
@@ -57,9 +60,7 @@ def read_sample(repo: Repo, path: str, ref: dict[str, Any], rows: int = SAMPLE_R
     return first.to_pandas() if first is not None else pd.DataFrame()
 
 
-def infer(
-    repo: Repo, record: dict[str, Any], path: str, artifact: dict[str, Any]
-) -> dict[str, Any] | None:
+def infer(repo: Repo, record: RunRecord, path: str, artifact: Artifact) -> Signature | None:
     """The signature of the model a run saved at ``path``; None when it cannot be told.
 
     The file is scanned first: one `gitml check` finds unsafe is never read further, and gets
@@ -77,7 +78,7 @@ def infer(
         reason = ""
     if findings or reason:
         why = f"{findings[0].message} [{findings[0].rule}]" if findings else reason
-        print(f"gitml: note: no signature for {path}: not loaded: {why}", file=sys.stderr)
+        log.warning("gitml: note: no signature for %s: not loaded: %s", path, why)
         return None
 
     try:  # its bytes hashed once, for the facts and (if need be) the load
@@ -87,7 +88,7 @@ def infer(
             return static
         model = load_model(obj, format=fmt, trusted=trusted_types(repo))
     except Exception as exc:
-        print(f"gitml: note: no signature for {path}: cannot load it ({exc})", file=sys.stderr)
+        log.warning("gitml: note: no signature for %s: cannot load it (%s)", path, exc)
         return None
     features = [str(c) for c in getattr(model, "feature_names_in_", [])]
     n_features = getattr(model, "n_features_in_", None)
@@ -96,7 +97,7 @@ def infer(
     sample, source = _training_sample(repo, record, features)
     names = features or [str(i) for i in range(int(n_features or 0))]
     types = {n: type_name(sample[n].dtype) for n in names} if sample is not None else {}
-    signature: dict[str, Any] = {
+    signature: Signature = {
         "inputs": [{"name": n, "type": types.get(n, "double")} for n in names],
     }
     if source:
@@ -112,9 +113,7 @@ def infer(
     return signature
 
 
-def _static_signature(
-    repo: Repo, record: dict[str, Any], obj: Path, fmt: str
-) -> dict[str, Any] | None:
+def _static_signature(repo: Repo, record: RunRecord, obj: Path, fmt: str) -> Signature | None:
     """The signature from the file's facts and the training data, or None (then: load it)."""
     import numpy as np
 
@@ -124,20 +123,19 @@ def _static_signature(
     sample, source = _training_sample(repo, record, facts.features)
     if sample is None:
         return None
-    output = type_name(np.asarray(facts.classes).dtype) if facts.classes else "double"
-    signature: dict[str, Any] = {
+    output: ColumnType = type_name(np.asarray(facts.classes).dtype) if facts.classes else "double"
+    signature: Signature = {
         "inputs": [{"name": n, "type": type_name(sample[n].dtype)} for n in facts.features],
-        "source": source,
         "output": {"type": output, "shape": [-1]},
     }
+    if source:
+        signature["source"] = source
     if facts.classes is not None:
         signature["classes"] = facts.classes
     return signature
 
 
-def _training_sample(
-    repo: Repo, record: dict[str, Any], features: list[str]
-) -> tuple[Any, str | None]:
+def _training_sample(repo: Repo, record: RunRecord, features: list[str]) -> tuple[Any, str | None]:
     """The first rows of the run's CSV or Parquet input holding every feature, and its path."""
     for input_path, ref in (record.get("inputs") or {}).items():
         if not input_path.endswith(DATA_SUFFIXES) or "md5" not in ref:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import importlib.abc
 import importlib.machinery
+import logging
 import sys
 import threading
 from contextlib import suppress
@@ -26,6 +27,8 @@ from typing import Any
 from gitml.errors import GitmlError
 from gitml.tracking.run import start_run
 from gitml.tracking.sklearn import estimator_params, score_name
+
+log = logging.getLogger(__name__)
 
 
 class _State(threading.local):
@@ -139,7 +142,7 @@ def _log_fit(estimator: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> N
                     run.log_metric(metric, float(value), step=step)
         run.log_model(estimator, f"models/{type(estimator).__name__.lower()}.pkl")
     except Exception as exc:  # autologging must never break the user's training
-        print(f"gitml autolog: {type(exc).__name__}: {exc}", file=sys.stderr)
+        log.warning("gitml autolog: %s: %s", type(exc).__name__, exc)
 
 
 def _current_run() -> Any:

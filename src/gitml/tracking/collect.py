@@ -8,7 +8,7 @@ recorded under the run's `[inputs]`/`[outputs]` (or its metrics).
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,8 @@ from gitml.data.pipeline import lock_artifacts
 from gitml.errors import FileFormatError, GitmlError
 from gitml.repo import Repo, ensure_line
 from gitml.tracking import detect, record
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,7 +123,7 @@ def _record_file(repo: Repo, rel: str, run_id: str, *, output: bool) -> dict[str
         else:
             ref = add_to_cache(repo.root, path).to_dict()
     except GitmlError as exc:
-        print(f"gitml: {rel}: not recorded: {exc}", file=sys.stderr)
+        log.warning("gitml: %s: not recorded: %s", rel, exc)
         return {}
     return {**ref, **content_fields(path)}
 

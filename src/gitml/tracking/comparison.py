@@ -14,6 +14,7 @@ from typing import Any
 from gitml import git
 from gitml.errors import GitmlError
 from gitml.query.index import IndexedRun
+from gitml.records import RunRecord
 from gitml.repo import Repo
 from gitml.tracking.journal import PARQUET_NAME, read_parquet
 
@@ -75,7 +76,7 @@ def metric_settings(repo: Repo, default: Tolerance) -> MetricSettings:
     return MetricSettings(default, dict(repo.config.get("metrics", {})))
 
 
-def compare(old: dict[str, Any], new: dict[str, Any], settings: MetricSettings) -> list[Check]:
+def compare(old: RunRecord, new: RunRecord, settings: MetricSettings) -> list[Check]:
     """Every recorded metric and output against the reproduction's.
 
     An output matches by its bytes' md5, or, for a zip-based file (skops) whose bytes carry
@@ -89,22 +90,23 @@ def compare(old: dict[str, Any], new: dict[str, Any], settings: MetricSettings) 
         note = "" if expected else "not expected to reproduce"
         checks.append(Check(f"metric {name}", value, got, same, "metric", expected, note))
     for path, ref in sorted(old.get("outputs", {}).items()):
-        got_ref = new.get("outputs", {}).get(path, {})
-        got = got_ref.get("md5")
-        if got == ref["md5"]:
-            checks.append(Check(f"output {path}", ref["md5"], got, True, "output"))
-        elif ref.get("content_md5") and ref.get("content_md5") == got_ref.get("content_md5"):
-            checks.append(Check(f"output {path}", ref["md5"], got, True, "output",
+        got_ref = new.get("outputs", {}).get(path)
+        got_md5 = got_ref["md5"] if got_ref else None
+        content = ref.get("content_md5")
+        if got_md5 == ref["md5"]:
+            checks.append(Check(f"output {path}", ref["md5"], got_md5, True, "output"))
+        elif got_ref and content and content == got_ref.get("content_md5"):
+            checks.append(Check(f"output {path}", ref["md5"], got_md5, True, "output",
                                 note="same content (its bytes hold save times)"))  # fmt: skip
         else:
-            checks.append(Check(f"output {path}", ref["md5"], got, False, "output"))
+            checks.append(Check(f"output {path}", ref["md5"], got_md5, False, "output"))
     return checks
 
 
 Series = dict[str, list[tuple[int, float]]]
 
 
-def series_of(repo: Repo, run: IndexedRun | None, record: dict[str, Any]) -> Series:
+def series_of(repo: Repo, run: IndexedRun | None, record: RunRecord) -> Series:
     """A run's step histories (metric -> [(step, value)]), from its metrics.parquet."""
     path = repo.run_dir(record["id"]) / PARQUET_NAME
     try:

@@ -7,7 +7,7 @@ import os
 import platform
 import socket
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -85,7 +85,7 @@ def process_start_ticks(pid: int) -> int | None:
         return None
 
 
-def process_gone(info: dict[str, Any]) -> bool:
+def process_gone(info: Mapping[str, Any]) -> bool:
     """True when the process recorded in ``info`` has certainly ended (same host only)."""
     if info.get("host") != socket.gethostname():
         return False  # another machine's run: we cannot tell

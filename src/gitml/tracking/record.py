@@ -10,10 +10,11 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from gitml import git, store
 from gitml.errors import GitmlError, UsageError
+from gitml.records import RunRecord
 from gitml.repo import OWN_PATHS, Repo, summary_rule
 from gitml.secrets import redact as redact_values
 from gitml.secrets import redact_argv
@@ -100,19 +101,19 @@ def _relative_cwd(repo: Repo, cwd: Path) -> str:
         return "."
 
 
-def read(repo: Repo, run_id: str) -> dict[str, Any]:
+def read(repo: Repo, run_id: str) -> RunRecord:
     """The validated run.toml of one run in the working tree."""
-    return store.read_toml(repo.run_dir(run_id) / RUN_FILE, kind="run")
+    return cast(RunRecord, store.read_toml(repo.run_dir(run_id) / RUN_FILE, kind="run"))
 
 
-def update(repo: Repo, run_id: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+def update(repo: Repo, run_id: str, change: Callable[[dict[str, Any]], None]) -> RunRecord:
     """Read-modify-write run.toml under the run's lock, so processes sharing a run never clash."""
     path = repo.run_dir(run_id) / RUN_FILE
     with store.locked(repo.cache_dir / "locks" / f"{run_id}.lock"):
         record = store.read_toml(path, kind="run")
         change(record)
-        store.write_toml(path, record, kind="run")
-    return record
+        store.write_toml(path, record, kind="run")  # validated against its schema
+    return cast(RunRecord, record)
 
 
 def normalize_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -177,7 +178,7 @@ def finalize(
     status: str,
     end_time: Any = None,
     extra: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
+) -> RunRecord:
     """End a run: journals become metrics.parquet, run.toml gets status and final metrics.
 
     Order matters for crash safety: the Parquet file is written (atomically) before run.toml
@@ -251,7 +252,7 @@ def write_summary(repo: Repo, record: Mapping[str, Any]) -> None:
     store.write_toml(path, summary, kind="metrics-summary")
 
 
-def mark_crashed(repo: Repo, run_id: str) -> dict[str, Any]:
+def mark_crashed(repo: Repo, run_id: str) -> RunRecord:
     """Close a run whose process died: keep every flushed metric, status crashed."""
     run_dir = repo.run_dir(run_id)
     stamps = [row[1] for path in journal.journals(run_dir) for row in journal.read_journal(path)]

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import atexit
+
+# Writing Parquet at exit imports pandas (through pyarrow), which imports concurrent.futures;
+# once shutdown has begun it can no longer register its own exit hook, so it is imported now.
+import concurrent.futures.thread  # noqa: F401
 import os
 import sys
 import threading
@@ -18,6 +22,7 @@ from gitml.data.add import track
 from gitml.data.content import content_fields
 from gitml.errors import ArtifactError, RunStateError, UsageError
 from gitml.monitoring.profile import profile_file, profile_path, write_profile
+from gitml.records import RunRecord
 from gitml.repo import Repo
 from gitml.serving.models import save_model
 from gitml.tracking import journal, record
@@ -161,11 +166,11 @@ class Run:
 
     # -- ending --------------------------------------------------------------------------------
     @property
-    def record(self) -> dict[str, Any]:
+    def record(self) -> RunRecord:
         """The run.toml record as it is on disk now."""
         return record.read(self.repo, self.id)
 
-    def end(self, status: str = "finished", *, error: str | None = None) -> dict[str, Any]:
+    def end(self, status: str = "finished", *, error: str | None = None) -> RunRecord:
         """Flush everything and close the run with ``status`` (finished, failed or crashed)."""
         if status not in record.FINAL_STATUSES:
             raise UsageError(
@@ -227,9 +232,6 @@ def _close_at_exit(run: Run) -> None:
     `atexit` callback is too late for them. It is what `concurrent.futures` uses; `atexit` is the
     fallback where it is missing. A weak reference keeps finished runs collectable.
     """
-    # Writing Parquet at exit imports pandas (through pyarrow), which imports this module; once
-    # shutdown has begun it can no longer register its own exit hook, so import it now.
-
     ref = weakref.ref(run)
 
     def close() -> None:

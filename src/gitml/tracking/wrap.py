@@ -10,10 +10,10 @@ tracking API joins the same run (``GITML_RUN_ID``); one that writes `metrics.jso
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 import tomllib
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gitml.errors import CommandError, FileFormatError, UsageError
+from gitml.records import RunRecord
 from gitml.repo import Repo
 from gitml.secrets import redact
 from gitml.tracking import detect, record
@@ -36,6 +37,8 @@ from gitml.tracking.collect import (
 )
 from gitml.tracking.env import package_versions, python_env, script_imports
 from gitml.tracking.run import RUN_ID_ENV
+
+log = logging.getLogger(__name__)
 
 PARAMS_FILE_ENV = "GITML_PARAMS_FILE"
 PARAM_ENV_PREFIX = "GITML_PARAM_"
@@ -94,7 +97,7 @@ def run_command(
     env_vars: Mapping[str, str] | None = None,
     autolog: bool = False,
     reproducing: bool = False,
-) -> tuple[dict[str, Any], int]:
+) -> tuple[RunRecord, int]:
     """Run ``command`` as a tracked run; returns the final record and the command's exit code.
 
     ``files`` are repository paths. ``env_vars`` replace the recorded variables' values (what
@@ -149,10 +152,10 @@ def _note_uncommitted(repo: Repo, rec: dict[str, Any], command: Sequence[str], c
         with suppress(ValueError, OSError):
             rel = (cwd / arg).resolve().relative_to(repo.root.resolve()).as_posix()
             if rel in captured:
-                print(
-                    f"gitml: {rel} is not in git; captured in the run's code patch "
+                log.warning(
+                    "gitml: %s is not in git; captured in the run's code patch "
                     "(commit it to keep it)",
-                    file=sys.stderr,
+                    rel,
                 )
 
 
@@ -207,7 +210,7 @@ def _finish(
     watched: Watched,
     exit_code: int,
     error: str | None = None,
-) -> dict[str, Any]:
+) -> RunRecord:
     captured = captured_metrics(repo, cwd, started)
     inputs, outputs = pipeline_artifacts(repo, started)
     missing: list[str] = []

@@ -11,7 +11,7 @@ import pytest
 from gitml.data import cache_path
 from tests.helpers import commit_all, dvc, git, gitml, push_to_new_origin, run_ok
 
-SARIF_SCHEMA = Path(__file__).parent / ".cache" / "sarif-schema-2.1.0.json"
+SARIF_SCHEMA = Path(__file__).parents[1] / ".cache" / "sarif-schema-2.1.0.json"
 
 # A "model" whose unpickling runs a shell command; the command would leave a file behind.
 EVIL_TRAIN = """\

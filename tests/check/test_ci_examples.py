@@ -13,7 +13,7 @@ import yaml
 
 from tests.helpers import commit_all, git, gitml
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "ci"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "ci"
 WORKFLOWS = ("github-actions.yml", "gitml-check.yml")
 TRAIN = (
     "import gitml\n"
@@ -175,7 +175,7 @@ def test_the_gitlab_job_runs_on_a_merge_request(project, tmp_path):
 
 
 def test_the_check_workflow_uploads_sarif_even_when_the_check_fails(project):
-    from tests.test_check import EVIL_TRAIN
+    from tests.check.test_check import EVIL_TRAIN
 
     workflow = _load("gitml-check.yml")
     assert workflow["permissions"] == {"contents": "read", "security-events": "write"}

@@ -7,7 +7,8 @@ the peak RSS of the same command does not grow with the history: the commands al
 history a quarter the size.
 
 20,000 runs in 400 commits here (about a minute); the issue's full size is
-    GITML_SCALE_RUNS=100000 GITML_SCALE_COMMITS=2000 python -m pytest -m slow tests/test_scale.py
+    GITML_SCALE_RUNS=100000 GITML_SCALE_COMMITS=2000 \
+        python -m pytest -m slow tests/query/test_scale.py
 """
 
 import json
@@ -21,7 +22,7 @@ import pytest
 
 from tests.helpers import GIT_ENV, git, run_ok
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from synth import make_scale_history
 
 RUNS = int(os.environ.get("GITML_SCALE_RUNS", "20000"))

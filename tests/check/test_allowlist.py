@@ -195,7 +195,7 @@ def test_trusted_types_let_a_reviewed_global_through(tmp_path):
     assert "functools.partial" in details and "builtins.round" in details
     with pytest.raises(UnsafeModelError, match="refusing to load"):
         load_model(path)
-    trusted = ["functools.partial", "builtins.round", "tests.test_model_allowlist.*"]
+    trusted = ["functools.partial", "builtins.round", "tests.check.test_allowlist.*"]
     assert load_model(path, trusted=trusted).steps[-1][0] == "round"
 
 
