@@ -22,6 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from results import save, table  # noqa: E402
 from synth import ENV  # noqa: E402
 
 TRACK = (
@@ -159,6 +160,9 @@ def main() -> None:
     print("\n## Data (median wall seconds, whole processes)")
     for name, t, ratio in rows:
         print(f"  {name:<48} {t:8.3f} s" + (f"   ratio = {ratio:.2f}" if ratio else ""))
+    save("data", {"data": table(["what (median wall seconds, whole processes)", "time", "ratio"], [
+        [name, f"{t:.3f} s", f"{ratio:.2f}" if ratio else ""] for name, t, ratio in rows
+    ])}, quick=args.mib < 1024, sizes={"mib": args.mib, "repeat": args.repeat})  # fmt: skip
 
 
 if __name__ == "__main__":

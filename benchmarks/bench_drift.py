@@ -30,6 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_serve import measured  # noqa: E402
+from results import save, table  # noqa: E402
 from synth import ENV  # noqa: E402
 
 NUMERIC, CATEGORICAL = 40, 10
@@ -142,6 +143,13 @@ def main() -> None:
             ratio = f"   time x{gitml_s / seconds:.2f}  RSS x{gitml_rss / peak:.2f}"
         rss = f"{peak:8.0f} MiB" if peak else " " * 12
         print(f"  {name:<48} {seconds:8.1f} s {rss}{extra}{ratio}")
+    rows = [[name + (f" (profile: {size / 1024:.0f} KiB)" if size else ""), f"{seconds:.1f} s",
+             f"{peak:,.0f} MiB" if peak else "",
+             f"{gitml_s / seconds:.3g} time, {gitml_rss / peak:.2f} memory"
+             if peak and name.startswith(("scipy", "Evidently")) else ""]
+            for name, seconds, peak, size in results]  # fmt: skip
+    save("drift", {"drift": table(["what", "time", "peak RSS", "ratio gitml/other"], rows)},
+         quick=args.rows < 1_000_000, sizes={"rows": args.rows})  # fmt: skip
 
 
 if __name__ == "__main__":

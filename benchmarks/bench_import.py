@@ -22,6 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from results import save, table  # noqa: E402
 from synth import ENV  # noqa: E402
 
 READ = """\
@@ -125,6 +126,13 @@ def main() -> None:
             f"  again (nothing new) {again_s:5.1f} s;"
             f"  MLflow alone reading it all {mlflow_s:5.1f} s (ratio {gitml_s / mlflow_s:.2f})"
         )
+    save("import", {"import": table(
+        ["store", "`gitml import mlflow`", "runs per second", "importing again",
+         "MLflow's client reading it all", "ratio"],
+        [["`mlruns/` file store" if kind == "file" else kind, f"{g:.1f} s",
+          f"{args.runs / g:.0f}", f"{again:.1f} s", f"{m:.1f} s", f"{g / m:.2f}"]
+         for kind, g, again, m in rows],
+    )}, quick=args.runs < 200, sizes={"runs": args.runs, "steps": args.steps})  # fmt: skip
 
 
 if __name__ == "__main__":

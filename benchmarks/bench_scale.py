@@ -22,7 +22,6 @@ a tenth of it (10,000 runs in 200 commits) and the peaks are printed side by sid
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import shutil
@@ -36,9 +35,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-
 from bench_core import bin_of  # noqa: E402
 from bench_serve import measured  # noqa: E402
+from results import save  # noqa: E402
+from results import table as results_table  # noqa: E402
 from synth import ENV, make_scale_history  # noqa: E402
 
 QUERY = "metrics.accuracy > 0.99 and params.model = 'rf'"
@@ -189,9 +189,18 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report(results)
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    (out / "scale.json").write_text(json.dumps(results, indent=2))
+    save("scale", {"scale": scale_table(results)}, quick=args.runs < 100_000,
+         sizes={"runs": args.runs, "commits": args.commits, "branches": args.branches})  # fmt: skip
+
+
+def scale_table(results: dict[str, dict]) -> dict:
+    """The docs' table: every command at each history size, seconds and peak RSS."""
+    sizes = list(results)
+    return results_table(["command", *(f"{int(s):,} runs" for s in sizes)], [
+        [name, *(f"{results[s][name][0]:.2f} s / {results[s][name][1]:.0f} MiB"
+                 if name in results[s] else "" for s in sizes)]
+        for name in results[sizes[0]]
+    ])  # fmt: skip
 
 
 def report(results: dict[str, dict]) -> None:

@@ -36,6 +36,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from results import save, table  # noqa: E402
 from synth import ENV  # noqa: E402
 
 TRAIN = """\
@@ -269,9 +270,28 @@ def main() -> None:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     report(served, batched, args)
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    (out / "serve.json").write_text(json.dumps({"online": served, "batch": batched}, indent=2))
+    save("serve", serve_tables(served, batched), quick=args.rows < 10_000_000,
+         sizes={"requests": args.requests, "clients": args.clients, "rows": args.rows})  # fmt: skip
+
+
+def serve_tables(served: list, batched: list) -> dict:
+    """The docs' tables: one-row requests and throughput; batch time and memory."""
+    mlflow = served[-1]
+    tables = {"serve": table(["server", "p50", "p99", "throughput", "ratio gitml / MLflow"], [
+        [name, f"{p50:.2f} ms", f"{p99:.2f} ms", f"{rps:.0f} req/s",
+         "" if name.startswith("mlflow") else
+         f"p50 {p50 / mlflow[1]:.2f}, p99 {p99 / mlflow[2]:.2f}, req/s {rps / mlflow[3]:.2f}"]
+        for name, p50, p99, rps in served
+    ])}  # fmt: skip
+    if batched:
+        ml = batched[-1]
+        tables["serve-batch"] = table(["batch command", "time", "peak RSS", "ratio gitml / MLflow"], [
+            [name, f"{seconds:.1f} s", f"{peak:,.0f} MiB",
+             "" if name.startswith("mlflow") else
+             f"time {seconds / ml[1]:.2f}, memory {peak / ml[2]:.2f}"]
+            for name, seconds, peak in batched
+        ])  # fmt: skip
+    return tables
 
 
 def report(served: list, batched: list, args: argparse.Namespace) -> None:

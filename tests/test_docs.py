@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -45,3 +47,27 @@ def test_the_readme_is_a_front_door_whose_links_all_resolve():
     for link in links:
         if not link.startswith("http"):
             assert (ROOT / link).exists(), f"README links to {link}, which does not exist"
+
+
+def test_the_benchmark_tables_are_made_from_the_results_files(tmp_path):
+    """docs/performance.md's tables equal benchmarks/results/*.json; an edited figure fails."""
+    done = subprocess.run([sys.executable, "benchmarks/tables.py", "--check"], cwd=ROOT,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
+    page = (ROOT / "docs" / "performance.md").read_text()
+    assert len(results) >= 8
+    for path in results:
+        for table_id in json.loads(path.read_text())["tables"]:
+            assert f"<!-- bench:{table_id} -->" in page, table_id
+
+    copy = tmp_path / "repo"
+    shutil.copytree(ROOT / "benchmarks", copy / "benchmarks",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    (copy / "docs").mkdir()
+    edited = page.replace("| CLI start-up |", "| CLI start-up (edited by hand) |")
+    assert edited != page
+    (copy / "docs" / "performance.md").write_text(edited)
+    stale = subprocess.run([sys.executable, "benchmarks/tables.py", "--check"], cwd=copy,
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    assert stale.returncode == 1 and "differs" in stale.stdout

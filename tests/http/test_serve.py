@@ -170,7 +170,7 @@ def test_metadata_health_and_mlflow_bodies(served, server_factory):
     registry = Repo(served)
     from gitml.registry.versions import resolve
 
-    _doc, version = resolve(registry, "iris@2")
+    version = resolve(registry, "iris@2").version
     for key in ("run", "md5", "commit", "code_commit", "path"):
         assert meta[key] == version[key], key
     assert (meta["name"], meta["version"]) == ("iris", 2)
