@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from gitml import git, store
-from gitml.data.init import init_dvc
+from gitml.data.init import ensure_remote, init_dvc
 from gitml.errors import NotAGitRepositoryError
 from gitml.hook_install import install
 from gitml.repo import Repo, default_remote_dir, ensure_line, project_id
@@ -143,3 +143,11 @@ PRE_COMMIT_SNIPPET = (
     + "then: pre-commit install "
     + " ".join(f"--hook-type {stage}" for stage in HOOK_STAGES)
 )
+
+
+def ensure_default_remote(repo: Repo) -> list[str]:
+    """In a clone (no remote configured at any level), this machine's embedded default remote."""
+    pid = project_id(repo)
+    if pid is None or not (repo.root / ".dvc").is_dir():
+        return []
+    return ensure_remote(repo.root, default_remote_dir(repo.root, pid))

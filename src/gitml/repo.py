@@ -8,12 +8,13 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from gitml import git, store
-from gitml.data.init import ensure_remote
 from gitml.errors import FileFormatError, NotInitializedError, UsageError
-from gitml.records import Config
+
+if TYPE_CHECKING:
+    from gitml.records import Config
 
 GITML_DIR = ".gitml"
 # Paths gitml writes itself: never part of a run's code patch or dirty flag.
@@ -92,7 +93,7 @@ class Repo:
     @cached_property
     def config(self) -> Config:
         """The validated project settings."""
-        return cast(Config, store.read_toml(self.config_path, kind="config"))
+        return cast("Config", store.read_toml(self.config_path, kind="config"))
 
     def tracking_setting(self, key: str) -> Any:
         """A `[tracking]` setting, falling back to the default."""
@@ -171,14 +172,6 @@ def default_remote_dir(root: Path, project_id: str | None = None) -> Path:
         return base / "gitml" / "remotes" / project_id
     tag = hashlib.sha256(str(root).encode()).hexdigest()[:8]
     return base / "gitml" / "remotes" / f"{root.name}-{tag}"
-
-
-def ensure_default_remote(repo: Repo) -> list[str]:
-    """In a clone (no remote configured at any level), this machine's embedded default remote."""
-    pid = project_id(repo)
-    if pid is None or not (repo.root / ".dvc").is_dir():
-        return []
-    return ensure_remote(repo.root, default_remote_dir(repo.root, pid))
 
 
 def project_id(repo: Repo) -> str | None:

@@ -9,7 +9,6 @@ failure and Ctrl-C, unless ``keep`` is set.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import tempfile
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitml import git, store
+from gitml import git, logs, store
 from gitml.data import ArtifactRef, cache_dir
 from gitml.data.checkout import restore
 from gitml.errors import AmbiguousRunError, GitmlError, RunNotFoundError
@@ -39,7 +38,7 @@ from gitml.tracking.comparison import (
 )
 from gitml.tracking.wrap import run_command
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 REPRODUCED, DIFFERS, UNVERIFIED, FAILED = "reproduced", "differs", "not verified", "could not run"
 EXIT_CODES = {REPRODUCED: 0, DIFFERS: 1, UNVERIFIED: 1, FAILED: 2}
@@ -100,7 +99,7 @@ def reproduce(
     *,
     tolerance: Tolerance = EXACT,
     keep: bool = False,
-    echo: Callable[[str], None] = log.info,
+    echo: Callable[[str], None] = log,
 ) -> list[Reproduction]:
     """Reproduce every run ``ref`` names; see the module docstring."""
     git.require_full_history(repo.root, "gitml reproduce")

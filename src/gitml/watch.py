@@ -21,7 +21,6 @@ done, which is committed too. `--once` processes the files not yet processed and
 
 from __future__ import annotations
 
-import logging
 import queue
 import signal
 import time
@@ -30,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitml import git, store
+from gitml import git, logs, store
 from gitml.data.ingest import md5_of
 from gitml.errors import CommandError, GitmlError, UsageError
 from gitml.monitoring import drift
@@ -56,7 +55,7 @@ from gitml.watch_data import (
     training_data,
 )
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 DEFAULTS = {"retrain": "drift", "holdout": 0.3, "margin": 0.0, "alias": "production"}
 STABLE_SECONDS = 0.5

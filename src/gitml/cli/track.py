@@ -12,9 +12,9 @@ from gitml.artifacts.gc import collect_garbage
 from gitml.artifacts.sync import object_status, pull_runs, push_runs
 from gitml.data.init import add_remote, list_remotes
 from gitml.errors import UsageError
-from gitml.project import init_project
+from gitml.project import ensure_default_remote, init_project
 from gitml.records import RunRecord
-from gitml.repo import Repo, ensure_default_remote
+from gitml.repo import Repo
 from gitml.tracking.detect import declared
 from gitml.tracking.wrap import Files, parse_assignments, run_command
 

@@ -10,7 +10,6 @@ only place that imports dvc.
 from __future__ import annotations
 
 import configparser
-import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gitml import logs
 from gitml.errors import GitmlError
 
 CACHE_SUBDIR = Path("files") / "md5"
@@ -41,8 +41,7 @@ class ArtifactRef:
 
 def quiet_dvc_logs() -> None:
     """DVC attaches stdout handlers on import; gitml speaks for itself."""
-    for name in ("dvc", "dvc_data", "dvc_objects"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    logs.quiet("dvc", "dvc_data", "dvc_objects")
 
 
 def cache_dir(root: Path) -> Path:

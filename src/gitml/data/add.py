@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Any
 
-from gitml import git, store
+from gitml import git, logs, store
 from gitml.data import CACHE_SUBDIR, ArtifactRef, cache_dir, cache_path, dvc_repo, read_dvc_option
 from gitml.data.ingest import can_reflink, ingest, md5_of
 from gitml.data.state import HashState
 from gitml.errors import ArtifactError
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 PROGRESS_BYTES = 64 * 1024 * 1024  # show a progress bar on a terminal from this size up
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from gitml import logs
 from gitml.errors import GitError
 from gitml.git.base import _git_env, _open, hooks_dir, run_git
 from gitml.store import atomic_write, locked, safe_target
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 
 def commit(root: Path, paths: Iterable[str], message: str) -> str:

@@ -3,7 +3,6 @@
 import os
 import sys
 
-from gitml import logs
 from gitml.errors import GitmlError
 from gitml.hooks.run import run_hook
 from gitml.session import session
@@ -12,7 +11,6 @@ from gitml.session import session
 def main() -> int:
     """Run one hook; a failure is one line, and blocks only the pre-* hooks."""
     name = sys.argv[1] if len(sys.argv) > 1 else ""
-    logs.configure()
     try:
         with session():  # one repository handle per hook
             return run_hook(name, sys.argv[2:])

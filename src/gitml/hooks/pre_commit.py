@@ -8,11 +8,10 @@ from gitml import store
 from gitml.check.files import kind_of, parse
 from gitml.data import cache_path
 from gitml.errors import GitmlError
-from gitml.git import git_lines, stage_file, staged_contents
+from gitml.git import stage_file, staged_contents
+from gitml.hooks import gates
 from gitml.repo import Repo
 from gitml.tracking.record import shown_in_summary, write_summary
-
-DEFAULT_LARGE_FILE_MB = 10.0
 
 
 def run(repo: Repo, args: list[str]) -> int:
@@ -22,12 +21,12 @@ def run(repo: Repo, args: list[str]) -> int:
     file staged straight into git. metrics.toml is refreshed and staged.
     """
     del args  # git passes none
-    staged = git_lines(repo.root, "diff", "--cached", "--name-only", "-z", "--diff-filter=ACMR")
+    staged = gates.staged_paths(repo)
     summary = repo.tracking_setting("summary_file")
-    ours = [p for p in staged if p.startswith(".gitml/") or p == summary or p.endswith(".dvc")]
-    problems = _large_files(repo, staged)
-    if ours:  # otherwise the fast path: nothing heavy is imported
-        contents = staged_contents(repo.root, ours)
+    checked = gates.ours(repo, staged)
+    problems = gates.large_files(repo, staged)
+    if checked:
+        contents = staged_contents(repo.root, checked)
         problems += _check_files(repo, contents, summary)
         if not problems:
             _refresh_summary(repo, contents, summary)
@@ -39,36 +38,6 @@ def run(repo: Repo, args: list[str]) -> int:
             file=sys.stderr,
         )
     return 1 if problems else 0
-
-
-def _large_files(repo: Repo, staged: list[str]) -> list[str]:
-    limit = _large_file_limit(repo)
-    problems = []
-    for path in staged:
-        if path.startswith(".gitml/") or path.endswith((".dvc", ".gitignore")):
-            continue
-        try:
-            size = (repo.root / path).stat().st_size
-        except OSError:
-            continue
-        if size > limit * 2**20:
-            problems.append(
-                f"{path}: {size / 2**20:.1f} MB staged straight into git (limit {limit:g} MB, "
-                f"[hooks] large_file_mb); track it with DVC instead: "
-                f"`git rm --cached {path}` then `dvc add {path}` (or log it with run.log_artifact)"
-            )
-    return problems
-
-
-def _large_file_limit(repo: Repo) -> float:
-    # Read without compiling the config's schema: this runs on every commit. A staged config
-    # change is validated in full by _check_files.
-    try:
-        raw = store.read_toml(repo.config_path)
-    except GitmlError:
-        return DEFAULT_LARGE_FILE_MB
-    value = raw.get("hooks", {}).get("large_file_mb", DEFAULT_LARGE_FILE_MB)
-    return float(value) if isinstance(value, int | float) and value > 0 else DEFAULT_LARGE_FILE_MB
 
 
 def _check_files(repo: Repo, contents: dict[str, bytes], summary: str) -> list[str]:

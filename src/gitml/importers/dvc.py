@@ -14,27 +14,26 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitml import git, store
+from gitml import git, logs, store
 from gitml.errors import GitError, UsageError
 from gitml.importers import Summary
 from gitml.repo import Repo
 from gitml.tracking import journal
 from gitml.tracking.record import normalize_params
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 EXPS = "refs/exps/"
 
 
 def import_experiments(
     repo: Repo, *, dvclive: str = "dvclive", workspace: Path | None = None,
-    echo: Callable[[str], None] = log.info,
+    echo: Callable[[str], None] = log,
 ) -> Summary:  # fmt: skip
     """Import every experiment under `refs/exps/`, and a working-tree DVCLive folder."""
     summary = Summary()

@@ -19,7 +19,6 @@ importing twice adds nothing.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 import re
 import shutil
@@ -28,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gitml import store
+from gitml import logs, store
 from gitml.data.add import track
 from gitml.errors import UsageError
 from gitml.importers import Summary
@@ -37,7 +36,7 @@ from gitml.registry import versions as registry
 from gitml.repo import Repo
 from gitml.tracking import journal
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 ARTIFACTS_DIR = "mlflow-artifacts"
 STATUS = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "failed",
@@ -57,7 +56,7 @@ def tracking_uri(source: str) -> str:
 
 def import_store(
     repo: Repo, source: str, *, artifacts: bool = True, progress: bool | None = None,
-    echo: Callable[[str], None] = log.info,
+    echo: Callable[[str], None] = log,
 ) -> Summary:  # fmt: skip
     """Import every experiment, run and registered model of an MLflow store."""
     try:
@@ -73,7 +72,7 @@ def import_store(
 
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logs.quiet("mlflow", level=30)  # WARNING
     uri = tracking_uri(source)
     mlflow.set_tracking_uri(uri)  # models:/ URIs resolve against the global one
     mlflow.set_registry_uri(uri)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -20,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from gitml import git, store
+from gitml import git, logs, store
 from gitml.query.parse import Parsed, Parser, decode_row
 from gitml.records import RunRecord
 from gitml.repo import Repo
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 T = TypeVar("T")
 INDEX_FORMAT = "3"

@@ -10,11 +10,11 @@ framework.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from gitml import logs
 from gitml.check.findings import SCAN_RULES, refused
 from gitml.check.guard import version_findings
 from gitml.errors import GitmlError
@@ -25,7 +25,7 @@ from gitml.repo import Repo
 from gitml.serving.signature import load_verified_model
 from gitml.store import utcnow
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 
 class ModelLoadError(GitmlError):

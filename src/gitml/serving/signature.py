@@ -7,10 +7,10 @@ Types use MLflow's names (long, double, boolean, string, datetime) so the two re
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
+from gitml import logs
 from gitml.check.facts import model_facts
 from gitml.check.guard import file_findings
 from gitml.check.scan import trusted_types
@@ -21,7 +21,7 @@ from gitml.records import Artifact, ColumnType, RunRecord, Signature
 from gitml.repo import Repo
 from gitml.serving.models import load_model
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
 SAMPLE_ROWS = 1000

@@ -17,18 +17,18 @@ from __future__ import annotations
 import functools
 import importlib.abc
 import importlib.machinery
-import logging
 import sys
 import threading
 from contextlib import suppress
 from types import ModuleType
 from typing import Any
 
+from gitml import logs
 from gitml.errors import GitmlError
 from gitml.tracking.run import start_run
 from gitml.tracking.sklearn import estimator_params, score_name
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 
 class _State(threading.local):

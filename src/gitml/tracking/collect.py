@@ -8,13 +8,12 @@ recorded under the run's `[inputs]`/`[outputs]` (or its metrics).
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitml import git, store
+from gitml import git, logs, store
 from gitml.data.add import add_to_cache, ignore_file, track
 from gitml.data.content import content_fields
 from gitml.data.pipeline import lock_artifacts
@@ -22,7 +21,7 @@ from gitml.errors import FileFormatError, GitmlError
 from gitml.repo import Repo, ensure_line
 from gitml.tracking import detect, record
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)

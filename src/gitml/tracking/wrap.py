@@ -10,7 +10,6 @@ tracking API joins the same run (``GITML_RUN_ID``); one that writes `metrics.jso
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import subprocess
@@ -22,6 +21,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from gitml import logs
 from gitml.errors import CommandError, FileFormatError, UsageError
 from gitml.records import RunRecord
 from gitml.repo import Repo
@@ -38,7 +38,7 @@ from gitml.tracking.collect import (
 from gitml.tracking.env import package_versions, python_env, script_imports
 from gitml.tracking.run import RUN_ID_ENV
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 PARAMS_FILE_ENV = "GITML_PARAMS_FILE"
 PARAM_ENV_PREFIX = "GITML_PARAM_"
