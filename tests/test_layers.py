@@ -79,3 +79,19 @@ def test_test_folders_mirror_the_package_layout():
     assert len(folders) >= 10, folders
     for name in folders:
         assert (root / "src" / "gitml" / name / "__init__.py").is_file(), f"tests/{name}/"
+
+
+def test_every_top_level_module_has_a_layer():
+    """A new module outside the contract would not be checked at all: it must be placed."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    (contract,) = config["tool"]["importlinter"]["contracts"]
+    placed = {m.strip() for layer in contract["layers"] for m in layer.replace("|", ":").split(":")}
+    package = root / "src" / "gitml"
+    tops = {f"gitml.{p.stem}" for p in package.glob("*.py") if p.stem != "__init__"}
+    tops |= {f"gitml.{p.name}" for p in package.iterdir() if (p / "__init__.py").is_file()}
+    assert len(tops) > 30
+    assert sorted(tops - placed) == []
