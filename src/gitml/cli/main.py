@@ -97,6 +97,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tools",
         "Print a gitml Parquet file as text, for `git diff` (registered by `gitml init`).",
     ),
+    "ui": (
+        "ui",
+        "Browse, filter and compare runs, and follow a metric along a branch, in a browser.",
+    ),
     "watch": (
         "monitor",
         "Keep a model trained as labelled data lands in DIR; every step is a commit.",

@@ -284,6 +284,23 @@ def _watch(state: ServingState, app: Any) -> Any:
     return observer
 
 
+def listen(host: str, port: int) -> tuple[socket.socket, str]:
+    """A listening TCP socket on ``host:port`` (0: a free port), and its URL."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
+    # without it a response's headers and body wait out the client's 40 ms delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise GitmlError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror})") from exc
+    sock.listen(2048)  # connections made before uvicorn is up wait in the backlog
+    shown = f"[{host}]" if ":" in host else host
+    return sock, f"http://{shown}:{sock.getsockname()[1]}"
+
+
 def serve(
     repo: Repo,
     spec: str,
@@ -305,21 +322,10 @@ def serve(
         max_body=max_body, token=token, allow_findings=allow_findings,
     )  # fmt: skip
     current = app.state.gitml.current
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
-    # without it a response's headers and body wait out the client's 40 ms delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        raise GitmlError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror})") from exc
-    sock.listen(2048)  # connections made before uvicorn is up wait in the backlog
-    bound = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
+    sock, url = listen(host, port)
     print(
         f"serving {current.name} v{current.number} ({spec}, md5 {current.version['md5'][:12]}) "
-        f"at http://{shown}:{bound}  (OpenAPI: /openapi.json, docs: /docs"
+        f"at {url}  (OpenAPI: /openapi.json, docs: /docs"
         + ("; bearer token required)" if token else ")"),
         file=sys.stderr,
         flush=True,

@@ -206,9 +206,9 @@ def search(
         if predicate is None or predicate(row):
             rows.append(row)
     if known:
-        _exists("--where", named, known)
-        _exists("--sort", [k.field for k in keys], known)
-        _exists("--columns", list(columns), known)
+        check_fields("--where", named, known)
+        check_fields("--sort", [k.field for k in keys], known)
+        check_fields("--columns", list(columns), known)
     for tally in compiled.tallies if compiled else ():
         problem = tally.problem()
         if problem:
@@ -217,7 +217,7 @@ def search(
     return (rows[:limit] if limit is not None else rows), known
 
 
-def _exists(option: str, fields: list[str], known: set[str]) -> None:
+def check_fields(option: str, fields: list[str], known: set[str]) -> None:
     """Every field in ``fields`` is one some run has; else the nearest ones, as an error."""
     for field in fields:
         if field in known or field.partition(".")[0] not in where_lang.NAMESPACES:

@@ -137,23 +137,29 @@ class StepMetrics:
 
 def write_parquet(path: Path, rows: list[Row], *, run_id: str) -> None:
     """Write the rows as metrics.parquet (long format), atomically."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    table = rows_table(rows).replace_schema_metadata(
+        {"gitml.schema_version": str(store.SCHEMA_VERSION), "gitml.run_id": run_id}
+    )
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    store.atomic_write(path, buf.getvalue())
+
+
+def rows_table(rows: list[Row]) -> Any:
+    """Step rows as the Arrow table metrics.parquet holds, sorted by name, step and time."""
+    import pyarrow as pa
+
     rows = sorted(rows, key=lambda r: (r[3], r[0], r[1]))
-    table = pa.table(
+    return pa.table(
         {
             "step": pa.array([r[0] for r in rows], pa.int64()),
             "timestamp": pa.array([r[1] for r in rows], pa.timestamp("ms", tz="UTC")),
             "name": pa.array([r[3] for r in rows], pa.string()),
             "value": pa.array([r[2] for r in rows], pa.float64()),
         }
-    ).replace_schema_metadata(
-        {"gitml.schema_version": str(store.SCHEMA_VERSION), "gitml.run_id": run_id}
     )
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    store.atomic_write(path, buf.getvalue())
 
 
 def expected_arrow_types() -> dict[str, str]:
@@ -167,12 +173,8 @@ def read_parquet(path: Path | str, data: bytes | None = None) -> StepMetrics:
     import pyarrow as pa
 
     source = str(path)
+    table = read_table(path, data)
     try:
-        table = _read_table(pa.BufferReader(data) if data is not None else pa.OSFile(source))
-    except (OSError, pa.ArrowException) as exc:
-        raise FileFormatError(source, f"not a readable Parquet file ({exc})") from exc
-    try:
-        _check_table(source, table)
         # Timestamps as int64 ms: converting tz-aware values to datetimes would import pandas.
         # (fill_null(0) would too: converting a Python scalar goes through pyarrow's pandas shim.)
         stamps = [t or 0 for t in table.column("timestamp").cast(pa.int64()).to_pylist()]
@@ -181,6 +183,19 @@ def read_parquet(path: Path | str, data: bytes | None = None) -> StepMetrics:
         raise FileFormatError(source, f"not a readable Parquet file ({exc})") from exc
     rows = list(zip(cols[0], stamps, cols[1], cols[2], strict=True))
     return StepMetrics(source=source, rows=rows)
+
+
+def read_table(path: Path | str, data: bytes | None = None) -> Any:
+    """A metrics.parquet file (or its bytes) as an Arrow table, checked against its schema."""
+    import pyarrow as pa
+
+    source = str(path)
+    try:
+        table = _read_table(pa.BufferReader(data) if data is not None else pa.OSFile(source))
+        _check_table(source, table)
+    except (OSError, UnicodeDecodeError, ValueError, pa.ArrowException) as exc:
+        raise FileFormatError(source, f"not a readable Parquet file ({exc})") from exc
+    return table
 
 
 def _read_table(source: Any) -> Any:

@@ -1,0 +1,293 @@
+"""What `gitml ui` shows: pages of the runs table, one run, a comparison, a metric over history.
+
+Everything here is read-only and answers in JSON types. The runs table keeps one snapshot of the
+index's rows (every run on every branch and in the working tree) and refreshes it when the
+server says `.gitml/` changed; a filter and sort are computed once and then served page by page,
+so scrolling 100,000 runs sends only the rows on screen.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gitml import git, store
+from gitml.diff import diff as run_diff
+from gitml.errors import GitError, GitmlError, UsageError
+from gitml.lineage import build as build_lineage
+from gitml.lineage import to_dict as lineage_dict
+from gitml.query import where as where_lang
+from gitml.query.api import check_fields, iter_rows, parse_sort, resolve, sort_rows
+from gitml.query.index import record_of
+from gitml.query.output import default_columns
+from gitml.query.rows import Row
+from gitml.query.series import Series, downsample
+from gitml.repo import Repo
+from gitml.tracking import journal
+
+MAX_PAGE = 500  # rows per request: a screen, with room to scroll
+MAX_BUCKETS = 4000  # points per series per request: a wide screen's pixels
+
+
+@dataclass
+class View:
+    """One filter and sort of the table, computed once and then paged."""
+
+    where: str
+    sort: str
+    rows: list[Row]
+
+
+@dataclass
+class RunTable:
+    """The index's rows, refreshed when `.gitml/` changes, and the views of them asked for."""
+
+    repo: Repo
+    generation: int = 0  # bumped by the server's watcher; a view of an older one is recomputed
+    _rows: list[Row] | None = None
+    _fields: dict[str, int] = field(default_factory=dict)
+    _seen: int = -1
+    _views: dict[tuple[str, str], View] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def changed(self) -> None:
+        """Runs changed on disk: the next request reads the index again."""
+        self.generation += 1
+
+    def rows(self) -> list[Row]:
+        """Every run's row, as of the last change."""
+        with self._lock:
+            if self._rows is None or self._seen != self.generation:
+                seen = self.generation
+                rows = list(iter_rows(self.repo))
+                fields: dict[str, int] = {}
+                for row in rows:
+                    for key, value in row.items():
+                        if value is not None:
+                            fields[key] = fields.get(key, 0) + 1
+                self._rows, self._fields, self._seen, self._views = rows, fields, seen, {}
+            return self._rows
+
+    def fields(self) -> dict[str, int]:
+        """Every field some run has, with how many runs have it."""
+        self.rows()
+        return dict(self._fields)
+
+    def view(self, where: str = "", sort: str = "") -> View:
+        """The runs matching ``where`` (the `--where` language), sorted by ``sort``."""
+        rows = self.rows()
+        key = (where.strip(), sort.strip())
+        with self._lock:
+            if key in self._views:
+                return self._views[key]
+        compiled = where_lang.compile_checked(key[0]) if key[0] else None
+        keys = parse_sort(key[1] or "-start_time")
+        known = set(self.fields())
+        if rows:
+            check_fields("where", compiled.fields if compiled else [], known)
+            check_fields("sort", [k.field for k in keys], known)
+        matched = [r for r in rows if compiled.predicate(r)] if compiled else list(rows)
+        for tally in compiled.tallies if compiled else ():
+            problem = tally.problem()
+            if problem:
+                raise UsageError("where", problem)
+        view = View(key[0], key[1], sort_rows(matched, keys))
+        with self._lock:
+            if len(self._views) > 32:
+                self._views.clear()
+            self._views[key] = view
+        return view
+
+    def page(
+        self, *, where: str = "", sort: str = "", offset: int = 0, limit: int = 100,
+        columns: Iterable[str] = (), group: str = "",
+    ) -> dict[str, Any]:  # fmt: skip
+        """One page of a view: its rows (only ``columns``), the true count, and the groups."""
+        view = self.view(where, sort)
+        limit = max(0, min(int(limit), MAX_PAGE))
+        offset = max(0, int(offset))
+        shown = list(columns) or default_columns(view.rows[:1000]) or ["id"]
+        if "id" not in shown:
+            shown.insert(0, "id")
+        page = [{c: _json(row.get(c)) for c in shown} for row in view.rows[offset : offset + limit]]
+        out: dict[str, Any] = {"total": len(view.rows), "runs": len(self.rows()), "offset": offset,
+                               "columns": shown, "rows": page,
+                               "differ": differing(view.rows, "params.")}  # fmt: skip
+        if group:
+            out["groups"] = groups(view.rows, group)
+        return out
+
+
+def differing(rows: list[Row], prefix: str) -> list[str]:
+    """The fields under ``prefix`` whose value is not the same in every row (first 5,000 rows)."""
+    values: dict[str, set[str]] = {}
+    sample = rows[:5000]
+    for row in sample:
+        for key, value in row.items():
+            if key.startswith(prefix):
+                values.setdefault(key, set()).add(json.dumps(_json(value), sort_keys=True))
+    return sorted(k for k, v in values.items() if len(v) > 1 or _missing_somewhere(k, sample))
+
+
+def _missing_somewhere(key: str, rows: list[Row]) -> bool:
+    return any(row.get(key) is None for row in rows)
+
+
+def groups(rows: list[Row], field_name: str) -> list[dict[str, Any]]:
+    """Runs per value of ``field_name`` (a param, `code.branch`, `commit`), largest first."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        label = json.dumps(_json(row.get(field_name)))
+        counts[label] = counts.get(label, 0) + 1
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [{"value": json.loads(label), "runs": n} for label, n in ordered]
+
+
+def run_page(repo: Repo, ref: str) -> dict[str, Any]:
+    """One run in full: its record, metric names, patch, lineage and where it landed."""
+    run = resolve(repo, ref)
+    record = store.to_json_types(dict(record_of(repo, run)))
+    out: dict[str, Any] = {"record": record, "commit": run.commit, "in_workdir": run.in_workdir,
+                           "series": metric_names(repo, ref)}  # fmt: skip
+    patch = record.get("code", {}).get("patch")
+    if patch:
+        out["patch"] = _patch_text(repo, run.run_id, run.commit, patch)
+    try:
+        out["lineage"] = lineage_dict(build_lineage(repo, run.run_id))
+    except GitmlError as exc:
+        out["lineage_error"] = exc.message
+    return out
+
+
+def _patch_text(repo: Repo, run_id: str, commit: str | None, name: str) -> str | None:
+    path = repo.run_dir(run_id) / name
+    if path.is_file():
+        return path.read_text(errors="replace")[:200_000]
+    if commit is None:
+        return None
+    try:
+        data = git.read_file_at(repo.root, commit, repo.relpath(path))
+    except GitError:
+        return None
+    return data.decode(errors="replace")[:200_000] if data is not None else None
+
+
+def metric_names(repo: Repo, ref: str) -> list[str]:
+    """The step metrics a run logged."""
+    table = _steps(repo, ref)
+    if table is None:
+        return []
+    import pyarrow.compute as pc
+
+    return sorted(str(n) for n in pc.unique(table.column("name")).to_pylist())
+
+
+def series(
+    repo: Repo, ref: str, name: str, *, buckets: int = 1000, x0: float | None = None,
+    x1: float | None = None, x_axis: str = "step",
+) -> Series:  # fmt: skip
+    """A run's metric ``name`` as a chart draws it: per-pixel min and max beyond ``buckets``."""
+    import pyarrow.compute as pc
+
+    if x_axis not in ("step", "time"):
+        raise UsageError("x", f"{x_axis!r}: step or time")
+    table = _steps(repo, ref)
+    if table is None:
+        return Series(name)
+    chosen = table.filter(pc.equal(table.column("name"), name))
+    x = chosen.column("step") if x_axis == "step" else chosen.column("timestamp")
+    if x_axis == "time":
+        import pyarrow as pa
+
+        x = pc.divide(x.cast(pa.int64()), 1000.0)  # seconds since the epoch
+    order = pc.sort_indices(x)
+    xs, ys = pc.take(x, order).to_numpy(), pc.take(chosen.column("value"), order).to_numpy()
+    return downsample(name, xs, ys, buckets=min(max(1, buckets), MAX_BUCKETS), x0=x0, x1=x1)
+
+
+def _steps(repo: Repo, ref: str) -> Any:
+    """The run's step metrics as one Arrow table (Parquet, live journals, or from git)."""
+    import pyarrow as pa
+
+    run = resolve(repo, ref)
+    run_dir = repo.run_dir(run.run_id)
+    parquet = run_dir / journal.PARQUET_NAME
+    tables = []
+    if parquet.exists():
+        tables.append(journal.read_table(parquet))
+    elif run.commit is not None:
+        try:
+            data = git.read_file_at(repo.root, run.commit, repo.relpath(parquet))
+        except GitError:
+            data = None
+        if data is not None:
+            tables.append(journal.read_table(f"{run.commit[:8]}:{repo.relpath(parquet)}", data))
+    live = [row for path in journal.journals(run_dir) for row in journal.read_journal(path)]
+    if live:
+        tables.append(journal.rows_table(live))
+    if not tables:
+        return None
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+
+def compare(repo: Repo, table: RunTable, ids: list[str]) -> dict[str, Any]:
+    """Several runs side by side: every param and metric, marked where they differ."""
+    if not 1 <= len(ids) <= 50:
+        raise UsageError("runs", "pick between 1 and 50 runs to compare")
+    by_id = {row["id"]: row for row in table.rows()}
+    rows = []
+    for ref in ids:
+        run = resolve(repo, ref)
+        rows.append(by_id.get(run.run_id) or {"id": run.run_id})
+    keys = sorted({k for row in rows for k in row if k.startswith(("params.", "metrics."))})
+    differ = set(differing(rows, "params.")) | set(differing(rows, "metrics."))
+    series_names = sorted({n for row in rows for n in metric_names(repo, row["id"])})
+    return {"runs": [{k: _json(v) for k, v in row.items()} for row in rows],
+            "fields": [{"name": k, "differs": k in differ} for k in keys],
+            "series": series_names, "goals": _goals(repo)}  # fmt: skip
+
+
+def _goals(repo: Repo) -> dict[str, str]:
+    """Each metric's goal from `[metrics.<name>] goal`, where the config says."""
+    settings = repo.config.get("metrics", {})
+    return {name: s["goal"] for name, s in settings.items() if isinstance(s, dict) and "goal" in s}
+
+
+def history(repo: Repo, table: RunTable, ref: str, metric: str) -> dict[str, Any]:
+    """``metric`` of the runs landed at each first-parent commit of ``ref``, oldest first."""
+    commit = git.resolve_commit(repo.root, ref)
+    if commit is None:
+        raise UsageError("ref", f"{ref!r}: no such branch, tag or commit")
+    key = metric if metric.startswith("metrics.") else f"metrics.{metric}"
+    landed: dict[str, list[Row]] = {}
+    for row in table.rows():
+        if row.get("commit") and row.get(key) is not None:
+            landed.setdefault(row["commit"], []).append(row)
+    chain = list(git.first_parents(repo.root, commit))
+    info = git.commit_info(repo.root, chain)
+    points = []
+    for sha in reversed(chain):
+        when, subject = info[sha]
+        values = [{"run": r["id"], "value": _json(r[key])} for r in landed.get(sha, [])]
+        points.append({"commit": sha, "time": when, "subject": subject, "values": values})
+    return {"ref": ref, "metric": key, "commits": points,
+            "goal": _goals(repo).get(key.removeprefix("metrics."))}  # fmt: skip
+
+
+def compare_refs(repo: Repo, a: str, b: str) -> dict[str, Any]:
+    """`gitml diff a b` as data, for the page that reviews a pull request."""
+    result: dict[str, Any] = json.loads(json.dumps(run_diff(repo, a, b), default=str))
+    return result
+
+
+def _json(value: Any) -> Any:
+    """A value JSON can carry: NaN and infinities become strings, dates ISO text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, int | float | str | bool) or value is None:
+        return value
+    return str(value)
