@@ -67,7 +67,8 @@ def make_history(root: Path, *, runs: int, commits: int, remote: Path, seed: int
         (folder / "run.toml").write_bytes(store.dumps_toml(rec))
         if (i + 1) % per_commit == 0 or i == runs - 1:
             git(root, "add", "-A")
-            git(root, "commit", "-q", "-m", f"runs up to {i}")
+            # --no-verify: the records name bytes that exist nowhere (the hook rightly refuses)
+            git(root, "commit", "-q", "--no-verify", "-m", f"runs up to {i}")
     return root
 
 

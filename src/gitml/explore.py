@@ -20,12 +20,14 @@ from gitml.diff import diff as run_diff
 from gitml.errors import GitError, GitmlError, UsageError
 from gitml.lineage import build as build_lineage
 from gitml.lineage import to_dict as lineage_dict
+from gitml.monitoring.monitor import MONITOR_DIR
 from gitml.query import where as where_lang
 from gitml.query.api import check_fields, iter_rows, parse_sort, resolve, sort_rows
 from gitml.query.index import record_of
 from gitml.query.output import default_columns
 from gitml.query.rows import Row
 from gitml.query.series import Series, downsample
+from gitml.registry import versions as registry
 from gitml.repo import Repo
 from gitml.tracking import journal
 
@@ -113,7 +115,9 @@ class RunTable:
         shown = list(columns) or default_columns(view.rows[:1000]) or ["id"]
         if "id" not in shown:
             shown.insert(0, "id")
-        page = [{c: _json(row.get(c)) for c in shown} for row in view.rows[offset : offset + limit]]
+        page = [
+            {c: to_json(row.get(c)) for c in shown} for row in view.rows[offset : offset + limit]
+        ]
         out: dict[str, Any] = {"total": len(view.rows), "runs": len(self.rows()), "offset": offset,
                                "columns": shown, "rows": page,
                                "differ": differing(view.rows, "params.")}  # fmt: skip
@@ -129,7 +133,7 @@ def differing(rows: list[Row], prefix: str) -> list[str]:
     for row in sample:
         for key, value in row.items():
             if key.startswith(prefix):
-                values.setdefault(key, set()).add(json.dumps(_json(value), sort_keys=True))
+                values.setdefault(key, set()).add(json.dumps(to_json(value), sort_keys=True))
     return sorted(k for k, v in values.items() if len(v) > 1 or _missing_somewhere(k, sample))
 
 
@@ -141,7 +145,7 @@ def groups(rows: list[Row], field_name: str) -> list[dict[str, Any]]:
     """Runs per value of ``field_name`` (a param, `code.branch`, `commit`), largest first."""
     counts: dict[str, int] = {}
     for row in rows:
-        label = json.dumps(_json(row.get(field_name)))
+        label = json.dumps(to_json(row.get(field_name)))
         counts[label] = counts.get(label, 0) + 1
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return [{"value": json.loads(label), "runs": n} for label, n in ordered]
@@ -178,12 +182,18 @@ def _patch_text(repo: Repo, run_id: str, commit: str | None, name: str) -> str |
 
 def metric_names(repo: Repo, ref: str) -> list[str]:
     """The step metrics a run logged."""
+    return sorted(metric_counts(repo, ref))
+
+
+def metric_counts(repo: Repo, ref: str) -> dict[str, int]:
+    """How many steps a run logged of each metric."""
     table = _steps(repo, ref)
     if table is None:
-        return []
+        return {}
     import pyarrow.compute as pc
 
-    return sorted(str(n) for n in pc.unique(table.column("name")).to_pylist())
+    counted = pc.value_counts(table.column("name")).to_pylist()
+    return {str(c["values"]): int(c["counts"]) for c in counted}
 
 
 def series(
@@ -207,6 +217,49 @@ def series(
     order = pc.sort_indices(x)
     xs, ys = pc.take(x, order).to_numpy(), pc.take(chosen.column("value"), order).to_numpy()
     return downsample(name, xs, ys, buckets=min(max(1, buckets), MAX_BUCKETS), x0=x0, x1=x1)
+
+
+def band(
+    repo: Repo, refs: list[str], name: str, *, buckets: int = 1000, x0: float | None = None,
+    x1: float | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Repeats of one configuration (seeds): the mean of ``name`` and mean ± std, step by step.
+
+    Only the steps every run logged count (the last value where a run logged a step twice);
+    the three curves are then cut to ``buckets`` like any series (the band's edges keep their
+    per-bucket extremes).
+    """
+    import numpy as np
+    import pyarrow.compute as pc
+
+    if not 2 <= len(refs) <= 50:
+        raise UsageError("runs", "a band needs between 2 and 50 runs")
+    steps, values = [], []
+    for ref in refs:
+        table = _steps(repo, ref)
+        if table is None:
+            raise UsageError("runs", f"{ref}: logged no step metrics")
+        chosen = table.filter(pc.equal(table.column("name"), name))
+        xs, ys = chosen.column("step").to_numpy(), chosen.column("value").to_numpy()
+        order = np.argsort(xs, kind="stable")
+        xs, ys = xs[order], ys[order]
+        last = len(xs) - 1 - np.unique(xs[::-1], return_index=True)[1]  # last value per step
+        steps.append(xs[last])
+        values.append(ys[last])
+    common = steps[0]
+    for xs in steps[1:]:
+        common = np.intersect1d(common, xs, assume_unique=True)
+    stack = np.vstack(
+        [ys[np.searchsorted(xs, common)] for xs, ys in zip(steps, values, strict=True)]
+    )
+    with np.errstate(all="ignore"):
+        mean, std = np.nanmean(stack, axis=0), np.nanstd(stack, axis=0)
+    width = min(max(1, buckets), MAX_BUCKETS)
+    mid, low, high = (downsample(name, common, ys, buckets=width, x0=x0, x1=x1)
+                      for ys in (mean, mean - std, mean + std))  # fmt: skip
+    return {"name": name, "runs": len(refs), "steps": len(common), "x": mid.x, "mean": mid.y,
+            "low": low.y_min if low.y_min is not None else low.y,
+            "high": high.y_max if high.y_max is not None else high.y}  # fmt: skip
 
 
 def _steps(repo: Repo, ref: str) -> Any:
@@ -245,8 +298,12 @@ def compare(repo: Repo, table: RunTable, ids: list[str]) -> dict[str, Any]:
         rows.append(by_id.get(run.run_id) or {"id": run.run_id})
     keys = sorted({k for row in rows for k in row if k.startswith(("params.", "metrics."))})
     differ = set(differing(rows, "params.")) | set(differing(rows, "metrics."))
-    series_names = sorted({n for row in rows for n in metric_names(repo, row["id"])})
-    return {"runs": [{k: _json(v) for k, v in row.items()} for row in rows],
+    steps: dict[str, int] = {}
+    for row in rows:
+        for name, count in metric_counts(repo, row["id"]).items():
+            steps[name] = max(count, steps.get(name, 0))
+    series_names = sorted(steps, key=lambda n: (steps[n] < 2, n))  # curves first, then finals
+    return {"runs": [{k: to_json(v) for k, v in row.items()} for row in rows],
             "fields": [{"name": k, "differs": k in differ} for k in keys],
             "series": series_names, "goals": _goals(repo)}  # fmt: skip
 
@@ -272,7 +329,7 @@ def history(repo: Repo, table: RunTable, ref: str, metric: str) -> dict[str, Any
     points = []
     for sha in reversed(chain):
         when, subject = info[sha]
-        values = [{"run": r["id"], "value": _json(r[key])} for r in landed.get(sha, [])]
+        values = [{"run": r["id"], "value": to_json(r[key])} for r in landed.get(sha, [])]
         points.append({"commit": sha, "time": when, "subject": subject, "values": values})
     return {"ref": ref, "metric": key, "commits": points,
             "goal": _goals(repo).get(key.removeprefix("metrics."))}  # fmt: skip
@@ -284,7 +341,48 @@ def compare_refs(repo: Repo, a: str, b: str) -> dict[str, Any]:
     return result
 
 
-def _json(value: Any) -> Any:
+def models(repo: Repo) -> list[dict[str, Any]]:
+    """Every registered model: its versions, latest and aliases."""
+    return [
+        {"name": name, "versions": len(doc["versions"]), "aliases": dict(doc["aliases"]),
+         "latest": max((v["version"] for v in doc["versions"]), default=None)}
+        for name, doc in ((name, registry.load(repo, name)) for name in registry.names(repo))
+    ]  # fmt: skip
+
+
+def model_page(repo: Repo, name: str) -> dict[str, Any]:
+    """One model: versions, aliases and their audit trail; drift and live performance reports."""
+    doc = registry.load(repo, name)
+    by_version: dict[int, list[str]] = {}
+    for alias, number in doc["aliases"].items():
+        by_version.setdefault(number, []).append(alias)
+    newest_first = sorted(doc["versions"], key=lambda v: -v["version"])
+    versions = [
+        {**store.to_json_types(dict(v)), "aliases": sorted(by_version.get(v["version"], []))}
+        for v in newest_first
+    ]
+    return {"name": name, "description": doc.get("description"), "versions": versions,
+            "aliases": dict(doc["aliases"]),
+            "events": [store.to_json_types(dict(e)) for e in reversed(doc["history"])],
+            "commits": registry.history(repo, name), "reports": reports(repo, name)}  # fmt: skip
+
+
+def reports(repo: Repo, name: str) -> dict[str, list[dict[str, Any]]]:
+    """The drift and performance summaries kept for ``name``, oldest first; bad files skipped."""
+    folder = repo.gitml_dir / MONITOR_DIR / name
+    found: dict[str, list[dict[str, Any]]] = {"drift": [], "performance": [], "unreadable": []}
+    for kind in ("drift", "performance"):
+        for path in sorted(folder.glob(f"{kind}-*.toml")) if folder.is_dir() else []:
+            try:
+                summary = store.read_toml(path, kind=kind)
+            except GitmlError as exc:
+                found["unreadable"].append({"file": repo.relpath(path), "error": exc.message})
+                continue
+            found[kind].append({"file": repo.relpath(path), **store.to_json_types(summary)})
+    return found
+
+
+def to_json(value: Any) -> Any:
     """A value JSON can carry: NaN and infinities become strings, dates ISO text."""
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")

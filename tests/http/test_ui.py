@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from gitml.query.series import downsample
+from tests.conftest import _building
 from tests.helpers import git
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / ".artifacts" / "ui"
@@ -32,8 +34,6 @@ SPIKE = 777_777
 
 
 def _chromium():
-    import shutil
-
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
         if os.environ.get("CI"):
@@ -62,17 +62,28 @@ def _big_run(root: Path) -> str:
     return run_id
 
 
-@pytest.fixture
-def ui_project(project):
-    root = project.root
-    (root / "train.py").write_text(TRAIN)
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "train script")
-    for lr in ("0.5", "1.0", "2.0"):
-        subprocess.run([sys.executable, "train.py", lr, "1"], cwd=root, check=True)
+@pytest.fixture(scope="session")
+def _ui_template(_template, tmp_path_factory):
+    """Built once per session: three committed runs on main (lr 0.5, 1, 2) and one not committed."""
+    root = tmp_path_factory.mktemp("ui") / "project"
+    shutil.copytree(_template, root, symlinks=True)
+    with _building(home=root.parent):
+        (root / "train.py").write_text(TRAIN)
         git(root, "add", "-A")
-        git(root, "commit", "-qm", f"lr={lr}")
-    subprocess.run([sys.executable, "train.py", "3.0", "2"], cwd=root, check=True)
+        git(root, "commit", "-qm", "train script")
+        for lr in ("0.5", "1.0", "2.0"):
+            subprocess.run([sys.executable, "train.py", lr, "1"], cwd=root, check=True)
+            git(root, "add", "-A")
+            git(root, "commit", "-qm", f"lr={lr}")
+        subprocess.run([sys.executable, "train.py", "3.0", "2"], cwd=root, check=True)
+    return root
+
+
+@pytest.fixture
+def ui_project(_ui_template, tmp_path, monkeypatch):
+    root = tmp_path / "project"
+    shutil.copytree(_ui_template, root, symlinks=True)
+    monkeypatch.chdir(root)
     return root
 
 
@@ -266,3 +277,93 @@ def test_the_ui_refuses_another_host_without_a_token_and_wants_it_with_one(ui_pr
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_models_their_alias_history_and_the_diff_of_two_refs(served, browser):
+    proc = subprocess.Popen([sys.executable, "-m", "gitml", "ui", "--port", "0"], cwd=served,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        url = re.search(r"(http://127\.0\.0\.1:\d+)/", proc.stderr.readline()).group(1)
+        problems: list[str] = []
+        page = _page(browser, problems)
+        page.goto(f"{url}/#/models")
+        page.wait_for_selector("#models a")
+        assert "production → v2" in page.inner_text("#models")
+        page.locator("#models a", has_text="iris").click()
+        page.wait_for_selector("#versions")
+        assert page.locator("#versions tr").count() == 3  # a header and two versions
+        events = page.inner_text("#events")
+        assert "promote" in events and "production" in events
+        _shot(page, "model")
+        newer, older = git(served, "log", "--format=%h", "--grep", "train C=").split()
+        page.goto(f"{url}/#/diff?a={older}&b={newer}")
+        page.wait_for_selector("#diff-metric")
+        assert "C" in page.inner_text("#diff-param")  # C=0.01 against C=1.0
+        assert page.locator("#diff-metric td.better, #diff-metric td.worse").count() >= 1
+        _shot(page, "diff")
+        assert problems == []
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_seed_repeats_draw_as_mean_and_std(ui_server, browser):
+    root, url = ui_server
+    for seed in ("2", "3"):
+        subprocess.run([sys.executable, "train.py", "2.0", seed], cwd=root, check=True)
+    from gitml.query.api import find_runs
+    from gitml.repo import Repo
+
+    repeats = [r["id"] for r in find_runs(Repo(root), where="params.lr == 2.0", sort="params.seed")]
+    assert len(repeats) == 3
+    problems: list[str] = []
+    page = _page(browser, problems)
+    page.goto(f"{url}/#/compare?ids={','.join(repeats)}&metric=loss&band=1")
+    page.wait_for_selector("#band-chart canvas")
+    assert page.get_attribute("#band-chart", "data-repeated") == "3"
+    got = page.evaluate(f"fetch('/api/band?ids={','.join(repeats)}&name=loss&buckets=1000')"
+                        ".then(r => r.json())")  # fmt: skip
+    # TRAIN's loss at step s for seed k: exp(-2 s / 30) + 0.01 * ((s * 7919 + k) % 13)
+    for step in (0, 17, 199):
+        values = [np.exp(-2.0 * step / 30) + 0.01 * ((step * 7919 + k) % 13) for k in (1, 2, 3)]
+        i = got["x"].index(step)
+        assert got["mean"][i] == pytest.approx(np.mean(values))
+        assert got["high"][i] - got["mean"][i] == pytest.approx(np.std(values))
+    _shot(page, "band")
+    assert problems == []
+
+
+def test_a_static_export_shows_the_same_runs_without_a_gitml_server(ui_project, browser, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    site = tmp_path / "site"
+    done = subprocess.run([sys.executable, "-m", "gitml", "ui", "--export", str(site)],
+                          cwd=ui_project, capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"wrote {site}: 4 runs, 8 step metrics")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        problems: list[str] = []
+        page = _page(browser, problems)
+        page.goto(f"{url}/index.html#/runs")
+        page.wait_for_selector(".table .row")
+        assert page.locator(".count").inner_text() == "4 of 4 runs"
+        assert page.inner_text("#live") == "static export"
+        page.locator(".table .row").first.locator("a").click()
+        page.wait_for_selector(".chart canvas")
+        page.goto(f"{url}/index.html#/history?ref=HEAD&metric=metrics.accuracy")
+        page.wait_for_selector("#history-chart canvas")
+        assert page.get_attribute("#history-chart", "data-points") == "3"
+        _shot(page, "export")
+        assert problems == []
+    finally:
+        server.shutdown()
+
+    again = subprocess.run([sys.executable, "-m", "gitml", "ui", "--export", str(tmp_path)],
+                           cwd=ui_project, capture_output=True, text=True, check=False)  # fmt: skip
+    assert again.returncode == 2 and "was not written by gitml ui" in again.stderr

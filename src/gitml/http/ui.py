@@ -16,6 +16,7 @@ name from an allow-list.
 import asyncio
 import hmac
 import ipaddress
+import json
 import sys
 import threading
 import time
@@ -33,6 +34,7 @@ STATIC = Path(__file__).resolve().parent / "static" / "ui"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".txt": "text/plain; charset=utf-8"}  # fmt: skip
 COOKIE = "gitml_ui_token"
+EXPORT_MARK = ".gitml-ui-export"
 ICON = (
     b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><circle cx="8" cy="8" '
     b'r="7" fill="#2f6fde"/></svg>'
@@ -119,6 +121,10 @@ def create_app(repo: Repo, *, token: str | None = None, live: Live | None = None
         drawn = explore.series(repo, run, name, buckets=buckets, x0=x0, x1=x1, x_axis=x)
         return drawn.as_json()
 
+    @app.get("/api/band")
+    def band(*, ids: str, name: str, buckets: int = 1000) -> Any:
+        return explore.band(repo, [i for i in ids.split(",") if i], name, buckets=buckets)
+
     @app.get("/api/compare")
     def compare(ids: str) -> Any:
         return explore.compare(repo, table, [i for i in ids.split(",") if i])
@@ -130,6 +136,14 @@ def create_app(repo: Repo, *, token: str | None = None, live: Live | None = None
     @app.get("/api/diff")
     def diff(a: str, b: str) -> Any:
         return explore.compare_refs(repo, a, b)
+
+    @app.get("/api/models")
+    def models() -> Any:
+        return explore.models(repo)
+
+    @app.get("/api/model/{name}")
+    def model(name: str) -> Any:
+        return explore.model_page(repo, name)
 
     @app.get("/api/events")
     async def events(request: Request) -> Any:
@@ -202,6 +216,66 @@ def serve(
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         observer.stop()
+
+
+def export(repo: Repo, dest: Path, *, buckets: int = 1000) -> dict[str, int]:
+    """The same pages as a static site in ``dest`` (a CI artifact, GitHub Pages): JSON snapshots.
+
+    Every run's row and page, each step metric cut to ``buckets`` per run, the history of each
+    metric along HEAD, and the registry. The page reads these files instead of the server;
+    filtering with `--where` and a band of repeats need `gitml ui` itself.
+    """
+    if dest.exists() and any(dest.iterdir()) and not (dest / EXPORT_MARK).is_file():
+        raise UsageError("--export", f"{dest} is not empty and was not written by gitml ui")
+    table = explore.RunTable(repo)
+    rows = table.rows()
+    counts = {"runs": 0, "series": 0, "models": 0}
+    api = dest / "api"
+    _write_json(api / "fields.json", table.fields())
+    _write_json(api / "rows.json", [{k: explore.to_json(v) for k, v in r.items()} for r in rows])
+    for row in rows:
+        run_id = row["id"]
+        _write_json(api / "run" / f"{run_id}.json", explore.run_page(repo, run_id))
+        for name in explore.metric_names(repo, run_id):
+            drawn = explore.series(repo, run_id, name, buckets=buckets)
+            _write_json(api / "series" / run_id / f"{_safe(name)}.json", drawn.as_json())
+            counts["series"] += 1
+        counts["runs"] += 1
+    for metric in (f for f in table.fields() if f.startswith("metrics.")):
+        _write_json(api / "history" / f"{_safe(metric)}.json",
+                    explore.history(repo, table, "HEAD", metric))  # fmt: skip
+    models = explore.models(repo)
+    _write_json(api / "models.json", models)
+    for model in models:
+        _write_json(
+            api / "model" / f"{model['name']}.json", explore.model_page(repo, model["name"])
+        )
+        counts["models"] += 1
+    (dest / "static").mkdir(parents=True, exist_ok=True)
+    for path in STATIC.iterdir():
+        if path.suffix in TYPES and path.name != "index.html":
+            (dest / "static" / path.name).write_bytes(path.read_bytes())
+    page = (STATIC / "index.html").read_text()
+    page = page.replace('<script src="/static/', '<script src="static/').replace(
+        'href="/static/', 'href="static/')  # fmt: skip
+    page = page.replace(
+        "<script src=", "<script>window.GITML_EXPORT = true;</script>\n<script src=", 1
+    )
+    (dest / "index.html").write_text(page)
+    (dest / EXPORT_MARK).write_text(
+        "written by `gitml ui --export`; rewritten by the next export\n"
+    )
+    return counts
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, default=str, allow_nan=False))
+
+
+def _safe(name: str) -> str:
+    """A metric name as a file name: characters other than letters, digits, . - _ escaped."""
+    return "".join(c if c.isalnum() or c in "._-" else f"~{ord(c):x}~" for c in name)
 
 
 def _loopback(host: str) -> bool:

@@ -10,7 +10,51 @@ const el = (tag, props = {}, ...kids) => {
 const fmt = (v) => (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toPrecision(5)) : v ?? "");
 const COLORS = ["#2f6fde", "#e8590c", "#12b886", "#be4bdb", "#f59f00", "#0c8599", "#e64980", "#5c940d"];
 
+// A static export (`gitml ui --export DIR`) has the answers as files: api/*.json.
+const EXPORTED = window.GITML_EXPORT === true;
+const safe = (name) => [...name].map((c) => (/[\p{L}\p{N}._-]/u.test(c) ? c : `~${c.codePointAt(0).toString(16)}~`)).join("");
+const files = {};
+const file = (path) => (files[path] ||= fetch(path).then((r) => { if (!r.ok) throw new Error(`${path}: ${r.status}`); return r.json(); }));
+
+async function offline(path, params) {
+  const [kind, ...rest] = path.split("/");
+  const arg = decodeURIComponent(rest.join("/"));
+  if (kind === "fields") return file("api/fields.json");
+  if (kind === "run") return file(`api/run/${arg}.json`);
+  if (kind === "series") return file(`api/series/${params.run}/${safe(params.name)}.json`);
+  if (kind === "history") return file(`api/history/${safe(params.metric.startsWith("metrics.") ? params.metric : "metrics." + params.metric)}.json`);
+  if (kind === "models") return file("api/models.json");
+  if (kind === "model") return file(`api/model/${safe(arg)}.json`);
+  const rows = await file("api/rows.json");
+  if (kind === "runs") {
+    if (params.where) throw new Error("filtering needs `gitml ui`: this page is a static export");
+    const desc = (params.sort || "-start_time").startsWith("-"), key = (params.sort || "-start_time").replace(/^-/, "");
+    const cmp = (a, b) => (a[key] == null) - (b[key] == null) || (a[key] < b[key] ? -1 : a[key] > b[key] ? 1 : 0) * (desc ? -1 : 1);
+    const sorted = rows.slice().sort(cmp);
+    const differ = [...new Set(rows.flatMap(Object.keys))].filter((k) => k.startsWith("params.") && new Set(rows.map((r) => JSON.stringify(r[k] ?? null))).size > 1);
+    const columns = params.columns ? params.columns.split(",") : [...new Set(rows.flatMap(Object.keys))].filter((k) => BASE.includes(k) || k.startsWith("metrics.") || k.startsWith("params."));
+    const offset = Number(params.offset || 0), limit = Number(params.limit || 100);
+    const out = { total: rows.length, runs: rows.length, offset, columns, differ,
+                  rows: sorted.slice(offset, offset + limit).map((r) => Object.fromEntries(columns.map((c) => [c, r[c] ?? null]))) };
+    if (params.group) {
+      const counts = new Map();
+      for (const r of rows) counts.set(JSON.stringify(r[params.group] ?? null), (counts.get(JSON.stringify(r[params.group] ?? null)) || 0) + 1);
+      out.groups = [...counts].sort((a, b) => b[1] - a[1]).map(([v, n]) => ({ value: JSON.parse(v), runs: n }));
+    }
+    return out;
+  }
+  if (kind === "compare") {
+    const ids = params.ids.split(","), picked = ids.map((id) => rows.find((r) => r.id === id)).filter(Boolean);
+    const keys = [...new Set(picked.flatMap(Object.keys))].filter((k) => k.startsWith("params.") || k.startsWith("metrics.")).sort();
+    const pages = await Promise.all(picked.map((r) => file(`api/run/${r.id}.json`)));
+    return { runs: picked, series: [...new Set(pages.flatMap((p) => p.series))],
+             fields: keys.map((k) => ({ name: k, differs: new Set(picked.map((r) => JSON.stringify(r[k] ?? null))).size > 1 })), goals: {} };
+  }
+  throw new Error(`${kind} needs \`gitml ui\`: this page is a static export`);
+}
+
 async function api(path, params = {}) {
+  if (EXPORTED) return offline(path, params);
   const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "" && v != null));
   const res = await fetch(`/api/${path}${query.size ? "?" + query : ""}`);
   const body = await res.json();
@@ -47,6 +91,7 @@ window.addEventListener("hashchange", render);
 
 // -- live: the server says when runs changed ------------------------------------------------
 function listen() {
+  if (EXPORTED) { $("#live").textContent = "static export"; return; }
   const source = new EventSource("/api/events");
   source.onopen = () => $("#live").classList.add("on");
   source.onerror = () => $("#live").classList.remove("on");
@@ -250,8 +295,16 @@ pages.compare = async (main, r) => {
   const xSel = el("select", {}, ["step", "time"].map((v) => el("option", { value: v, selected: (p.get("x") || "step") === v }, `x: ${v}`)));
   xSel.onchange = () => set("x", xSel.value);
   main.append(el("h2", {}, `Compare ${ids.length} runs`), el("div", { className: "bar" }, metricSel, xSel, el("label", {}, logBox, " log"), el("label", {}, "smoothing ", smoothIn)));
-  if (metric) main.append(await chart(cmp.runs.map((row) => ({ run: row.id, label: row.name ? `${row.name} ${row.id.slice(-6)}` : row.id })), metric,
-    { log: p.get("log") === "1", weight: Number(p.get("smooth") || 0), x: p.get("x") || "step" }));
+  const bandBox = el("input", { type: "checkbox", checked: p.get("band") === "1" });
+  bandBox.onchange = () => set("band", bandBox.checked ? "1" : "");
+  main.querySelector(".bar").append(el("label", { title: "runs whose params differ only in a seed" }, bandBox, " repeats as mean ± std"));
+  const repeats = seedGroups(cmp.runs);
+  if (metric && p.get("band") === "1" && repeats.some((g) => g.length > 1)) {
+    main.append(await bandChart(repeats, metric, { log: p.get("log") === "1" }));
+  } else if (metric) {
+    main.append(await chart(cmp.runs.map((row) => ({ run: row.id, label: row.name ? `${row.name} ${row.id.slice(-6)}` : row.id })), metric,
+      { log: p.get("log") === "1", weight: Number(p.get("smooth") || 0), x: p.get("x") || "step" }));
+  }
   const differs = new Set(cmp.fields.filter((f) => f.differs).map((f) => f.name));
   const only = p.get("all") !== "1";
   const rows = cmp.fields.filter((f) => !only || f.differs || f.name.startsWith("metrics."));
@@ -262,13 +315,78 @@ pages.compare = async (main, r) => {
     el("tr", {}, el("th", {}, ""), cmp.runs.map((row) => el("th", {}, el("a", { href: `#/run/${row.id}` }, row.id)))),
     rows.map((f) => el("tr", {}, el("th", {}, f.name), cmp.runs.map((row) => el("td", { className: differs.has(f.name) ? "differs" : "" }, fmt(row[f.name])))))));
   main.append(el("h3", {}, "Params against metrics"), parallel(cmp.runs, cmp.fields.map((f) => f.name).filter((n) => differs.has(n) || n.startsWith("metrics."))));
+  const numeric = (prefix) => cmp.fields.map((f) => f.name).filter((n) => n.startsWith(prefix) && cmp.runs.some((row) => typeof row[n] === "number"));
+  const params = numeric("params.").filter((n) => differs.has(n)), metrics = numeric("metrics.");
+  if (params.length && metrics.length) {
+    const px = p.get("sx") || params[0], my = p.get("sy") || metrics[0];
+    const sx = el("select", {}, params.map((n) => el("option", { value: n, selected: n === px }, n)));
+    const sy = el("select", {}, metrics.map((n) => el("option", { value: n, selected: n === my }, n)));
+    sx.onchange = () => set("sx", sx.value); sy.onchange = () => set("sy", sy.value);
+    main.append(el("h3", {}, "One param against one metric"), el("div", { className: "bar" }, sx, "→", sy), scatter(cmp.runs, px, my));
+  }
   return { refresh: render };
 };
+
+function scatter(runs, xKey, yKey) {
+  const pts = runs.filter((r) => typeof r[xKey] === "number" && typeof r[yKey] === "number");
+  const W = 420, H = 260, pad = 40;
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("width", W); svg.setAttribute("height", H); svg.id = "scatter";
+  const add = (tag, attrs, text) => { const n = document.createElementNS(svg.namespaceURI, tag); for (const k in attrs) n.setAttribute(k, attrs[k]); if (text != null) n.textContent = text; svg.append(n); return n; };
+  const span = (k) => { const v = pts.map((r) => r[k]); const lo = Math.min(...v), hi = Math.max(...v); return [lo, hi - lo || 1]; };
+  const [x0, xw] = span(xKey), [y0, yw] = span(yKey);
+  add("line", { x1: pad, y1: H - pad, x2: W - 10, y2: H - pad, stroke: "#98a2b3" });
+  add("line", { x1: pad, y1: 10, x2: pad, y2: H - pad, stroke: "#98a2b3" });
+  add("text", { x: W / 2, y: H - 8, "text-anchor": "middle", "font-size": 11 }, xKey);
+  add("text", { x: 12, y: H / 2, "font-size": 11, transform: `rotate(-90 12 ${H / 2})`, "text-anchor": "middle" }, yKey);
+  pts.forEach((r, j) => {
+    const c = add("circle", { cx: pad + ((r[xKey] - x0) / xw) * (W - pad - 20), cy: H - pad - ((r[yKey] - y0) / yw) * (H - pad - 20), r: 5, fill: COLORS[j % COLORS.length] });
+    add("title", {}, `${r.id}: ${xKey}=${fmt(r[xKey])}, ${yKey}=${fmt(r[yKey])}`).remove();
+    c.append(Object.assign(document.createElementNS(svg.namespaceURI, "title"), { textContent: `${r.id}: ${fmt(r[xKey])}, ${fmt(r[yKey])}` }));
+  });
+  return svg;
+}
+
+// Runs that differ only in a seed-like param (`seed`, `random_state`, ...) are repeats.
+function seedGroups(runs) {
+  const isSeed = (k) => /(^|[._])(seed|random_state|rng)$/i.test(k);
+  const groups = new Map();
+  for (const row of runs) {
+    const key = JSON.stringify(Object.keys(row).filter((k) => k.startsWith("params.") && !isSeed(k)).sort().map((k) => [k, row[k]]));
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(row);
+  }
+  return [...groups.values()];
+}
+
+async function bandChart(groups, name, opts = {}) {
+  const { width = 900, height = 360, log = false } = opts;
+  const box = el("div", { className: "chart", id: "band-chart" });
+  const drawn = await Promise.all(groups.map((g) => (g.length > 1
+    ? api("band", { ids: g.map((r) => r.id).join(","), name, buckets: width })
+    : api("series", { run: g[0].id, name, buckets: width }).then((s) => ({ x: s.x, mean: s.y, low: s.y, high: s.y, runs: 1 })))));
+  const xs = [...new Set(drawn.flatMap((d) => d.x))].sort((a, b) => a - b);
+  const at = (d, key) => { const m = new Map(d.x.map((v, i) => [v, d[key][i]])); return xs.map((v) => (m.has(v) ? m.get(v) : null)); };
+  const cols = [xs], series = [{}], bands = [];
+  drawn.forEach((d, i) => {
+    const color = COLORS[i % COLORS.length], label = `${groups[i].length} run${groups[i].length > 1 ? "s" : ""}: ${groups[i][0].id.slice(-6)}…`;
+    cols.push(at(d, "mean"), at(d, "high"), at(d, "low"));
+    const base = series.length;
+    series.push({ label: `${label} mean`, stroke: color, width: 2, spanGaps: true },
+                { label: "+std", stroke: color + "66", width: 1, spanGaps: true },
+                { label: "−std", stroke: color + "66", width: 1, spanGaps: true });
+    bands.push({ series: [base + 1, base + 2], fill: color + "22" });
+  });
+  new uPlot({ title: `${name}: mean ± std of repeats`, width, height, series, bands, scales: { x: { time: false }, y: { distr: log ? 3 : 1 } } }, cols, box);
+  box.dataset.groups = String(groups.length);
+  box.dataset.repeated = drawn.map((d) => d.runs).join(",");
+  return box;
+}
 
 function parallel(runs, axes) {
   // Parallel coordinates in SVG: one vertical axis per numeric param/metric, one line per run.
   const numeric = axes.filter((a) => runs.some((r) => typeof r[a] === "number"));
-  const W = Math.max(300, numeric.length * 140), H = 240, pad = 30;
+  const W = Math.max(300, numeric.length * 140 + 60), H = 240, pad = 60;
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("width", W); svg.setAttribute("height", H + 40); svg.id = "parallel";
   const add = (tag, attrs, text) => { const n = document.createElementNS(svg.namespaceURI, tag); for (const k in attrs) n.setAttribute(k, attrs[k]); if (text) n.textContent = text; svg.append(n); return n; };
@@ -309,7 +427,8 @@ pages.history = async (main, r) => {
   new uPlot({
     title: `${h.metric} along ${ref} (first-parent commits, oldest first)`, width: 900, height: 320,
     scales: { x: { time: false } },
-    axes: [{ values: (u, ticks) => ticks.map((t) => (h.commits[t] ? h.commits[t].commit.slice(0, 7) : "")) }, {}],
+    axes: [{ incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+             values: (u, ticks) => ticks.map((t) => (h.commits[t] ? h.commits[t].commit.slice(0, 7) : "")) }, {}],
     series: [{}, { label: h.goal === "minimize" ? "best (lowest)" : "best (highest)", stroke: COLORS[0], spanGaps: true, points: { show: true } },
              { label: "mean of the commit's runs", stroke: COLORS[1], spanGaps: true, points: { show: true } }],
   }, [xs, best, each], box);
@@ -317,6 +436,66 @@ pages.history = async (main, r) => {
   box.dataset.points = String(best.filter((v) => v != null).length);
   main.append(el("table", { className: "kv" }, h.commits.slice().reverse().filter((c) => c.values.length).map((c) =>
     el("tr", {}, el("th", {}, c.commit.slice(0, 10)), el("td", {}, c.subject), el("td", {}, c.values.map((v) => fmt(v.value)).join(", "))))));
+  return { refresh: render };
+};
+
+// -- two refs side by side: the `gitml diff` of a pull request -----------------------------------
+pages.diff = async (main, r) => {
+  const a = r.params.get("a") || "HEAD~1", b = r.params.get("b") || "HEAD";
+  const aIn = el("input", { type: "text", value: a, style: "max-width:14em" });
+  const bIn = el("input", { type: "text", value: b, style: "max-width:14em" });
+  const apply = () => go("diff", { a: aIn.value.trim(), b: bIn.value.trim() });
+  [aIn, bIn].forEach((i) => (i.onkeydown = (e) => e.key === "Enter" && apply()));
+  main.append(el("h2", {}, "Two refs side by side"), el("div", { className: "bar" }, "base", aIn, "head", bIn, el("button", { onclick: apply }, "Compare")));
+  const d = await api("diff", { a, b });
+  const section = (title, rows, key) => {
+    if (!rows || !rows.length) return [];
+    return [el("h3", {}, title), el("table", { className: "kv", id: `diff-${key}` },
+      el("tr", {}, el("th", {}, key), el("th", {}, a), el("th", {}, b), el("th", {}, "change")),
+      rows.map((c) => el("tr", {}, el("th", {}, c[key]), el("td", {}, fmt(c.a ?? c.a_mean)), el("td", {}, fmt(c.b ?? c.b_mean)),
+        el("td", { className: c.verdict === "better" ? "better" : c.verdict === "worse" ? "worse" : "" },
+          [c.change != null ? (c.change > 0 ? "+" : "") + fmt(c.change) : "", c.relative != null ? `(${(100 * c.relative).toFixed(1)}%)` : "", c.verdict || ""].filter(Boolean).join(" ")))))];
+  };
+  main.append(el("p", { className: "muted" }, `${a}: run ${d.a.run || "none"} · ${b}: run ${d.b.run || "none"}`));
+  main.append(...section("Metrics", d.metrics, "metric"), ...section("Params", d.params, "param"), ...section("Data", d.data, "path"));
+  main.append(el("p", { className: "muted" }, `code ${(d.code.a || "?").slice(0, 10)} → ${(d.code.b || "?").slice(0, 10)}`));
+  return { refresh: render };
+};
+
+// -- registry and monitoring ----------------------------------------------------------------------
+pages.models = async (main) => {
+  const models = await api("models");
+  main.append(el("h2", {}, "Registered models"));
+  if (!models.length) main.append(el("p", { className: "muted" }, "None yet: gitml model register <run> <name>"));
+  main.append(el("table", { className: "kv", id: "models" }, el("tr", {}, ["model", "versions", "latest", "aliases"].map((h) => el("th", {}, h))),
+    models.map((m) => el("tr", {}, el("td", {}, el("a", { href: `#/model/${encodeURIComponent(m.name)}` }, m.name)), el("td", {}, m.versions),
+      el("td", {}, `v${m.latest}`), el("td", {}, Object.entries(m.aliases).map(([k, v]) => `${k} → v${v}`).join(", "))))));
+  return { refresh: render };
+};
+
+pages.model = async (main, r) => {
+  const m = await api(`model/${encodeURIComponent(r.arg)}`);
+  main.append(el("h2", {}, m.name, el("span", { className: "muted" }, m.description ? ` · ${m.description}` : "")));
+  main.append(el("h3", {}, "Versions"), el("table", { className: "kv", id: "versions" },
+    el("tr", {}, ["version", "aliases", "run", "created", "by", "metrics"].map((h) => el("th", {}, h))),
+    m.versions.map((v) => el("tr", {}, el("td", {}, `v${v.version}`), el("td", {}, v.aliases.join(", ")),
+      el("td", {}, el("a", { href: `#/run/${encodeURIComponent(v.run)}` }, v.run)), el("td", {}, v.created_at), el("td", {}, v.created_by || ""),
+      el("td", {}, Object.entries(v.metrics || {}).map(([k, x]) => `${k}=${fmt(x)}`).join(", "))))));
+  main.append(el("h3", {}, "Alias history"), el("table", { className: "kv", id: "events" },
+    el("tr", {}, ["when", "action", "alias", "version", "was", "by", "reason"].map((h) => el("th", {}, h))),
+    m.events.map((e) => el("tr", {}, [e.at, e.action, e.alias, `v${e.version}`, e.previous ? `v${e.previous}` : "", e.by, e.reason].map((x) => el("td", {}, fmt(x)))))));
+  const drift = m.reports.drift, perf = m.reports.performance;
+  main.append(el("h3", {}, "Drift checks"));
+  if (!drift.length) main.append(el("p", { className: "muted" }, "None: gitml drift -r " + m.name + "@production -c new.csv"));
+  else main.append(el("table", { className: "kv", id: "drift" }, el("tr", {}, ["when", "current data", "drifted features", "share"].map((h) => el("th", {}, h))),
+    drift.slice().reverse().map((d) => el("tr", {}, el("td", {}, d.created_at), el("td", {}, d.current), el("td", { className: d.drifted.length ? "worse" : "better" }, d.drifted.join(", ") || "none"), el("td", {}, fmt(d.share))))));
+  main.append(el("h3", {}, "Live performance"));
+  if (!perf.length) main.append(el("p", { className: "muted" }, "None: gitml monitor performance " + m.name + " --labels labels.csv"));
+  else main.append(el("table", { className: "kv", id: "performance" }, el("tr", {}, ["when", "metric", "windows", "degraded"].map((h) => el("th", {}, h))),
+    perf.slice().reverse().map((p) => el("tr", {}, el("td", {}, p.created_at), el("td", {}, p.metric), el("td", {}, p.windows), el("td", { className: p.degraded.length ? "worse" : "" }, p.degraded.join(", ") || "none")))));
+  for (const bad of m.reports.unreadable) main.append(el("p", { className: "error" }, `${bad.file}: ${bad.error}`));
+  main.append(el("h3", {}, "Commits to its registry file"), el("table", { className: "kv" },
+    m.commits.map((c) => el("tr", {}, el("td", {}, c.commit.slice(0, 10)), el("td", {}, c.date), el("td", {}, c.author), el("td", {}, c.message)))));
   return { refresh: render };
 };
 
