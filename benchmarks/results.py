@@ -29,6 +29,10 @@ def save(name: str, tables: dict[str, dict], *, quick: bool, sizes: dict | None 
     """Write ``tables`` (id -> `table(...)`) as results/<name>.json, with how they were measured."""
     commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=HERE, text=True,
                             capture_output=True, check=False).stdout.strip()  # fmt: skip
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src"],
+                             cwd=HERE, text=True, capture_output=True, check=False).stdout  # fmt: skip
+    if commit and changed.strip():
+        commit += " with uncommitted changes to src/"
     doc = {
         "benchmark": f"benchmarks/bench_{name}.py",
         "measured": {

@@ -20,19 +20,18 @@ from gitml.diff import diff as run_diff
 from gitml.errors import GitError, GitmlError, UsageError
 from gitml.lineage import build as build_lineage
 from gitml.lineage import to_dict as lineage_dict
-from gitml.monitoring.monitor import MONITOR_DIR
 from gitml.query import where as where_lang
 from gitml.query.api import check_fields, iter_rows, parse_sort, resolve, sort_rows
 from gitml.query.index import record_of
 from gitml.query.output import default_columns
 from gitml.query.rows import Row
 from gitml.query.series import Series, downsample
-from gitml.registry import versions as registry
 from gitml.repo import Repo
 from gitml.tracking import journal
 
 MAX_PAGE = 500  # rows per request: a screen, with room to scroll
 MAX_BUCKETS = 4000  # points per series per request: a wide screen's pixels
+LINEAGE_DEPTH = 24  # levels of the lineage tree a run page shows (a chain of runs nests deep)
 
 
 @dataclass
@@ -161,10 +160,21 @@ def run_page(repo: Repo, ref: str) -> dict[str, Any]:
     if patch:
         out["patch"] = _patch_text(repo, run.run_id, run.commit, patch)
     try:
-        out["lineage"] = lineage_dict(build_lineage(repo, run.run_id))
+        out["lineage"] = _pruned(lineage_dict(build_lineage(repo, run.run_id)), LINEAGE_DEPTH)
     except GitmlError as exc:
         out["lineage_error"] = exc.message
     return out
+
+
+def _pruned(node: Any, depth: int) -> Any:
+    """``node`` down to ``depth`` levels; deeper parts say how to see them (`gitml lineage`)."""
+    if not isinstance(node, dict | list):
+        return node
+    if depth <= 0:
+        return "… (deeper: `gitml lineage <run>`)"
+    if isinstance(node, list):
+        return [_pruned(item, depth - 1) for item in node]
+    return {key: _pruned(value, depth - 1) for key, value in node.items()}
 
 
 def _patch_text(repo: Repo, run_id: str, commit: str | None, name: str) -> str | None:
@@ -339,47 +349,6 @@ def compare_refs(repo: Repo, a: str, b: str) -> dict[str, Any]:
     """`gitml diff a b` as data, for the page that reviews a pull request."""
     result: dict[str, Any] = json.loads(json.dumps(run_diff(repo, a, b), default=str))
     return result
-
-
-def models(repo: Repo) -> list[dict[str, Any]]:
-    """Every registered model: its versions, latest and aliases."""
-    return [
-        {"name": name, "versions": len(doc["versions"]), "aliases": dict(doc["aliases"]),
-         "latest": max((v["version"] for v in doc["versions"]), default=None)}
-        for name, doc in ((name, registry.load(repo, name)) for name in registry.names(repo))
-    ]  # fmt: skip
-
-
-def model_page(repo: Repo, name: str) -> dict[str, Any]:
-    """One model: versions, aliases and their audit trail; drift and live performance reports."""
-    doc = registry.load(repo, name)
-    by_version: dict[int, list[str]] = {}
-    for alias, number in doc["aliases"].items():
-        by_version.setdefault(number, []).append(alias)
-    newest_first = sorted(doc["versions"], key=lambda v: -v["version"])
-    versions = [
-        {**store.to_json_types(dict(v)), "aliases": sorted(by_version.get(v["version"], []))}
-        for v in newest_first
-    ]
-    return {"name": name, "description": doc.get("description"), "versions": versions,
-            "aliases": dict(doc["aliases"]),
-            "events": [store.to_json_types(dict(e)) for e in reversed(doc["history"])],
-            "commits": registry.history(repo, name), "reports": reports(repo, name)}  # fmt: skip
-
-
-def reports(repo: Repo, name: str) -> dict[str, list[dict[str, Any]]]:
-    """The drift and performance summaries kept for ``name``, oldest first; bad files skipped."""
-    folder = repo.gitml_dir / MONITOR_DIR / name
-    found: dict[str, list[dict[str, Any]]] = {"drift": [], "performance": [], "unreadable": []}
-    for kind in ("drift", "performance"):
-        for path in sorted(folder.glob(f"{kind}-*.toml")) if folder.is_dir() else []:
-            try:
-                summary = store.read_toml(path, kind=kind)
-            except GitmlError as exc:
-                found["unreadable"].append({"file": repo.relpath(path), "error": exc.message})
-                continue
-            found[kind].append({"file": repo.relpath(path), **store.to_json_types(summary)})
-    return found
 
 
 def to_json(value: Any) -> Any:

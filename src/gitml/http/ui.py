@@ -20,16 +20,18 @@ import json
 import sys
 import threading
 import time
+import traceback
 import webbrowser
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitml import explore
+from gitml import explore, explore_models, logs
 from gitml.errors import GitmlError, UsageError
 from gitml.http.app import listen
 from gitml.repo import Repo
 
+log = logs.get(__name__)
 STATIC = Path(__file__).resolve().parent / "static" / "ui"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".txt": "text/plain; charset=utf-8"}  # fmt: skip
@@ -67,6 +69,12 @@ def create_app(repo: Repo, *, token: str | None = None, live: Live | None = None
     async def _refused(_request: Request, exc: GitmlError) -> JSONResponse:
         return JSONResponse({"error": exc.message}, status_code=400)
 
+    @app.exception_handler(Exception)
+    async def _failed(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("gitml ui: %s failed: %s", request.url.path, "".join(
+            traceback.format_exception(exc)).rstrip())  # fmt: skip
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, 500)
+
     @app.middleware("http")
     async def _guard(request: Request, call_next: Any) -> Any:
         if table.generation != live.generation:
@@ -99,6 +107,32 @@ def create_app(repo: Repo, *, token: str | None = None, live: Live | None = None
         path = files[name]
         return Response(path.read_bytes(), media_type=TYPES[path.suffix],
                         headers={"Cache-Control": "max-age=3600"})  # fmt: skip
+
+    _data_routes(app, repo, table)
+
+    @app.get("/api/events")
+    async def events(request: Request) -> Any:
+        async def stream() -> Any:
+            seen, beat = live.generation, time.monotonic()
+            yield "retry: 1000\n\n"
+            while not await request.is_disconnected():
+                if live.generation != seen:
+                    seen = live.generation
+                    yield f"event: changed\ndata: {seen}\n\n"
+                elif time.monotonic() - beat > 15:
+                    beat = time.monotonic()
+                    yield ": keep-alive\n\n"
+                await asyncio.sleep(0.2)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})  # fmt: skip
+
+    app.state.table = table
+    return app
+
+
+def _data_routes(app: Any, repo: Repo, table: explore.RunTable) -> None:
+    """The read-only JSON routes the page asks: runs, one run, series, compare, history, models."""
 
     @app.get("/api/runs")
     def runs(*, where: str = "", sort: str = "", offset: int = 0, limit: int = 100,
@@ -139,31 +173,11 @@ def create_app(repo: Repo, *, token: str | None = None, live: Live | None = None
 
     @app.get("/api/models")
     def models() -> Any:
-        return explore.models(repo)
+        return explore_models.models(repo)
 
     @app.get("/api/model/{name}")
     def model(name: str) -> Any:
-        return explore.model_page(repo, name)
-
-    @app.get("/api/events")
-    async def events(request: Request) -> Any:
-        async def stream() -> Any:
-            seen, beat = live.generation, time.monotonic()
-            yield "retry: 1000\n\n"
-            while not await request.is_disconnected():
-                if live.generation != seen:
-                    seen = live.generation
-                    yield f"event: changed\ndata: {seen}\n\n"
-                elif time.monotonic() - beat > 15:
-                    beat = time.monotonic()
-                    yield ": keep-alive\n\n"
-                await asyncio.sleep(0.2)
-
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store"})  # fmt: skip
-
-    app.state.table = table
-    return app
+        return explore_models.model_page(repo, name)
 
 
 def watch(repo: Repo, live: Live) -> Any:
@@ -244,11 +258,11 @@ def export(repo: Repo, dest: Path, *, buckets: int = 1000) -> dict[str, int]:
     for metric in (f for f in table.fields() if f.startswith("metrics.")):
         _write_json(api / "history" / f"{_safe(metric)}.json",
                     explore.history(repo, table, "HEAD", metric))  # fmt: skip
-    models = explore.models(repo)
+    models = explore_models.models(repo)
     _write_json(api / "models.json", models)
     for model in models:
         _write_json(
-            api / "model" / f"{model['name']}.json", explore.model_page(repo, model["name"])
+            api / "model" / f"{model['name']}.json", explore_models.model_page(repo, model["name"])
         )
         counts["models"] += 1
     (dest / "static").mkdir(parents=True, exist_ok=True)
