@@ -92,3 +92,17 @@ def push_to_new_origin(root: Path, base: Path) -> tuple[Path, subprocess.Complet
     pushed = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=root,
                             capture_output=True, text=True, check=False)  # fmt: skip
     return origin, pushed
+
+
+def chromium() -> str:
+    """The headless browser's path: a failure on CI (.ci/run installs it), a skip elsewhere."""
+    import shutil
+
+    import pytest
+
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing on CI: .ci/run should have installed it")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return path

@@ -2,13 +2,11 @@
 
 import functools
 import http.server
-import os
-import shutil
 import threading
 
 import pytest
 
-from tests.helpers import commit_all, git, gitml
+from tests.helpers import chromium, commit_all, git, gitml
 
 TRAIN = (
     "import sys, gitml\n"
@@ -20,15 +18,6 @@ TRAIN = (
     "        run.log_metric('loss', loss, step=step)\n"
     "    run.log_metrics({'accuracy': 1 - loss})\n"
 )
-
-
-def _chromium():
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing on CI: .ci/run should have installed it")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return path
 
 
 @pytest.fixture
@@ -73,7 +62,7 @@ def test_report_opens_in_headless_chromium_without_errors_and_shows_plots(
     for external in ("<script", 'src="', 'href="http', "url(http", "url(//"):
         assert external not in page_html, f"not self-contained: {external}"
 
-    browser_path = _chromium()
+    browser_path = chromium()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=browser_path,

@@ -17,7 +17,7 @@ import pytest
 
 from gitml.query.series import downsample
 from tests.conftest import _building
-from tests.helpers import git
+from tests.helpers import chromium, git
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / ".artifacts" / "ui"
 TRAIN = """\
@@ -31,15 +31,6 @@ with gitml.start_run("train", params={"lr": lr, "seed": seed, "model": "mlp"}) a
 """
 BIG_STEPS = 1_000_000
 SPIKE = 777_777
-
-
-def _chromium():
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing on CI: .ci/run should have installed it")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return path
 
 
 def _big_run(root: Path) -> str:
@@ -103,13 +94,13 @@ def ui_server(ui_project):
 def browser():
     from playwright.sync_api import sync_playwright
 
-    path = _chromium()
+    path = chromium()
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=path, args=[
+        launched = pw.chromium.launch(executable_path=path, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run"])  # fmt: skip
-        yield chromium
-        chromium.close()
+        yield launched
+        launched.close()
 
 
 def _page(browser, problems):
