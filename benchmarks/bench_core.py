@@ -239,7 +239,7 @@ def core_table(results: dict[str, list], steps: int) -> dict:
         ["CLI start-up", f"`gitml --help` {helped:.3f} s",
          f"`dvc --version` {dvc[0]:.3f} s; `mlflow --version` {mlflow[0]:.2f} s",
          f"{dvc[1]:.2f}; {mlflow[1]:.3f}", "< 0.15 s"],
-        [f"{steps:,} per-call `log_metric` steps, flushes (fsync) included",
+        [f"{steps:,} per-call `log_metric` steps and `flush()` (fsync); `end()` not counted",
          f"{g_t:.3f} s ({g_t / g_n * 1e6:.1f} us/call)",
          "; ".join(f"{label} {t / n * 1e6:,.0f} us/call" for label, t, n, _ in others),
          "; ".join(f"{ratio:.2g}" for *_, ratio in others) + " per call", "< 0.2 s"],
