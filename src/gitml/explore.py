@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,14 @@ from gitml.errors import GitError, GitmlError, UsageError
 from gitml.lineage import build as build_lineage
 from gitml.lineage import to_dict as lineage_dict
 from gitml.query import where as where_lang
-from gitml.query.api import check_fields, iter_rows, parse_sort, resolve, sort_rows
+from gitml.query.api import (
+    check_fields,
+    iter_rows,
+    parse_sort,
+    resolve,
+    sort_rows,
+    stored_steps,
+)
 from gitml.query.index import record_of
 from gitml.query.output import default_columns
 from gitml.query.rows import Row
@@ -48,22 +55,18 @@ class RunTable:
     """The index's rows, refreshed when `.gitml/` changes, and the views of them asked for."""
 
     repo: Repo
-    generation: int = 0  # bumped by the server's watcher; a view of an older one is recomputed
+    generation: Callable[[], int] = lambda: 0  # the server's change counter: a new value refreshes
     _rows: list[Row] | None = None
     _fields: dict[str, int] = field(default_factory=dict)
     _seen: int = -1
     _views: dict[tuple[str, str], View] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def changed(self) -> None:
-        """Runs changed on disk: the next request reads the index again."""
-        self.generation += 1
-
     def rows(self) -> list[Row]:
         """Every run's row, as of the last change."""
         with self._lock:
-            if self._rows is None or self._seen != self.generation:
-                seen = self.generation
+            seen = self.generation()
+            if self._rows is None or self._seen != seen:
                 rows = list(iter_rows(self.repo))
                 fields: dict[str, int] = {}
                 for row in rows:
@@ -128,16 +131,15 @@ class RunTable:
 def differing(rows: list[Row], prefix: str) -> list[str]:
     """The fields under ``prefix`` whose value is not the same in every row (first 5,000 rows)."""
     values: dict[str, set[str]] = {}
+    present: dict[str, int] = {}  # rows where the field has a value
     sample = rows[:5000]
     for row in sample:
         for key, value in row.items():
             if key.startswith(prefix):
                 values.setdefault(key, set()).add(json.dumps(to_json(value), sort_keys=True))
-    return sorted(k for k, v in values.items() if len(v) > 1 or _missing_somewhere(k, sample))
-
-
-def _missing_somewhere(key: str, rows: list[Row]) -> bool:
-    return any(row.get(key) is None for row in rows)
+                present[key] = present.get(key, 0) + (value is not None)
+    # missing (or null) in some row counts as a difference
+    return sorted(k for k, v in values.items() if len(v) > 1 or present[k] < len(sample))
 
 
 def groups(rows: list[Row], field_name: str) -> list[dict[str, Any]]:
@@ -277,19 +279,10 @@ def _steps(repo: Repo, ref: str) -> Any:
     import pyarrow as pa
 
     run = resolve(repo, ref)
-    run_dir = repo.run_dir(run.run_id)
-    parquet = run_dir / journal.PARQUET_NAME
-    tables = []
-    if parquet.exists():
-        tables.append(journal.read_table(parquet))
-    elif run.commit is not None:
-        try:
-            data = git.read_file_at(repo.root, run.commit, repo.relpath(parquet))
-        except GitError:
-            data = None
-        if data is not None:
-            tables.append(journal.read_table(f"{run.commit[:8]}:{repo.relpath(parquet)}", data))
-    live = [row for path in journal.journals(run_dir) for row in journal.read_journal(path)]
+    stored = stored_steps(repo, run)
+    tables = [journal.read_table(*stored)] if stored else []
+    live = [row for path in journal.journals(repo.run_dir(run.run_id))
+            for row in journal.read_journal(path)]  # fmt: skip
     if live:
         tables.append(journal.rows_table(live))
     if not tables:

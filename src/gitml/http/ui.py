@@ -60,8 +60,8 @@ def create_app(repo: Repo, *, token: str | None = None, live: Live | None = None
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
-    table = explore.RunTable(repo)
     live = live or Live()
+    table = explore.RunTable(repo, generation=lambda: live.generation)
     app = FastAPI(title="gitml ui", docs_url=None, redoc_url=None, openapi_url=None)
     files = {p.name: p for p in STATIC.iterdir() if p.suffix in TYPES}
 
@@ -77,8 +77,6 @@ def create_app(repo: Repo, *, token: str | None = None, live: Live | None = None
 
     @app.middleware("http")
     async def _guard(request: Request, call_next: Any) -> Any:
-        if table.generation != live.generation:
-            table.generation = live.generation  # the next read of the table is fresh
         if token is None:
             return await call_next(request)
         given = request.query_params.get("token") or request.cookies.get(COOKIE) or ""
@@ -127,7 +125,6 @@ def create_app(repo: Repo, *, token: str | None = None, live: Live | None = None
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})  # fmt: skip
 
-    app.state.table = table
     return app
 
 

@@ -283,19 +283,26 @@ def get_run(ref: str, *, repo: Repo | str | os.PathLike[str] | None = None) -> d
 
 def step_metrics(repo: Repo, run: IndexedRun) -> list[tuple[int, int, float, str]]:
     """The step metrics of a run: from its Parquet file, its live journals, or git."""
-    run_dir = repo.run_dir(run.run_id)
-    parquet = run_dir / journal.PARQUET_NAME
-    rows: list[tuple[int, int, float, str]] = []
-    if parquet.exists():
-        rows = journal.read_parquet(parquet).rows
-    elif run.commit is not None:
-        rel = Path(os.path.relpath(parquet, repo.root)).as_posix()
-        try:
-            data = git.read_file_at(repo.root, run.commit, rel)
-        except GitError:
-            data = None
-        if data is not None:
-            rows = journal.read_parquet(f"{run.commit[:8]}:{rel}", data).rows
-    for path in journal.journals(run_dir):
+    stored = stored_steps(repo, run)
+    rows: list[tuple[int, int, float, str]] = journal.read_parquet(*stored).rows if stored else []
+    for path in journal.journals(repo.run_dir(run.run_id)):
         rows += journal.read_journal(path)
     return rows
+
+
+def stored_steps(repo: Repo, run: IndexedRun) -> tuple[Path | str, bytes | None] | None:
+    """Where a run's metrics.parquet is: the working-tree file, or its bytes in git; None if not.
+
+    The answer is what `journal.read_parquet` and `journal.read_table` take.
+    """
+    parquet = repo.run_dir(run.run_id) / journal.PARQUET_NAME
+    if parquet.exists():
+        return parquet, None
+    if run.commit is None:
+        return None
+    rel = Path(os.path.relpath(parquet, repo.root)).as_posix()
+    try:
+        data = git.read_file_at(repo.root, run.commit, rel)
+    except GitError:
+        return None
+    return (f"{run.commit[:8]}:{rel}", data) if data is not None else None
