@@ -33,7 +33,7 @@ from gitml.query.index import record_of
 from gitml.query.output import default_columns
 from gitml.query.rows import Row
 from gitml.query.series import Series, downsample
-from gitml.repo import Repo
+from gitml.repo import Repo, metric_goal
 from gitml.tracking import journal
 
 MAX_PAGE = 500  # rows per request: a screen, with room to scroll
@@ -306,15 +306,10 @@ def compare(repo: Repo, table: RunTable, ids: list[str]) -> dict[str, Any]:
         for name, count in metric_counts(repo, row["id"]).items():
             steps[name] = max(count, steps.get(name, 0))
     series_names = sorted(steps, key=lambda n: (steps[n] < 2, n))  # curves first, then finals
+    seeds = [f"params.{p}" for p in repo.tracking_setting("seed_params")]  # as `gitml diff` reads
     return {"runs": [{k: to_json(v) for k, v in row.items()} for row in rows],
             "fields": [{"name": k, "differs": k in differ} for k in keys],
-            "series": series_names, "goals": _goals(repo)}  # fmt: skip
-
-
-def _goals(repo: Repo) -> dict[str, str]:
-    """Each metric's goal from `[metrics.<name>] goal`, where the config says."""
-    settings = repo.config.get("metrics", {})
-    return {name: s["goal"] for name, s in settings.items() if isinstance(s, dict) and "goal" in s}
+            "series": series_names, "seed_params": seeds}  # fmt: skip
 
 
 def history(repo: Repo, table: RunTable, ref: str, metric: str) -> dict[str, Any]:
@@ -335,7 +330,7 @@ def history(repo: Repo, table: RunTable, ref: str, metric: str) -> dict[str, Any
         values = [{"run": r["id"], "value": to_json(r[key])} for r in landed.get(sha, [])]
         points.append({"commit": sha, "time": when, "subject": subject, "values": values})
     return {"ref": ref, "metric": key, "commits": points,
-            "goal": _goals(repo).get(key.removeprefix("metrics."))}  # fmt: skip
+            "goal": metric_goal(repo, key.removeprefix("metrics."))}  # fmt: skip
 
 
 def compare_refs(repo: Repo, a: str, b: str) -> dict[str, Any]:

@@ -48,7 +48,7 @@ async function offline(path, params) {
     const keys = [...new Set(picked.flatMap(Object.keys))].filter((k) => k.startsWith("params.") || k.startsWith("metrics.")).sort();
     const pages = await Promise.all(picked.map((r) => file(`api/run/${r.id}.json`)));
     return { runs: picked, series: [...new Set(pages.flatMap((p) => p.series))],
-             fields: keys.map((k) => ({ name: k, differs: new Set(picked.map((r) => JSON.stringify(r[k] ?? null))).size > 1 })), goals: {} };
+             fields: keys.map((k) => ({ name: k, differs: new Set(picked.map((r) => JSON.stringify(r[k] ?? null))).size > 1 })), seed_params: [] };
   }
   throw new Error(`${kind} needs \`gitml ui\`: this page is a static export`);
 }
@@ -298,7 +298,7 @@ pages.compare = async (main, r) => {
   const bandBox = el("input", { type: "checkbox", checked: p.get("band") === "1" });
   bandBox.onchange = () => set("band", bandBox.checked ? "1" : "");
   main.querySelector(".bar").append(el("label", { title: "runs whose params differ only in a seed" }, bandBox, " repeats as mean ± std"));
-  const repeats = seedGroups(cmp.runs);
+  const repeats = seedGroups(cmp.runs, cmp.seed_params || []);
   if (metric && p.get("band") === "1" && repeats.some((g) => g.length > 1)) {
     main.append(await bandChart(repeats, metric, { log: p.get("log") === "1" }));
   } else if (metric) {
@@ -347,9 +347,10 @@ function scatter(runs, xKey, yKey) {
   return svg;
 }
 
-// Runs that differ only in a seed-like param (`seed`, `random_state`, ...) are repeats.
-function seedGroups(runs) {
-  const isSeed = (k) => /(^|[._])(seed|random_state|rng)$/i.test(k);
+// Runs that differ only in a seed param (`[tracking] seed_params`, as `gitml diff` reads it)
+// are repeats of one experiment.
+function seedGroups(runs, seedParams) {
+  const isSeed = (k) => seedParams.includes(k);
   const groups = new Map();
   for (const row of runs) {
     const key = JSON.stringify(Object.keys(row).filter((k) => k.startsWith("params.") && !isSeed(k)).sort().map((k) => [k, row[k]]));
