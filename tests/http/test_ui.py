@@ -358,3 +358,21 @@ def test_a_static_export_shows_the_same_runs_without_a_gitml_server(ui_project, 
     again = subprocess.run([sys.executable, "-m", "gitml", "ui", "--export", str(tmp_path)],
                            cwd=ui_project, capture_output=True, text=True, check=False)  # fmt: skip
     assert again.returncode == 2 and "was not written by gitml ui" in again.stderr
+
+
+def test_export_writes_a_nan_metric_as_null(project, tmp_path):
+    """NaN is null in the export, as in the server's answers (JSON has no NaN)."""
+    import json
+
+    code = ("import gitml\nwith gitml.start_run('diverged') as run:\n"
+            "    run.log_metric('loss', 1.0, step=0)\n"
+            "    run.log_metric('loss', float('nan'), step=1)\n")  # fmt: skip
+    subprocess.run([sys.executable, "-c", code], cwd=project.root, check=True)
+    site = tmp_path / "site"
+    argv = [sys.executable, "-m", "gitml", "ui", "--export", str(site)]
+    done = subprocess.run(argv, cwd=project.root, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    (page,) = (site / "api" / "run").glob("*.json")
+    assert json.loads(page.read_text())["record"]["metrics"] == {"loss": None}
+    (series,) = (site / "api" / "series").glob("*/loss.json")
+    assert json.loads(series.read_text())["y"] == [1.0, None]

@@ -17,6 +17,7 @@ import asyncio
 import hmac
 import ipaddress
 import json
+import math
 import sys
 import threading
 import time
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitml import explore, explore_models, logs
+from gitml import explore, explore_models, git, logs
 from gitml.errors import GitmlError, UsageError
 from gitml.http.app import listen
 from gitml.repo import Repo
@@ -252,7 +253,8 @@ def export(repo: Repo, dest: Path, *, buckets: int = 1000) -> dict[str, int]:
             _write_json(api / "series" / run_id / f"{_safe(name)}.json", drawn.as_json())
             counts["series"] += 1
         counts["runs"] += 1
-    for metric in (f for f in table.fields() if f.startswith("metrics.")):
+    has_history = git.resolve_commit(repo.root, "HEAD") is not None  # none before a first commit
+    for metric in (f for f in table.fields() if f.startswith("metrics.") and has_history):
         _write_json(api / "history" / f"{_safe(metric)}.json",
                     explore.history(repo, table, "HEAD", metric))  # fmt: skip
     models = explore_models.models(repo)
@@ -281,7 +283,18 @@ def export(repo: Repo, dest: Path, *, buckets: int = 1000) -> dict[str, int]:
 
 def _write_json(path: Path, value: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(value, default=str, allow_nan=False))
+    path.write_text(json.dumps(_finite(value), default=str, allow_nan=False))
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities as null, as the server's JSON answers have them (JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _safe(name: str) -> str:
