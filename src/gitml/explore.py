@@ -32,7 +32,7 @@ from gitml.query.api import (
 from gitml.query.index import record_of
 from gitml.query.output import default_columns
 from gitml.query.rows import Row
-from gitml.query.series import Series, downsample
+from gitml.query.series import Series, Steps, downsample
 from gitml.repo import Repo, metric_goal
 from gitml.tracking import journal
 
@@ -199,13 +199,8 @@ def metric_names(repo: Repo, ref: str) -> list[str]:
 
 def metric_counts(repo: Repo, ref: str) -> dict[str, int]:
     """How many steps a run logged of each metric."""
-    table = _steps(repo, ref)
-    if table is None:
-        return {}
-    import pyarrow.compute as pc
-
-    counted = pc.value_counts(table.column("name")).to_pylist()
-    return {str(c["values"]): int(c["counts"]) for c in counted}
+    steps = _steps(repo, ref, ())
+    return steps.counts() if steps is not None else {}
 
 
 def series(
@@ -213,21 +208,15 @@ def series(
     x1: float | None = None, x_axis: str = "step",
 ) -> Series:  # fmt: skip
     """A run's metric ``name`` as a chart draws it: per-pixel min and max beyond ``buckets``."""
-    import pyarrow.compute as pc
-
     if x_axis not in ("step", "time"):
         raise UsageError("x", f"{x_axis!r}: step or time")
-    table = _steps(repo, ref)
-    if table is None:
+    column = "step" if x_axis == "step" else "timestamp"
+    steps = _steps(repo, ref, (column, "value"))
+    if steps is None:
         return Series(name)
-    chosen = table.filter(pc.equal(table.column("name"), name))
-    x = chosen.column("step") if x_axis == "step" else chosen.column("timestamp")
+    xs, ys = steps.pick(name, column)
     if x_axis == "time":
-        import pyarrow as pa
-
-        x = pc.divide(x.cast(pa.int64()), 1000.0)  # seconds since the epoch
-    order = pc.sort_indices(x)
-    xs, ys = pc.take(x, order).to_numpy(), pc.take(chosen.column("value"), order).to_numpy()
+        xs = xs / 1000.0  # seconds since the epoch
     return downsample(name, xs, ys, buckets=min(max(1, buckets), MAX_BUCKETS), x0=x0, x1=x1)
 
 
@@ -242,19 +231,15 @@ def band(
     per-bucket extremes).
     """
     import numpy as np
-    import pyarrow.compute as pc
 
     if not 2 <= len(refs) <= 50:
         raise UsageError("runs", "a band needs between 2 and 50 runs")
     steps, values = [], []
     for ref in refs:
-        table = _steps(repo, ref)
-        if table is None:
+        stored = _steps(repo, ref, ("step", "value"))
+        if stored is None:
             raise UsageError("runs", f"{ref}: logged no step metrics")
-        chosen = table.filter(pc.equal(table.column("name"), name))
-        xs, ys = chosen.column("step").to_numpy(), chosen.column("value").to_numpy()
-        order = np.argsort(xs, kind="stable")
-        xs, ys = xs[order], ys[order]
+        xs, ys = stored.pick(name, "step")
         last = len(xs) - 1 - np.unique(xs[::-1], return_index=True)[1]  # last value per step
         steps.append(xs[last])
         values.append(ys[last])
@@ -274,20 +259,20 @@ def band(
             "high": high.y_max if high.y_max is not None else high.y}  # fmt: skip
 
 
-def _steps(repo: Repo, ref: str) -> Any:
-    """The run's step metrics as one Arrow table (Parquet, live journals, or from git)."""
-    import pyarrow as pa
-
+def _steps(repo: Repo, ref: str, columns: tuple[str, ...]) -> Steps | None:
+    """The run's step metrics (names, and ``columns``): Parquet, live journals, or from git."""
     run = resolve(repo, ref)
     stored = stored_steps(repo, run)
-    tables = [journal.read_table(*stored)] if stored else []
+    steps = None
+    if stored:
+        table = journal.read_table(*stored, columns=("name", *columns), names_encoded=True)
+        steps = Steps.from_table(table)
     live = [row for path in journal.journals(repo.run_dir(run.run_id))
             for row in journal.read_journal(path)]  # fmt: skip
     if live:
-        tables.append(journal.rows_table(live))
-    if not tables:
-        return None
-    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        logged = Steps.from_rows(live)
+        steps = steps.joined(logged) if steps is not None else logged
+    return steps
 
 
 def compare(repo: Repo, table: RunTable, ids: list[str]) -> dict[str, Any]:

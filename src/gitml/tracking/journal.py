@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,36 +185,57 @@ def read_parquet(path: Path | str, data: bytes | None = None) -> StepMetrics:
     return StepMetrics(source=source, rows=rows)
 
 
-def read_table(path: Path | str, data: bytes | None = None) -> Any:
-    """A metrics.parquet file (or its bytes) as an Arrow table, checked against its schema."""
+def read_table(
+    path: Path | str, data: bytes | None = None, columns: Sequence[str] | None = None, *,
+    names_encoded: bool = False,
+) -> Any:  # fmt: skip
+    """A metrics.parquet file (or its bytes) as an Arrow table, checked against its schema.
+
+    ``columns`` reads only those (a chart needs two of the four); ``names_encoded`` gives the
+    name column dictionary-encoded, as integer codes into the distinct names, which is what
+    counting and picking one metric of a million steps wants.
+    """
     import pyarrow as pa
 
     source = str(path)
     try:
-        table = _read_table(pa.BufferReader(data) if data is not None else pa.OSFile(source))
-        _check_table(source, table)
+        table = _read_table(pa.BufferReader(data) if data is not None else pa.OSFile(source),
+                            source, columns, names_encoded)  # fmt: skip
     except (OSError, UnicodeDecodeError, ValueError, pa.ArrowException) as exc:
         raise FileFormatError(source, f"not a readable Parquet file ({exc})") from exc
+    for column in ("step", "name"):
+        if column in table.column_names and table.column(column).null_count:
+            raise SchemaError(source, column, "column has null values")
     return table
 
 
-def _read_table(source: Any) -> Any:
+def _read_table(
+    stream: Any, source: str, columns: Sequence[str] | None, names_encoded: bool
+) -> Any:  # fmt: skip
     # pyarrow.parquet imports pyarrow.dataset and pandas (~0.4 s); the reader underneath it does
     # not, which keeps the pre-commit hook and `gitml textconv` quick. Public API as a fallback.
+    encoded = ["name"] if names_encoded else None
     try:
         from pyarrow._parquet import ParquetReader
     except ImportError:
         import pyarrow.parquet as pq
 
-        return pq.read_table(source)
+        file = pq.ParquetFile(stream, read_dictionary=encoded)
+        _check_schema(source, file.schema_arrow, names_encoded)
+        return file.read(columns=list(columns) if columns is not None else None)
     reader = ParquetReader()
-    reader.open(source)
-    return reader.read_all()
+    reader.open(stream, read_dictionary=encoded)
+    _check_schema(source, reader.schema_arrow, names_encoded)
+    if columns is None:
+        return reader.read_all()
+    return reader.read_all(column_indices=[reader.column_name_idx(c) for c in columns])
 
 
-def _check_table(source: str, table: Any) -> None:
+def _check_schema(source: str, schema: Any, names_encoded: bool) -> None:
     expected = expected_arrow_types()
-    actual = {f.name: str(f.type) for f in table.schema}
+    actual = {f.name: str(f.type) for f in schema}
+    if names_encoded and "name" in actual:  # asked for as codes: the values' type is checked
+        actual["name"] = str(schema.field("name").type.value_type)
     for name, type_ in expected.items():
         if name not in actual:
             raise SchemaError(source, name, "column is missing")
@@ -225,11 +246,8 @@ def _check_table(source: str, table: Any) -> None:
         raise SchemaError(source, extra[0], "unexpected column")
     meta = {
         k.decode(errors="replace"): v.decode(errors="replace")
-        for k, v in (table.schema.metadata or {}).items()
+        for k, v in (schema.metadata or {}).items()
     }
     version = meta.get("gitml.schema_version")
     if version != str(store.SCHEMA_VERSION):
         raise SchemaError(source, "gitml.schema_version", f"metadata is {version!r}, expected '1'")
-    for column in ("step", "name"):
-        if table.column(column).null_count:
-            raise SchemaError(source, column, "column has null values")
