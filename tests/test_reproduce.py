@@ -58,6 +58,7 @@ def test_non_deterministic_run_differs_with_exit_1(project):
     again = gitml(project.root, "reproduce", commit)
     assert again.returncode == 1, again.stdout + again.stderr
     assert "DIFFERS" in again.stdout and "differs" in again.stdout
+    _check_verdict_is_recorded(project)
 
 
 def test_missing_data_everywhere_cannot_run_exit_2(project):
@@ -107,3 +108,17 @@ def test_a_run_that_recorded_nothing_is_not_reproduced(project, tmp_path):
     done = gitml(project.root, "reproduce", run_id)
     assert done.returncode == 2, done.stdout
     assert "could not run" in done.stdout and "nothing to compare" in done.stdout
+
+
+def _check_verdict_is_recorded(project):
+    """Each `gitml reproduce` leaves the run's verdict in a file `gitml check` validates."""
+    (verdict,) = (project.root / ".gitml" / "reproductions").iterdir()
+    text = verdict.read_text()
+    assert f'run = "{verdict.stem}"' in text and 'verdict = "differs"' in text
+    assert "differ = [" in text and "compared = " in text
+    assert gitml(project.root, "check").returncode == 0
+    verdict.write_text(text.replace('verdict = "differs"', 'verdict = "maybe"'))
+    refused = gitml(project.root, "check")  # a finding: exit 1, the file and field named
+    assert refused.returncode == 1
+    finding = refused.stdout.splitlines()[0]
+    assert f".gitml/reproductions/{verdict.name}" in finding and "verdict" in finding, finding

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitml import git, store
+from gitml import git, logs, store
 from gitml.diff import diff as run_diff
 from gitml.errors import GitError, GitmlError, UsageError
 from gitml.lineage import build as build_lineage
@@ -29,16 +29,19 @@ from gitml.query.api import (
     sort_rows,
     stored_steps,
 )
-from gitml.query.index import record_of
+from gitml.query.index import IndexedRun, record_of
 from gitml.query.output import default_columns
 from gitml.query.rows import Row
 from gitml.query.series import Series, Steps, downsample
+from gitml.registry import versions as registry
 from gitml.repo import Repo, metric_goal
+from gitml.reproduce import last_verdict
 from gitml.tracking import journal
 
+log = logs.get(__name__)
 MAX_PAGE = 500  # rows per request: a screen, with room to scroll
 MAX_BUCKETS = 4000  # points per series per request: a wide screen's pixels
-LINEAGE_DEPTH = 24  # levels of the lineage tree a run page shows (a chain of runs nests deep)
+LINEAGE_RUNS = 6  # runs deep the lineage tree of a run page goes (`gitml lineage` goes all)
 
 
 @dataclass
@@ -60,6 +63,8 @@ class RunTable:
     _fields: dict[str, int] = field(default_factory=dict)
     _seen: int = -1
     _views: dict[tuple[str, str], View] = field(default_factory=dict)
+    _readers: dict[str, list[Row]] | None = None  # input md5 -> the runs that read it
+    _resolved: dict[str, IndexedRun] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def rows(self) -> list[Row]:
@@ -74,7 +79,34 @@ class RunTable:
                         if value is not None:
                             fields[key] = fields.get(key, 0) + 1
                 self._rows, self._fields, self._seen, self._views = rows, fields, seen, {}
+                self._readers, self._resolved = None, {}
             return self._rows
+
+    def resolve(self, ref: str) -> IndexedRun:
+        """The run ``ref`` names (an id or a unique prefix), as of the last change."""
+        self.rows()  # the index is as fresh as the rows
+        with self._lock:
+            found = self._resolved.get(ref)
+        if found is None:
+            found = resolve(self.repo, ref, fresh=True)
+            with self._lock:
+                if len(self._resolved) > 10_000:
+                    self._resolved.clear()
+                self._resolved[ref] = found
+        return found
+
+    def readers(self, md5: str) -> list[Row]:
+        """The runs that read these bytes as an input."""
+        rows = self.rows()
+        with self._lock:
+            if self._readers is None:
+                readers: dict[str, list[Row]] = {}
+                for row in rows:
+                    for key, value in row.items():
+                        if key.startswith("inputs.") and isinstance(value, str):
+                            readers.setdefault(value, []).append(row)
+                self._readers = readers
+            return self._readers.get(md5, [])
 
     def fields(self) -> dict[str, int]:
         """Every field some run has, with how many runs have it."""
@@ -152,31 +184,53 @@ def groups(rows: list[Row], field_name: str) -> list[dict[str, Any]]:
     return [{"value": json.loads(label), "runs": n} for label, n in ordered]
 
 
-def run_page(repo: Repo, ref: str) -> dict[str, Any]:
-    """One run in full: its record, metric names, patch, lineage and where it landed."""
-    run = resolve(repo, ref)
+def run_page(table: RunTable, ref: str) -> dict[str, Any]:
+    """One run in full: its record, metric names, patch, lineage both ways, last reproduction.
+
+    Upstream is the lineage tree (the runs that made its inputs, ``LINEAGE_RUNS`` deep);
+    downstream, the runs that read its outputs and the registry versions made from it.
+    """
+    repo, run = table.repo, table.resolve(ref)
     record = store.to_json_types(dict(record_of(repo, run)))
     out: dict[str, Any] = {"record": record, "commit": run.commit, "in_workdir": run.in_workdir,
-                           "series": metric_names(repo, ref)}  # fmt: skip
+                           "series": sorted(n for n, c in metric_counts(table, ref).items()
+                                            if c > 1),  # curves; a final value is a metric
+                           "reproduced": last_verdict(repo, run.run_id)}  # fmt: skip
     patch = record.get("code", {}).get("patch")
     if patch:
         out["patch"] = _patch_text(repo, run.run_id, run.commit, patch)
     try:
-        out["lineage"] = _pruned(lineage_dict(build_lineage(repo, run.run_id)), LINEAGE_DEPTH)
+        out["lineage"] = lineage_dict(build_lineage(repo, run.run_id, runs_deep=LINEAGE_RUNS))
     except GitmlError as exc:
         out["lineage_error"] = exc.message
+    out["downstream"] = downstream(table, run.run_id, record)
     return out
 
 
-def _pruned(node: Any, depth: int) -> Any:
-    """``node`` down to ``depth`` levels; deeper parts say how to see them (`gitml lineage`)."""
-    if not isinstance(node, dict | list):
-        return node
-    if depth <= 0:
-        return "… (deeper: `gitml lineage <run>`)"
-    if isinstance(node, list):
-        return [_pruned(item, depth - 1) for item in node]
-    return {key: _pruned(value, depth - 1) for key, value in node.items()}
+def downstream(
+    table: RunTable, run_id: str, record: dict[str, Any]
+) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+    """What came of a run: the runs that read its outputs, the model versions made from it."""
+    readers = []
+    for path, artifact in sorted(record.get("outputs", {}).items()):
+        for row in table.readers(artifact.get("md5", "")):
+            if row["id"] != run_id:
+                readers.append({"output": path, "run": row["id"], "name": row.get("name"),
+                                "status": row.get("status")})  # fmt: skip
+    versions = []
+    for name in registry.names(table.repo):
+        try:
+            doc = registry.load(table.repo, name)
+        except GitmlError as exc:
+            log.warning("gitml ui: %s", exc)
+            continue
+        for version in doc["versions"]:
+            if version["run"] == run_id:
+                aliases = sorted(a for a, n in doc.get("aliases", {}).items()
+                                 if n == version["version"])  # fmt: skip
+                versions.append({"model": name, "version": version["version"],
+                                 "path": version["path"], "aliases": aliases})  # fmt: skip
+    return {"runs": readers, "versions": versions}
 
 
 def _patch_text(repo: Repo, run_id: str, commit: str | None, name: str) -> str | None:
@@ -192,26 +246,26 @@ def _patch_text(repo: Repo, run_id: str, commit: str | None, name: str) -> str |
     return data.decode(errors="replace")[:200_000] if data is not None else None
 
 
-def metric_names(repo: Repo, ref: str) -> list[str]:
+def metric_names(table: RunTable, ref: str) -> list[str]:
     """The step metrics a run logged."""
-    return sorted(metric_counts(repo, ref))
+    return sorted(metric_counts(table, ref))
 
 
-def metric_counts(repo: Repo, ref: str) -> dict[str, int]:
+def metric_counts(table: RunTable, ref: str) -> dict[str, int]:
     """How many steps a run logged of each metric."""
-    steps = _steps(repo, ref, ())
+    steps = _steps(table, ref, ())
     return steps.counts() if steps is not None else {}
 
 
 def series(
-    repo: Repo, ref: str, name: str, *, buckets: int = 1000, x0: float | None = None,
+    table: RunTable, ref: str, name: str, *, buckets: int = 1000, x0: float | None = None,
     x1: float | None = None, x_axis: str = "step",
 ) -> Series:  # fmt: skip
     """A run's metric ``name`` as a chart draws it: per-pixel min and max beyond ``buckets``."""
     if x_axis not in ("step", "time"):
         raise UsageError("x", f"{x_axis!r}: step or time")
     column = "step" if x_axis == "step" else "timestamp"
-    steps = _steps(repo, ref, (column, "value"))
+    steps = _steps(table, ref, (column, "value"))
     if steps is None:
         return Series(name)
     xs, ys = steps.pick(name, column)
@@ -221,7 +275,7 @@ def series(
 
 
 def band(
-    repo: Repo, refs: list[str], name: str, *, buckets: int = 1000, x0: float | None = None,
+    table: RunTable, refs: list[str], name: str, *, buckets: int = 1000, x0: float | None = None,
     x1: float | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Repeats of one configuration (seeds): the mean of ``name`` and mean ± std, step by step.
@@ -236,7 +290,7 @@ def band(
         raise UsageError("runs", "a band needs between 2 and 50 runs")
     steps, values = [], []
     for ref in refs:
-        stored = _steps(repo, ref, ("step", "value"))
+        stored = _steps(table, ref, ("step", "value"))
         if stored is None:
             raise UsageError("runs", f"{ref}: logged no step metrics")
         xs, ys = stored.pick(name, "step")
@@ -259,9 +313,9 @@ def band(
             "high": high.y_max if high.y_max is not None else high.y}  # fmt: skip
 
 
-def _steps(repo: Repo, ref: str, columns: tuple[str, ...]) -> Steps | None:
+def _steps(table: RunTable, ref: str, columns: tuple[str, ...]) -> Steps | None:
     """The run's step metrics (names, and ``columns``): Parquet, live journals, or from git."""
-    run = resolve(repo, ref)
+    repo, run = table.repo, table.resolve(ref)
     stored = stored_steps(repo, run)
     steps = None
     if stored:
@@ -275,30 +329,33 @@ def _steps(repo: Repo, ref: str, columns: tuple[str, ...]) -> Steps | None:
     return steps
 
 
-def compare(repo: Repo, table: RunTable, ids: list[str]) -> dict[str, Any]:
+def compare(table: RunTable, ids: list[str]) -> dict[str, Any]:
     """Several runs side by side: every param and metric, marked where they differ."""
     if not 1 <= len(ids) <= 50:
         raise UsageError("runs", "pick between 1 and 50 runs to compare")
     by_id = {row["id"]: row for row in table.rows()}
     rows = []
     for ref in ids:
-        run = resolve(repo, ref)
+        run = table.resolve(ref)
         rows.append(by_id.get(run.run_id) or {"id": run.run_id})
     keys = sorted({k for row in rows for k in row if k.startswith(("params.", "metrics."))})
     differ = set(differing(rows, "params.")) | set(differing(rows, "metrics."))
     steps: dict[str, int] = {}
     for row in rows:
-        for name, count in metric_counts(repo, row["id"]).items():
+        for name, count in metric_counts(table, row["id"]).items():
             steps[name] = max(count, steps.get(name, 0))
     series_names = sorted(steps, key=lambda n: (steps[n] < 2, n))  # curves first, then finals
-    seeds = [f"params.{p}" for p in repo.tracking_setting("seed_params")]  # as `gitml diff` reads
+    seeds = [
+        f"params.{p}" for p in table.repo.tracking_setting("seed_params")
+    ]  # as `gitml diff` reads
     return {"runs": [{k: to_json(v) for k, v in row.items()} for row in rows],
             "fields": [{"name": k, "differs": k in differ} for k in keys],
             "series": series_names, "seed_params": seeds}  # fmt: skip
 
 
-def history(repo: Repo, table: RunTable, ref: str, metric: str) -> dict[str, Any]:
+def history(table: RunTable, ref: str, metric: str) -> dict[str, Any]:
     """``metric`` of the runs landed at each first-parent commit of ``ref``, oldest first."""
+    repo = table.repo
     commit = git.resolve_commit(repo.root, ref)
     if commit is None:
         raise UsageError("ref", f"{ref!r}: no such branch, tag or commit")

@@ -43,18 +43,21 @@ class RunNode:
     row: Row
     inputs: list[Artifact] = field(default_factory=list)
     repeated: bool = False  # already shown higher in the tree
+    deeper: bool = False  # below the depth asked for: its inputs were not looked up
 
 
-def build(repo: Repo, target: str) -> Artifact | RunNode:
+def build(repo: Repo, target: str, *, runs_deep: int | None = None) -> Artifact | RunNode:
     """The lineage tree of ``target``: a path in the repository, or a run id or prefix.
 
     Runs are looked up in the index by id, by output md5 and by output path, so memory does not
-    grow with the number of runs in the history.
+    grow with the number of runs in the history. ``runs_deep`` stops after that many runs down
+    any branch (a page shows a few levels; a chain of a thousand runs would be a thousand).
     """
+    depth = runs_deep if runs_deep is not None else -1  # negative: no limit
     with row_lookup(repo) as rows:
         seen: set[str] = set()
         if "@" in target and not (repo.root / target).exists():
-            return _model_node(repo, target, rows, seen)
+            return _model_node(repo, target, rows, seen, depth)
         path = _as_repo_path(repo, target)
         if path is not None:
             md5 = current_md5(repo, path)
@@ -64,20 +67,20 @@ def build(repo: Repo, target: str) -> Artifact | RunNode:
             node = Artifact(path, md5)
             exact = _producers(rows, md5) if md5 else []
             if exact:
-                node.producer = _run_node(exact[0], rows, seen)
+                node.producer = _run_node(exact[0], rows, seen, depth)
             elif made:
                 latest = max(made, key=lambda r: r.get("start_time") or "")
-                node.producer = _run_node(latest, rows, seen)
+                node.producer = _run_node(latest, rows, seen, depth)
                 node.note = "changed since: the latest run that wrote this path made other bytes"
             return node
         try:
             run = resolve(repo, target)
         except RunNotFoundError:
             raise GitmlError(f"{target}: neither a file in the repository nor a run id") from None
-        return _run_node(run.row or {}, rows, seen)
+        return _run_node(run.row or {}, rows, seen, depth)
 
 
-def _model_node(repo: Repo, spec: str, rows: Rows, seen: set[str]) -> Artifact:
+def _model_node(repo: Repo, spec: str, rows: Rows, seen: set[str], depth: int) -> Artifact:
     """A registered model version (name@alias, name@3): its artifact and the run behind it."""
     resolved = registry.resolve(repo, spec)
     version = resolved.version
@@ -87,7 +90,7 @@ def _model_node(repo: Repo, spec: str, rows: Rows, seen: set[str]) -> Artifact:
     if not found:
         node.note = f"run {version['run']} is not in this repository's history"
     else:
-        node.producer = _run_node(found[0], rows, seen)
+        node.producer = _run_node(found[0], rows, seen, depth)
     return node
 
 
@@ -97,10 +100,13 @@ def _producers(rows: Rows, md5: str) -> list[Row]:
     return sorted(made, key=lambda r: r.get("start_time") or "", reverse=True)
 
 
-def _run_node(row: Row, rows: Rows, seen: set[str]) -> RunNode:
+def _run_node(row: Row, rows: Rows, seen: set[str], depth: int) -> RunNode:
     node = RunNode(row)
     if row["id"] in seen:
         node.repeated = True
+        return node
+    if depth == 0:
+        node.deeper = True
         return node
     seen.add(row["id"])
     for key, md5 in sorted(row.items()):
@@ -108,7 +114,7 @@ def _run_node(row: Row, rows: Rows, seen: set[str]) -> RunNode:
             art = Artifact(key.partition(".")[2], md5)
             made = [r for r in _producers(rows, md5) if r["id"] != row["id"]]
             if made:
-                art.producer = _run_node(made[0], rows, seen)
+                art.producer = _run_node(made[0], rows, seen, depth - 1)
             node.inputs.append(art)
     return node
 
@@ -165,8 +171,10 @@ def _text(node: Artifact | RunNode, lead: str, child_lead: str, out: list[str]) 
         else:
             _text(child, f"{child_lead}└── produced by ", f"{child_lead}    ", out)
         return
-    out.append(lead + _run_label(node.row) + (" (shown above)" if node.repeated else ""))
-    if node.repeated:
+    more = " (shown above)" if node.repeated else ""
+    more = f" (deeper: `gitml lineage {node.row['id']}`)" if node.deeper else more
+    out.append(lead + _run_label(node.row) + more)
+    if node.repeated or node.deeper:
         return
     details = [_code_label(node.row)]
     if node.row.get("command"):
@@ -203,6 +211,8 @@ def to_dict(node: Artifact | RunNode) -> dict[str, Any]:
     }  # fmt: skip
     if node.repeated:
         result["repeated"] = True
+    elif node.deeper:
+        result["deeper"] = True
     else:
         result["inputs"] = [to_dict(a) for a in node.inputs]
     return result
@@ -229,7 +239,7 @@ def edges(root: Artifact | RunNode) -> tuple[dict[str, str], list[tuple[str, str
             ckey = f"c_{commit[:12]}"
             nodes[ckey] = f"commit {commit[:8]}" + (" + patch" if row.get("code.dirty") else "")
             links.append((ckey, key, "code"))
-        if not node.repeated:
+        if not node.repeated:  # (a deeper node has no inputs looked up)
             for art in node.inputs:
                 links.append((walk(art), key, "input"))
         return key

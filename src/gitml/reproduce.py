@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitml import git, logs, store
+from gitml import __version__, git, logs, store
 from gitml.data import ArtifactRef, cache_dir
 from gitml.data.checkout import restore
 from gitml.errors import AmbiguousRunError, GitmlError, RunNotFoundError
@@ -103,10 +103,45 @@ def reproduce(
 ) -> list[Reproduction]:
     """Reproduce every run ``ref`` names; see the module docstring."""
     git.require_full_history(repo.root, "gitml reproduce")
-    return [
-        reproduce_run(repo, run, tolerance=tolerance, keep=keep, echo=echo)
-        for run in targets(repo, ref)
-    ]
+    results = []
+    for run in targets(repo, ref):
+        result = reproduce_run(repo, run, tolerance=tolerance, keep=keep, echo=echo)
+        write_verdict(repo, result, tolerance)
+        results.append(result)
+    return results
+
+
+REPRODUCTIONS = "reproductions"  # .gitml/reproductions/<run-id>.toml: the last verdict of each
+
+
+def verdict_path(repo: Repo, run_id: str) -> Path:
+    """Where the last `gitml reproduce` of ``run_id`` is recorded."""
+    return repo.gitml_dir / REPRODUCTIONS / f"{run_id}.toml"
+
+
+def write_verdict(repo: Repo, result: Reproduction, tolerance: Tolerance) -> None:
+    """Record ``result`` as the run's last reproduction (a file to commit, like a run)."""
+    counted = [c for c in result.checks if c.expected]
+    doc = {"schema_version": 1, "run": result.run_id, "created_at": store.utcnow().isoformat(),
+           "verdict": result.verdict, "reason": result.reason, "code_commit": result.commit,
+           "tolerance": {"rtol": tolerance.rtol, "atol": tolerance.atol},
+           "compared": len(counted), "differ": [c.name for c in counted if not c.ok],
+           "gitml": __version__}  # fmt: skip
+    path = verdict_path(repo, result.run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store.write_toml(path, doc, kind="reproduction")
+
+
+def last_verdict(repo: Repo, run_id: str) -> dict[str, Any] | None:
+    """The run's last recorded reproduction, or None (never reproduced, or unreadable)."""
+    path = verdict_path(repo, run_id)
+    if not path.is_file():
+        return None
+    try:
+        return store.read_toml(path, kind="reproduction")
+    except GitmlError as exc:
+        log.warning("gitml: %s", exc)
+        return None
 
 
 def reproduce_run(

@@ -31,6 +31,7 @@ SCHEMA_FILES = {
     "model": "model.schema.json",
     "drift": "drift.schema.json",
     "performance": "performance.schema.json",
+    "reproduction": "reproduction.schema.json",
 }
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from gitml.query.series import downsample
 from tests.conftest import _building
-from tests.helpers import chromium, git
+from tests.helpers import chromium, git, gitml, run_ok
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / ".artifacts" / "ui"
 TRAIN = """\
@@ -271,6 +271,15 @@ def test_the_ui_refuses_another_host_without_a_token_and_wants_it_with_one(ui_pr
 
 
 def test_models_their_alias_history_and_the_diff_of_two_refs(served, browser):
+    import tomllib
+
+    v2 = tomllib.loads((served / ".gitml" / "models" / "iris.toml").read_text())["versions"][1]
+    evaluate = ("import gitml\nwith gitml.start_run('evaluate') as run:\n"
+                "    run.log_metric('size', len(open('model.pkl', 'rb').read()))\n")  # fmt: skip
+    (served / "evaluate.py").write_text(evaluate)
+    run_ok(served, "run", "-i", "model.pkl", "--", sys.executable, "evaluate.py")
+    reproduced = gitml(served, "reproduce", v2["run"])
+    assert reproduced.returncode == 0, reproduced.stdout + reproduced.stderr
     proc = subprocess.Popen([sys.executable, "-m", "gitml", "ui", "--port", "0"], cwd=served,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
@@ -292,6 +301,20 @@ def test_models_their_alias_history_and_the_diff_of_two_refs(served, browser):
         assert "C" in page.inner_text("#diff-param")  # C=0.01 against C=1.0
         assert page.locator("#diff-metric td.better, #diff-metric td.worse").count() >= 1
         _shot(page, "diff")
+
+        # v2's run: reproduced, and what came of it (a version with its alias, a run reading it)
+        page.goto(f"{url}/#/run/{v2['run']}")
+        page.wait_for_selector("#reproduced")
+        assert page.inner_text("#reproduced").startswith("reproduced on ")
+        used = page.inner_text(".used-by")
+        assert "registered as iris v2 (@production)" in used and "read by run evaluate" in used
+        _shot(page, "run-lineage")
+        # and the evaluating run's lineage leads back to it, a link away
+        page.locator(".used-by a", has_text="evaluate").click()
+        page.wait_for_selector(".lineage")
+        page.locator(f".lineage a[href='#/run/{v2['run']}']").wait_for()
+        assert "model.pkl" in page.inner_text(".lineage")
+        assert "never reproduced here" in page.inner_text("#reproduced")
         assert problems == []
     finally:
         proc.terminate()

@@ -191,18 +191,21 @@ def _data_routes(repo: Repo, table: explore.RunTable) -> dict[str, Callable[[Any
 
     def series(request: Any) -> Any:
         q = Query(request.query_params)
-        drawn = explore.series(repo, q.text("run"), q.text("name"),
+        drawn = explore.series(table, q.text("run"), q.text("name"),
                                buckets=q.integer("buckets", 1000), x0=q.number("x0"),
                                x1=q.number("x1"), x_axis=q.text("x", "step"))  # fmt: skip
         return drawn.as_json()
 
     def band(request: Any) -> Any:
         q = Query(request.query_params)
-        return explore.band(repo, q.ids("ids"), q.text("name"), buckets=q.integer("buckets", 1000))
+        return explore.band(table, q.ids("ids"), q.text("name"), buckets=q.integer("buckets", 1000))
+
+    def compare(request: Any) -> Any:
+        return explore.compare(table, Query(request.query_params).ids("ids"))
 
     def history(request: Any) -> Any:
         q = Query(request.query_params)
-        return explore.history(repo, table, q.text("ref"), q.text("metric"))
+        return explore.history(table, q.text("ref"), q.text("metric"))
 
     def diff(request: Any) -> Any:
         q = Query(request.query_params)
@@ -211,11 +214,11 @@ def _data_routes(repo: Repo, table: explore.RunTable) -> dict[str, Callable[[Any
     return {
         "/api/runs": runs,
         "/api/fields": lambda _request: table.fields(),
-        "/api/run/{ref}": lambda request: explore.run_page(repo, request.path_params["ref"]),
+        "/api/run/{ref}": lambda request: explore.run_page(table, request.path_params["ref"]),
         "/api/series": series,
         "/api/band": band,
         "/api/compare": lambda request: explore.compare(
-            repo, table, Query(request.query_params).ids("ids")
+            table, Query(request.query_params).ids("ids")
         ),
         "/api/history": history,
         "/api/diff": diff,
@@ -295,16 +298,16 @@ def export(repo: Repo, dest: Path, *, buckets: int = 1000) -> dict[str, int]:
     _write_json(api / "rows.json", [{k: explore.to_json(v) for k, v in r.items()} for r in rows])
     for row in rows:
         run_id = row["id"]
-        _write_json(api / "run" / f"{run_id}.json", explore.run_page(repo, run_id))
-        for name in explore.metric_names(repo, run_id):
-            drawn = explore.series(repo, run_id, name, buckets=buckets)
+        _write_json(api / "run" / f"{run_id}.json", explore.run_page(table, run_id))
+        for name in explore.metric_names(table, run_id):
+            drawn = explore.series(table, run_id, name, buckets=buckets)
             _write_json(api / "series" / run_id / f"{_safe(name)}.json", drawn.as_json())
             counts["series"] += 1
         counts["runs"] += 1
     has_history = git.resolve_commit(repo.root, "HEAD") is not None  # none before a first commit
     for metric in (f for f in table.fields() if f.startswith("metrics.") and has_history):
         _write_json(api / "history" / f"{_safe(metric)}.json",
-                    explore.history(repo, table, "HEAD", metric))  # fmt: skip
+                    explore.history(table, "HEAD", metric))  # fmt: skip
     models = explore_models.models(repo)
     _write_json(api / "models.json", models)
     for model in models:

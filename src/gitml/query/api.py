@@ -258,11 +258,22 @@ def runs(
     return frame
 
 
-def resolve(repo: Repo, ref: str) -> IndexedRun:
-    """The one run whose id is ``ref`` or starts with it (read through the index's B-tree)."""
+def resolve(repo: Repo, ref: str, *, fresh: bool = False) -> IndexedRun:
+    """The one run whose id is ``ref`` or starts with it (read through the index's B-tree).
+
+    ``fresh``: the caller has just brought the index up to date (`gitml ui` does once per
+    change on disk), so it is read as it is instead of rescanning every run folder.
+    """
     if not ref:
         raise UsageError("run", "empty run id")
-    candidates = collect(repo, BY_PREFIX, ref, ref)
+    if fresh:
+        index = RunIndex(repo)
+        try:
+            candidates = [r for r in index.runs(BY_PREFIX, ref, ref) if r.row is not None]
+        finally:
+            index.close()
+    else:
+        candidates = collect(repo, BY_PREFIX, ref, ref)
     exact = [r for r in candidates if r.run_id == ref]
     if exact:
         return exact[0]

@@ -206,10 +206,37 @@ function kv(obj, differs = new Set()) {
   return el("table", { className: "kv" }, Object.entries(obj || {}).map(([k, v]) =>
     el("tr", {}, el("th", {}, k), el("td", { className: differs.has(k) ? "differs" : "" }, typeof v === "object" && v ? JSON.stringify(v) : fmt(v)))));
 }
-function tree(node) {
-  if (!node || typeof node !== "object") return el("span", {}, fmt(node));
-  return el("ul", { className: "tree" }, Object.entries(node).map(([k, v]) =>
-    el("li", {}, el("b", {}, k), ": ", typeof v === "object" && v !== null ? tree(v) : fmt(v))));
+// Lineage, upstream: the run, the inputs it read, the runs that made them, and so on.
+function lineage(node) {
+  if (!node) return el("span", {}, "");
+  if ("artifact" in node) {
+    const made = node.produced_by ? lineage(node.produced_by) : el("span", { className: "muted" }, "raw data: no run produced these bytes");
+    return el("li", {}, el("span", { className: "art" }, node.artifact), el("span", { className: "muted" }, ` md5 ${(node.md5 || "missing").slice(0, 12)}`),
+      node.note ? el("span", { className: "muted" }, ` [${node.note}]`) : "", el("ul", { className: "tree" }, el("li", {}, "made by ", made)));
+  }
+  const label = el("span", {}, el("a", { href: `#/run/${encodeURIComponent(node.run)}` }, node.name || node.run), " ",
+    el("span", { className: `status-${node.status}` }, node.status || ""), el("span", { className: "muted" }, ` code ${(node.code?.commit || "?").slice(0, 8)}${node.code?.dirty ? " + patch" : ""}`));
+  if (node.repeated) return el("span", {}, label, el("span", { className: "muted" }, " (shown above)"));
+  if (node.deeper) return el("span", {}, label, el("span", { className: "muted" }, ` (deeper: gitml lineage ${node.run})`));
+  return el("span", { className: "lineage-run" }, label, el("ul", { className: "tree" },
+    node.inputs.length ? node.inputs.map(lineage) : el("li", { className: "muted" }, "inputs: none recorded")));
+}
+
+// Downstream: the runs that read this run's outputs, the model versions made from it.
+function usedBy(down) {
+  const items = [
+    ...down.runs.map((d) => el("li", {}, `${d.output} → read by run `, el("a", { href: `#/run/${encodeURIComponent(d.run)}` }, d.name || d.run), " ", el("span", { className: `status-${d.status}` }, d.status || ""))),
+    ...down.versions.map((v) => el("li", {}, `${v.path} → registered as `, el("a", { href: `#/model/${encodeURIComponent(v.model)}` }, `${v.model} v${v.version}`), v.aliases.length ? ` (@${v.aliases.join(", @")})` : "")),
+  ];
+  return items.length ? el("ul", { className: "used-by" }, items) : el("p", { className: "muted" }, "no run read its outputs; no model version was made from it");
+}
+
+function reproduced(verdict) {
+  if (!verdict) return el("p", { className: "muted", id: "reproduced" }, "never reproduced here: `gitml reproduce <run>` re-runs it from its code and data and records the verdict");
+  const good = verdict.verdict === "reproduced";
+  return el("p", { id: "reproduced" }, el("span", { className: good ? "better" : "worse" }, verdict.verdict),
+    ` on ${verdict.created_at}: ${verdict.compared} compared`, verdict.differ.length ? `, differ: ${verdict.differ.join(", ")}` : "",
+    verdict.reason ? el("span", { className: "muted" }, ` (${verdict.reason})`) : "");
 }
 
 pages.run = async (main, r) => {
@@ -223,10 +250,13 @@ pages.run = async (main, r) => {
   main.append(el("h3", {}, "Metrics"), kv(rec.metrics), el("h3", {}, "Params"), kv(rec.params), el("h3", {}, "Tags"), kv(rec.tags));
   const charts = el("div", { className: "charts" });
   if (run.series.length) main.append(el("h3", {}, "Step metrics"), charts);
-  for (const name of run.series) charts.append(await chart([{ run: rec.id, label: rec.id }], name, { width: 420, height: 220 }));
+  charts.append(...await Promise.all(run.series.map((name) => chart([{ run: rec.id, label: rec.id }], name, { width: 420, height: 220 }))));
   const files = (section) => Object.fromEntries(Object.entries(rec[section] || {}).map(([p, a]) => [p, `md5 ${a.md5.slice(0, 12)}, ${a.size.toLocaleString()} bytes`]));
   main.append(el("h3", {}, "Inputs"), kv(files("inputs")), el("h3", {}, "Outputs"), kv(files("outputs")));
-  main.append(el("h3", {}, "Lineage"), run.lineage ? tree(run.lineage) : el("p", { className: "muted" }, run.lineage_error || ""));
+  main.append(el("h3", {}, "Reproduced?"), reproduced(run.reproduced));
+  main.append(el("h3", {}, "Lineage: what it was made from"),
+    run.lineage ? el("ul", { className: "tree lineage" }, el("li", {}, lineage(run.lineage))) : el("p", { className: "muted" }, run.lineage_error || ""));
+  main.append(el("h3", {}, "Used by: what was made from it"), usedBy(run.downstream));
   main.append(el("h3", {}, "Environment"), kv({ python: rec.env?.python, platform: rec.env?.platform, gitml: rec.env?.gitml }));
   if (rec.env?.packages) main.append(el("details", {}, el("summary", {}, `${Object.keys(rec.env.packages).length} packages`), kv(rec.env.packages)));
   if (run.patch) main.append(el("h3", {}, "Code patch (uncommitted changes it ran with)"), el("pre", {}, run.patch));
