@@ -200,7 +200,9 @@ def run_page(table: RunTable, ref: str) -> dict[str, Any]:
     if patch:
         out["patch"] = _patch_text(repo, run.run_id, run.commit, patch)
     try:
-        out["lineage"] = lineage_dict(build_lineage(repo, run.run_id, runs_deep=LINEAGE_RUNS))
+        out["lineage"] = lineage_dict(
+            build_lineage(repo, run.run_id, runs_deep=LINEAGE_RUNS, fresh=True)
+        )
     except GitmlError as exc:
         out["lineage_error"] = exc.message
     out["downstream"] = downstream(table, run.run_id, record)

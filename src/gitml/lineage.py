@@ -46,15 +46,18 @@ class RunNode:
     deeper: bool = False  # below the depth asked for: its inputs were not looked up
 
 
-def build(repo: Repo, target: str, *, runs_deep: int | None = None) -> Artifact | RunNode:
+def build(
+    repo: Repo, target: str, *, runs_deep: int | None = None, fresh: bool = False
+) -> Artifact | RunNode:
     """The lineage tree of ``target``: a path in the repository, or a run id or prefix.
 
     Runs are looked up in the index by id, by output md5 and by output path, so memory does not
     grow with the number of runs in the history. ``runs_deep`` stops after that many runs down
     any branch (a page shows a few levels; a chain of a thousand runs would be a thousand).
+    ``fresh``: the index was just refreshed (see `query.api.indexed`).
     """
     depth = runs_deep if runs_deep is not None else -1  # negative: no limit
-    with row_lookup(repo) as rows:
+    with row_lookup(repo, fresh=fresh) as rows:
         seen: set[str] = set()
         if "@" in target and not (repo.root / target).exists():
             return _model_node(repo, target, rows, seen, depth)
@@ -74,7 +77,7 @@ def build(repo: Repo, target: str, *, runs_deep: int | None = None) -> Artifact 
                 node.note = "changed since: the latest run that wrote this path made other bytes"
             return node
         try:
-            run = resolve(repo, target)
+            run = resolve(repo, target, fresh=fresh)
         except RunNotFoundError:
             raise GitmlError(f"{target}: neither a file in the repository nor a run id") from None
         return _run_node(run.row or {}, rows, seen, depth)

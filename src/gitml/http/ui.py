@@ -13,10 +13,13 @@ name from an allow-list.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import hmac
 import ipaddress
 import json
 import math
+import os
 import sys
 import threading
 import time
@@ -140,7 +143,9 @@ def create_app(repo: Repo, *, token: str | None = None, live: Live | None = None
 
     pages = {"/": index, "/favicon.ico": favicon, "/static/{name}": static, "/api/events": events,
              **_data_routes(repo, table)}  # fmt: skip
-    return Starlette(routes=[Route(path, _guarded(page, token)) for path, page in pages.items()])
+    app = Starlette(routes=[Route(path, _guarded(page, token)) for path, page in pages.items()])
+    app.state.table = table
+    return app
 
 
 def _guarded(answer: Callable[..., Any], token: str | None) -> Callable[..., Any]:
@@ -229,31 +234,81 @@ def _data_routes(repo: Repo, table: explore.RunTable) -> dict[str, Callable[[Any
     }
 
 
-def watch(repo: Repo, live: Live) -> Any:
-    """A started watchdog observer: `.gitml/` and the refs changing bump ``live``."""
-    from watchdog.events import FileSystemEventHandler
-    from watchdog.observers import Observer
+class Watcher:
+    """A watchdog observer over what the UI shows: writes bump ``live``.
 
-    cache = repo.cache_dir.resolve()
+    Not one recursive watch of `.gitml/`: inotify needs a watch per folder, and 100,000 run
+    folders took 2 s and 100,000 of the user's inotify watches. Watched instead: `.gitml/` and
+    `.gitml/runs/` themselves (a run folder made or removed), the folders of the runs that are
+    running (their journals and records change), each new run folder as it appears, the small
+    folders beside (`models/`, `reproductions/`, `monitor/`, recursively), and the git refs.
+    """
 
-    class Handler(FileSystemEventHandler):
-        def on_any_event(self, event: Any) -> None:
-            if event.event_type not in WRITES:
-                return  # inotify also reports files opened and closed unwritten: reads
-            path = Path(str(event.src_path)).resolve()
-            if cache in path.parents or path == cache or path.name.endswith(".lock"):
-                return  # the index and its locks: our own reads
-            live.bump()
+    def __init__(self, repo: Repo, live: Live) -> None:
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
 
-    observer = Observer()
-    observer.schedule(Handler(), str(repo.gitml_dir), recursive=True)
-    git_dir = repo.root / ".git"
-    if git_dir.is_dir():
-        observer.schedule(Handler(), str(git_dir / "refs"), recursive=True)
-        observer.schedule(Handler(), str(git_dir), recursive=False)  # HEAD, packed-refs
-    observer.daemon = True
-    observer.start()
-    return observer
+        self.repo, self.live = repo, live
+        self.gitml_dir, self.runs_dir = str(repo.gitml_dir), str(repo.runs_dir)
+        self.cache = str(repo.cache_dir)
+        self.watched: set[str] = set()
+        self.observer = Observer()
+        watcher = self
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: Any) -> None:
+                watcher.saw(event)
+
+        self.handler = Handler()
+
+    def start(self) -> Watcher:
+        """Watch `.gitml/`, its runs folder and small folders, and the refs; start the thread."""
+        self.add(self.gitml_dir, recursive=False)
+        self.add(self.runs_dir, recursive=False)
+        for sub in Path(self.gitml_dir).iterdir() if Path(self.gitml_dir).is_dir() else ():
+            if sub.is_dir() and str(sub) not in (self.runs_dir, self.cache):
+                self.add(str(sub), recursive=True)
+        git_dir = self.repo.root / ".git"
+        if git_dir.is_dir():
+            self.add(str(git_dir / "refs"), recursive=True)
+            self.add(str(git_dir), recursive=False)  # HEAD, packed-refs
+        self.observer.daemon = True
+        self.observer.start()
+        return self
+
+    def follow(self, run_ids: list[str]) -> None:
+        """Also watch these runs' folders (runs found running)."""
+        for run_id in run_ids:
+            self.add(str(self.repo.run_dir(run_id)), recursive=False)
+
+    def add(self, folder: str, *, recursive: bool) -> None:
+        """Watch ``folder`` (once); a folder that cannot be watched is logged, not fatal."""
+        if folder in self.watched or not Path(folder).is_dir():
+            return
+        self.watched.add(folder)
+        try:
+            self.observer.schedule(self.handler, folder, recursive=recursive)
+        except OSError as exc:  # out of inotify watches, or the folder went
+            log.warning("gitml ui: cannot watch %s (%s); refresh the page to see it", folder, exc)
+
+    def saw(self, event: Any) -> None:
+        """One filesystem event: a write bumps ``live``; a new folder is watched too."""
+        if event.event_type not in WRITES:
+            return  # inotify also reports files opened and closed unwritten: reads
+        path = str(event.src_path)
+        if path.startswith(self.cache) or path.endswith(".lock"):
+            return  # the index and its locks: our own reads
+        if event.is_directory and event.event_type == "created":
+            parent = str(Path(path).parent)
+            if parent == self.runs_dir:
+                self.add(path, recursive=False)  # a new run: its records and journals
+            elif parent == self.gitml_dir:
+                self.add(path, recursive=path != self.runs_dir)
+        self.live.bump()
+
+    def stop(self) -> None:
+        """Stop the observer thread."""
+        self.observer.stop()
 
 
 def serve(
@@ -265,10 +320,20 @@ def serve(
 
     if token is None and not _loopback(host):
         raise UsageError("--host", f"{host} is reachable from other machines; set GITML_UI_TOKEN")
+    _lean_memory()
     live = Live()
     app = create_app(repo, token=token, live=live)
     sock, url = listen(host, port)
-    observer = watch(repo, live)
+    watcher = Watcher(repo, live).start()
+    table: explore.RunTable = app.state.table
+
+    def warm() -> None:  # read the runs while the page loads; then follow the running ones
+        try:
+            watcher.follow([r["id"] for r in table.rows() if r.get("status") == "running"])
+        except GitmlError as exc:  # shown again, as a 400, when the page asks
+            log.warning("gitml ui: %s", exc.message)
+
+    threading.Thread(target=warm, name="gitml-ui-warm", daemon=True).start()
     shown = f"{url}/?token=<GITML_UI_TOKEN>" if token else f"{url}/"
     print(f"gitml ui: {repo.root} at {shown}", file=sys.stderr, flush=True)
     if open_browser:
@@ -278,7 +343,7 @@ def serve(
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
-        observer.stop()
+        watcher.stop()
 
 
 def export(repo: Repo, dest: Path, *, buckets: int = 1000) -> dict[str, int]:
@@ -351,6 +416,21 @@ def _finite(value: Any) -> Any:
 def _safe(name: str) -> str:
     """A metric name as a file name: characters other than letters, digits, . - _ escaped."""
     return "".join(c if c.isalnum() or c in "._-" else f"~{ord(c):x}~" for c in name)
+
+
+def _lean_memory() -> None:
+    """Let a long-lived server give back what a big chart borrowed.
+
+    Drawing a 1,000,000-step metric reads ~30 MB of arrays. glibc raises its mmap threshold
+    after the first large free, so the next ones come from the heap and stay resident, and
+    Arrow's own allocator (mimalloc) keeps what it freed: measured, +40 MiB each time a chart
+    was drawn (177 MiB after two). With a fixed threshold and Arrow on the system allocator
+    the server stays at 99 MiB, at the same speed.
+    """
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")  # read when pyarrow loads
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to set
+            ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD: 128 KiB
 
 
 def _loopback(host: str) -> bool:

@@ -76,9 +76,13 @@ def iter_rows(repo: Repo) -> Iterator[Row]:
 
 
 @contextlib.contextmanager
-def indexed(repo: Repo, *, repair: bool = True) -> Iterator[RunIndex]:
-    """The refreshed run index, closed on exit; read it with `rows_of`."""
-    index = _refreshed(repo, repair=repair)
+def indexed(repo: Repo, *, repair: bool = True, fresh: bool = False) -> Iterator[RunIndex]:
+    """The refreshed run index, closed on exit; read it with `rows_of`.
+
+    ``fresh``: the caller has just refreshed it (`gitml ui`, once per change on disk), so it is
+    opened as it is instead of rescanning every run folder.
+    """
+    index = RunIndex(repo) if fresh else _refreshed(repo, repair=repair)
     try:
         yield index
     finally:
@@ -86,13 +90,13 @@ def indexed(repo: Repo, *, repair: bool = True) -> Iterator[RunIndex]:
 
 
 @contextlib.contextmanager
-def row_lookup(repo: Repo) -> Iterator[Rows]:
+def row_lookup(repo: Repo, *, fresh: bool = False) -> Iterator[Rows]:
     """Rows by a `RunIndex.scan` condition (`BY_ID`, `PRODUCED`, ...) on the refreshed index.
 
     For commands that need a few runs of a large history (`diff`, `lineage`): each lookup
     reads only the runs it names.
     """
-    with indexed(repo) as index:
+    with indexed(repo, fresh=fresh) as index:
         yield lambda condition, *args: list(rows_of(index, condition, *args))
 
 
@@ -267,11 +271,8 @@ def resolve(repo: Repo, ref: str, *, fresh: bool = False) -> IndexedRun:
     if not ref:
         raise UsageError("run", "empty run id")
     if fresh:
-        index = RunIndex(repo)
-        try:
+        with indexed(repo, fresh=True) as index:
             candidates = [r for r in index.runs(BY_PREFIX, ref, ref) if r.row is not None]
-        finally:
-            index.close()
     else:
         candidates = collect(repo, BY_PREFIX, ref, ref)
     exact = [r for r in candidates if r.run_id == ref]

@@ -27,7 +27,7 @@ from gitml.repo import Repo
 log = logs.get(__name__)
 
 T = TypeVar("T")
-INDEX_FORMAT = "3"
+INDEX_FORMAT = "4"
 RUN_FILE = "run.toml"
 BATCH = 5_000  # run versions read from git at a time
 _TABLES = """
@@ -36,11 +36,13 @@ CREATE TABLE IF NOT EXISTS commits(oid TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS blobs(blob TEXT PRIMARY KEY, row TEXT, error TEXT);
 CREATE TABLE IF NOT EXISTS versions(run_id TEXT, blob TEXT, oid TEXT, time INTEGER);
 CREATE INDEX IF NOT EXISTS versions_oid ON versions(oid);
+CREATE INDEX IF NOT EXISTS versions_blob ON versions(blob);
 CREATE TABLE IF NOT EXISTS runs(
     run_id TEXT PRIMARY KEY, blob TEXT, time INTEGER, oid TEXT, landed TEXT, landed_time INTEGER);
 CREATE TABLE IF NOT EXISTS workfiles(
     run_id TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, ino INTEGER, blob TEXT);
 CREATE INDEX IF NOT EXISTS runs_landed ON runs(landed);
+CREATE INDEX IF NOT EXISTS workfiles_blob ON workfiles(blob);
 CREATE TABLE IF NOT EXISTS outputs(blob TEXT, path TEXT, md5 TEXT);
 CREATE INDEX IF NOT EXISTS outputs_md5 ON outputs(md5);
 CREATE INDEX IF NOT EXISTS outputs_path ON outputs(path);
@@ -75,6 +77,13 @@ BY_PREFIX = "c.run_id >= ? AND c.run_id < ? || char(1114111)"
 LANDED_IN = "c.landed IS ?"
 PRODUCED = "c.blob IN (SELECT blob FROM outputs WHERE md5 = ?)"
 WROTE = "c.blob IN (SELECT blob FROM outputs WHERE path = ?)"
+# A condition on the computed `c.blob` scans every run (0.4 s at 100,000): for these two the
+# runs are found from the outputs table first, through its indexes, then each is read by id.
+_BY_OUTPUT = {PRODUCED: "md5", WROTE: "path"}
+_OUTPUT_RUNS = """
+SELECT v.run_id FROM outputs o JOIN versions v ON v.blob = o.blob WHERE o.{0} = ?1
+UNION SELECT w.run_id FROM outputs o JOIN workfiles w ON w.blob = o.blob WHERE o.{0} = ?1
+"""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -329,6 +338,11 @@ class RunIndex:
         (`BY_ID`, `BY_PREFIX`, `LANDED_IN`, `PRODUCED`, `WROTE`) with its ``args`` reads only
         the runs it names, through the index's B-trees.
         """
+        if condition in _BY_OUTPUT:
+            query = _OUTPUT_RUNS.format(_BY_OUTPUT[condition])
+            for (run_id,) in sorted(self.db.execute(query, args).fetchall()):
+                yield from self.scan(f"{BY_ID} AND {condition}", run_id, *args)
+            return
         query = f"{_CURRENT} WHERE {condition}" if condition else _ALL
         for run_id, text, error, landed, oid, blob, local in self.db.execute(query, args):
             row = decode_row(text) if text else None
