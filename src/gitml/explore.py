@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,9 +29,9 @@ from gitml.query.api import (
     sort_rows,
     stored_steps,
 )
+from gitml.query.columns import ColumnTable, RowView
 from gitml.query.index import IndexedRun, record_of
 from gitml.query.output import default_columns
-from gitml.query.rows import Row
 from gitml.query.series import Series, Steps, downsample
 from gitml.registry import versions as registry
 from gitml.repo import Repo, metric_goal
@@ -50,7 +50,7 @@ class View:
 
     where: str
     sort: str
-    rows: list[Row]
+    rows: list[RowView]
 
 
 @dataclass
@@ -59,28 +59,33 @@ class RunTable:
 
     repo: Repo
     generation: Callable[[], int] = lambda: 0  # the server's change counter: a new value refreshes
-    _rows: list[Row] | None = None
+    _table: ColumnTable | None = None
+    _rows: list[RowView] = field(default_factory=list)
     _fields: dict[str, int] = field(default_factory=dict)
     _seen: int = -1
     _views: dict[tuple[str, str], View] = field(default_factory=dict)
-    _readers: dict[str, list[Row]] | None = None  # input md5 -> the runs that read it
+    _readers: dict[str, list[RowView]] | None = None  # input md5 -> the runs that read it
     _resolved: dict[str, IndexedRun] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def rows(self) -> list[Row]:
-        """Every run's row, as of the last change."""
+    def rows(self) -> list[RowView]:
+        """Every run's row, as of the last change (held as columns: `query.columns`)."""
         with self._lock:
             seen = self.generation()
-            if self._rows is None or self._seen != seen:
-                rows = list(iter_rows(self.repo))
-                fields: dict[str, int] = {}
-                for row in rows:
-                    for key, value in row.items():
-                        if value is not None:
-                            fields[key] = fields.get(key, 0) + 1
-                self._rows, self._fields, self._seen, self._views = rows, fields, seen, {}
-                self._readers, self._resolved = None, {}
+            if self._table is None or self._seen != seen:
+                self._table = None  # the old one can go before the new one is read
+                table = ColumnTable(iter_rows(self.repo))
+                self._table, self._rows, self._fields = table, table.views(), table.present()
+                self._seen, self._views, self._readers, self._resolved = seen, {}, None, {}
             return self._rows
+
+    def find(self, ids: Iterable[str]) -> dict[str, RowView]:
+        """The rows of these run ids (those that exist)."""
+        rows = self.rows()
+        wanted = set(ids)
+        column = self._table.columns.get("id") if self._table else None
+        found = column.items() if column else ()
+        return {value: rows[number] for number, value in found if value in wanted}
 
     def resolve(self, ref: str) -> IndexedRun:
         """The run ``ref`` names (an id or a unique prefix), as of the last change."""
@@ -95,16 +100,18 @@ class RunTable:
                 self._resolved[ref] = found
         return found
 
-    def readers(self, md5: str) -> list[Row]:
+    def readers(self, md5: str) -> list[RowView]:
         """The runs that read these bytes as an input."""
         rows = self.rows()
         with self._lock:
             if self._readers is None:
-                readers: dict[str, list[Row]] = {}
-                for row in rows:
-                    for key, value in row.items():
-                        if key.startswith("inputs.") and isinstance(value, str):
-                            readers.setdefault(value, []).append(row)
+                readers: dict[str, list[RowView]] = {}
+                columns = self._table.columns if self._table else {}
+                for key, column in columns.items():
+                    if key.startswith("inputs."):
+                        for number, value in column.items():
+                            if isinstance(value, str):
+                                readers.setdefault(value, []).append(rows[number])
                 self._readers = readers
             return self._readers.get(md5, [])
 
@@ -154,27 +161,41 @@ class RunTable:
         ]
         out: dict[str, Any] = {"total": len(view.rows), "runs": len(self.rows()), "offset": offset,
                                "columns": shown, "rows": page,
-                               "differ": differing(view.rows, "params.")}  # fmt: skip
+                               "differ": differing(view.rows, "params.", self._fields)}  # fmt: skip
         if group:
             out["groups"] = groups(view.rows, group)
         return out
 
 
-def differing(rows: list[Row], prefix: str) -> list[str]:
-    """The fields under ``prefix`` whose value is not the same in every row (first 5,000 rows)."""
-    values: dict[str, set[str]] = {}
-    present: dict[str, int] = {}  # rows where the field has a value
+def differing(
+    rows: Sequence[Mapping[str, Any]], prefix: str, names: Iterable[str] | None = None
+) -> list[str]:  # fmt: skip
+    """The fields under ``prefix`` whose value is not the same in every row (first 5,000 rows).
+
+    ``names``: the fields to look at (the table's own list), else those the rows have. A field
+    is looked at only until a second value (or a row without it) shows it differs.
+    """
     sample = rows[:5000]
-    for row in sample:
-        for key, value in row.items():
-            if key.startswith(prefix):
-                values.setdefault(key, set()).add(json.dumps(to_json(value), sort_keys=True))
-                present[key] = present.get(key, 0) + (value is not None)
-    # missing (or null) in some row counts as a difference
-    return sorted(k for k, v in values.items() if len(v) > 1 or present[k] < len(sample))
+    if names is None:
+        names = {key for row in sample for key in row}
+    found = []
+    for name in sorted(n for n in names if n.startswith(prefix)):
+        first = None
+        for row in sample:
+            value = row.get(name)
+            if value is None:  # missing (or null) in some row counts as a difference
+                found.append(name)
+                break
+            shown = json.dumps(to_json(value), sort_keys=True)  # 1, 1.0 and true differ
+            if first is None:
+                first = shown
+            elif shown != first:
+                found.append(name)
+                break
+    return found
 
 
-def groups(rows: list[Row], field_name: str) -> list[dict[str, Any]]:
+def groups(rows: Sequence[Mapping[str, Any]], field_name: str) -> list[dict[str, Any]]:
     """Runs per value of ``field_name`` (a param, `code.branch`, `commit`), largest first."""
     counts: dict[str, int] = {}
     for row in rows:
@@ -335,11 +356,9 @@ def compare(table: RunTable, ids: list[str]) -> dict[str, Any]:
     """Several runs side by side: every param and metric, marked where they differ."""
     if not 1 <= len(ids) <= 50:
         raise UsageError("runs", "pick between 1 and 50 runs to compare")
-    by_id = {row["id"]: row for row in table.rows()}
-    rows = []
-    for ref in ids:
-        run = table.resolve(ref)
-        rows.append(by_id.get(run.run_id) or {"id": run.run_id})
+    runs = [table.resolve(ref) for ref in ids]
+    by_id = table.find(run.run_id for run in runs)
+    rows: list[Mapping[str, Any]] = [by_id.get(run.run_id) or {"id": run.run_id} for run in runs]
     keys = sorted({k for row in rows for k in row if k.startswith(("params.", "metrics."))})
     differ = set(differing(rows, "params.")) | set(differing(rows, "metrics."))
     steps: dict[str, int] = {}
@@ -362,7 +381,7 @@ def history(table: RunTable, ref: str, metric: str) -> dict[str, Any]:
     if commit is None:
         raise UsageError("ref", f"{ref!r}: no such branch, tag or commit")
     key = metric if metric.startswith("metrics.") else f"metrics.{metric}"
-    landed: dict[str, list[Row]] = {}
+    landed: dict[str, list[RowView]] = {}
     for row in table.rows():
         if row.get("commit") and row.get(key) is not None:
             landed.setdefault(row["commit"], []).append(row)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from gitml import git, store
 from gitml.errors import (
@@ -24,6 +24,8 @@ from gitml.query.index import BY_PREFIX, IndexedRun, RunIndex, record_of, warn
 from gitml.repo import Repo
 from gitml.tracking import journal, record
 from gitml.tracking.env import process_gone
+
+R = TypeVar("R", bound=Mapping[str, Any])  # a row: a dict, or a `columns.RowView`
 
 Row = dict[str, Any]
 Rows = Callable[..., list[Row]]  # (condition, *args) -> the valid rows of the runs it names
@@ -146,7 +148,7 @@ def _quote_field(field: str) -> str:
     return f"{root}[{rest!r}]" if dot else root
 
 
-def sort_rows(rows: list[Row], keys: Iterable[SortKey]) -> list[Row]:
+def sort_rows(rows: list[R], keys: Iterable[SortKey]) -> list[R]:
     """Sort by several keys; rows missing a key, or whose value is NaN, always come last."""
     for key in reversed(list(keys)):
         present = [r for r in rows if _ordered(r.get(key.field))]
@@ -161,7 +163,7 @@ def _ordered(value: Any) -> bool:
     return value is not None and not store.is_nan(value)
 
 
-def _sort_key(field: str) -> Callable[[Row], tuple[int, Any]]:
+def _sort_key(field: str) -> Callable[[Mapping[str, Any]], tuple[int, Any]]:
     return lambda row: _sortable(row[field])
 
 

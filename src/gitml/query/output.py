@@ -17,7 +17,7 @@ FORMATS = ("table", "json", "csv")
 BASE_COLUMNS = ("id", "name", "status", "start_time", "commit")
 
 
-def default_columns(rows: Sequence[Row]) -> list[str]:
+def default_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """Base columns, every metric, then the params that differ between ``rows``.
 
     A param with one value across every listed run says nothing when comparing them (an

@@ -19,7 +19,7 @@ import ast
 import io
 import operator
 import tokenize
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 from gitml.errors import WhereSyntaxError
 from gitml.store import is_nan
 
-Row = dict[str, Any]
+Row = Mapping[str, Any]  # a run's flat row: a dict, or a `columns.RowView`
 Getter = Callable[[Row], Any]
 Predicate = Callable[[Row], bool]
 
