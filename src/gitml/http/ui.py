@@ -332,6 +332,7 @@ def serve(
             watcher.follow([r["id"] for r in table.rows() if r.get("status") == "running"])
         except GitmlError as exc:  # shown again, as a 400, when the page asks
             log.warning("gitml ui: %s", exc.message)
+        import pyarrow._parquet  # noqa: F401 - charts read Parquet: loaded before one is asked
 
     threading.Thread(target=warm, name="gitml-ui-warm", daemon=True).start()
     shown = f"{url}/?token=<GITML_UI_TOKEN>" if token else f"{url}/"
