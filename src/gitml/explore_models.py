@@ -1,7 +1,8 @@
-"""What `gitml ui` shows of the registry: models, versions, aliases, history, monitoring reports.
+"""What `gitml ui` shows of the registry, its monitoring, and of `gitml check`.
 
-The drift and live-performance summaries kept for each model are listed oldest first; a file that
-cannot be read is named, and the rest are still shown.
+Models, versions, aliases and their history; the check's findings. The drift and
+live-performance summaries kept for each model are listed oldest first; a file that cannot be
+read is named, and the rest are still shown.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gitml import store
+from gitml.check.core import check as run_check
 from gitml.errors import GitmlError
 from gitml.monitoring.monitor import MONITOR_DIR
 from gitml.registry import versions as registry
@@ -54,3 +56,13 @@ def reports(repo: Repo, name: str) -> dict[str, list[dict[str, Any]]]:
                 continue
             found[kind].append({"file": repo.relpath(path), **store.to_json_types(summary)})
     return found
+
+
+def check_page(repo: Repo, rev: str | None = None) -> dict[str, Any]:
+    """`gitml check` of the working tree (or ``rev``), as `--format json` has it.
+
+    Nothing is fetched: objects are looked for in the DVC cache and the remote as they are.
+    """
+    report = run_check(repo, rev=rev or None, fetch=False)
+    return {"target": report.target, "failed": report.failed, "counts": report.counts,
+            "findings": [f.to_json() for f in report.findings]}  # fmt: skip

@@ -315,6 +315,20 @@ def test_models_their_alias_history_and_the_diff_of_two_refs(served, browser):
         page.locator(f".lineage a[href='#/run/{v2['run']}']").wait_for()
         assert "model.pkl" in page.inner_text(".lineage")
         assert "never reproduced here" in page.inner_text("#reproduced")
+
+        # gitml check, as CI runs it: clean, then a broken file is a finding naming it
+        page.goto(f"{url}/#/check")
+        page.wait_for_selector("#check-verdict")
+        assert page.inner_text("#check-verdict").startswith("ok · working tree")
+        verdict = served / ".gitml" / "reproductions" / f"{v2['run']}.toml"
+        verdict.write_text(verdict.read_text().replace('"reproduced"', '"maybe"'))
+        page.goto(f"{url}/#/models")  # (a reload would cut the live event stream)
+        page.wait_for_selector("#models")
+        page.goto(f"{url}/#/check")
+        page.wait_for_selector("#findings")
+        assert page.inner_text("#check-verdict").startswith("FAILED")
+        assert f".gitml/reproductions/{v2['run']}.toml" in page.inner_text("#findings")
+        _shot(page, "check")
         assert problems == []
     finally:
         proc.terminate()

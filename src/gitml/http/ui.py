@@ -228,6 +228,9 @@ def _data_routes(repo: Repo, table: explore.RunTable) -> dict[str, Callable[[Any
         "/api/history": history,
         "/api/diff": diff,
         "/api/models": lambda _request: explore_models.models(repo),
+        "/api/check": lambda request: explore_models.check_page(
+            repo, Query(request.query_params).text("rev", "")
+        ),
         "/api/model/{name}": lambda request: explore_models.model_page(
             repo, request.path_params["name"]
         ),
@@ -381,6 +384,7 @@ def export(repo: Repo, dest: Path, *, buckets: int = 1000) -> dict[str, int]:
             api / "model" / f"{model['name']}.json", explore_models.model_page(repo, model["name"])
         )
         counts["models"] += 1
+    _write_json(api / "check.json", explore_models.check_page(repo))
     (dest / "static").mkdir(parents=True, exist_ok=True)
     for path in STATIC.iterdir():
         if path.suffix in TYPES and path.name != "index.html":

@@ -24,6 +24,7 @@ async function offline(path, params) {
   if (kind === "series") return file(`api/series/${params.run}/${safe(params.name)}.json`);
   if (kind === "history") return file(`api/history/${safe(params.metric.startsWith("metrics.") ? params.metric : "metrics." + params.metric)}.json`);
   if (kind === "models") return file("api/models.json");
+  if (kind === "check" && !params.rev) return file("api/check.json");
   if (kind === "model") return file(`api/model/${safe(arg)}.json`);
   const rows = await file("api/rows.json");
   if (kind === "runs") {
@@ -527,6 +528,24 @@ pages.model = async (main, r) => {
   for (const bad of m.reports.unreadable) main.append(el("p", { className: "error" }, `${bad.file}: ${bad.error}`));
   main.append(el("h3", {}, "Commits to its registry file"), el("table", { className: "kv" },
     m.commits.map((c) => el("tr", {}, el("td", {}, c.commit.slice(0, 10)), el("td", {}, c.date), el("td", {}, c.author), el("td", {}, c.message)))));
+  return { refresh: render };
+};
+
+// -- gitml check: the findings CI would report ---------------------------------------------
+pages.check = async (main, r) => {
+  const rev = r.params.get("rev") || "";
+  const form = el("input", { type: "text", value: rev, placeholder: "a branch, tag or commit (empty: the working tree)" });
+  form.addEventListener("keydown", (e) => { if (e.key === "Enter") go("check", { rev: form.value.trim() }); });
+  main.append(el("h2", {}, "gitml check"), el("div", { className: "bar" }, form));
+  const report = await api("check", { rev });
+  const shown = report.findings.filter((f) => !f.suppressed), accepted = report.findings.length - shown.length;
+  main.append(el("p", { id: "check-verdict" }, el("span", { className: report.failed ? "worse" : "better" }, report.failed ? "FAILED" : "ok"),
+    ` · ${report.target}: ${shown.length} finding(s)${accepted ? `, ${accepted} accepted by [check] ignore` : ""}; `,
+    el("span", { className: "muted" }, Object.entries(report.counts).map(([k, v]) => `${v} ${k}`).join(", "))));
+  if (report.findings.length) main.append(el("table", { className: "kv", id: "findings" },
+    el("tr", {}, ["level", "rule", "file", "about", "finding"].map((h) => el("th", {}, h))),
+    report.findings.map((f) => el("tr", { className: f.suppressed ? "muted" : "" }, el("td", { className: f.level === "note" ? "" : "worse" }, f.suppressed ? `accepted (${f.suppressed})` : f.level),
+      el("td", {}, f.rule), el("td", {}, f.file + (f.line ? `:${f.line}` : "")), el("td", {}, f.subject || ""), el("td", {}, f.message)))));
   return { refresh: render };
 };
 
