@@ -42,10 +42,10 @@ def run_demo(*, workdir: Path | None, keep: bool, echo: Callable[[str], None]) -
     """Build the demo project and walk through it; returns the project.
 
     Trains three runs and commits each, pushes the bytes, shows the model's lineage, reproduces
-    the second run from its commit, compares it with the first, writes the HTML report,
-    registers two models, promotes, rolls back, checks every record, artifact and model file in
-    the history (`gitml check`), predicts in batch, serves the model over HTTP on 127.0.0.1 and
-    promotes it under the running server, and lists the runs.
+    the second run from its commit, compares it with the first, writes the HTML report, commits
+    the reproduction's verdict, registers two models, promotes, rolls back, checks every record,
+    artifact and model file in the history (`gitml check`), predicts in batch, serves the model
+    over HTTP on 127.0.0.1 and promotes it under the running server, and lists the runs.
     """
     temporary = workdir is None
     base = Path(tempfile.mkdtemp(prefix="gitml-demo-")) if workdir is None else workdir.resolve()
@@ -89,6 +89,8 @@ def _build(project: Path, *, remote: Path, echo: Callable[[str], None]) -> None:
     step.gitml("reproduce", "HEAD~1", show=True)
     step.gitml("diff", "HEAD~2", "HEAD~1", show=True)
     step.gitml("report", "-o", str(project.parent / "gitml-report.html"), show=True)
+    step.git("add", ".gitml/reproductions")  # the verdict `gitml reproduce` recorded
+    step.git("commit", "-q", "-m", "Record the reproduction of the second run")
     for run_id in run_ids[1:]:
         step.gitml("model", "register", run_id, "wine", show=True)
     step.gitml("model", "promote", "wine", "1", "--to", "production", show=True)
