@@ -270,6 +270,27 @@ def test_the_ui_refuses_another_host_without_a_token_and_wants_it_with_one(ui_pr
         proc.wait(timeout=10)
 
 
+def test_a_page_under_another_name_cannot_read_the_runs(ui_server):
+    """DNS rebinding: a site that points its own name at 127.0.0.1 gets nothing."""
+    import urllib.error
+    import urllib.request
+
+    _root, url = ui_server
+    port = url.rsplit(":", 1)[1]
+    refused = 0
+    for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1.evil.example:{port}"):
+        request = urllib.request.Request(f"{url}/api/runs", headers={"Host": host})
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=10)
+        assert caught.value.code == 403
+        refused += 1
+    assert refused == 3
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        request = urllib.request.Request(f"{url}/api/runs", headers={"Host": host})
+        with urllib.request.urlopen(request, timeout=10) as answered:
+            assert answered.status == 200
+
+
 def test_models_their_alias_history_and_the_diff_of_two_refs(served, browser):
     import tomllib
 

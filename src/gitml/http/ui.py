@@ -97,7 +97,13 @@ class Query:
             raise UsageError(name, f"{raw!r} is not a number") from None
 
 
-def create_app(repo: Repo, *, token: str | None = None, live: Live | None = None) -> Any:
+LOCAL_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def create_app(
+    repo: Repo, *, token: str | None = None, live: Live | None = None,
+    hosts: frozenset[str] = LOCAL_NAMES,
+) -> Any:  # fmt: skip
     """The ASGI app of the UI for ``repo``.
 
     Starlette, the toolkit FastAPI is built on, and not FastAPI itself: these routes take a few
@@ -143,16 +149,26 @@ def create_app(repo: Repo, *, token: str | None = None, live: Live | None = None
 
     pages = {"/": index, "/favicon.ico": favicon, "/static/{name}": static, "/api/events": events,
              **_data_routes(repo, table)}  # fmt: skip
-    app = Starlette(routes=[Route(path, _guarded(page, token)) for path, page in pages.items()])
+    routes = [Route(path, _guarded(page, token, hosts)) for path, page in pages.items()]
+    app = Starlette(routes=routes)
     app.state.table = table
     return app
 
 
-def _guarded(answer: Callable[..., Any], token: str | None) -> Callable[..., Any]:
-    """``answer`` behind the token (when there is one) and gitml's errors as JSON."""
+def _guarded(
+    answer: Callable[..., Any], token: str | None, hosts: frozenset[str]
+) -> Callable[..., Any]:  # fmt: skip
+    """``answer`` behind the token (when there is one) and gitml's errors as JSON.
+
+    Without a token, only requests that name this machine in their Host header are answered:
+    a web page the user visits can point a name of its own at 127.0.0.1 (DNS rebinding) and
+    would otherwise read every run through the user's browser.
+    """
     from starlette.responses import JSONResponse, Response
 
     async def endpoint(request: Any) -> Any:
+        if token is None and _host_name(request.headers.get("host", "")) not in hosts:
+            return JSONResponse({"error": "gitml ui answers only as 127.0.0.1 or localhost"}, 403)
         if token is not None:
             given = request.query_params.get("token") or request.cookies.get(COOKIE) or ""
             auth = request.headers.get("authorization", "")
@@ -325,7 +341,7 @@ def serve(
         raise UsageError("--host", f"{host} is reachable from other machines; set GITML_UI_TOKEN")
     _lean_memory()
     live = Live()
-    app = create_app(repo, token=token, live=live)
+    app = create_app(repo, token=token, live=live, hosts=LOCAL_NAMES | {host})
     sock, url = listen(host, port)
     watcher = Watcher(repo, live).start()
     table: explore.RunTable = app.state.table
@@ -436,6 +452,13 @@ def _lean_memory() -> None:
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to set
             ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD: 128 KiB
+
+
+def _host_name(header: str) -> str:
+    """The name in a Host header, without its port (``[::1]:8765`` is ``::1``)."""
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
 
 
 def _loopback(host: str) -> bool:
