@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from gitml.http.ui import export, serve
+from gitml.http.ui import serve
+from gitml.http.ui_export import export
 from gitml.repo import Repo
 
 

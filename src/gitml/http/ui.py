@@ -17,8 +17,6 @@ import contextlib
 import ctypes
 import hmac
 import ipaddress
-import json
-import math
 import os
 import sys
 import threading
@@ -26,13 +24,13 @@ import time
 import traceback
 import webbrowser
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitml import explore, explore_models, git, logs
+from gitml import explore, explore_models, logs
 from gitml.errors import GitmlError, UsageError
 from gitml.http.app import listen
+from gitml.http.ui_watch import Live, Watcher
 from gitml.repo import Repo
 
 log = logs.get(__name__)
@@ -40,23 +38,10 @@ STATIC = Path(__file__).resolve().parent / "static" / "ui"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".txt": "text/plain; charset=utf-8"}  # fmt: skip
 COOKIE = "gitml_ui_token"
-EXPORT_MARK = ".gitml-ui-export"
 ICON = (
     b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><circle cx="8" cy="8" '
     b'r="7" fill="#2f6fde"/></svg>'
 )
-WRITES = {"created", "modified", "deleted", "moved", "closed"}  # watchdog's event types
-
-
-@dataclass
-class Live:
-    """What changed on disk, as a counter the event stream watches."""
-
-    generation: int = 0
-
-    def bump(self) -> None:
-        """Something under `.gitml/` or the refs changed."""
-        self.generation += 1
 
 
 class Query:
@@ -253,83 +238,6 @@ def _data_routes(repo: Repo, table: explore.RunTable) -> dict[str, Callable[[Any
     }
 
 
-class Watcher:
-    """A watchdog observer over what the UI shows: writes bump ``live``.
-
-    Not one recursive watch of `.gitml/`: inotify needs a watch per folder, and 100,000 run
-    folders took 2 s and 100,000 of the user's inotify watches. Watched instead: `.gitml/` and
-    `.gitml/runs/` themselves (a run folder made or removed), the folders of the runs that are
-    running (their journals and records change), each new run folder as it appears, the small
-    folders beside (`models/`, `reproductions/`, `monitor/`, recursively), and the git refs.
-    """
-
-    def __init__(self, repo: Repo, live: Live) -> None:
-        from watchdog.events import FileSystemEventHandler
-        from watchdog.observers import Observer
-
-        self.repo, self.live = repo, live
-        self.gitml_dir, self.runs_dir = str(repo.gitml_dir), str(repo.runs_dir)
-        self.cache = str(repo.cache_dir)
-        self.watched: set[str] = set()
-        self.observer = Observer()
-        watcher = self
-
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: Any) -> None:
-                watcher.saw(event)
-
-        self.handler = Handler()
-
-    def start(self) -> Watcher:
-        """Watch `.gitml/`, its runs folder and small folders, and the refs; start the thread."""
-        self.add(self.gitml_dir, recursive=False)
-        self.add(self.runs_dir, recursive=False)
-        for sub in Path(self.gitml_dir).iterdir() if Path(self.gitml_dir).is_dir() else ():
-            if sub.is_dir() and str(sub) not in (self.runs_dir, self.cache):
-                self.add(str(sub), recursive=True)
-        git_dir = self.repo.root / ".git"
-        if git_dir.is_dir():
-            self.add(str(git_dir / "refs"), recursive=True)
-            self.add(str(git_dir), recursive=False)  # HEAD, packed-refs
-        self.observer.daemon = True
-        self.observer.start()
-        return self
-
-    def follow(self, run_ids: list[str]) -> None:
-        """Also watch these runs' folders (runs found running)."""
-        for run_id in run_ids:
-            self.add(str(self.repo.run_dir(run_id)), recursive=False)
-
-    def add(self, folder: str, *, recursive: bool) -> None:
-        """Watch ``folder`` (once); a folder that cannot be watched is logged, not fatal."""
-        if folder in self.watched or not Path(folder).is_dir():
-            return
-        self.watched.add(folder)
-        try:
-            self.observer.schedule(self.handler, folder, recursive=recursive)
-        except OSError as exc:  # out of inotify watches, or the folder went
-            log.warning("gitml ui: cannot watch %s (%s); refresh the page to see it", folder, exc)
-
-    def saw(self, event: Any) -> None:
-        """One filesystem event: a write bumps ``live``; a new folder is watched too."""
-        if event.event_type not in WRITES:
-            return  # inotify also reports files opened and closed unwritten: reads
-        path = str(event.src_path)
-        if path.startswith(self.cache) or path.endswith(".lock"):
-            return  # the index and its locks: our own reads
-        if event.is_directory and event.event_type == "created":
-            parent = str(Path(path).parent)
-            if parent == self.runs_dir:
-                self.add(path, recursive=False)  # a new run: its records and journals
-            elif parent == self.gitml_dir:
-                self.add(path, recursive=path != self.runs_dir)
-        self.live.bump()
-
-    def stop(self) -> None:
-        """Stop the observer thread."""
-        self.observer.stop()
-
-
 def serve(
     repo: Repo, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
     open_browser: bool = False,
@@ -364,79 +272,6 @@ def serve(
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         watcher.stop()
-
-
-def export(repo: Repo, dest: Path, *, buckets: int = 1000) -> dict[str, int]:
-    """The same pages as a static site in ``dest`` (a CI artifact, GitHub Pages): JSON snapshots.
-
-    Every run's row and page, each step metric cut to ``buckets`` per run, the history of each
-    metric along HEAD, and the registry. The page reads these files instead of the server;
-    filtering with `--where` and a band of repeats need `gitml ui` itself.
-    """
-    if dest.exists() and any(dest.iterdir()) and not (dest / EXPORT_MARK).is_file():
-        raise UsageError("--export", f"{dest} is not empty and was not written by gitml ui")
-    table = explore.RunTable(repo)
-    rows = table.rows()
-    counts = {"runs": 0, "series": 0, "models": 0}
-    api = dest / "api"
-    _write_json(api / "fields.json", table.fields())
-    _write_json(api / "rows.json", [{k: explore.to_json(v) for k, v in r.items()} for r in rows])
-    for row in rows:
-        run_id = row["id"]
-        _write_json(api / "run" / f"{run_id}.json", explore.run_page(table, run_id))
-        for name in explore.metric_names(table, run_id):
-            drawn = explore.series(table, run_id, name, buckets=buckets)
-            _write_json(api / "series" / run_id / f"{_safe(name)}.json", drawn.as_json())
-            counts["series"] += 1
-        counts["runs"] += 1
-    has_history = git.resolve_commit(repo.root, "HEAD") is not None  # none before a first commit
-    for metric in (f for f in table.fields() if f.startswith("metrics.") and has_history):
-        _write_json(api / "history" / f"{_safe(metric)}.json",
-                    explore.history(table, "HEAD", metric))  # fmt: skip
-    models = explore_models.models(repo)
-    _write_json(api / "models.json", models)
-    for model in models:
-        _write_json(
-            api / "model" / f"{model['name']}.json", explore_models.model_page(repo, model["name"])
-        )
-        counts["models"] += 1
-    _write_json(api / "check.json", explore_models.check_page(repo))
-    (dest / "static").mkdir(parents=True, exist_ok=True)
-    for path in STATIC.iterdir():
-        if path.suffix in TYPES and path.name != "index.html":
-            (dest / "static" / path.name).write_bytes(path.read_bytes())
-    page = (STATIC / "index.html").read_text()
-    page = page.replace('<script src="/static/', '<script src="static/').replace(
-        'href="/static/', 'href="static/')  # fmt: skip
-    page = page.replace(
-        "<script src=", "<script>window.GITML_EXPORT = true;</script>\n<script src=", 1
-    )
-    (dest / "index.html").write_text(page)
-    (dest / EXPORT_MARK).write_text(
-        "written by `gitml ui --export`; rewritten by the next export\n"
-    )
-    return counts
-
-
-def _write_json(path: Path, value: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_finite(value), default=str, allow_nan=False))
-
-
-def _finite(value: Any) -> Any:
-    """NaN and infinities as null, as the server's JSON answers have them (JSON has neither)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _safe(name: str) -> str:
-    """A metric name as a file name: characters other than letters, digits, . - _ escaped."""
-    return "".join(c if c.isalnum() or c in "._-" else f"~{ord(c):x}~" for c in name)
 
 
 def _lean_memory() -> None:
