@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from gitml import __version__
 from gitml.monitoring.monitor import read_requests
 from gitml.repo import Repo
 from tests.helpers import GIT_ENV, git, gitml, run_ok
@@ -176,6 +177,11 @@ def test_metadata_health_and_mlflow_bodies(served, server_factory):
     assert (meta["name"], meta["version"]) == ("iris", 2)
     assert [c["name"] for c in meta["signature"]["inputs"]] == FEATURES
     assert server.get("/health") == {"status": "ok", "name": "iris", "version": 2}
+    with urllib.request.urlopen(server.url + "/version", timeout=30) as answered:  # as MLflow's
+        assert answered.read().decode() == __version__
+    with urllib.request.urlopen(server.url + "/docs", timeout=30) as answered:  # works offline
+        page = answered.read().decode()
+    assert "POST /invocations" in page and "<script" not in page and "cdn" not in page.lower()
 
     expected = _local_predictions(served, 2)
     reordered = [dict(reversed(list(r.items()))) for r in _records()]
@@ -184,9 +190,10 @@ def test_metadata_health_and_mlflow_bodies(served, server_factory):
         "dataframe_records": reordered,
         "instances": _records(),
         "inputs": ROWS,
+        "inputs as columns": {f: [r[i] for r in ROWS] for i, f in enumerate(FEATURES)},
     }
     for key, value in bodies.items():
-        status, body, _ = server.post("/invocations", {key: value})
+        status, body, _ = server.post("/invocations", {key.split()[0]: value})
         assert (status, body) == (200, {"predictions": expected}), key
     csv = pd.DataFrame(ROWS, columns=FEATURES).to_csv(index=False).encode()
     assert server.post("/invocations", csv, "text/csv")[:2] == (200, {"predictions": expected})
@@ -248,9 +255,18 @@ def test_bad_mlflow_bodies_and_content_types(shared_server):
          "body: give exactly one of dataframe_split"),
         ({"inputs": ROWS, "params": {"k": 1}}, 422, "params: this model takes no inference"),
     ]  # fmt: skip
+    cases.append(
+        (
+            {"inputs": {FEATURES[0]: [1.0, 2.0], FEATURES[1]: [1.0]}},
+            422,
+            f"inputs: columns of different lengths ({FEATURES[0]}: 2, {FEATURES[1]}: 1)",
+        )
+    )
     for body, status, message in cases:
         got, payload, _ = server.post("/invocations", body)
-        assert (got, payload["error"][: len(message)]) == (status, message)
+        # MLflow's scoring server answers a body it cannot take with 400 and an error_code
+        assert (got, payload["message"][: len(message)]) == (400, message), status
+        assert payload["error_code"] == "BAD_REQUEST" and payload["error"] == payload["message"]
     got, payload, _ = server.post("/predict", b"a,b\n1,2\n", "text/csv")
     assert (got, payload["error"]) == (415, "content-type: 'text/csv'; send application/json")
     got, payload, _ = server.post("/invocations", b"\x00\xff", "text/csv")
@@ -270,6 +286,27 @@ def test_bad_mlflow_bodies_and_content_types(shared_server):
         "body: over the 10,485-byte limit; send fewer records per request"
     )
     assert server.post("/predict", {"records": _records()})[0] == 200  # still serving
+
+
+def test_an_oversized_body_hears_its_413_on_a_connection_still_in_step(shared_server):
+    """Answered before it was read, a 20 MB body ended in a broken pipe, not in the 413."""
+    import http.client
+
+    host, port = shared_server.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    answered = 0
+    for route in ("/invocations", "/predict"):
+        connection.request("POST", route, body=b" " * (20 * 1024 * 1024),
+                           headers={"Content-Type": "application/json"})  # fmt: skip
+        response = connection.getresponse()
+        assert response.status == 413
+        assert json.loads(response.read())["error"].startswith("body: over the 10,485-byte")
+        connection.request("GET", "/health")  # the same connection goes on
+        health = connection.getresponse()
+        assert health.status == 200 and json.loads(health.read())["status"] == "ok"
+        answered += 1
+    assert answered == 2
+    connection.close()
 
 
 JSON_VALUES = st.recursive(

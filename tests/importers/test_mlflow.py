@@ -47,13 +47,15 @@ def _make_store(uri, runs, steps):
         client.log_batch(rid, metrics=[Metric("accuracy", 0.5 + i / (2 * runs), base, 0)])
         status = "KILLED" if i == runs - 1 else "FINISHED"
         client.set_terminated(rid, status=status, end_time=base + i * 1000 + 500)
+    formats = {"iris-lr": "cloudpickle", "iris-strong": "skops"}
     for name, picks in (("iris-lr", (1, 3)), ("iris-strong", (5,))):
         for i in picks:
             rid = client.search_runs(experiments, filter_string=f"tags.seed = '{i}'")[0].info.run_id
             model = LogisticRegression(C=0.1 * (i + 1), max_iter=300).fit(X, y)
             with mlflow.start_run(run_id=rid):
+                # cloudpickle for one, skops (MLflow 3's default) for the other
                 mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
-                                         serialization_format="cloudpickle")  # fmt: skip
+                                         serialization_format=formats[name])  # fmt: skip
             client.set_terminated(rid, status="FINISHED", end_time=base + i * 1000 + 500)
     client.set_registered_model_alias("iris-lr", "production", "2")
     client.set_registered_model_alias("iris-lr", "staging", "1")
@@ -118,6 +120,9 @@ def test_import_matches_mlflow_field_by_field(project, store, tmp_path):
         theirs_versions = client.search_model_versions(f"name='{name}'")
         assert sorted(v["version"] for v in mine["versions"]) == sorted(
             int(v.version) for v in theirs_versions)  # fmt: skip
+        # the file's own format: a model.skops is not a joblib pickle
+        expected = {"iris-lr": "joblib", "iris-strong": "skops"}[name]
+        assert {v["format"] for v in mine["versions"]} == {expected}, name
     pd.DataFrame([[5.1, 3.5, 1.4, 0.2]], columns=list("0123")).to_csv(project.root / "in.csv",
                                                                        index=False)  # fmt: skip
     commit_all(project.root, "import from MLflow")
@@ -126,8 +131,48 @@ def test_import_matches_mlflow_field_by_field(project, store, tmp_path):
     )
     assert predicted.returncode == 0, predicted.stderr
     assert pd.read_csv(tmp_path / "o.csv")["prediction"].tolist() == [0]
+    skops = gitml_cli(project.root, "predict", "iris-strong@production", "in.csv", "-o",
+                      str(tmp_path / "s.csv"))  # fmt: skip
+    assert skops.returncode == 0, skops.stderr  # loaded as skops, through its type allow-list
+    assert pd.read_csv(tmp_path / "s.csv")["prediction"].tolist() == [0]
 
     again = gitml_cli(project.root, "import", "mlflow", source, "--no-progress")
     assert again.returncode == 0 and again.stdout.startswith(
         f"imported 0 runs ({n_runs} already there)")  # fmt: skip
     assert git(project.root, "status", "--porcelain") == "", "a second import changes nothing"
+
+
+def test_a_run_the_store_will_not_give_is_named_and_the_rest_imported(project, tmp_path):
+    """MLflow refuses a symlinked artifact that leads out of its run: that run comes without
+    it, is said on stderr with exit 1, and nothing half-written is left behind."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    store = tmp_path / "mlruns"
+    uri = store.as_uri()
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    secret = tmp_path / "outside.txt"
+    secret.write_text("not the store's\n")
+    ids = []
+    for i in range(3):
+        with mlflow.start_run(run_name=f"run-{i}") as run:
+            mlflow.log_param("i", str(i))
+            mlflow.log_metric("loss", 1.0 / (i + 1), step=0)
+            (tmp_path / "notes.txt").write_text(f"run {i}\n")
+            mlflow.log_artifact(str(tmp_path / "notes.txt"))
+            ids.append(run.info.run_id)
+    artifacts = Path(client.get_run(ids[1]).info.artifact_uri.removeprefix("file://"))
+    (artifacts / "leak.txt").symlink_to(secret)  # resolves outside the run's folder
+
+    done = gitml_cli(project.root, "import", "mlflow", str(store), "--no-progress")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"not imported: artifacts of run {ids[1]}" in done.stderr
+    assert done.stdout.startswith("imported 3 runs (0 already there)")
+    folders = list((project.root / ".gitml" / "runs").iterdir())
+    assert len(folders) == 3 and all((f / "run.toml").is_file() for f in folders)
+    by_run = {r["tags.mlflow.run_id"]: r for r in gitml.runs(repo=project.root).to_dict("records")}
+    assert not any(str(v).endswith("leak.txt") for v in by_run[ids[1]].values() if v)
+    assert any(k.endswith("notes.txt") and v for k, v in by_run[ids[0]].items())
+    assert not list(project.root.rglob("leak.txt")), "the file outside never came in"

@@ -27,13 +27,15 @@ def import_() -> None:
 @click.option("--no-artifacts", is_flag=True, help="Leave the artifacts out (records only).")
 @click.option("--progress/--no-progress", default=None,
               help="The progress bar  [default: on a terminal]")  # fmt: skip
-def mlflow(source: str, no_artifacts: bool, progress: bool | None) -> None:
+def mlflow(source: str, no_artifacts: bool, progress: bool | None) -> int:
     """Import an MLflow store: every experiment, run, metric step, artifact and model.
 
     Runs become .gitml/runs/<id>/ records with their step metrics; artifacts go under
     mlflow-artifacts/<experiment>/<run>/ into the DVC cache; registered model versions and
     aliases become .gitml/models/<name>.toml. Importing again adds only what is new. Needs
-    the mlflow package. Commit the result with git when it looks right.
+    the mlflow package. Commit the result with git when it looks right. A run the store will
+    not give (MLflow refuses to read it) is named and left out, whole, and the rest is
+    imported: exit 1 then, 0 when everything came.
 
     \b
     Example:
@@ -50,8 +52,11 @@ def mlflow(source: str, no_artifacts: bool, progress: bool | None) -> None:
     )
     for item in summary.not_carried:
         click.echo(f"not carried: {item}")
+    for item in summary.failed:
+        click.echo(f"not imported: {item}", err=True)
     if summary.runs or summary.models:
         click.echo("review, then: git add -A && git commit -m 'Import from MLflow'")
+    return 1 if summary.failed else 0
 
 
 @import_.command()

@@ -6,7 +6,9 @@ carries each model's record schema, so clients can be generated from it. Like `g
 this module does not use postponed annotations.
 """
 
+import html
 import io
+import json
 from typing import Any
 
 from gitml.serving.loading import InputError, InputSchema, LoadedModel
@@ -21,6 +23,8 @@ ERROR_SCHEMA = {
     "properties": {
         "error": {"type": "string", "description": "What is wrong, naming the field at fault."},
         "detail": {"type": "array", "items": {"type": "object"}},
+        "error_code": {"type": "string", "description": "/invocations, as MLflow: BAD_REQUEST"},
+        "message": {"type": "string", "description": "/invocations, as MLflow: the error"},
     },
 }
 
@@ -50,6 +54,11 @@ def parse_body(inputs: InputSchema, endpoint: str, body: bytes, content_type: st
             problem = f"unknown key {unknown[0]!r}" if unknown else "missing key 'records'"
             raise InputError(f'body: {problem}; send {{"records": [{{feature: value}}, ...]}}')
         return inputs.frame(data["records"], "records")
+    return _mlflow_body(inputs, data)
+
+
+def _mlflow_body(inputs: InputSchema, data: dict[str, Any]) -> Any:
+    """One of MLflow's scoring bodies (``dataframe_split``, ..., ``inputs``) as a frame."""
     keys = [k for k in SPLIT_KEYS if k in data]
     extra = sorted(set(data) - {*SPLIT_KEYS, "params"})
     if len(keys) != 1 or extra:
@@ -69,7 +78,29 @@ def parse_body(inputs: InputSchema, endpoint: str, body: bytes, content_type: st
         value = inputs.rows_to_records(value.get("columns"), value.get("data"), key)
     elif isinstance(value, list) and value and all(isinstance(r, list) for r in value):
         value = inputs.rows_to_records(inputs.columns, value, key)
+    elif key in ("inputs", "instances") and isinstance(value, dict):
+        value = columns_to_records(value, key)
     return inputs.frame(value, key)
+
+
+def columns_to_records(columns: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    """MLflow's ``{"inputs": {"feature": [values...], ...}}``: one list per column, as records.
+
+    Scalars instead of lists are one row, as MLflow reads them.
+    """
+    if not columns:
+        raise InputError(f"{where}: give at least one column")
+    if not any(isinstance(v, list) for v in columns.values()):
+        return [dict(columns)]
+    lengths = {name: len(v) for name, v in columns.items() if isinstance(v, list)}
+    scalar = sorted(set(columns) - set(lengths))
+    if scalar:
+        raise InputError(f"{where}.{scalar[0]}: give a list of values, as the other columns have")
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{name}: {n}" for name, n in lengths.items())
+        raise InputError(f"{where}: columns of different lengths ({shown})")
+    names = list(columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
 def csv_records(body: bytes) -> list[dict[str, Any]]:
@@ -191,3 +222,29 @@ _PREDICT_RESPONSE = {
         "request_id": {"type": "string"},
     },
 }
+
+
+def docs_page(spec: dict[str, Any]) -> str:
+    """The routes of the OpenAPI spec as one HTML page that needs nothing from the internet.
+
+    FastAPI's own /docs loads Swagger UI from a CDN, so it is blank on a machine offline (and
+    a page of the server that runs someone else's JavaScript).
+    """
+    info = spec.get("info", {})
+    parts = [f"<!doctype html><meta charset=utf-8><title>{html.escape(info.get('title', ''))}"
+             "</title><style>body{font:14px system-ui;margin:2em;max-width:60em}"
+             "pre{background:#f6f8fa;padding:.6em;overflow:auto}h2{font-size:1.1em}</style>",
+             f"<h1>{html.escape(info.get('title', ''))}</h1>",
+             f"<p>{html.escape(info.get('description', ''))} The spec: "
+             "<a href=/openapi.json>/openapi.json</a>.</p>"]  # fmt: skip
+    for path, methods in spec.get("paths", {}).items():
+        for method, op in methods.items():
+            parts.append(f"<h2>{method.upper()} {html.escape(path)}</h2>"
+                         f"<p>{html.escape(op.get('summary', ''))}</p>")  # fmt: skip
+            body = op.get("requestBody", {}).get("content", {})
+            for media, content in body.items():
+                shown = json.dumps(content.get("schema", {}), indent=2)
+                parts.append(f"<p>Body ({html.escape(media)}):</p><pre>{html.escape(shown)}</pre>")
+            codes = ", ".join(html.escape(str(c)) for c in op.get("responses", {}))
+            parts.append(f"<p>Answers: {codes}</p>")
+    return "\n".join(parts)

@@ -24,13 +24,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from gitml import __version__
 from gitml.errors import GitmlError
 from gitml.http.api import (
     ERROR_SCHEMA,
+    docs_page,
     metadata_of,
     openapi_spec,
     parse_body,
 )
+from gitml.http.drain import DrainOversized
 from gitml.monitoring.monitor import RequestLog, requests_dir
 from gitml.registry.versions import registry_path
 from gitml.repo import Repo
@@ -72,6 +75,11 @@ class ServingState:
             frame = parse_body(current.inputs, endpoint, body, content_type)
             out = predict(current, frame, proba=proba)
         except InputError as exc:
+            if endpoint == "invocations":  # as MLflow's scoring server answers: 400, error_code
+                status = 400 if exc.status == 422 else exc.status
+                answer = {"error_code": "BAD_REQUEST", "message": exc.message,
+                          "error": exc.message, "detail": exc.detail}  # fmt: skip
+                return _answer(answer, status, request_id)
             return _answer({"error": exc.message, "detail": exc.detail}, exc.status, request_id)
         if self.log is not None:
             self._log(request_id, endpoint, current.number, frame, out["predictions"])
@@ -146,6 +154,8 @@ def create_app(
         description=f"Model {spec}, served by gitml from its verified registry artifact.",
         lifespan=lifespan,
         max_body_size=max_body,
+        docs_url=None,  # Swagger UI comes from a CDN: blank offline; /docs below needs nothing
+        redoc_url=None,
     )
     app.state.gitml = state
     errors = {
@@ -170,6 +180,18 @@ def create_app(
     )
     def ping() -> Response:
         return Response("\n", media_type="text/plain")
+
+    @app.get(
+        "/version",
+        summary="gitml's version, where MLflow's scoring server answers MLflow's",
+        response_class=PlainTextResponse,
+    )
+    def version() -> Response:
+        return Response(__version__, media_type="text/plain")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        return Response(docs_page(app.openapi()), media_type="text/html; charset=utf-8")
 
     @app.get("/metadata", summary="The served version: run, commits, artifact hash, signature")
     def metadata() -> dict[str, Any]:
@@ -214,7 +236,7 @@ def create_app(
     return app
 
 
-OPEN_PATHS = ("/health", "/ping", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+OPEN_PATHS = ("/health", "/ping", "/version", "/openapi.json", "/docs")
 
 
 class _BearerToken:
@@ -331,7 +353,7 @@ def serve(
         flush=True,
     )
     config = uvicorn.Config(
-        app, log_level="info" if access_log else "warning", access_log=access_log,
-        timeout_graceful_shutdown=10,
+        DrainOversized(app, max_body), log_level="info" if access_log else "warning",
+        access_log=access_log, timeout_graceful_shutdown=10,
     )  # fmt: skip
     uvicorn.Server(config).run(sockets=[sock])

@@ -18,3 +18,4 @@ class Summary:
     versions: int = 0
     aliases: int = 0
     not_carried: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # what the source would not give, and why

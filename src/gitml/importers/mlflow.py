@@ -29,7 +29,7 @@ from typing import Any
 
 from gitml import logs, store
 from gitml.data.add import track
-from gitml.errors import UsageError
+from gitml.errors import GitmlError, SchemaError, UsageError
 from gitml.importers import Summary
 from gitml.query.index import warn
 from gitml.registry import versions as registry
@@ -91,7 +91,15 @@ def import_store(
         if (repo.run_dir(gitml_id) / "run.toml").is_file():
             summary.skipped += 1
             continue
-        _import_run(repo, client, exp, run, gitml_id, artifacts=artifacts, summary=summary)
+        try:
+            _import_run(repo, client, exp, run, gitml_id, artifacts=artifacts, summary=summary)
+        except Exception as exc:  # the store refuses this run (MlflowException and the like)
+            if isinstance(exc, GitmlError) and not isinstance(exc, SchemaError):
+                raise  # ours: a repository problem, not this run's
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            summary.failed.append(f"run {run.info.run_id} ({exp.name}): {reason[:300]}")
+            warn(f"run {run.info.run_id} not imported: {reason[:300]}")
+            continue
         summary.runs += 1
     _import_registry(repo, client, ids, summary)
     if any(run.data.tags.get("mlflow.parentRunId") for _, run in runs):
@@ -159,19 +167,32 @@ def _import_run(
         record["tags"]["mlflow.deleted"] = "true"
     run_dir = repo.run_dir(gitml_id)
     store.validate("run", record, source=str(run_dir / "run.toml"))  # before any file is made
-    run_dir.mkdir(parents=True, exist_ok=True)
     history = client.get_metric_history
     rows = [(m.step, m.timestamp, float(m.value), key)
             for key in run.data.metrics for m in history(info.run_id, key)]  # fmt: skip
-    if rows:
-        journal.write_parquet(run_dir / journal.PARQUET_NAME, rows, run_id=gitml_id)
-        summary.steps += len(rows)
-    if artifacts:
-        outputs = _import_artifacts(repo, client, exp, info.run_id)
-        if outputs:
-            record["outputs"] = outputs
-            summary.artifacts += len(outputs)
-    store.write_toml(run_dir / "run.toml", record, kind="run")
+    made = not run_dir.exists()
+    try:  # the whole run or nothing: a half-imported run would be skipped by the next import
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if rows:
+            journal.write_parquet(run_dir / journal.PARQUET_NAME, rows, run_id=gitml_id)
+        if artifacts:
+            try:
+                outputs = _import_artifacts(repo, client, exp, info.run_id)
+            except Exception as exc:  # the store's artifacts: the run itself is still carried
+                if isinstance(exc, GitmlError):
+                    raise
+                reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                summary.failed.append(f"artifacts of run {info.run_id}: {reason[:300]}")
+                outputs = {}
+            if outputs:
+                record["outputs"] = outputs
+                summary.artifacts += len(outputs)
+        store.write_toml(run_dir / "run.toml", record, kind="run")
+    except BaseException:
+        if made:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    summary.steps += len(rows)
 
 
 def _time(ms: int) -> dt.datetime:
@@ -223,7 +244,8 @@ def _import_registry(repo: Repo, client: Any, ids: dict[str, str], summary: Summ
             created = _time(mv.creation_timestamp)
             versions.append({
                 "version": int(mv.version), "run": gitml_id, "path": output[0],
-                "md5": output[1]["md5"], "size": output[1]["size"], "format": "joblib",
+                "md5": output[1]["md5"], "size": output[1]["size"],
+                "format": registry.format_of(output[0]),
                 "created_at": created, "description": mv.description or "imported from MLflow",
                 "metrics": record.get("metrics", {}),
             })  # fmt: skip

@@ -135,7 +135,7 @@ def register(
         "path": artifact_path,
         "md5": artifact["md5"],
         "size": artifact["size"],
-        "format": artifact.get("format", "joblib"),
+        "format": artifact.get("format") or format_of(artifact_path),
         "commit": run.landed,
         "metrics": dict(record.get("metrics", {})),
         "params": dict(record.get("params", {})),
@@ -367,6 +367,11 @@ def _model_output(record: RunRecord, path: str | None) -> tuple[str, Artifact]:
     candidates = models or list(outputs)
     raise UsageError("--path", f"run {record['id']} has {len(candidates)} candidate outputs "
                                f"({', '.join(candidates) or 'none'}); pick one")  # fmt: skip
+
+
+def format_of(path: str) -> str:
+    """A model file's format when its record does not say: skops by its suffix, else joblib."""
+    return "skops" if path.lower().endswith(".skops") else "joblib"
 
 
 def _list(versions: dict[int, Any]) -> str:
