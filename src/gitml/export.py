@@ -3,7 +3,8 @@
 `gitml export parquet DIR` writes
 
     DIR/runs.parquet                          one row per run: run_id, status, start_time, ...,
-                                              params.<x>, metrics.<y>, tags.<z>, code.<...>
+                                              params.<x>, metrics.<y>, tags.<z>, code.<...>,
+                                              inputs and outputs (maps: path -> md5)
     DIR/steps/run_id=<id>/part-0.parquet      that run's step metrics: step, timestamp, name, value
 
 a hive-partitioned dataset that DuckDB (`read_parquet('DIR/steps/*/*.parquet',
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 from gitml.errors import UsageError
-from gitml.query.api import collect, runs, step_metrics
+from gitml.query.api import collect, find_runs, runs, step_metrics
 from gitml.repo import Repo
 
 
@@ -54,17 +56,74 @@ def steps_frame(repo: Repo, run_ids: set[str] | None = None) -> Any:
     return frame[["run_id", "step", "timestamp", "name", "value"]]
 
 
+FILES = ("inputs", "outputs")  # one map column each, not a column per path
+TIMES = ("start_time", "end_time")
+
+
+def runs_table(rows: list[dict[str, Any]]) -> Any:
+    """The runs as an Arrow table typed by what the runs hold, not by what pandas guesses.
+
+    A column of whole numbers stays int64 when some runs lack it (pandas makes it double); a
+    column no run fills is text, not Arrow's null type; numbers mixed with text are text. The
+    inputs and outputs are two map columns (path -> md5): a column per artifact path made
+    most of a real store's columns.
+    """
+    import pyarrow as pa
+
+    keys: dict[str, None] = {"run_id": None}
+    for row in rows:
+        keys.update(dict.fromkeys(k for k in row if k.partition(".")[0] not in FILES))
+    columns: dict[str, Any] = {}
+    for key in keys:
+        values = [row.get("id") if key == "run_id" else row.get(key) for row in rows]
+        columns[key] = _typed_array(values, key in TIMES)
+    for kind in FILES:
+        prefix = f"{kind}."
+        columns[kind] = pa.array(
+            [[(k[len(prefix):], str(v)) for k, v in row.items()
+              if k.startswith(prefix) and v is not None] for row in rows],
+            type=pa.map_(pa.string(), pa.string()),
+        )  # fmt: skip
+    return pa.table(columns)
+
+
+def _typed_array(values: list[Any], is_time: bool) -> Any:
+    import pyarrow as pa
+
+    present = [v for v in values if v is not None]
+    if is_time:
+        return pa.array([None if v is None else str(v) for v in values], pa.string()).cast(
+            pa.timestamp("us", tz="UTC"))  # fmt: skip
+    kinds = {bool if isinstance(v, bool) else int if isinstance(v, int) else
+             float if isinstance(v, float) else str for v in present}  # fmt: skip
+    if kinds == {bool}:
+        return pa.array(values, pa.bool_())
+    if kinds == {int} and all(-(2**63) <= v < 2**63 for v in present):
+        return pa.array(values, pa.int64())
+    if kinds and kinds <= {int, float}:
+        return pa.array([None if v is None else float(v) for v in values], pa.float64())
+    return pa.array([None if v is None else v if isinstance(v, str) else _text(v)
+                     for v in values], pa.string())  # fmt: skip
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, list | dict | bool) else str(value)
+
+
 def export_parquet(repo: Repo, folder: Path, *, where: str | None = None) -> dict[str, int]:
     """Write the dataset to ``folder`` (replaced whole: written beside it, then renamed)."""
-    runs = runs_frame(repo, where)
-    steps = steps_frame(repo, set(runs["run_id"]))
+    import pyarrow.parquet as pq
+
+    rows = find_runs(repo, where=where, sort="start_time")
+    runs = runs_table(rows)
+    steps = steps_frame(repo, {row["id"] for row in rows})
     if folder.exists() and not (folder / "runs.parquet").is_file() and any(folder.iterdir()):
         raise UsageError("DIR", f"{folder} holds other files; give an empty or new folder")
     tmp = folder.with_name(f".{folder.name}.gitml-export.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        runs.to_parquet(tmp / "runs.parquet", index=False)
+        pq.write_table(runs, tmp / "runs.parquet")
         for run_id, part in steps.groupby("run_id", sort=True):
             target = tmp / "steps" / f"run_id={run_id}"
             target.mkdir(parents=True)
@@ -74,7 +133,7 @@ def export_parquet(repo: Repo, folder: Path, *, where: str | None = None) -> dic
         tmp.rename(folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"runs": len(runs), "steps": len(steps)}
+    return {"runs": runs.num_rows, "steps": len(steps)}
 
 
 def _plain(value: Any) -> Any:

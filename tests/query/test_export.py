@@ -14,7 +14,11 @@ def _history(project):
     """Three runs with step curves: two committed on main, one left in the working tree."""
     ids = []
     for i, lr in enumerate((0.1, 0.01, 0.001)):
-        with gitml.start_run(f"lr-{lr}", params={"lr": lr, "opt": "adam"}) as run:
+        params = {"lr": lr, "opt": "adam", **({"batch": 32 * (i + 1)} if i else {})}
+        with gitml.start_run(f"lr-{lr}", params=params) as run:
+            if i == 0:
+                (project.root / "notes.txt").write_text("lr 0.1\n")
+                run.log_artifact("notes.txt")
             for step in range(10 * (i + 1)):
                 run.log_metric("loss", 1.0 / (step + 1) + lr, step=step)
             run.log_metric("accuracy", (0.7, 0.8, 0.9)[i])
@@ -42,6 +46,20 @@ def test_export_is_a_hive_dataset_duckdb_reads(project, tmp_path):
     assert list(runs["run_id"]) == ids and runs.columns[0] == "run_id"
     assert list(runs["params.lr"]) == [0.1, 0.01, 0.001]
     assert list(runs["tags.team"]) == ["vision"] * 3
+    # typed by what the runs hold: whole numbers stay int64 where one run lacks them, a column
+    # no run fills is text (not Arrow's null type), and files are two maps, not a column each
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(out / "runs.parquet")
+    assert str(schema.field("params.batch").type) == "int64"
+    assert str(schema.field("command").type) == "string"
+    assert str(schema.field("start_time").type) == "timestamp[us, tz=UTC]"
+    files = schema.field("outputs").type
+    assert (str(files.key_type), str(files.item_type)) == ("string", "string"), files
+    assert not [n for n in schema.names if n.startswith(("outputs.", "inputs."))]
+    outputs = duckdb.sql(f"SELECT run_id, outputs['notes.txt'] FROM '{out}/runs.parquet' "
+                         "WHERE cardinality(outputs) > 0").fetchall()  # fmt: skip
+    assert [r[0] for r in outputs] == [ids[0]] and len(outputs[0][1]) == 32
     first = {p.relative_to(out): p.read_bytes() for p in out.rglob("*.parquet")}
     assert gitml_cli(project.root, "export", "parquet", str(out)).returncode == 0
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*.parquet")} == first
