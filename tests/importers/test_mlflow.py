@@ -40,7 +40,8 @@ def _make_store(uri, runs, steps):
                                 run_name=f"run-{i}", tags=team)  # fmt: skip
         rid = run.info.run_id
         params = [Param("lr", str(0.001 * (i + 1))), Param("layers", str(i % 5)),
-                  Param("opt", "adam"), Param("warm", "True")]  # fmt: skip
+                  Param("opt", "adam"), Param("warm", "True"), Param("flag", "false"),
+                  Param("pad", "007"), Param("ratio", "0.50")]  # fmt: skip
         client.log_batch(rid, params=params, tags=[RunTag("seed", str(i))])
         client.log_batch(rid, metrics=[Metric("loss", 1.0 / (s + 1) + i * 1e-3, base + s, s)
                                        for s in range(steps)])  # fmt: skip
@@ -101,8 +102,8 @@ def test_import_matches_mlflow_field_by_field(project, store, tmp_path):
         expected_status = {"FINISHED": "finished", "KILLED": "failed"}[row["status"]]
         assert mine["status"] == expected_status
         assert mine["start_time"] == row["start_time"] and mine["end_time"] == row["end_time"]
-        for key in ("lr", "layers", "opt", "warm"):
-            assert str(mine[f"params.{key}"]) == row[f"params.{key}"], key
+        for key in ("lr", "layers", "opt", "warm", "flag", "pad", "ratio"):
+            assert str(mine[f"params.{key}"]) == row[f"params.{key}"], key  # text kept exactly
         for key in ("loss", "accuracy"):
             assert mine[f"metrics.{key}"] == row[f"metrics.{key}"], key
         for key in ("team", "seed"):

@@ -6,7 +6,8 @@ active and deleted:
 
 - a run record: the name, the status (FINISHED -> finished, FAILED and KILLED -> failed,
   RUNNING and SCHEDULED -> crashed: a store's run cannot still be running), start and end, the
-  params (numbers and booleans typed, as MLflow keeps every param as text), the final metrics
+  params (typed as numbers and booleans where the text prints back the same, else kept as the
+  text MLflow stores), the final metrics
   (MLflow's latest value per key), the tags, plus `mlflow.run_id` and `mlflow.experiment`;
 - every step of every metric, with its timestamp, in `metrics.parquet`;
 - the artifacts, under `mlflow-artifacts/<experiment>/<mlflow run id>/`, into the DVC cache;
@@ -127,15 +128,21 @@ def run_id_for(run: Any) -> str:
 
 
 def _typed(value: str) -> Any:
-    """An MLflow param (always text) as the number or boolean it spells, else the text."""
-    if value in ("True", "true", "False", "false"):
-        return value.lower() == "true"
+    """An MLflow param (always text) as the number or boolean it spells, when that is exact.
+
+    Only where the value prints back as the same text (``str(v) == text``): "4" is 4, "4.0"
+    is 4.0 and "True" (Python's spelling, which MLflow's autolog writes) is true, but "0.10",
+    "false", "007" and "1_000" stay text, so the import changes nothing MLflow stored.
+    """
+    if value in ("True", "False"):
+        return value == "True"
     for kind in (int, float):
         try:
             number = kind(value)
         except ValueError:
             continue
-        return number if str(number) == value or kind is float else value
+        if str(number) == value:
+            return number
     return value
 
 
