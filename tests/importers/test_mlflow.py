@@ -31,7 +31,8 @@ def _make_store(uri, runs, steps):
     X, y = load_iris(return_X_y=True)
     # Artifacts beside the store: a sqlite store's default is ./mlruns in the current folder.
     artifacts = Path(uri.removeprefix("sqlite:///").removeprefix("file://")).parent
-    experiments = [client.create_experiment(name, artifact_location=(artifacts / name).as_uri())
+    experiments = [client.create_experiment(name, artifact_location=(artifacts / name).as_uri(),
+                                            tags={"owner": f"{name}-team"})
                    for name in ("vision", "tabular")]  # fmt: skip
     base = int(time.time() * 1000) - 10_000_000
     for i in range(runs):
@@ -55,8 +56,10 @@ def _make_store(uri, runs, steps):
             model = LogisticRegression(C=0.1 * (i + 1), max_iter=300).fit(X, y)
             with mlflow.start_run(run_id=rid):
                 # cloudpickle for one, skops (MLflow 3's default) for the other
+                example = pd.DataFrame(X[:2], columns=list("0123")) if i == 5 else None
                 mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
-                                         serialization_format=formats[name])  # fmt: skip
+                                         serialization_format=formats[name],
+                                         input_example=example)  # fmt: skip
             client.set_terminated(rid, status="FINISHED", end_time=base + i * 1000 + 500)
     client.set_registered_model_alias("iris-lr", "production", "2")
     client.set_registered_model_alias("iris-lr", "staging", "1")
@@ -108,6 +111,9 @@ def test_import_matches_mlflow_field_by_field(project, store, tmp_path):
             assert mine[f"metrics.{key}"] == row[f"metrics.{key}"], key
         for key in ("team", "seed"):
             assert mine[f"tags.{key}"] == row[f"tags.{key}"], key
+        experiment = client.get_experiment(row["experiment_id"])
+        assert mine["tags.mlflow.experiment_id"] == row["experiment_id"]
+        assert mine["tags.mlflow.experiment.owner"] == experiment.tags["owner"]
     steps = steps_frame(project)
     counts = steps.groupby(["run_id", "name"]).size()
     by_mlflow_id = dict(zip(ours["id"], ours.index, strict=True))
@@ -124,6 +130,11 @@ def test_import_matches_mlflow_field_by_field(project, store, tmp_path):
         # the file's own format: a model.skops is not a joblib pickle
         expected = {"iris-lr": "joblib", "iris-strong": "skops"}[name]
         assert {v["format"] for v in mine["versions"]} == {expected}, name
+        if name == "iris-strong":  # its MLflow signature, which gitml serve and predict check
+            (version,) = mine["versions"]
+            assert version["signature"]["inputs"] == [
+                {"name": c, "type": "double"} for c in "0123"]  # fmt: skip
+            assert version["signature"]["output"] == {"type": "long"}
     pd.DataFrame([[5.1, 3.5, 1.4, 0.2]], columns=list("0123")).to_csv(project.root / "in.csv",
                                                                        index=False)  # fmt: skip
     commit_all(project.root, "import from MLflow")

@@ -7,11 +7,13 @@ active and deleted:
 - a run record: the name, the status (FINISHED -> finished, FAILED and KILLED -> failed,
   RUNNING and SCHEDULED -> crashed: a store's run cannot still be running), start and end, the
   params (typed as numbers and booleans where the text prints back the same, else kept as the
-  text MLflow stores), the final metrics
-  (MLflow's latest value per key), the tags, plus `mlflow.run_id` and `mlflow.experiment`;
+  text MLflow stores), the final metrics (MLflow's latest value per key), the tags, plus
+  `mlflow.run_id`, `mlflow.experiment` and `mlflow.experiment_id`, and the experiment's own
+  tags as `mlflow.experiment.<tag>`;
 - every step of every metric, with its timestamp, in `metrics.parquet`;
 - the artifacts, under `mlflow-artifacts/<experiment>/<mlflow run id>/`, into the DVC cache;
-- registered models: each version whose run was imported, with its aliases.
+- registered models: each version whose run was imported, with its aliases, its model's
+  description and its MLflow signature (named columns), which `gitml serve` then checks.
 
 The gitml id is the MLflow start time plus the first six hex digits of the MLflow run id, so
 importing twice adds nothing.
@@ -161,9 +163,11 @@ def _import_run(
         "params": {k: _typed(v) for k, v in run.data.params.items()},
         "metrics": {k: float(v) for k, v in run.data.metrics.items()},
         "tags": {
+            **{f"mlflow.experiment.{k}": v for k, v in (exp.tags or {}).items()},
             **dict(run.data.tags),
             "mlflow.run_id": info.run_id,
             "mlflow.experiment": exp.name,
+            "mlflow.experiment_id": str(exp.experiment_id),
         },
     }
     if info.end_time:
@@ -249,16 +253,22 @@ def _import_registry(repo: Repo, client: Any, ids: dict[str, str], summary: Summ
                                            "was not imported")  # fmt: skip
                 continue
             created = _time(mv.creation_timestamp)
-            versions.append({
+            version = {
                 "version": int(mv.version), "run": gitml_id, "path": output[0],
                 "md5": output[1]["md5"], "size": output[1]["size"],
                 "format": registry.format_of(output[0]),
                 "created_at": created, "description": mv.description or "imported from MLflow",
                 "metrics": record.get("metrics", {}),
-            })  # fmt: skip
+            }  # fmt: skip
+            signature = _signature(mv, summary)
+            if signature:
+                version["signature"] = signature
+            versions.append(version)
             events.append({"at": created, "action": "register", "version": int(mv.version),
                            "reason": f"imported from MLflow ({model.name})"})  # fmt: skip
         if not versions:
+            summary.not_carried.append(f"{model.name}: a registered model with no version "
+                                       "to carry (gitml registers versions)")  # fmt: skip
             continue
         known = {v["version"] for v in versions}
         aliases = {a: int(v) for a, v in (model.aliases or {}).items()
@@ -269,11 +279,46 @@ def _import_registry(repo: Repo, client: Any, ids: dict[str, str], summary: Summ
                    for a, v in sorted(aliases.items())]  # fmt: skip
         doc = {"schema_version": 1, "name": name, "versions": versions, "aliases": aliases,
                "history": events}  # fmt: skip
+        if model.description:
+            doc["description"] = model.description
+        if model.tags:
+            summary.not_carried.append(f"{model.name}: the registered model's tags "
+                                       f"({', '.join(sorted(model.tags))})")  # fmt: skip
         path.parent.mkdir(parents=True, exist_ok=True)
         store.write_toml(path, doc, kind="model")
         summary.models += 1
         summary.versions += len(versions)
         summary.aliases += len(aliases)
+
+
+MLFLOW_TYPES = {"double": "double", "float": "double", "long": "long", "integer": "long",
+                "boolean": "boolean", "string": "string", "datetime": "datetime"}  # fmt: skip
+
+
+def _signature(mv: Any, summary: Summary) -> dict[str, Any] | None:
+    """MLflow's column signature of a version as gitml's (which `gitml serve` checks)."""
+    from mlflow.models import get_model_info
+
+    try:
+        signature = get_model_info(mv.source).signature
+    except Exception as exc:  # no MLmodel to read: the version is carried without one
+        summary.not_carried.append(f"{mv.name} v{mv.version}: signature ({type(exc).__name__})")
+        return None
+    if signature is None or signature.inputs is None:
+        return None
+    columns = [(getattr(c, "name", None), str(getattr(getattr(c, "type", None), "name", "")))
+               for c in signature.inputs.inputs]  # fmt: skip
+    if not columns or any(n is None or t not in MLFLOW_TYPES for n, t in columns):
+        summary.not_carried.append(f"{mv.name} v{mv.version}: a tensor or typed-object "
+                                   "signature (gitml takes named columns)")  # fmt: skip
+        return None
+    out: dict[str, Any] = {"inputs": [{"name": n, "type": MLFLOW_TYPES[t]} for n, t in columns],
+                           "source": f"MLflow signature of {mv.source}"}  # fmt: skip
+    outputs = signature.outputs.inputs if signature.outputs is not None else []
+    kind = getattr(getattr(outputs[0], "type", None), "name", None) if len(outputs) == 1 else None
+    if kind in MLFLOW_TYPES:
+        out["output"] = {"type": MLFLOW_TYPES[kind]}
+    return out
 
 
 def _download_version(
