@@ -2,25 +2,29 @@
 
 Experiments are read from their commits under `refs/exps/` with pygit2 (nothing checked out,
 DVC not imported): each becomes a run with the params of `params.yaml` (and DVCLive's
-`params.yaml`), the final metrics of DVCLive's `metrics.json`, every step of its
-`plots/metrics/**/*.tsv`, and tags naming the experiment, its commit and its baseline. The
-baseline commit is the run's code commit. A DVCLive folder in the working tree (`--dvclive`)
-becomes one run the same way. A run's id is the experiment commit's time plus its first six
-hex digits, so importing again adds nothing.
+`params.yaml`), the final metrics of DVCLive's `metrics.json` and of every metrics file
+`dvc.yaml` declares, every step of DVCLive's `plots/metrics/**/*.tsv`, the deps and outs its
+`dvc.lock` records (as inputs and outputs, with their md5s, `.dir` ones included), and tags
+naming the experiment, its commit and its baseline. The baseline commit is the run's code
+commit. One naming scheme: nested metrics join with dots, as `dvc metrics show` and
+`dvc exp show` name them (DVCLive's `eval/acc` is `eval.acc`, final value and steps alike).
+A DVCLive folder in the working tree (`--dvclive`) becomes one run the same way. A run's id
+is the experiment commit's time plus its first six hex digits, so importing again adds
+nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gitml import git, logs, store
-from gitml.errors import GitError, UsageError
+from gitml.data.pipeline import parse_lock
+from gitml.errors import GitError, GitmlError, UsageError
 from gitml.importers import Summary
 from gitml.repo import Repo
 from gitml.tracking import journal
@@ -60,9 +64,12 @@ def import_experiments(
         steps = _steps(files, read, prefix=f"{dvclive}/plots/metrics/", default_ms=when)
         tags = {"dvc.experiment": name.rsplit("/", 1)[-1], "dvc.exp_rev": commit,
                 "dvc.baseline": baseline}  # fmt: skip
+        declared = _declared_metrics(read("dvc.yaml"))
+        metrics = [read(path) for path in dict.fromkeys([f"{dvclive}/metrics.json", *declared])]
+        locked = _lock_files(read("dvc.lock"), f"{commit[:12]}:dvc.lock")
         _write(repo, run_id, _Found(
             tags["dvc.experiment"], when, (read("params.yaml"), read(f"{dvclive}/params.yaml")),
-            read(f"{dvclive}/metrics.json"), steps, tags, {"commit": baseline, "dirty": False},
+            tuple(metrics), steps, tags, {"commit": baseline, "dirty": False}, locked,
         ))  # fmt: skip
         summary.runs += 1
         summary.steps += len(steps)
@@ -94,7 +101,7 @@ def _import_folder(repo: Repo, folder: Path, summary: Summary) -> None:
     params = folder / "params.yaml"
     _write(repo, run_id, _Found(
         folder.name, when, (read("params.yaml"), params.read_text() if params.is_file() else None),
-        metrics.read_text(), steps, {"dvclive.folder": repo.relpath(folder)}, None,
+        (metrics.read_text(),), steps, {"dvclive.folder": repo.relpath(folder)}, None,
     ))  # fmt: skip
     summary.runs += 1
     summary.steps += len(steps)
@@ -114,7 +121,7 @@ def _steps(
         if len(lines) < 2:
             continue
         header = lines[0]
-        name = path.removeprefix(prefix).removesuffix(".tsv")
+        name = path.removeprefix(prefix).removesuffix(".tsv").replace("/", ".")  # as DVC shows
         value_at = len(header) - 1 - header[::-1].index(header[-1])
         for cells in lines[1:]:
             record = dict(zip(header, cells, strict=False))
@@ -134,29 +141,26 @@ class _Found:
     name: str
     when: dt.datetime
     params: tuple[str | None, ...]  # params.yaml texts, later ones winning
-    metrics: str | None  # metrics.json text
+    metrics: tuple[str | None, ...]  # metrics files (JSON or YAML), later ones winning
     steps: list[tuple[int, int, float, str]]
     tags: dict[str, str]
     code: dict[str, Any] | None
+    files: tuple[dict[str, Any], dict[str, Any]] = ({}, {})  # dvc.lock's deps and outs
 
 
 def _write(repo: Repo, run_id: str, found: _Found) -> None:
 
     name, when, steps, tags, code = found.name, found.when, found.steps, found.tags, found.code
-    metrics_text = found.metrics
     params: dict[str, Any] = {}
     for text in found.params:
         loaded = _yaml(text)
         if isinstance(loaded, dict):
             params.update(normalize_params(loaded))
-    metrics = {}
-    if metrics_text:
-        try:
-            loaded = json.loads(metrics_text)
-        except ValueError:
-            loaded = {}
+    metrics: dict[str, float] = {}
+    for text in found.metrics:
+        loaded = _yaml(text)  # JSON is YAML: metrics files are either
         flat = normalize_params(loaded) if isinstance(loaded, dict) else {}  # dotted names
-        metrics = {k: float(v) for k, v in flat.items() if k != "step" and _is_number(v)}
+        metrics.update({k: float(v) for k, v in flat.items() if k != "step" and _is_number(v)})
     record: dict[str, Any] = {
         "schema_version": 1, "id": run_id, "name": name[:250], "status": "finished",
         "start_time": when, "end_time": when, "params": params, "metrics": metrics,
@@ -164,12 +168,39 @@ def _write(repo: Repo, run_id: str, found: _Found) -> None:
     }  # fmt: skip
     if code:
         record["code"] = code
+    for kind, files in zip(("inputs", "outputs"), found.files, strict=True):
+        if files:
+            record[kind] = files
     run_dir = repo.run_dir(run_id)
     store.validate("run", record, source=str(run_dir / "run.toml"))  # before any file is made
     run_dir.mkdir(parents=True, exist_ok=True)
     if steps:
         journal.write_parquet(run_dir / journal.PARQUET_NAME, steps, run_id=run_id)
     store.write_toml(run_dir / "run.toml", record, kind="run")
+
+
+def _declared_metrics(text: str | None) -> list[str]:
+    """The metrics files a `dvc.yaml` declares: top-level `metrics:` and each stage's."""
+    loaded = _yaml(text)
+    if not isinstance(loaded, dict):
+        return []
+    entries = list(loaded.get("metrics") or [])
+    for stage in (loaded.get("stages") or {}).values():
+        if isinstance(stage, dict):
+            entries += list(stage.get("metrics") or [])
+    paths = [next(iter(e)) if isinstance(e, dict) and e else e for e in entries]
+    return [p for p in paths if isinstance(p, str) and not p.startswith(("/", "..", "${"))]
+
+
+def _lock_files(text: str | None, source: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`dvc.lock`'s deps (not made by another stage) and outs, as run inputs and outputs."""
+    if not text:
+        return {}, {}
+    try:
+        return parse_lock(text, source)
+    except GitmlError as exc:
+        log.warning("gitml: %s; the experiment is imported without its deps and outs", exc)
+        return {}, {}
 
 
 def _is_number(value: Any) -> bool:
