@@ -85,3 +85,33 @@ def test_unknown_target_is_one_line_error(pipeline):
         done.stderr.strip()
         == "gitml: error: nothing-here: neither a file in the repository nor a run id"
     )
+
+
+IMPORTED = """\
+md5: {stage}
+frozen: true
+deps:
+- path: get-started/data.xml
+  repo:
+    url: https://github.com/iterative/dataset-registry
+    rev_lock: f31f5c4cdae787b4bdeb97a717687d44667d9e62
+outs:
+- md5: {data}
+  size: {size}
+  hash: md5
+  path: data.xml
+"""
+
+
+def test_a_dvc_import_file_gives_its_datas_md5_not_the_stages(pipeline):
+    """`dvc import` writes the stage's own md5 first; the data's is the one under outs."""
+    import hashlib
+
+    data = b"<xml>rows</xml>\n"
+    (pipeline.root / "data.xml").write_bytes(data)
+    md5 = hashlib.md5(data).hexdigest()
+    (pipeline.root / "data.xml.dvc").write_text(
+        IMPORTED.format(stage="7" * 32, data=md5, size=len(data)))  # fmt: skip
+    done = gitml(pipeline.root, "lineage", "data.xml", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["md5"] == md5

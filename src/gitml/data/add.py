@@ -112,9 +112,20 @@ def _pointer_fields(pointer: Path) -> dict[str, str]:
 
 
 def parse_pointer(text: str) -> dict[str, str]:
-    """md5, size and nfiles of the (first) output a `.dvc` file's text records."""
-    fields = {}
+    """md5, size and nfiles of the (first) output a `.dvc` file's text records.
+
+    Only the `outs:` section counts: a `dvc import` file starts with the stage's own `md5:`
+    and lists its source under `deps:`, and neither is the data's hash. Read line by line,
+    not as YAML: the git hooks call this for every staged pointer.
+    """
+    fields: dict[str, str] = {}
+    in_outs = False
     for line in text.splitlines():
+        if line[:1] not in ("", " ", "\t", "-"):  # a top-level key starts a section
+            in_outs = line.startswith("outs:")
+            continue
+        if not in_outs:
+            continue
         key, _, value = line.strip().lstrip("- ").partition(":")
         if key in ("md5", "size", "nfiles") and key not in fields:
             fields[key] = value.strip()
