@@ -52,3 +52,42 @@ def test_gitml_run_dvc_repro_records_stage_deps_and_outs(project):
     for ref in [*rec["inputs"].values(), *rec["outputs"].values()]:
         assert cache_path(root, ref["md5"]).is_file(), "every recorded file is restorable by hash"
     assert (root / "count.txt").read_text() == "3"
+
+
+TRAIN = """\
+import json, yaml
+p = yaml.safe_load(open("params.yaml"))["train"]
+open("model.txt", "w").write(f"C={p['C']}\\n")
+json.dump({"acc": 0.5 + p["C"] / 10, "nested": {"auc": 0.9}}, open("eval/metrics.json", "w"))
+"""
+PIPELINE = """\
+stages:
+  train:
+    cmd: python train.py
+    deps: [train.py]
+    params: [train.C, train.kernel]
+    outs: [model.txt]
+    metrics:
+      - eval/metrics.json:
+          cache: false
+"""
+
+
+def test_gitml_run_dvc_repro_records_the_params_it_ran_with_and_its_metrics(project):
+    """The params come from dvc.lock, the metrics from the files dvc.yaml declares."""
+    root = project.root
+    (root / "eval").mkdir()
+    (root / "train.py").write_text(TRAIN)
+    (root / "dvc.yaml").write_text(PIPELINE)
+    recorded = []
+    for c in (0.1, 1.0):
+        (root / "params.yaml").write_text(f"train:\n  C: {c}\n  kernel: rbf\nunused: 3\n")
+        done = gitml(root, "run", "--", sys.executable, "-m", "dvc", "repro")
+        assert done.returncode == 0, done.stdout + done.stderr
+        commit_all(root, f"repro C={c}")
+        latest = max(project.runs_dir.iterdir(), key=lambda d: d.name)
+        recorded.append(store.read_toml(latest / "run.toml", kind="run"))
+    for c, rec in zip((0.1, 1.0), recorded, strict=True):
+        assert rec["params"] == {"train.C": c, "train.kernel": "rbf"}  # not the unused key
+        assert rec["metrics"] == {"acc": 0.5 + c / 10, "nested.auc": 0.9}
+        assert set(rec["outputs"]) >= {"model.txt"}

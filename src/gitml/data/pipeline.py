@@ -64,3 +64,56 @@ def _artifact(entry: Any) -> dict[str, dict[str, Any]]:
 def _count(value: Any) -> int:
     """A size or file count from YAML: a non-negative integer, else 0 (DVC re-hashes it)."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def lock_params(root: Path) -> dict[str, Any]:
+    """The params `dvc.lock` says its stages ran with, as a nested mapping.
+
+    ``params.yaml``'s keys come as they are (``train.C`` is ``{"train": {"C": ...}}``); another
+    params file's keys sit under its name without the suffix (``config.yaml`` -> ``config``).
+    """
+    lock = root / "dvc.lock"
+    if not lock.is_file():
+        return {}
+    data = load_yaml(lock.read_text(), str(lock))
+    out: dict[str, Any] = {}
+    for stage in ((data or {}).get("stages") or {}).values():
+        files = stage.get("params") if isinstance(stage, dict) else None
+        for file, values in (files or {}).items() if isinstance(files, dict) else ():
+            if not isinstance(values, dict):
+                continue
+            base = [] if file == "params.yaml" else [Path(str(file)).stem]
+            for key, value in values.items():
+                _put(out, [*base, *str(key).split(".")], value)
+    return out
+
+
+def _put(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        child = tree.setdefault(part, {})
+        if not isinstance(child, dict):
+            return  # a key that is both a value and a table: the first one kept
+        tree = child
+    tree.setdefault(path[-1], value)
+
+
+def declared_metrics(root: Path) -> list[Path]:
+    """The metrics files `dvc.yaml` declares, at the top and in each stage."""
+    pipeline = root / "dvc.yaml"
+    if not pipeline.is_file():
+        return []
+    data = load_yaml(pipeline.read_text(), str(pipeline))
+    if not isinstance(data, dict):
+        return []
+    entries = list(data.get("metrics") or [])
+    for stage in (data.get("stages") or {}).values():
+        if isinstance(stage, dict):
+            entries += list(stage.get("metrics") or [])
+    names = [next(iter(e)) if isinstance(e, dict) and e else e for e in entries]
+    found = []
+    for name in names:
+        if isinstance(name, str) and not name.startswith("${"):
+            path = (root / name).resolve()
+            if root.resolve() in path.parents:  # inside the repository only
+                found.append(path)
+    return found

@@ -16,7 +16,7 @@ from typing import Any
 from gitml import git, logs, store
 from gitml.data.add import add_to_cache, ignore_file, track
 from gitml.data.content import content_fields
-from gitml.data.pipeline import lock_artifacts
+from gitml.data.pipeline import declared_metrics, load_yaml, lock_artifacts, lock_params
 from gitml.errors import FileFormatError, GitmlError
 from gitml.repo import Repo, ensure_line
 from gitml.tracking import detect, record
@@ -145,6 +145,28 @@ def pipeline_artifacts(
     return inputs, outputs
 
 
+def pipeline_record(repo: Repo, started: float) -> tuple[dict[str, Any], dict[str, float]]:
+    """What a `dvc repro` ran with and measured: `dvc.lock`'s params, `dvc.yaml`'s metrics.
+
+    Only when the command rewrote `dvc.lock`; a metrics file counts when it was written since.
+    """
+    lock = repo.root / "dvc.lock"
+    try:
+        if lock.stat().st_mtime < started:
+            return {}, {}
+    except OSError:
+        return {}, {}
+    metrics: dict[str, float] = {}
+    for path in declared_metrics(repo.root):
+        try:
+            if path.stat().st_mtime < started:
+                continue
+        except OSError:
+            continue
+        metrics.update(read_metrics_file(path))
+    return lock_params(repo.root), metrics
+
+
 def captured_metrics(repo: Repo, cwd: Path, started: float) -> dict[str, float]:
     """The metrics files the command wrote, read; each is git-ignored unless git tracks it.
 
@@ -171,13 +193,15 @@ def captured_metrics(repo: Repo, cwd: Path, started: float) -> dict[str, float]:
 
 
 def read_metrics_file(path: Path) -> dict[str, float]:
-    """Numeric leaves of a JSON or TOML metrics file, nested keys joined with dots."""
+    """Numeric leaves of a JSON, YAML or TOML metrics file, nested keys joined with dots."""
     raw = path.read_bytes()
     if path.suffix == ".json":
         try:
             data = json.loads(raw)
         except ValueError as exc:
             raise FileFormatError(str(path), f"invalid JSON: {exc}") from exc
+    elif path.suffix in (".yaml", ".yml"):  # DVC's metrics files may be YAML
+        data = load_yaml(raw.decode(errors="replace"), str(path))
     else:
         data = store.parse_toml(raw, source=str(path))
         if "schema_version" in data and isinstance(data.get("metrics"), dict):

@@ -34,6 +34,7 @@ from gitml.tracking.collect import (
     captured_metrics,
     command_files,
     pipeline_artifacts,
+    pipeline_record,
 )
 from gitml.tracking.env import package_versions, python_env, script_imports
 from gitml.tracking.run import RUN_ID_ENV
@@ -213,6 +214,7 @@ def _finish(
 ) -> RunRecord:
     captured = captured_metrics(repo, cwd, started)
     inputs, outputs = pipeline_artifacts(repo, started)
+    ran_with, measured = pipeline_record(repo, started)  # a `dvc repro`: dvc.lock, dvc.yaml
     missing: list[str] = []
     if exit_code == 0:
         found_in, found_out, missing = command_files(repo, run_id, command, cwd, watched)
@@ -228,7 +230,9 @@ def _finish(
         )
 
     def extra(rec: dict[str, Any]) -> None:
-        rec["metrics"].update(captured)
+        rec["metrics"].update({**measured, **captured})
+        if ran_with:  # what `-p` or the script set wins over what dvc.lock says
+            rec["params"] = {**record.normalize_params(ran_with), **rec.get("params", {})}
         rec.setdefault("inputs", {}).update(inputs)
         rec.setdefault("outputs", {}).update(outputs)
         rec["exit_code"] = exit_code
