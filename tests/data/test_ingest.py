@@ -42,6 +42,15 @@ def test_unchanged_file_is_not_hashed_again(project, monkeypatch):
 
 
 def test_big_copy_is_said_not_silent(project, monkeypatch, capsys):
+    import logging
+
+    from gitml import logs
+
+    logger = logging.getLogger(logs.ROOT)  # put back as it was afterwards
+    monkeypatch.setattr(logger, "handlers", list(logger.handlers))  # a copy gets the new one
+    for name in ("propagate", "level"):
+        monkeypatch.setattr(logger, name, getattr(logger, name))
+    logs.configure()  # as every face does: alone, pytest's own log capture took the warning
     monkeypatch.setattr(add, "PROGRESS_BYTES", 10)
     (project.root / "m.bin").write_bytes(b"0123456789" * 10)
     track(project.root, project.root / "m.bin")
