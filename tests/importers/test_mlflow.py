@@ -177,10 +177,14 @@ def test_a_run_the_store_will_not_give_is_named_and_the_rest_imported(project, t
             ids.append(run.info.run_id)
     artifacts = Path(client.get_run(ids[1]).info.artifact_uri.removeprefix("file://"))
     (artifacts / "leak.txt").symlink_to(secret)  # resolves outside the run's folder
+    with mlflow.start_run(run_name="bad-key") as run:  # a param key MLflow refuses to read
+        mlflow.log_param("fine", "1")
+    (artifacts.parent / ".." / run.info.run_id / "params" / "bad key!").write_text("x")
 
     done = gitml_cli(project.root, "import", "mlflow", str(store), "--no-progress")
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"not imported: artifacts of run {ids[1]}" in done.stderr
+    assert f"not imported: run {run.info.run_id} (Default): MlflowException" in done.stderr
     assert done.stdout.startswith("imported 3 runs (0 already there)")
     folders = list((project.root / ".gitml" / "runs").iterdir())
     assert len(folders) == 3 and all((f / "run.toml").is_file() for f in folders)

@@ -84,8 +84,12 @@ def import_store(
     ids: dict[str, str] = {}
     experiments = client.search_experiments(view_type=ViewType.ALL)
     summary.experiments = len(experiments)
-    runs = [(exp, run) for exp in experiments
-            for run in _all_runs(client, exp.experiment_id, ViewType.ALL)]  # fmt: skip
+    runs = []
+    for exp in experiments:
+        try:
+            runs += [(exp, run) for run in _all_runs(client, exp.experiment_id, ViewType.ALL)]
+        except Exception as exc:  # MLflow will not list it: one bad run refuses the lot
+            runs += [(exp, run) for run in _one_by_one(client, uri, exp, exc, summary)]
     bar = tqdm(runs, desc="import mlflow", unit=" runs", disable=None if progress is None
                else not progress)  # fmt: skip
     for exp, run in bar:
@@ -109,6 +113,27 @@ def import_store(
         summary.not_carried.append("parent/child run links (kept as the mlflow.parentRunId tag)")
     summary.not_carried.append("dataset inputs (mlflow.log_input), traces and evaluation tables")
     return summary
+
+
+def _one_by_one(client: Any, uri: str, exp: Any, exc: Exception, summary: Summary) -> list[Any]:
+    """A file store's runs read one at a time, when MLflow refuses to list them together.
+
+    A run with an invalid param key stops `search_runs` for its whole experiment: the runs
+    that can be read come, and the others are named in ``summary.failed``.
+    """
+    reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+    folder = Path(uri.removeprefix("file://")) / str(exp.experiment_id)
+    if not uri.startswith("file://") or not folder.is_dir():
+        summary.failed.append(f"experiment {exp.name}: cannot list its runs: {reason}")
+        return []
+    runs = []
+    for meta in sorted(folder.glob("*/meta.yaml")):
+        try:
+            runs.append(client.get_run(meta.parent.name))
+        except Exception as one:
+            why = f"{type(one).__name__}: {str(one).splitlines()[0] if str(one) else ''}"
+            summary.failed.append(f"run {meta.parent.name} ({exp.name}): {why[:300]}")
+    return runs
 
 
 def _all_runs(client: Any, experiment_id: str, view: Any) -> list[Any]:
