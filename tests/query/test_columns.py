@@ -24,7 +24,7 @@ def _same(a, b) -> bool:
     return type(a) is type(b) and a == b
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(ROWS)
 def test_every_row_reads_back_as_its_dict_without_its_nulls(rows):
     table = ColumnTable(rows)
