@@ -97,23 +97,24 @@ def _put(tree: dict[str, Any], path: list[str], value: Any) -> None:
     tree.setdefault(path[-1], value)
 
 
-def declared_metrics(root: Path) -> list[Path]:
-    """The metrics files `dvc.yaml` declares, at the top and in each stage."""
-    pipeline = root / "dvc.yaml"
-    if not pipeline.is_file():
+def metrics_names(pipeline: Any) -> list[str]:
+    """The metrics files a loaded `dvc.yaml` declares, at the top and in each stage."""
+    if not isinstance(pipeline, dict):
         return []
-    data = load_yaml(pipeline.read_text(), str(pipeline))
-    if not isinstance(data, dict):
-        return []
-    entries = list(data.get("metrics") or [])
-    for stage in (data.get("stages") or {}).values():
+    entries = list(pipeline.get("metrics") or [])
+    for stage in (pipeline.get("stages") or {}).values():
         if isinstance(stage, dict):
             entries += list(stage.get("metrics") or [])
     names = [next(iter(e)) if isinstance(e, dict) and e else e for e in entries]
-    found = []
-    for name in names:
-        if isinstance(name, str) and not name.startswith("${"):
-            path = (root / name).resolve()
-            if root.resolve() in path.parents:  # inside the repository only
-                found.append(path)
-    return found
+    return [n for n in names if isinstance(n, str) and not n.startswith("${")]
+
+
+def declared_metrics(root: Path) -> list[Path]:
+    """The metrics files the working tree's `dvc.yaml` declares, inside the repository only."""
+    pipeline = root / "dvc.yaml"
+    if not pipeline.is_file():
+        return []
+    inside = root.resolve()
+    found = [(root / name).resolve() for name in
+             metrics_names(load_yaml(pipeline.read_text(), str(pipeline)))]  # fmt: skip
+    return [path for path in found if inside in path.parents]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gitml import git, logs, store
-from gitml.data.pipeline import parse_lock
+from gitml.data.pipeline import metrics_names, parse_lock
 from gitml.errors import GitError, GitmlError, UsageError
 from gitml.importers import Summary
 from gitml.repo import Repo
@@ -180,16 +180,8 @@ def _write(repo: Repo, run_id: str, found: _Found) -> None:
 
 
 def _declared_metrics(text: str | None) -> list[str]:
-    """The metrics files a `dvc.yaml` declares: top-level `metrics:` and each stage's."""
-    loaded = _yaml(text)
-    if not isinstance(loaded, dict):
-        return []
-    entries = list(loaded.get("metrics") or [])
-    for stage in (loaded.get("stages") or {}).values():
-        if isinstance(stage, dict):
-            entries += list(stage.get("metrics") or [])
-    paths = [next(iter(e)) if isinstance(e, dict) and e else e for e in entries]
-    return [p for p in paths if isinstance(p, str) and not p.startswith(("/", "..", "${"))]
+    """The metrics files a `dvc.yaml` text declares, relative paths inside the repository."""
+    return [n for n in metrics_names(_yaml(text)) if not n.startswith(("/", ".."))]
 
 
 def _lock_files(text: str | None, source: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -103,9 +103,9 @@ def import_store(
         except Exception as exc:  # the store refuses this run (MlflowException and the like)
             if isinstance(exc, GitmlError) and not isinstance(exc, SchemaError):
                 raise  # ours: a repository problem, not this run's
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            summary.failed.append(f"run {run.info.run_id} ({exp.name}): {reason[:300]}")
-            warn(f"run {run.info.run_id} not imported: {reason[:300]}")
+            reason = _why(exc)
+            summary.failed.append(f"run {run.info.run_id} ({exp.name}): {reason}")
+            warn(f"run {run.info.run_id} not imported: {reason}")
             continue
         summary.runs += 1
     _import_registry(repo, client, ids, summary)
@@ -121,7 +121,7 @@ def _one_by_one(client: Any, uri: str, exp: Any, exc: Exception, summary: Summar
     A run with an invalid param key stops `search_runs` for its whole experiment: the runs
     that can be read come, and the others are named in ``summary.failed``.
     """
-    reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+    reason = _why(exc)
     folder = Path(uri.removeprefix("file://")) / str(exp.experiment_id)
     if not uri.startswith("file://") or not folder.is_dir():
         summary.failed.append(f"experiment {exp.name}: cannot list its runs: {reason}")
@@ -131,9 +131,15 @@ def _one_by_one(client: Any, uri: str, exp: Any, exc: Exception, summary: Summar
         try:
             runs.append(client.get_run(meta.parent.name))
         except Exception as one:
-            why = f"{type(one).__name__}: {str(one).splitlines()[0] if str(one) else ''}"
-            summary.failed.append(f"run {meta.parent.name} ({exp.name}): {why[:300]}")
+            why = _why(one)
+            summary.failed.append(f"run {meta.parent.name} ({exp.name}): {why}")
     return runs
+
+
+def _why(exc: BaseException) -> str:
+    """An exception in one line, at most 300 characters: its type and first line."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:300]
 
 
 def _all_runs(client: Any, experiment_id: str, view: Any) -> list[Any]:
@@ -217,8 +223,8 @@ def _import_run(
             except Exception as exc:  # the store's artifacts: the run itself is still carried
                 if isinstance(exc, GitmlError):
                     raise
-                reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                summary.failed.append(f"artifacts of run {info.run_id}: {reason[:300]}")
+                reason = _why(exc)
+                summary.failed.append(f"artifacts of run {info.run_id}: {reason}")
                 outputs = {}
             if outputs:
                 record["outputs"] = outputs

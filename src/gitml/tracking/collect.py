@@ -131,11 +131,7 @@ def pipeline_artifacts(
     repo: Repo, started: float
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """A `dvc repro` (or any command that rewrote dvc.lock) records its stages' deps and outs."""
-    lock = repo.root / "dvc.lock"
-    try:
-        if lock.stat().st_mtime < started:
-            return {}, {}
-    except OSError:
+    if not _lock_rewritten(repo, started):
         return {}, {}
     inputs, outputs = lock_artifacts(repo.root)
     for path, ref in inputs.items():
@@ -150,11 +146,7 @@ def pipeline_record(repo: Repo, started: float) -> tuple[dict[str, Any], dict[st
 
     Only when the command rewrote `dvc.lock`; a metrics file counts when it was written since.
     """
-    lock = repo.root / "dvc.lock"
-    try:
-        if lock.stat().st_mtime < started:
-            return {}, {}
-    except OSError:
+    if not _lock_rewritten(repo, started):
         return {}, {}
     metrics: dict[str, float] = {}
     for path in declared_metrics(repo.root):
@@ -165,6 +157,14 @@ def pipeline_record(repo: Repo, started: float) -> tuple[dict[str, Any], dict[st
             continue
         metrics.update(read_metrics_file(path))
     return lock_params(repo.root), metrics
+
+
+def _lock_rewritten(repo: Repo, started: float) -> bool:
+    """Whether `dvc.lock` was written since ``started`` (the command ran `dvc repro`)."""
+    try:
+        return (repo.root / "dvc.lock").stat().st_mtime >= started
+    except OSError:
+        return False
 
 
 def captured_metrics(repo: Repo, cwd: Path, started: float) -> dict[str, float]:
