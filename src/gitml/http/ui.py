@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gitml import explore, explore_models, logs
+from gitml import explore, explore_models, explore_table, logs
 from gitml.errors import GitmlError, UsageError
 from gitml.http.app import listen
 from gitml.http.ui_watch import Live, Watcher
@@ -99,7 +99,7 @@ def create_app(
     from starlette.routing import Route
 
     live = live or Live()
-    table = explore.RunTable(repo, generation=lambda: live.generation)
+    table = explore_table.RunTable(repo, generation=lambda: live.generation)
     files = {p.name: p for p in STATIC.iterdir() if p.suffix in TYPES}
 
     def index(_request: Any) -> Any:
@@ -185,7 +185,7 @@ def _guarded(
     return endpoint
 
 
-def _data_routes(repo: Repo, table: explore.RunTable) -> dict[str, Callable[[Any], Any]]:
+def _data_routes(repo: Repo, table: explore_table.RunTable) -> dict[str, Callable[[Any], Any]]:
     """The read-only JSON routes the page asks: runs, one run, series, compare, history, models."""
 
     def runs(request: Any) -> Any:
@@ -252,7 +252,7 @@ def serve(
     app = create_app(repo, token=token, live=live, hosts=LOCAL_NAMES | {host})
     sock, url = listen(host, port)
     watcher = Watcher(repo, live).start()
-    table: explore.RunTable = app.state.table
+    table: explore_table.RunTable = app.state.table
 
     def warm() -> None:  # read the runs while the page loads; then follow the running ones
         try:

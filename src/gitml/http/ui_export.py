@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from gitml import explore, explore_models, git
+from gitml import explore, explore_models, explore_table, git
 from gitml.errors import UsageError
 from gitml.http.ui import STATIC, TYPES
 from gitml.repo import Repo
@@ -24,12 +24,14 @@ def export(repo: Repo, dest: Path, *, buckets: int = 1000) -> dict[str, int]:
     """
     if dest.exists() and any(dest.iterdir()) and not (dest / EXPORT_MARK).is_file():
         raise UsageError("--export", f"{dest} is not empty and was not written by gitml ui")
-    table = explore.RunTable(repo)
+    table = explore_table.RunTable(repo)
     rows = table.rows()
     counts = {"runs": 0, "series": 0, "models": 0}
     api = dest / "api"
     _write_json(api / "fields.json", table.fields())
-    _write_json(api / "rows.json", [{k: explore.to_json(v) for k, v in r.items()} for r in rows])
+    _write_json(
+        api / "rows.json", [{k: explore_table.to_json(v) for k, v in r.items()} for r in rows]
+    )
     for row in rows:
         run_id = row["id"]
         _write_json(api / "run" / f"{run_id}.json", explore.run_page(table, run_id))
