@@ -34,7 +34,13 @@ def parse_lock(
     text: str, source: str
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """`lock_artifacts` of a `dvc.lock` file's text; ``source`` names it in errors."""
-    data = load_yaml(text, source)
+    return lock_data_artifacts(load_yaml(text, source), source)
+
+
+def lock_data_artifacts(
+    data: Any, source: str
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """`parse_lock` of an already loaded `dvc.lock`."""
     stages = (data or {}).get("stages", {}) if isinstance(data, dict) else None
     if not isinstance(stages, dict):
         raise FileFormatError(source, "field stages: expected a mapping of stage names")
@@ -66,18 +72,15 @@ def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
-def lock_params(root: Path) -> dict[str, Any]:
-    """The params `dvc.lock` says its stages ran with, as a nested mapping.
+def lock_params(data: Any) -> dict[str, Any]:
+    """The params a loaded `dvc.lock` says its stages ran with, as a nested mapping.
 
     ``params.yaml``'s keys come as they are (``train.C`` is ``{"train": {"C": ...}}``); another
     params file's keys sit under its name without the suffix (``config.yaml`` -> ``config``).
     """
-    lock = root / "dvc.lock"
-    if not lock.is_file():
-        return {}
-    data = load_yaml(lock.read_text(), str(lock))
     out: dict[str, Any] = {}
-    for stage in ((data or {}).get("stages") or {}).values():
+    stages = (data or {}).get("stages") if isinstance(data, dict) else None
+    for stage in (stages or {}).values() if isinstance(stages, dict) else ():
         files = stage.get("params") if isinstance(stage, dict) else None
         for file, values in (files or {}).items() if isinstance(files, dict) else ():
             if not isinstance(values, dict):

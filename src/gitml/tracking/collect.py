@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gitml import git, logs, store
 from gitml.data.add import add_to_cache, ignore_file, track
 from gitml.data.content import content_fields
-from gitml.data.pipeline import declared_metrics, load_yaml, lock_artifacts, lock_params
+from gitml.data.pipeline import declared_metrics, load_yaml, lock_data_artifacts, lock_params
 from gitml.errors import FileFormatError, GitmlError
 from gitml.repo import Repo, ensure_line
 from gitml.tracking import detect, record
@@ -127,44 +127,43 @@ def _record_file(repo: Repo, rel: str, run_id: str, *, output: bool) -> dict[str
     return {**ref, **content_fields(path)}
 
 
-def pipeline_artifacts(
-    repo: Repo, started: float
-) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """A `dvc repro` (or any command that rewrote dvc.lock) records its stages' deps and outs."""
-    if not _lock_rewritten(repo, started):
-        return {}, {}
-    inputs, outputs = lock_artifacts(repo.root)
-    for path, ref in inputs.items():
-        file = repo.root / path
+@dataclass
+class PipelineRun:
+    """What a `dvc repro` ran: its stages' deps and outs, the params it used, its metrics."""
+
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def pipeline_run(repo: Repo, started: float) -> PipelineRun:
+    """What a command that rewrote `dvc.lock` (`dvc repro`) ran, from the lock read once.
+
+    The lock's deps, outs and params, and the metrics files `dvc.yaml` declares that the
+    command wrote; nothing when the lock is as it was.
+    """
+    lock = repo.root / "dvc.lock"
+    try:
+        if lock.stat().st_mtime < started:
+            return PipelineRun()
+        data = load_yaml(lock.read_text(), str(lock))  # read once: artifacts and params
+    except OSError:
+        return PipelineRun()
+    inputs, outputs = lock_data_artifacts(data, str(lock))
+    for rel, ref in inputs.items():
+        file = repo.root / rel
         if file.is_file() and not ref["md5"].endswith(".dir"):
             add_to_cache(repo.root, file)  # raw inputs must be restorable by hash
-    return inputs, outputs
-
-
-def pipeline_record(repo: Repo, started: float) -> tuple[dict[str, Any], dict[str, float]]:
-    """What a `dvc repro` ran with and measured: `dvc.lock`'s params, `dvc.yaml`'s metrics.
-
-    Only when the command rewrote `dvc.lock`; a metrics file counts when it was written since.
-    """
-    if not _lock_rewritten(repo, started):
-        return {}, {}
     metrics: dict[str, float] = {}
-    for path in declared_metrics(repo.root):
+    for written in declared_metrics(repo.root):
         try:
-            if path.stat().st_mtime < started:
+            if written.stat().st_mtime < started:
                 continue
         except OSError:
             continue
-        metrics.update(read_metrics_file(path))
-    return lock_params(repo.root), metrics
-
-
-def _lock_rewritten(repo: Repo, started: float) -> bool:
-    """Whether `dvc.lock` was written since ``started`` (the command ran `dvc repro`)."""
-    try:
-        return (repo.root / "dvc.lock").stat().st_mtime >= started
-    except OSError:
-        return False
+        metrics.update(read_metrics_file(written))
+    return PipelineRun(inputs, outputs, lock_params(data), metrics)
 
 
 def captured_metrics(repo: Repo, cwd: Path, started: float) -> dict[str, float]:

@@ -33,8 +33,7 @@ from gitml.tracking.collect import (
     Watched,
     captured_metrics,
     command_files,
-    pipeline_artifacts,
-    pipeline_record,
+    pipeline_run,
 )
 from gitml.tracking.env import package_versions, python_env, script_imports
 from gitml.tracking.run import RUN_ID_ENV
@@ -213,8 +212,8 @@ def _finish(
     error: str | None = None,
 ) -> RunRecord:
     captured = captured_metrics(repo, cwd, started)
-    inputs, outputs = pipeline_artifacts(repo, started)
-    ran_with, measured = pipeline_record(repo, started)  # a `dvc repro`: dvc.lock, dvc.yaml
+    pipeline = pipeline_run(repo, started)  # a `dvc repro`: dvc.lock, dvc.yaml
+    inputs, outputs = pipeline.inputs, pipeline.outputs
     missing: list[str] = []
     if exit_code == 0:
         found_in, found_out, missing = command_files(repo, run_id, command, cwd, watched)
@@ -230,9 +229,9 @@ def _finish(
         )
 
     def extra(rec: dict[str, Any]) -> None:
-        rec["metrics"].update({**measured, **captured})
-        if ran_with:  # what `-p` or the script set wins over what dvc.lock says
-            rec["params"] = {**record.normalize_params(ran_with), **rec.get("params", {})}
+        rec["metrics"].update({**pipeline.metrics, **captured})
+        if pipeline.params:  # what `-p` or the script set wins over what dvc.lock says
+            rec["params"] = {**record.normalize_params(pipeline.params), **rec.get("params", {})}
         rec.setdefault("inputs", {}).update(inputs)
         rec.setdefault("outputs", {}).update(outputs)
         rec["exit_code"] = exit_code
