@@ -28,6 +28,7 @@ from gitml.errors import GitError, GitmlError, UsageError
 from gitml.importers import Summary
 from gitml.repo import Repo
 from gitml.tracking import journal
+from gitml.tracking.collect import numeric_leaves
 from gitml.tracking.record import normalize_params
 
 log = logs.get(__name__)
@@ -159,8 +160,8 @@ def _write(repo: Repo, run_id: str, found: _Found) -> None:
     metrics: dict[str, float] = {}
     for text in found.metrics:
         loaded = _yaml(text)  # JSON is YAML: metrics files are either
-        flat = normalize_params(loaded) if isinstance(loaded, dict) else {}  # dotted names
-        metrics.update({k: float(v) for k, v in flat.items() if k != "step" and _is_number(v)})
+        flat = numeric_leaves(loaded) if isinstance(loaded, dict) else {}  # dotted names
+        metrics.update({k: v for k, v in flat.items() if k != "step"})
     record: dict[str, Any] = {
         "schema_version": 1, "id": run_id, "name": name[:250], "status": "finished",
         "start_time": when, "end_time": when, "params": params, "metrics": metrics,
@@ -193,10 +194,6 @@ def _lock_files(text: str | None, source: str) -> tuple[dict[str, Any], dict[str
     except GitmlError as exc:
         log.warning("gitml: %s; the experiment is imported without its deps and outs", exc)
         return {}, {}
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _yaml(text: str | None) -> Any:

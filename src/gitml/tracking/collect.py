@@ -207,15 +207,16 @@ def read_metrics_file(path: Path) -> dict[str, float]:
             data = data["metrics"]  # gitml's own summary format
     if not isinstance(data, dict):
         raise FileFormatError(str(path), "expected an object of metric names to numbers")
-    return _numeric_leaves(data)
+    return numeric_leaves(data)
 
 
-def _numeric_leaves(data: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+def numeric_leaves(data: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """The numbers in a metrics document, nested keys joined with dots; booleans are not."""
     out: dict[str, float] = {}
     for key, value in data.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            out.update(_numeric_leaves(value, f"{name}."))
+            out.update(numeric_leaves(value, f"{name}."))
         elif isinstance(value, int | float) and not isinstance(value, bool):
             out[name] = float(value)
     return out
