@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitml import git, store
 from gitml.errors import GitmlError, RunNotFoundError
+from gitml.query import dvc_runs
 from gitml.query.api import row_lookup
 from gitml.query.index import BY_ID, BY_PREFIX, LANDED_IN
 from gitml.query.output import is_number
@@ -77,6 +78,9 @@ def resolve_side(
         try:
             raw = git.read_file_at(repo.root, commit, summary)
         except GitmlError as exc:
+            alone = _alone(repo, commit, landed)
+            if alone is not None:
+                return _with_repeats(repo, Side(ref, alone), rows)
             raise GitmlError(
                 f"{ref}: has no {summary}; no finished run was committed there"
             ) from exc
@@ -90,6 +94,19 @@ def resolve_side(
     if not matches:
         raise RunNotFoundError(ref)
     raise GitmlError(f"{ref!r}: matches {len(matches)} runs; give more of the id")
+
+
+def _alone(repo: Repo, commit: str, landed: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The run that represents a commit without a metrics.toml, when only one can.
+
+    That is the one finished run the commit holds, else the state of DVC's pipeline at the
+    commit (its `dvc.lock`, params and metrics; `gitml.query.dvc_runs`), when it has one.
+    """
+    if len(landed) == 1:
+        return landed[0]
+    if landed:
+        return None
+    return dvc_runs.row_at(repo.root, commit)
 
 
 def _finished(found: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -6,8 +6,13 @@ has exactly its schema's properties, with the schema's required ones required. V
 schema leaves open (params, nested config sections) are `Any`.
 """
 
+from collections.abc import Mapping
+from contextlib import suppress
 from datetime import datetime
 from typing import Any, Literal, NotRequired, TypedDict
+
+from gitml import store
+from gitml.errors import UsageError
 
 RunStatus = Literal["running", "finished", "failed", "crashed", "interrupted"]
 
@@ -158,3 +163,38 @@ class Config(TypedDict):
     governance: NotRequired[dict[str, Any]]
     watch: NotRequired[dict[str, Any]]
     metrics: NotRequired[dict[str, Any]]
+
+
+def normalize_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Params as TOML scalars: nested mappings flatten to dotted keys, None and objects to text.
+
+    NaN and infinities are values like any other float. Mappings nested deeper than
+    `store.MAX_DEPTH` are refused: no config nests that deep, and a record that did could
+    not be read back by every tool.
+    """
+    if not prefix and store.depth(params) > store.MAX_DEPTH:
+        raise UsageError("params", f"nested more than {store.MAX_DEPTH} levels deep")
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if not isinstance(key, str) or not key or len(key) > 250:
+            raise UsageError(f"param {key!r}", "param names are non-empty strings of <= 250 chars")
+        full = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(normalize_params(value, prefix=f"{full}."))
+        else:
+            out[full] = _param_value(value)
+    return out
+
+
+def _param_value(value: Any) -> Any:
+    if isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple) and all(
+        isinstance(v, bool | int | float | str) for v in value
+    ):
+        return list(value)
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        with suppress(TypeError, ValueError):
+            return _param_value(item())
+    return str(value)

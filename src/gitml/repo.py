@@ -56,12 +56,21 @@ class Repo:
     """A gitml project rooted at the top of a git working tree."""
 
     root: Path
+    dvc_only: bool = False  # a plain DVC repository read as it is: no `.gitml/` of its own
 
     @classmethod
-    def find(cls, start: str | os.PathLike[str] | None = None) -> Repo:
-        """The project containing ``start`` (default: the current directory)."""
+    def find(cls, start: str | os.PathLike[str] | None = None, *, reading: bool = False) -> Repo:
+        """The project containing ``start`` (default: the current directory).
+
+        ``reading``: a command that only reads also accepts a plain DVC repository (a `.dvc/`
+        folder, no `gitml init`): its history is read as runs (`gitml.query.dvc_runs`), on the
+        default settings, with the index cached in `.dvc/tmp/gitml/`, which DVC ignores.
+        """
         root = git.find_root(Path(start) if start is not None else Path.cwd())
         if not (root / GITML_DIR / "config.toml").is_file():
+            if reading and (root / ".dvc").is_dir() and not (root / ".dvc").is_symlink():
+                _no_linked_folders(root)
+                return cls(root, dvc_only=True)
             raise NotInitializedError(str(root))
         _no_linked_folders(root)
         return cls(root)
@@ -79,6 +88,8 @@ class Repo:
     @property
     def cache_dir(self) -> Path:
         """Gitml's local, git-ignored cache (the query index)."""
+        if self.dvc_only:
+            return self.root / ".dvc" / "tmp" / "gitml"
         return self.gitml_dir / "cache"
 
     @property
@@ -92,7 +103,9 @@ class Repo:
 
     @cached_property
     def config(self) -> Config:
-        """The validated project settings."""
+        """The validated project settings (the defaults, in a plain DVC repository)."""
+        if self.dvc_only:
+            return cast("Config", {})
         return cast("Config", store.read_toml(self.config_path, kind="config"))
 
     def tracking_setting(self, key: str) -> Any:

@@ -61,7 +61,7 @@ def lineage(target: str, fmt: str) -> None:
       gitml lineage wine@production
       gitml lineage 20261123T0850 --format json
     """
-    click.echo(render_lineage(build_lineage(Repo.find(), target), fmt), nl=False)
+    click.echo(render_lineage(build_lineage(Repo.find(reading=True), target), fmt), nl=False)
 
 
 COMMANDS = [reproduce, lineage]

@@ -74,11 +74,11 @@ def runs(
     if query is not None:
         if where or sort or limit is not None:
             raise UsageError("--sql", "filter, sort and limit inside the query, not with -w/-s/-l")
-        rows = sql(Repo.find(), query)
+        rows = sql(Repo.find(reading=True), query)
         chosen = parse_columns(columns, rows) if columns else list(rows[0]) if rows else []
         click.echo(render(rows, fmt=fmt, columns=chosen, full=rows), nl=False)
         return
-    repo = Repo.find()
+    repo = Repo.find(reading=True)
     named = [c.strip() for c in columns.split(",") if c.strip()] if columns else []
     rows, _ = search(repo, where=where, sort=sort, limit=limit, columns=named)
     if git.is_shallow(repo.root):
@@ -127,7 +127,7 @@ def show(run_ref: str, fmt: str) -> None:
     Example:
       gitml show 20261123T0850
     """
-    click.echo(describe(Repo.find(), run_ref, fmt=fmt), nl=False)
+    click.echo(describe(Repo.find(reading=True), run_ref, fmt=fmt), nl=False)
 
 
 COMMANDS = [runs, show]
@@ -156,7 +156,8 @@ def diff(a: str, b: str, fmt: str, markdown: bool, run: str | None) -> None:
       gitml diff HEAD~1 HEAD
     """
     click.echo(
-        render_diff(run_diff(Repo.find(), a, b, run=run), "md" if markdown else fmt), nl=False
+        render_diff(run_diff(Repo.find(reading=True), a, b, run=run), "md" if markdown else fmt),
+        nl=False,
     )
 
 
@@ -195,7 +196,7 @@ def report(  # noqa: PLR0917 - one argument per option, as click passes them
       gitml report --rev main --rev feature -o review.html
       gitml report --where "params.model == 'rf'" --png-dir docs/plots
     """
-    repo = Repo.find()
+    repo = Repo.find(reading=True)
     # Inside .gitml/cache/ (ignored) unless asked: `git add -A` must not commit a report.
     output = output or repo.cache_dir / "report" / "index.html"
     done = write_report(repo, output, revs=revs, where=where, max_runs=max_runs, png_dir=png_dir)
@@ -236,7 +237,7 @@ def parquet(folder: Path, where: str | None) -> None:
       duckdb -c "SELECT * FROM read_parquet('runs-dataset/steps/*/*.parquet',
                  hive_partitioning=true)"
     """
-    counts = export_parquet(Repo.find(), folder, where=where)
+    counts = export_parquet(Repo.find(reading=True), folder, where=where)
     click.echo(f"wrote {counts['runs']} runs and {counts['steps']} step metrics to {folder}")
 
 

@@ -37,12 +37,12 @@ def ui(port: int, host: str, open_browser: bool, export_dir: Path | None) -> Non
       gitml ui --export site/    # a static copy: open site/index.html through any web server
     """
     if export_dir is not None:
-        counts = export(Repo.find(), export_dir)
+        counts = export(Repo.find(reading=True), export_dir)
         click.echo(f"wrote {export_dir}: {counts['runs']} runs, {counts['series']} step metrics, "
                    f"{counts['models']} models")  # fmt: skip
         return
     token = os.environ.get("GITML_UI_TOKEN") or None
-    serve(Repo.find(), host=host, port=port, token=token, open_browser=open_browser)
+    serve(Repo.find(reading=True), host=host, port=port, token=token, open_browser=open_browser)
 
 
 COMMANDS = [ui]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +122,15 @@ def declared_metrics(root: Path) -> list[Path]:
     found = [(root / name).resolve() for name in
              metrics_names(load_yaml(pipeline.read_text(), str(pipeline)))]  # fmt: skip
     return [path for path in found if inside in path.parents]
+
+
+def numeric_leaves(data: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """The numbers in a metrics document, nested keys joined with dots; booleans are not."""
+    out: dict[str, float] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(numeric_leaves(value, f"{name}."))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out

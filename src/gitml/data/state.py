@@ -21,6 +21,8 @@ class HashState:
 
     def __init__(self, root: Path) -> None:
         folder = root / ".gitml" / "cache"
+        if not (root / ".gitml").is_dir() and (root / ".dvc").is_dir():
+            folder = root / ".dvc" / "tmp" / "gitml"  # a plain DVC repository, read as it is
         folder.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(folder / "hashes.sqlite", timeout=30, isolation_level=None)
         self.db.execute(_TABLE)

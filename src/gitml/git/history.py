@@ -72,16 +72,16 @@ def files_under(root: Path, rev: str, folder: str) -> list[str]:
     return sorted(f"{folder}{path}" for path, _, _ in _walk_tree(repo, tree, ""))
 
 
-def reachable_commits(root: Path) -> list[str]:
-    """Every commit reachable from a local branch or a detached HEAD, parents last."""
+def reachable_commits(root: Path, also: Iterable[str] = ()) -> list[str]:
+    """Every commit reachable from a branch, a tag, a detached HEAD or ``also``, parents last."""
     import pygit2
 
     repo = _open(root)
-    tips = ref_tips(root).values()
+    tips = {*ref_tips(root).values(), *also}
     if not tips:
         return []
     walker = repo.walk(None, pygit2.enums.SortMode.TOPOLOGICAL)
-    for tip in set(tips):
+    for tip in tips:
         walker.push(tip)
     return [str(c.id) for c in walker]
 
@@ -178,7 +178,18 @@ def _split_nul(stream: Any, size: int = 1 << 16) -> Iterator[bytes]:
 
 
 def _parse_diff_tree(tokens: Iterator[bytes], prefix: str) -> Iterator[RunBlob]:
-    """`C<commit> <time>` headers, then `:<modes> <old> <new> <status>` and path pairs."""
+    """The run.toml versions among `_diff_entries`."""
+    for commit, time, status, blob, path in _diff_entries(tokens):
+        run_id, _, name = path.removeprefix(prefix).partition("/")
+        if name == "run.toml" and status[:1] in "AMRCT":
+            yield RunBlob(run_id=run_id, blob=blob, commit=commit, commit_time=time)
+
+
+def _diff_entries(tokens: Iterator[bytes]) -> Iterator[tuple[str, int, str, str, str]]:
+    """(commit, time, status, new blob, path) from `git diff-tree --format=C%H %ct -z`.
+
+    Tokens are `C<commit> <time>` headers, then `:<modes> <old> <new> <status>` and path pairs.
+    """
     commit, time = "", 0
     for raw in tokens:
         token = raw.lstrip(b"\n")
@@ -188,9 +199,20 @@ def _parse_diff_tree(tokens: Iterator[bytes], prefix: str) -> Iterator[RunBlob]:
         elif token.startswith(b":"):
             fields = token.decode().split(" ")
             path = next(tokens).decode(errors="surrogateescape")
-            run_id, _, name = path.removeprefix(prefix).partition("/")
-            if name == "run.toml" and fields[4][:1] in "AMRCT":
-                yield RunBlob(run_id=run_id, blob=fields[3], commit=commit, commit_time=time)
+            yield commit, time, fields[4], fields[3], path
+
+
+def file_changes(root: Path, path: str, commits: Iterable[str]) -> Iterator[tuple[str, int, str]]:
+    """(commit, commit time, new blob id) of the ``commits`` that add or change ``path``.
+
+    Each is compared with its first parent (a deletion is not a change here), in the order given.
+    """
+    argv = ["diff-tree", "--stdin", "-z", "-r", "--no-renames", "--no-abbrev", "--root",
+            "--diff-merges=first-parent", "--format=C%H %ct", "--", path]  # fmt: skip
+    with _git_stream(root, argv, commits) as stdout:
+        for commit, time, status, blob, changed in _diff_entries(_split_nul(stdout)):
+            if changed == path and status[:1] in "AMRCT":
+                yield commit, time, blob
 
 
 def read_blobs(root: Path, blob_ids: Iterable[str]) -> Iterator[tuple[str, bytes]]:

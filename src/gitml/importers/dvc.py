@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from gitml import git, logs, store
-from gitml.data.pipeline import metrics_names, parse_lock
+from gitml.data.pipeline import metrics_names, numeric_leaves, parse_lock
 from gitml.errors import GitError, GitmlError, UsageError
 from gitml.importers import Summary
+from gitml.records import normalize_params
 from gitml.repo import Repo
 from gitml.tracking import journal
-from gitml.tracking.collect import numeric_leaves
-from gitml.tracking.record import normalize_params
 
 log = logs.get(__name__)
 

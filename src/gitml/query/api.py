@@ -204,7 +204,7 @@ def search(
     keys = parse_sort(sort)
     if limit is not None and limit < 0:
         raise UsageError("--limit", f"{limit} is negative")
-    project = repo or Repo.find()
+    project = repo or Repo.find(reading=True)
     known: set[str] = set()
     rows = []
     for row in iter_rows(project):
@@ -253,7 +253,7 @@ def runs(
     """
     import pandas as pd
 
-    project = repo if isinstance(repo, Repo) else Repo.find(repo)
+    project = repo if isinstance(repo, Repo) else Repo.find(repo, reading=True)
     rows = find_runs(project, where=where, sort=sort, limit=limit)
     frame = pd.DataFrame(rows)
     for column in ("start_time", "end_time"):
@@ -290,7 +290,7 @@ def resolve(repo: Repo, ref: str, *, fresh: bool = False) -> IndexedRun:
 
 def get_run(ref: str, *, repo: Repo | str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The full record of one run (by id or unique prefix), from the working tree or git."""
-    project = repo if isinstance(repo, Repo) else Repo.find(repo)
+    project = repo if isinstance(repo, Repo) else Repo.find(repo, reading=True)
     run = resolve(project, ref)
     return {**store.to_json_types(record_of(project, run)), "commit": run.landed}
 

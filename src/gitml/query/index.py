@@ -20,14 +20,16 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from gitml import git, logs, store
-from gitml.query.parse import Parsed, Parser, decode_row
+from gitml.errors import GitmlError
+from gitml.query import dvc_runs
+from gitml.query.parse import Parsed, Parser, decode_row, parse_record
 from gitml.records import RunRecord
 from gitml.repo import Repo
 
 log = logs.get(__name__)
 
 T = TypeVar("T")
-INDEX_FORMAT = "4"
+INDEX_FORMAT = "5"
 RUN_FILE = "run.toml"
 BATCH = 5_000  # run versions read from git at a time
 _TABLES = """
@@ -146,11 +148,13 @@ class RunIndex:
         read in batches, so memory does not grow with the history; a large batch of records not
         parsed yet is parsed on every core.
         """
-        tips = json.dumps(sorted(git.ref_tips(self.repo.root).items()))
+        experiments = dvc_runs.experiments(self.repo.root)
+        named = sorted((c, e.experiment or "") for c, e in experiments.items())
+        tips = json.dumps(sorted(git.ref_tips(self.repo.root).items()) + named)
         row = self.db.execute("SELECT value FROM meta WHERE key='tips'").fetchone()
         if row is not None and row[0] == tips:
             return 0
-        reachable = git.reachable_commits(self.repo.root)
+        reachable = git.reachable_commits(self.repo.root, also=experiments)
         known = {r[0] for r in self.db.execute("SELECT oid FROM commits")}
         new = [c for c in reachable if c not in known]
         gone = known - set(reachable)
@@ -169,6 +173,7 @@ class RunIndex:
                     )
                     for blob in batch:
                         self._store_version(blob)
+            self._store_dvc_runs(new, experiments)
             self.db.executemany("INSERT OR IGNORE INTO commits VALUES(?)", [(c,) for c in new])
             self.db.execute("INSERT OR REPLACE INTO meta VALUES('tips', ?)", (tips,))
             self.db.execute("COMMIT")
@@ -176,6 +181,40 @@ class RunIndex:
             self.db.execute("ROLLBACK")
             raise
         return len(new)
+
+    def _store_dvc_runs(self, new: list[str], experiments: dict[str, dvc_runs.DvcCommit]) -> None:
+        """The runs of DVC's own history among ``new`` commits (see `gitml.query.dvc_runs`).
+
+        A commit whose gitml runs already record every out of its `dvc.lock` (a
+        `gitml run -- dvc repro`) is described by them: it is not read a second time.
+        """
+        root = self.repo.root
+        found = [dvc_runs.DvcCommit(commit, time)
+                 for commit, time, _ in git.file_changes(root, dvc_runs.DVC_LOCK, reversed(new))
+                 if commit not in experiments]  # fmt: skip
+        found += [experiments[commit] for commit in new if commit in experiments]
+        for at in found:
+            source = f"{at.commit[:12]}:{dvc_runs.DVC_LOCK}"
+            parsed: Parsed
+            try:
+                record = dvc_runs.record_at(root, at)
+            except GitmlError as exc:
+                record, parsed = None, (None, str(exc), [])
+            else:
+                if record is None or self._described(at.commit, record.get("outputs", {})):
+                    continue
+                parsed = parse_record(record, source)
+            self._insert_blobs([at.key], [parsed])
+            self._store_version(
+                git.RunBlob(run_id=at.run_id, blob=at.key, commit=at.commit, commit_time=at.time)
+            )
+
+    def _described(self, commit: str, outputs: dict[str, Any]) -> bool:
+        made = set(self.db.execute(
+            "SELECT o.path, o.md5 FROM versions v JOIN outputs o ON o.blob = v.blob"
+            " WHERE v.oid = ?", (commit,)))  # fmt: skip
+        wanted = {(path, ref["md5"]) for path, ref in outputs.items()}
+        return bool(wanted) and wanted <= made
 
     def _forget(self, gone: set[str]) -> None:
         for chunk in _batches(sorted(gone), 500):
@@ -355,6 +394,13 @@ def record_of(repo: Repo, run: IndexedRun) -> RunRecord:
     """The full, validated record of an indexed run, read from the working tree or git."""
     if run.in_workdir:
         return cast(RunRecord, store.read_toml(repo.run_dir(run.run_id) / RUN_FILE, kind="run"))
+    if run.blob.startswith(dvc_runs.KEY_PREFIX):
+        at = dvc_runs.commit_of(repo.root, run.blob.removeprefix(dvc_runs.KEY_PREFIX))
+        record = dvc_runs.record_at(repo.root, at)
+        if record is None:
+            raise GitmlError(f"{at.commit[:12]}: has no {dvc_runs.DVC_LOCK}")
+        store.validate("run", record, source=f"{at.commit[:12]}:{dvc_runs.DVC_LOCK}")
+        return cast(RunRecord, record)
     ((_, raw),) = git.read_blobs(repo.root, [run.blob])
     source = f"{(run.commit or '')[:12]}:{repo.run_dir(run.run_id).relative_to(repo.root)}/run.toml"
     data = store.parse_toml(raw, source=source)

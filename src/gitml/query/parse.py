@@ -34,14 +34,17 @@ def decode_row(text: str) -> Any:
         return json.loads(text)  # NaN, Infinity, -Infinity: losses diverge
 
 
-def parse_record(raw: bytes, source: str) -> Parsed:
+def parse_record(raw: bytes | dict[str, Any], source: str) -> Parsed:
     """A record's flat row as JSON, or why it is not a valid run record; and its outputs.
 
-    Whatever a record holds, the answer is a row or an error naming ``source``: one bad
-    record is skipped with a warning, it never stops a query over the rest.
+    ``raw`` is a run.toml's bytes, or a record already built (TOML types: datetimes as
+    datetimes), as a run read from DVC's history is. Whatever a record holds, the answer is a
+    row or an error naming ``source``: one bad record is skipped with a warning, it never
+    stops a query over the rest.
     """
     try:
-        data = store.to_json_types(store.parse_toml(raw, source=source))
+        record = raw if isinstance(raw, dict) else store.parse_toml(raw, source=source)
+        data = store.to_json_types(record)
         store.validate_json("run", data, source=source)
         made = [(path, ref["md5"]) for path, ref in data.get("outputs", {}).items()]
         return json.dumps(flatten(data)), None, made

@@ -8,7 +8,7 @@ recorded under the run's `[inputs]`/`[outputs]` (or its metrics).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,13 @@ from typing import Any
 from gitml import git, logs, store
 from gitml.data.add import add_to_cache, ignore_file, track
 from gitml.data.content import content_fields
-from gitml.data.pipeline import declared_metrics, load_yaml, lock_data_artifacts, lock_params
+from gitml.data.pipeline import (
+    declared_metrics,
+    load_yaml,
+    lock_data_artifacts,
+    lock_params,
+    numeric_leaves,
+)
 from gitml.errors import FileFormatError, GitmlError
 from gitml.repo import Repo, ensure_line
 from gitml.tracking import detect, record
@@ -208,15 +214,3 @@ def read_metrics_file(path: Path) -> dict[str, float]:
     if not isinstance(data, dict):
         raise FileFormatError(str(path), "expected an object of metric names to numbers")
     return numeric_leaves(data)
-
-
-def numeric_leaves(data: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """The numbers in a metrics document, nested keys joined with dots; booleans are not."""
-    out: dict[str, float] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(numeric_leaves(value, f"{name}."))
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            out[name] = float(value)
-    return out

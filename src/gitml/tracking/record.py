@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from gitml import git, store
 from gitml.errors import GitmlError, UsageError
-from gitml.records import RunRecord
+from gitml.records import RunRecord, normalize_params
 from gitml.repo import OWN_PATHS, Repo, summary_rule
 from gitml.secrets import redact as redact_values
 from gitml.secrets import redact_argv
@@ -116,27 +116,6 @@ def update(repo: Repo, run_id: str, change: Callable[[dict[str, Any]], None]) ->
     return cast(RunRecord, record)
 
 
-def normalize_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Params as TOML scalars: nested mappings flatten to dotted keys, None and objects to text.
-
-    NaN and infinities are values like any other float. Mappings nested deeper than
-    `store.MAX_DEPTH` are refused: no config nests that deep, and a record that did could
-    not be read back by every tool.
-    """
-    if not prefix and store.depth(params) > store.MAX_DEPTH:
-        raise UsageError("params", f"nested more than {store.MAX_DEPTH} levels deep")
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        if not isinstance(key, str) or not key or len(key) > 250:
-            raise UsageError(f"param {key!r}", "param names are non-empty strings of <= 250 chars")
-        full = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(normalize_params(value, prefix=f"{full}."))
-        else:
-            out[full] = _param_value(value)
-    return out
-
-
 def redact(params: dict[str, Any], allowed: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """Params or tags that look like secrets as <redacted> (the rules: `gitml.secrets`).
 
@@ -147,20 +126,6 @@ def redact(params: dict[str, Any], allowed: list[str] | tuple[str, ...] = ()) ->
     written to the repository).
     """
     return redact_values(params, allowed)
-
-
-def _param_value(value: Any) -> Any:
-    if isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, list | tuple) and all(
-        isinstance(v, bool | int | float | str) for v in value
-    ):
-        return list(value)
-    item = getattr(value, "item", None)  # numpy scalars
-    if callable(item):
-        with suppress(TypeError, ValueError):
-            return _param_value(item())
-    return str(value)
 
 
 def normalize_tags(tags: Mapping[str, Any]) -> dict[str, str]:
