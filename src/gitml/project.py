@@ -47,6 +47,7 @@ seed_params = ["seed", "random_state", "random_seed"]
 GITML_GITIGNORE = """\
 # gitml: local caches and live files, never committed
 /cache/
+/keep/
 /runs/*/*.journal
 /runs/*/*.lock
 *.tmp

@@ -42,7 +42,12 @@ PENDING = "gitml-pending-commit.json"  # in .git: a file commit whose tree is no
 
 
 def commit_file(root: Path, path: str, data: bytes, message: str) -> str:
-    """Commit ``data`` as ``path`` on HEAD, then make the working file and the index match.
+    """`commit_files` of one file."""
+    return commit_files(root, {path: data}, message)
+
+
+def commit_files(root: Path, files: dict[str, bytes], message: str) -> str:
+    """Commit ``files`` (path -> bytes) on HEAD, then make the working files and index match.
 
     The commit comes first: built from HEAD's tree (never from the working tree or the index,
     so nothing else the user staged rides along), checked by the pre-commit and commit-msg
@@ -57,9 +62,9 @@ def commit_file(root: Path, path: str, data: bytes, message: str) -> str:
     with locked(Path(repo.path) / "gitml-commit.lock", timeout=120):
         _settle_locked(root, repo)
         try:
-            oid = _commit_file(root, repo, path, data, message)
+            oid = _commit_file(root, repo, files, message)
         except pygit2.GitError as exc:
-            raise GitError(f"cannot commit {path}: {exc}") from exc
+            raise GitError(f"cannot commit {', '.join(files)}: {exc}") from exc
     _run_hook(root, hooks_dir(root), "post-commit", check=False)
     return oid
 
@@ -80,7 +85,7 @@ def settle(root: Path) -> None:
         _settle_locked(root, repo)
 
 
-def _commit_file(root: Path, repo: Any, path: str, data: bytes, message: str) -> str:
+def _commit_file(root: Path, repo: Any, files: dict[str, bytes], message: str) -> str:
 
     import pygit2
 
@@ -90,7 +95,9 @@ def _commit_file(root: Path, repo: Any, path: str, data: bytes, message: str) ->
         index = pygit2.Index(str(index_file))
         if parent is not None:
             index.read_tree(repo[parent].tree)
-        index.add(pygit2.IndexEntry(path, repo.create_blob(data), pygit2.enums.FileMode.BLOB))
+        for path, data in files.items():
+            entry = pygit2.IndexEntry(path, repo.create_blob(data), pygit2.enums.FileMode.BLOB)
+            index.add(entry)
         index.write()
         env = {**_git_env(), "GIT_INDEX_FILE": str(index_file)}
         folder = hooks_dir(root)
@@ -103,7 +110,7 @@ def _commit_file(root: Path, repo: Any, path: str, data: bytes, message: str) ->
     finally:
         index_file.unlink(missing_ok=True)
     if parent is not None and repo[parent].tree_id == tree:
-        raise GitError(f"nothing to commit: {path} unchanged")
+        raise GitError(f"nothing to commit: {', '.join(files)} unchanged")
     oid = str(_create_commit(repo, message_file.read_text(), tree, parent))
     branch = _branch_ref(repo)
     pending = Path(repo.path) / PENDING
@@ -113,7 +120,9 @@ def _commit_file(root: Path, repo: Any, path: str, data: bytes, message: str) ->
                 parent or "0" * 40)  # fmt: skip
     except GitError:
         pending.unlink(missing_ok=True)
-        raise GitError(f"{branch} moved while {path} was being committed; try again") from None
+        raise GitError(
+            f"{branch} moved while {', '.join(files)} was committed; try again"
+        ) from None
     _settle_locked(root, repo)
     return oid
 

@@ -23,6 +23,7 @@ from gitml.query.api import resolve as resolve_run
 from gitml.query.index import record_of
 from gitml.query.output import is_number
 from gitml.records import Artifact, ModelDoc, RegistryEvent, RunRecord, VersionRecord
+from gitml.registry.keep import KEEP_IGNORE, keep_bytes, keep_path, materialize
 from gitml.registry.names import refuse_misspelt
 from gitml.registry.ref import ModelRef, Resolved
 from gitml.repo import MODELS_DIR, Repo, registry_path
@@ -266,11 +267,25 @@ def _new(name: str) -> ModelDoc:
 
 def _save(repo: Repo, file: Path, doc: ModelDoc, message: str, commit: bool) -> None:
     """Commit the new registry file, then write it (`git.commit_file`): all or nothing."""
+    keep = keep_bytes(repo, {file: doc})
     if not commit:
         store.write_toml(file, doc, kind="model")
+        if keep:
+            store.atomic_write(keep_path(repo), keep)
+            materialize(repo, keep)
         return
-    data = store.toml_bytes(doc, kind="model", source=str(file))
-    git.commit_file(repo.root, file.relative_to(repo.root).as_posix(), data, message)
+    files = {repo.relpath(file): store.toml_bytes(doc, kind="model", source=str(file))}
+    if keep:  # in the same commit: `dvc gc` keeps what the registry names (`registry.keep`)
+        files[repo.relpath(keep_path(repo))] = keep
+        ignore = repo.gitml_dir / ".gitignore"
+        text = ignore.read_text() if ignore.is_file() else ""
+        if KEEP_IGNORE not in text.splitlines():
+            files[repo.relpath(ignore)] = (
+                (text.rstrip("\n") + f"\n{KEEP_IGNORE}\n").lstrip().encode()
+            )
+    git.commit_files(repo.root, files, message)
+    if keep:
+        materialize(repo, keep)
 
 
 def _committed(repo: Repo, name: str) -> None:
