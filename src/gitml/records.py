@@ -148,6 +148,7 @@ class ModelDoc(TypedDict):
     aliases: dict[str, int]
     history: list[RegistryEvent]
     description: NotRequired[str]
+    tags: NotRequired[dict[str, str]]
 
 
 class Config(TypedDict):

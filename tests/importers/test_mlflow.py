@@ -49,7 +49,7 @@ def _make_store(uri, runs, steps):
         client.log_batch(rid, metrics=[Metric("accuracy", 0.5 + i / (2 * runs), base, 0)])
         status = "KILLED" if i == runs - 1 else "FINISHED"
         client.set_terminated(rid, status=status, end_time=base + i * 1000 + 500)
-    formats = {"iris-lr": "cloudpickle", "iris-strong": "skops"}
+    formats = {1: "cloudpickle", 3: "pickle", 5: "skops"}  # MLflow's three sklearn flavors
     for name, picks in (("iris-lr", (1, 3)), ("iris-strong", (5,))):
         for i in picks:
             rid = client.search_runs(experiments, filter_string=f"tags.seed = '{i}'")[0].info.run_id
@@ -58,12 +58,14 @@ def _make_store(uri, runs, steps):
                 # cloudpickle for one, skops (MLflow 3's default) for the other
                 example = pd.DataFrame(X[:2], columns=list("0123")) if i == 5 else None
                 mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
-                                         serialization_format=formats[name],
+                                         serialization_format=formats[i],
                                          input_example=example)  # fmt: skip
             client.set_terminated(rid, status="FINISHED", end_time=base + i * 1000 + 500)
     client.set_registered_model_alias("iris-lr", "production", "2")
     client.set_registered_model_alias("iris-lr", "staging", "1")
     client.set_registered_model_alias("iris-strong", "production", "1")
+    client.set_registered_model_tag("iris-lr", "task", "classification")
+    client.create_registered_model("not-yet", tags={"owner": "vision"}, description="planned")
     return client
 
 
@@ -94,7 +96,7 @@ def test_import_matches_mlflow_field_by_field(project, store, tmp_path):
     assert total >= n_runs * (n_steps + 1)
     assert done.stdout.startswith(f"imported {n_runs} runs (0 already there) from 3 experiments: "
                                   f"{total} metric steps")  # fmt: skip
-    assert "2 models with 3 versions and 3 aliases" in done.stdout
+    assert "3 models with 3 versions and 3 aliases" in done.stdout
 
     theirs = mlflow.search_runs(search_all_experiments=True, run_view_type=ViewType.ALL)
     ours = gitml.runs().set_index("tags.mlflow.run_id")
@@ -120,21 +122,32 @@ def test_import_matches_mlflow_field_by_field(project, store, tmp_path):
     assert {(by_mlflow_id[r], k): n for (r, k), n in counts.items()} == {
         (r, k): n for r, h in histories.items() for k, n in h.items()}  # fmt: skip
 
+    from mlflow.models import get_model_info
+
     listed = {m.name: m for m in client.search_registered_models()}
-    for name in ("iris-lr", "iris-strong"):
+    assert set(listed) == {"iris-lr", "iris-strong", "not-yet"}
+    for name, model in listed.items():
         mine = load_registry(project, name)
-        assert mine["aliases"] == {a: int(v) for a, v in listed[name].aliases.items()}
-        theirs_versions = client.search_model_versions(f"name='{name}'")
-        assert sorted(v["version"] for v in mine["versions"]) == sorted(
-            int(v.version) for v in theirs_versions)  # fmt: skip
-        # the file's own format: a model.skops is not a joblib pickle
-        expected = {"iris-lr": "joblib", "iris-strong": "skops"}[name]
-        assert {v["format"] for v in mine["versions"]} == {expected}, name
-        if name == "iris-strong":  # its MLflow signature, which gitml serve and predict check
-            (version,) = mine["versions"]
-            assert version["signature"]["inputs"] == [
-                {"name": c, "type": "double"} for c in "0123"]  # fmt: skip
-            assert version["signature"]["output"] == {"type": "long"}
+        assert mine["aliases"] == {a: int(v) for a, v in model.aliases.items()}
+        assert mine.get("tags", {}) == model.tags, name
+        assert mine.get("description", "") == (model.description or ""), name
+        theirs_versions = {
+            int(v.version): v for v in client.search_model_versions(f"name='{name}'")
+        }
+        assert sorted(v["version"] for v in mine["versions"]) == sorted(theirs_versions)
+        for version in mine["versions"]:
+            theirs_version = theirs_versions[version["version"]]
+            assert by_mlflow_id[version["run"]] == theirs_version.run_id
+            info = get_model_info(theirs_version.source)
+            # the file's own format, as the MLmodel's sklearn flavor says
+            assert version["format"] == info.flavors["sklearn"]["serialization_format"]
+            if info.signature is None:
+                assert "signature" not in version
+            else:  # MLflow's signature, which gitml serve and predict check
+                assert version["signature"]["inputs"] == [
+                    {"name": c.name, "type": c.type.name} for c in info.signature.inputs.inputs
+                ]
+                assert version["signature"]["output"] == {"type": "long"}
     pd.DataFrame([[5.1, 3.5, 1.4, 0.2]], columns=list("0123")).to_csv(project.root / "in.csv",
                                                                        index=False)  # fmt: skip
     commit_all(project.root, "import from MLflow")

@@ -40,7 +40,7 @@ from gitml.check.allowlist import ALLOWLIST_VERSION, canonical, untrusted
 from gitml.errors import UsageError
 from gitml.serving.models import _skops
 
-PICKLE_FORMATS = ("joblib", "pickle")
+PICKLE_FORMATS = ("joblib", "pickle", "cloudpickle")  # cloudpickle writes plain pickles
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 _REAL = {("numpy", "dtype"), ("numpy.core.multiarray", "dtype"),
          ("numpy._core.multiarray", "dtype")}  # fmt: skip

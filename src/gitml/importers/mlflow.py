@@ -287,20 +287,18 @@ def _import_registry(repo: Repo, client: Any, ids: dict[str, str], summary: Summ
             version = {
                 "version": int(mv.version), "run": gitml_id, "path": output[0],
                 "md5": output[1]["md5"], "size": output[1]["size"],
-                "format": registry.format_of(output[0]),
+                "format": registry.format_of(output[0]),  # the MLmodel's flavor says below
                 "created_at": created, "description": mv.description or "imported from MLflow",
                 "metrics": record.get("metrics", {}),
             }  # fmt: skip
-            signature = _signature(mv, summary)
+            signature, serialized = _model_info(mv, summary)
             if signature:
                 version["signature"] = signature
+            if serialized:
+                version["format"] = serialized
             versions.append(version)
             events.append({"at": created, "action": "register", "version": int(mv.version),
                            "reason": f"imported from MLflow ({model.name})"})  # fmt: skip
-        if not versions:
-            summary.not_carried.append(f"{model.name}: a registered model with no version "
-                                       "to carry (gitml registers versions)")  # fmt: skip
-            continue
         known = {v["version"] for v in versions}
         aliases = {a: int(v) for a, v in (model.aliases or {}).items()
                    if int(v) in known and registry.ALIAS_RE.match(a)}  # fmt: skip
@@ -313,8 +311,7 @@ def _import_registry(repo: Repo, client: Any, ids: dict[str, str], summary: Summ
         if model.description:
             doc["description"] = model.description
         if model.tags:
-            summary.not_carried.append(f"{model.name}: the registered model's tags "
-                                       f"({', '.join(sorted(model.tags))})")  # fmt: skip
+            doc["tags"] = {str(k): str(v) for k, v in model.tags.items()}
         path.parent.mkdir(parents=True, exist_ok=True)
         store.write_toml(path, doc, kind="model")
         summary.models += 1
@@ -326,15 +323,29 @@ MLFLOW_TYPES = {"double": "double", "float": "double", "long": "long", "integer"
                 "boolean": "boolean", "string": "string", "datetime": "datetime"}  # fmt: skip
 
 
-def _signature(mv: Any, summary: Summary) -> dict[str, Any] | None:
-    """MLflow's column signature of a version as gitml's (which `gitml serve` checks)."""
+SERIALIZED = {"cloudpickle": "cloudpickle", "pickle": "pickle", "skops": "skops"}
+
+
+def _model_info(mv: Any, summary: Summary) -> tuple[dict[str, Any] | None, str | None]:
+    """A version's signature (gitml's shape) and file format, from its MLmodel file.
+
+    The format is the sklearn flavor's `serialization_format` (MLflow 3 writes skops by
+    default, cloudpickle or pickle when asked); None when the MLmodel does not say.
+    """
     from mlflow.models import get_model_info
 
     try:
-        signature = get_model_info(mv.source).signature
+        info = get_model_info(mv.source)
     except Exception as exc:  # no MLmodel to read: the version is carried without one
         summary.not_carried.append(f"{mv.name} v{mv.version}: signature ({type(exc).__name__})")
-        return None
+        return None, None
+    flavor = (info.flavors or {}).get("sklearn") or {}
+    serialized = SERIALIZED.get(str(flavor.get("serialization_format", "")))
+    return _signature(mv, info.signature, summary), serialized
+
+
+def _signature(mv: Any, signature: Any, summary: Summary) -> dict[str, Any] | None:
+    """MLflow's column signature of a version as gitml's (which `gitml serve` checks)."""
     if signature is None or signature.inputs is None:
         return None
     columns = [(getattr(c, "name", None), str(getattr(getattr(c, "type", None), "name", "")))

@@ -49,7 +49,7 @@ def load_model(
     ``trusted``. ``unrestricted`` loads whatever the file names: only for a user who said so
     (``--allow-findings``).
     """
-    if format in ("joblib", "pickle"):
+    if format in ("joblib", "pickle", "cloudpickle"):
         if unrestricted:
             import joblib
 
