@@ -3,13 +3,16 @@
 `gitml export parquet DIR` writes
 
     DIR/runs.parquet                          one row per run: run_id, status, start_time, ...,
-                                              params.<x>, metrics.<y>, tags.<z>, code.<...>,
-                                              inputs and outputs (maps: path -> md5)
+                                              params.<x>, metrics.<y>, tags.<z>, code.<...>
+    DIR/artifacts.parquet                     one row per file a run read or wrote: run_id,
+                                              kind (input/output), path, md5, size
     DIR/steps/run_id=<id>/part-0.parquet      that run's step metrics: step, timestamp, name, value
 
 a hive-partitioned dataset that DuckDB (`read_parquet('DIR/steps/*/*.parquet',
-hive_partitioning=true)`), Polars and Spark read as is. `gitml runs --sql` runs DuckDB over the
-same two tables, `runs` and `steps`, without writing anything.
+hive_partitioning=true)`), Polars and Spark read as is. Files are a long table of their own,
+so the runs' column count does not grow with the paths runs write (a real MLflow store had 76
+of 114 columns as `outputs.<path>`). `gitml runs --sql` runs DuckDB over the same three
+tables, `runs`, `artifacts` and `steps`, without writing anything.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 from gitml.errors import UsageError
 from gitml.query.api import collect, find_runs, runs, step_metrics
+from gitml.query.index import record_of
 from gitml.repo import Repo
 
 
@@ -56,7 +60,7 @@ def steps_frame(repo: Repo, run_ids: set[str] | None = None) -> Any:
     return frame[["run_id", "step", "timestamp", "name", "value"]]
 
 
-FILES = ("inputs", "outputs")  # one map column each, not a column per path
+FILES = {"inputs": "input", "outputs": "output"}  # in the artifacts table, not a column each
 TIMES = ("start_time", "end_time")
 
 
@@ -65,8 +69,7 @@ def runs_table(rows: list[dict[str, Any]]) -> Any:
 
     A column of whole numbers stays int64 when some runs lack it (pandas makes it double); a
     column no run fills is text, not Arrow's null type; numbers mixed with text are text. The
-    inputs and outputs are two map columns (path -> md5): a column per artifact path made
-    most of a real store's columns.
+    files runs read and wrote are the artifacts table's (`artifacts_table`).
     """
     import pyarrow as pa
 
@@ -77,14 +80,35 @@ def runs_table(rows: list[dict[str, Any]]) -> Any:
     for key in keys:
         values = [row.get("id") if key == "run_id" else row.get(key) for row in rows]
         columns[key] = _typed_array(values, key in TIMES)
-    for kind in FILES:
-        prefix = f"{kind}."
-        columns[kind] = pa.array(
-            [[(k[len(prefix):], str(v)) for k, v in row.items()
-              if k.startswith(prefix) and v is not None] for row in rows],
-            type=pa.map_(pa.string(), pa.string()),
-        )  # fmt: skip
     return pa.table(columns)
+
+
+def artifacts_table(repo: Repo, rows: list[dict[str, Any]]) -> Any:
+    """One row per input and output of each run: run_id, kind, path, md5, size.
+
+    Sizes are in the full records, not the index's rows: a record is read only for a run
+    whose row names a file.
+    """
+    import pyarrow as pa
+
+    wanted = {row["id"] for row in rows
+              if any(k.partition(".")[0] in FILES for k in row)}  # fmt: skip
+    out: dict[str, list[Any]] = {"run_id": [], "kind": [], "path": [], "md5": [], "size": []}
+    by_id = {run.run_id: run for run in collect(repo) if run.run_id in wanted} if wanted else {}
+    for row in rows:
+        run = by_id.get(row["id"])
+        if run is None:
+            continue
+        record = record_of(repo, run)
+        for section, kind in FILES.items():
+            files: dict[str, Any] = dict(record.get(section, {}))  # type: ignore[call-overload]
+            for path, ref in sorted(files.items()):
+                for key, value in (("run_id", run.run_id), ("kind", kind), ("path", path),
+                                   ("md5", ref["md5"]), ("size", ref.get("size"))):  # fmt: skip
+                    out[key].append(value)
+    types = {"run_id": pa.string(), "kind": pa.string(), "path": pa.string(),
+             "md5": pa.string(), "size": pa.int64()}  # fmt: skip
+    return pa.table({k: pa.array(v, types[k]) for k, v in out.items()})
 
 
 def _typed_array(values: list[Any], is_time: bool) -> Any:
@@ -116,6 +140,7 @@ def export_parquet(repo: Repo, folder: Path, *, where: str | None = None) -> dic
 
     rows = find_runs(repo, where=where, sort="start_time")
     runs = runs_table(rows)
+    files = artifacts_table(repo, rows)
     steps = steps_frame(repo, {row["id"] for row in rows})
     if folder.exists() and not (folder / "runs.parquet").is_file() and any(folder.iterdir()):
         raise UsageError("DIR", f"{folder} holds other files; give an empty or new folder")
@@ -124,6 +149,7 @@ def export_parquet(repo: Repo, folder: Path, *, where: str | None = None) -> dic
     tmp.mkdir(parents=True)
     try:
         pq.write_table(runs, tmp / "runs.parquet")
+        pq.write_table(files, tmp / "artifacts.parquet")
         for run_id, part in steps.groupby("run_id", sort=True):
             target = tmp / "steps" / f"run_id={run_id}"
             target.mkdir(parents=True)
@@ -133,7 +159,7 @@ def export_parquet(repo: Repo, folder: Path, *, where: str | None = None) -> dic
         tmp.rename(folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"runs": runs.num_rows, "steps": len(steps)}
+    return {"runs": runs.num_rows, "artifacts": files.num_rows, "steps": len(steps)}
 
 
 def _plain(value: Any) -> Any:
@@ -146,13 +172,15 @@ def _plain(value: Any) -> Any:
 
 
 def sql(repo: Repo, query: str) -> list[dict[str, Any]]:
-    """Run ``query`` in DuckDB over the tables ``runs`` and ``steps``; rows as dicts."""
+    """Run ``query`` in DuckDB over the tables ``runs``, ``artifacts`` and ``steps``."""
     import duckdb
 
     con = duckdb.connect()
     try:
-        runs = runs_frame(repo)
-        con.register("runs", runs)
+        rows = find_runs(repo, sort="start_time")
+        con.register("runs", runs_table(rows))
+        if "artifacts" in query.lower():  # read the records' files only when asked for
+            con.register("artifacts", artifacts_table(repo, rows))
         if "steps" in query.lower():  # read every run's steps only when asked for
             con.register("steps", steps_frame(repo))
         try:

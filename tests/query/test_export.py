@@ -34,7 +34,7 @@ def test_export_is_a_hive_dataset_duckdb_reads(project, tmp_path):
     out = tmp_path / "dataset"
     done = gitml_cli(project.root, "export", "parquet", str(out))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"wrote 3 runs and 63 step metrics to {out}"
+    assert done.stdout.strip() == f"wrote 3 runs, 1 artifacts and 63 step metrics to {out}"
     steps = duckdb.sql(
         f"SELECT run_id, count(*) AS n, min(value) AS best FROM "
         f"read_parquet('{out}/steps/*/*.parquet', hive_partitioning=true) "
@@ -54,12 +54,23 @@ def test_export_is_a_hive_dataset_duckdb_reads(project, tmp_path):
     assert str(schema.field("params.batch").type) == "int64"
     assert str(schema.field("command").type) == "string"
     assert str(schema.field("start_time").type) == "timestamp[us, tz=UTC]"
-    files = schema.field("outputs").type
-    assert (str(files.key_type), str(files.item_type)) == ("string", "string"), files
-    assert not [n for n in schema.names if n.startswith(("outputs.", "inputs."))]
-    outputs = duckdb.sql(f"SELECT run_id, outputs['notes.txt'] FROM '{out}/runs.parquet' "
-                         "WHERE cardinality(outputs) > 0").fetchall()  # fmt: skip
-    assert [r[0] for r in outputs] == [ids[0]] and len(outputs[0][1]) == 32
+    assert not [n for n in schema.names if n.startswith(("outputs", "inputs"))]
+    # files are a long table of their own: run_id, kind, path, md5, size
+    files = pq.read_table(out / "artifacts.parquet")
+    assert [str(t) for t in files.schema.types] == ["string"] * 4 + ["int64"]
+    outputs = duckdb.sql(f"SELECT run_id, path, md5, size FROM '{out}/artifacts.parquet' "
+                         "WHERE kind = 'output'").fetchall()  # fmt: skip
+    assert [(r[0], r[1]) for r in outputs] == [(ids[0], "notes.txt")]
+    assert len(outputs[0][2]) == 32 and outputs[0][3] == len("lr 0.1\n")
+    joined = gitml_cli(
+        project.root,
+        "runs",
+        "--format",
+        "json",
+        "--sql",
+        "SELECT r.run_id, a.path FROM runs r JOIN artifacts a USING (run_id)",
+    )
+    assert json.loads(joined.stdout) == [{"run_id": ids[0], "path": "notes.txt"}], joined.stderr
     first = {p.relative_to(out): p.read_bytes() for p in out.rglob("*.parquet")}
     assert gitml_cli(project.root, "export", "parquet", str(out)).returncode == 0
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*.parquet")} == first

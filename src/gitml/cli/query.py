@@ -238,7 +238,10 @@ def parquet(folder: Path, where: str | None) -> None:
                  hive_partitioning=true)"
     """
     counts = export_parquet(Repo.find(reading=True), folder, where=where)
-    click.echo(f"wrote {counts['runs']} runs and {counts['steps']} step metrics to {folder}")
+    click.echo(
+        f"wrote {counts['runs']} runs, {counts['artifacts']} artifacts and "
+        f"{counts['steps']} step metrics to {folder}"
+    )
 
 
 COMMANDS.append(export)
