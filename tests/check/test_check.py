@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sys
 import tomllib
 from pathlib import Path
@@ -238,6 +239,17 @@ def test_secrets_environment_schema_and_history(served, tmp_path):
     assert finding["file"] == record.relative_to(root).as_posix()
     assert finding["message"].startswith("field status:")
     assert _findings(root, "--only", "schema", "--rev", "HEAD")[0] == 0
+
+    # A run folder left without its record (a write or import stopped half-way) is named.
+    record.write_text(record.read_text().replace('status = "done"', 'status = "finished"'))
+    stray = root / ".gitml/runs/20260101T000000Z-abcdef"
+    stray.mkdir()
+    shutil.copy(next((root / ".gitml/runs").glob("*/metrics.parquet")), stray)
+    code, report = _findings(root, "--only", "schema")
+    (finding,) = report["findings"]
+    assert code == 1 and finding["rule"] == "record-integrity", finding
+    assert finding["file"] == ".gitml/runs/20260101T000000Z-abcdef/metrics.parquet"
+    assert "without a run.toml" in finding["message"]
 
 
 def test_bad_arguments_are_one_line_errors(served):

@@ -61,6 +61,8 @@ class Seen:
     runs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # env and code
     registry: list[tuple[files.Entry, dict[str, Any]]] = field(default_factory=list)
     patches: dict[str, str] = field(default_factory=dict)  # run folder -> the patch's sha256
+    run_folders: dict[str, str] = field(default_factory=dict)  # run folder -> a file in it
+    recorded: set[str] = field(default_factory=set)  # run folders with a run.toml, valid or not
     refs: list[Ref] = field(default_factory=list)
     secrets: list[Finding] = field(default_factory=list)
     files: int = 0
@@ -160,6 +162,11 @@ class _Reader:
         if kind is None:
             return []
         self.seen.files += 1
+        if kind in ("run", "metrics-parquet", "patch"):
+            folder = str(PurePosixPath(entry.path).parent)
+            self.seen.run_folders.setdefault(folder, entry.path)
+            if kind == "run":
+                self.seen.recorded.add(folder)
         blob = entry.blob or git.blob_id(entry.data)
         key = f"{self.version}\0{entry.path}\0{blob}"
         kept = self.cache.parsed(key)
@@ -248,6 +255,21 @@ def _without(message: str, path: str) -> str:
 
 def _integrity(repo: Repo, seen: Seen) -> list[Finding]:
     found = []
+    for folder, path in sorted(seen.run_folders.items()):
+        if folder not in seen.recorded:
+            message = (
+                f"{folder}: a run folder without a run.toml (written or imported "
+                "half-way?); restore its record or remove the folder"
+            )
+            found.append(
+                Finding(
+                    rule="record-integrity",
+                    file=path,
+                    detail="run.toml",
+                    subject=f"run {PurePosixPath(folder).name}",
+                    message=message,
+                )
+            )
     for run_id, (path, doc) in seen.runs.items():
         code = doc.get("code", {})
         if "patch" not in code:

@@ -36,7 +36,7 @@ def kind_of(path: str, summary: str) -> str | None:
     p = PurePosixPath(path)
     parts = p.parts
     kind = None
-    if path.endswith(".dvc") and not path.startswith(".dvc/"):
+    if path.endswith(".dvc") and not path.startswith(".dvc/") and path != KEEP_DVC:
         kind = "dvc"
     elif p.name == "dvc.lock":
         kind = "dvc-lock"
@@ -58,6 +58,8 @@ def kind_of(path: str, summary: str) -> str | None:
     return kind
 
 
+# Written from the registry (`registry.keep`): its objects are checked as the registry's.
+KEEP_DVC = ".gitml/keep.dvc"
 _RUN_FILES = {"run.toml": "run", "metrics.parquet": "metrics-parquet", "code.patch": "patch"}
 
 

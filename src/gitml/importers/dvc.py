@@ -25,7 +25,7 @@ from typing import Any
 from gitml import git, logs, store
 from gitml.data.pipeline import metrics_names, numeric_leaves, parse_lock
 from gitml.errors import GitError, GitmlError, UsageError
-from gitml.importers import Summary
+from gitml.importers import Summary, staged_run
 from gitml.records import normalize_params
 from gitml.repo import Repo
 from gitml.tracking import journal
@@ -173,10 +173,10 @@ def _write(repo: Repo, run_id: str, found: _Found) -> None:
             record[kind] = files
     run_dir = repo.run_dir(run_id)
     store.validate("run", record, source=str(run_dir / "run.toml"))  # before any file is made
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if steps:
-        journal.write_parquet(run_dir / journal.PARQUET_NAME, steps, run_id=run_id)
-    store.write_toml(run_dir / "run.toml", record, kind="run")
+    with staged_run(repo, run_id) as staging:  # the whole run or nothing
+        if steps:
+            journal.write_parquet(staging / journal.PARQUET_NAME, steps, run_id=run_id)
+        store.write_toml(staging / "run.toml", record, kind="run")
 
 
 def _declared_metrics(text: str | None) -> list[str]:

@@ -33,7 +33,7 @@ from typing import Any
 from gitml import logs, store
 from gitml.data.add import track
 from gitml.errors import GitmlError, SchemaError, UsageError
-from gitml.importers import Summary
+from gitml.importers import Summary, staged_run
 from gitml.query.index import warn
 from gitml.registry import versions as registry
 from gitml.repo import Repo
@@ -212,11 +212,9 @@ def _import_run(
     history = client.get_metric_history
     rows = [(m.step, m.timestamp, float(m.value), key)
             for key in run.data.metrics for m in history(info.run_id, key)]  # fmt: skip
-    made = not run_dir.exists()
-    try:  # the whole run or nothing: a half-imported run would be skipped by the next import
-        run_dir.mkdir(parents=True, exist_ok=True)
+    with staged_run(repo, gitml_id) as staging:  # the whole run or nothing
         if rows:
-            journal.write_parquet(run_dir / journal.PARQUET_NAME, rows, run_id=gitml_id)
+            journal.write_parquet(staging / journal.PARQUET_NAME, rows, run_id=gitml_id)
         if artifacts:
             try:
                 outputs = _import_artifacts(repo, client, exp, info.run_id)
@@ -229,11 +227,7 @@ def _import_run(
             if outputs:
                 record["outputs"] = outputs
                 summary.artifacts += len(outputs)
-        store.write_toml(run_dir / "run.toml", record, kind="run")
-    except BaseException:
-        if made:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
+        store.write_toml(staging / "run.toml", record, kind="run")
     summary.steps += len(rows)
 
 
