@@ -189,7 +189,7 @@ def test_metadata_health_and_mlflow_bodies(served, server_factory):
         "dataframe_split": {"columns": FEATURES, "data": ROWS},
         "dataframe_records": reordered,
         "instances": _records(),
-        "inputs": ROWS,
+        "inputs": _records(),
         "inputs as columns": {f: [r[i] for r in ROWS] for i, f in enumerate(FEATURES)},
     }
     for key, value in bodies.items():
@@ -318,7 +318,7 @@ JSON_VALUES = st.recursive(
 VALID_BODIES = [
     json.dumps({"records": _records()}).encode(),
     json.dumps({"dataframe_split": {"columns": FEATURES, "data": ROWS}}).encode(),
-    json.dumps({"inputs": ROWS}).encode(),
+    json.dumps({"inputs": _records()}).encode(),
 ]
 
 
@@ -400,7 +400,7 @@ def test_requests_are_logged_to_parquet_and_survive_a_kill(served, server_factor
     server = server_factory(served, "iris@production")
     for _ in range(3):
         assert server.post("/predict", {"records": _records()})[0] == 200
-    server.post("/invocations", {"inputs": ROWS[:2]})
+    server.post("/invocations", {"inputs": _records(ROWS[:2])})
     server.post("/predict", {"records": [{"bad": 1}]})  # refused: not logged
     server.stop()  # SIGTERM: the live segment becomes Parquet
     folder = served / ".gitml/monitor/iris/requests"

@@ -23,7 +23,10 @@ ERROR_SCHEMA = {
     "properties": {
         "error": {"type": "string", "description": "What is wrong, naming the field at fault."},
         "detail": {"type": "array", "items": {"type": "object"}},
-        "error_code": {"type": "string", "description": "/invocations, as MLflow: BAD_REQUEST"},
+        "error_code": {
+            "type": "string",
+            "description": "as MLflow: BAD_REQUEST; REQUEST_LIMIT_EXCEEDED with a 413",
+        },
         "message": {"type": "string", "description": "/invocations, as MLflow: the error"},
     },
 }
@@ -77,10 +80,15 @@ def _mlflow_body(inputs: InputSchema, data: dict[str, Any]) -> Any:
             raise InputError("dataframe_split.index: give a list, one label per row")
         value = inputs.rows_to_records(value.get("columns"), value.get("data"), key)
     elif isinstance(value, list) and value and all(isinstance(r, list) for r in value):
+        if inputs.signature:  # as MLflow enforces a signature of named columns
+            raise InputError(
+                f"{key}: rows without column names; this model's signature names "
+                "its columns: send records or dataframe_split"
+            )
         value = inputs.rows_to_records(inputs.columns, value, key)
     elif key in ("inputs", "instances") and isinstance(value, dict):
         value = columns_to_records(value, key)
-    return inputs.frame(value, key)
+    return inputs.frame(value, key, ignore_extra=True)
 
 
 def columns_to_records(columns: dict[str, Any], where: str) -> list[dict[str, Any]]:
@@ -143,9 +151,12 @@ def openapi_spec(app: Any, state: Any) -> dict[str, Any]:
     )
     record = {"$ref": "#/components/schemas/Record"}
     records = {"type": "array", "items": record, "minItems": 1}
-    spec.setdefault("components", {}).setdefault("schemas", {})["Record"] = (
-        state.current.inputs.record_json_schema()
-    )
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Record"] = state.current.inputs.record_json_schema()
+    # /invocations drops the fields the signature does not name, as MLflow's server does
+    schemas["InvocationRecord"] = {**schemas["Record"], "additionalProperties": True}
+    lenient = {"type": "array", "items": {"$ref": "#/components/schemas/InvocationRecord"},
+               "minItems": 1}  # fmt: skip
     predict_body = {
         "type": "object",
         "required": ["records"],
@@ -156,8 +167,8 @@ def openapi_spec(app: Any, state: Any) -> dict[str, Any]:
     invocation_bodies = [
         {"type": "object", "required": [key], "additionalProperties": False,
          "properties": {key: schema}}
-        for key, schema in (("dataframe_split", split), ("dataframe_records", records),
-                            ("instances", records), ("inputs", records))
+        for key, schema in (("dataframe_split", split), ("dataframe_records", lenient),
+                            ("instances", lenient), ("inputs", lenient))
     ]  # fmt: skip
     paths = spec["paths"]
     paths["/predict"]["post"]["requestBody"] = {

@@ -35,7 +35,9 @@ class DrainOversized:
         import orjson
 
         text = f"body: over the {self.limit:,}-byte limit; send fewer records per request"
-        body = orjson.dumps({"error": text, "error_code": "BAD_REQUEST", "message": text})
+        body = orjson.dumps(
+            {"error": text, "error_code": "REQUEST_LIMIT_EXCEEDED", "message": text}
+        )
         headers = [(b"content-type", b"application/json"),
                    (b"content-length", str(len(body)).encode())]  # fmt: skip
         await send({"type": "http.response.start", "status": 413, "headers": headers})

@@ -121,13 +121,21 @@ class InputSchema:
             prop.pop("title", None)
         return schema
 
-    def frame(self, records: Any, where: str) -> Any:
-        """Validated records as a DataFrame in signature order; InputError naming the field."""
+    def frame(self, records: Any, where: str, *, ignore_extra: bool = False) -> Any:
+        """Validated records as a DataFrame in signature order; InputError naming the field.
+
+        ``ignore_extra``: fields the signature does not name are dropped, as MLflow's scoring
+        server drops them (`/invocations`); otherwise they are refused (`/predict`).
+        """
         import pandas as pd
         from pydantic import ValidationError
 
         if not isinstance(records, list) or not records:
             raise InputError(f"{where}: give a non-empty list of records")
+        if ignore_extra and self.columns:
+            named = self.columns
+            records = [{k: r[k] for k in named if k in r} if isinstance(r, dict) else r
+                       for r in records]  # fmt: skip
         try:
             rows = self.adapter.validate_python(records)
         except ValidationError as exc:
