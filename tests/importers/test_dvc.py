@@ -11,15 +11,21 @@ from tests.helpers import commit_all, git
 from tests.helpers import gitml as gitml_cli
 
 TRAIN = """\
+import json, os
 import yaml
 from dvclive import Live
 
 p = yaml.safe_load(open("params.yaml"))
-with Live() as live:
+os.makedirs("eval", exist_ok=True)
+with Live() as live, open("eval/val_loss.csv", "w") as val:
+    val.write("step,val_loss\\n")
     for epoch in range(p["epochs"]):
         live.log_metric("loss", 1.0 / (epoch + 1) + p["lr"])
         live.log_metric("eval/acc", 0.5 + epoch * 0.1 - p["lr"])
+        val.write(f"{epoch},{2.0 / (epoch + 1)}\\n")
         live.next_step()
+roc = {"train": [{"fpr": 0.0, "tpr": 0.0}, {"fpr": 1.0, "tpr": 1.0}]}
+json.dump(roc, open("eval/roc.json", "w"))
 """
 PIPELINE = """\
 stages:
@@ -30,9 +36,18 @@ stages:
     outs:
       - dvclive/plots:
           cache: false
+      - eval:
+          cache: false
     metrics:
       - dvclive/metrics.json:
           cache: false
+plots:
+  - eval/val_loss.csv:
+      x: step
+  - ROC:
+      x: fpr
+      y:
+        eval/roc.json: tpr
 """
 
 
@@ -51,8 +66,9 @@ def test_dvc_experiments_and_dvclive_become_runs(project):
 
     done = gitml_cli(root, "import", "dvc", "--dvclive", "dvclive")
     assert done.returncode == 0, done.stdout + done.stderr
+    # DVCLive's two series, and dvc.yaml's val_loss plot (a ROC curve is not steps)
     assert done.stdout.startswith("imported 3 runs (0 already there) from 3 experiments: "
-                                  f"{2 * (6 + 3) + 2 * 3} metric steps")  # fmt: skip
+                                  f"{3 * (6 + 3) + 2 * 3} metric steps")  # fmt: skip
 
     shown = {r["Experiment"]: r for r in dvc.api.exp_show(repo=str(root)) if r["Experiment"]}
     ours = gitml.runs().set_index("name")
@@ -69,6 +85,9 @@ def test_dvc_experiments_and_dvclive_become_runs(project):
     loss = steps[(steps["run_id"] == fast) & (steps["name"] == "loss")]
     assert loss["step"].tolist() == list(range(6))
     assert abs(loss["value"].iloc[-1] - (1 / 6 + 0.01)) < 1e-12
+    val = steps[(steps["run_id"] == fast) & (steps["name"] == "val_loss")]
+    assert val["step"].tolist() == list(range(6)) and val["value"].iloc[-1] == 2.0 / 6
+    assert not steps["name"].isin(["roc", "roc.json", "tpr"]).any()
     assert ours.loc["dvclive", "tags.dvclive.folder"] == "dvclive"
 
     again = gitml_cli(root, "import", "dvc", "--dvclive", "dvclive")

@@ -103,14 +103,34 @@ def _put(tree: dict[str, Any], path: list[str], value: Any) -> None:
 
 def metrics_names(pipeline: Any) -> list[str]:
     """The metrics files a loaded `dvc.yaml` declares, at the top and in each stage."""
+    return _declared(pipeline, "metrics")
+
+
+def plots_names(pipeline: Any) -> list[str]:
+    """The plots files and folders a loaded `dvc.yaml` declares, at the top and in each stage.
+
+    A top-level plot given by id names its files as the keys of its `y` (and `x`) mapping.
+    """
+    return _declared(pipeline, "plots")
+
+
+def _declared(pipeline: Any, section: str) -> list[str]:
     if not isinstance(pipeline, dict):
         return []
-    entries = list(pipeline.get("metrics") or [])
+    entries = list(pipeline.get(section) or [])
     for stage in (pipeline.get("stages") or {}).values():
         if isinstance(stage, dict):
-            entries += list(stage.get("metrics") or [])
-    names = [next(iter(e)) if isinstance(e, dict) and e else e for e in entries]
-    return [n for n in names if isinstance(n, str) and not n.startswith("${")]
+            entries += list(stage.get(section) or [])
+    names: list[Any] = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not entry:
+            names.append(entry)
+            continue
+        key, value = next(iter(entry.items()))
+        axes = [value.get(a) for a in ("y", "x")] if isinstance(value, dict) else []
+        files = [f for axis in axes if isinstance(axis, dict) for f in axis]
+        names += files or [key]
+    return [n for n in dict.fromkeys(names) if isinstance(n, str) and not n.startswith("${")]
 
 
 def declared_metrics(root: Path) -> list[Path]:

@@ -3,7 +3,8 @@
 Experiments are read from their commits under `refs/exps/` with pygit2 (nothing checked out,
 DVC not imported): each becomes a run with the params of `params.yaml` (and DVCLive's
 `params.yaml`), the final metrics of DVCLive's `metrics.json` and of every metrics file
-`dvc.yaml` declares, every step of DVCLive's `plots/metrics/**/*.tsv`, the deps and outs its
+`dvc.yaml` declares, every step of DVCLive's `plots/metrics/**/*.tsv` and of the other plots
+`dvc.yaml` declares that have a `step` column (TSV, CSV or JSON), the deps and outs its
 `dvc.lock` records (as inputs and outputs, with their md5s, `.dir` ones included), and tags
 naming the experiment, its commit and its baseline. The baseline commit is the run's code
 commit. One naming scheme: nested metrics join with dots, as `dvc metrics show` and
@@ -15,15 +16,17 @@ nothing.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gitml import git, logs, store
-from gitml.data.pipeline import metrics_names, numeric_leaves, parse_lock
+from gitml.data.pipeline import metrics_names, numeric_leaves, parse_lock, plots_names
 from gitml.errors import GitError, GitmlError, UsageError
 from gitml.importers import Summary, staged_run
 from gitml.records import normalize_params
@@ -60,11 +63,19 @@ def import_experiments(
             except GitError:
                 return None
 
-        files = git.files_under(repo.root, commit, f"{dvclive}/plots/metrics")
-        steps = _steps(files, read, prefix=f"{dvclive}/plots/metrics/", default_ms=when)
+        live = f"{dvclive}/plots/metrics"
+        files = git.files_under(repo.root, commit, live)
+        steps = _steps(files, read, prefix=f"{live}/", default_ms=when)
+        pipeline = _yaml(read("dvc.yaml"))
+        for plot in plots_names(pipeline):  # dvc.yaml's other plots with a step column
+            if plot.startswith(("/", "..")) or plot == live or plot.startswith(f"{live}/"):
+                continue
+            inside = git.files_under(repo.root, commit, plot)
+            prefix = f"{plot}/" if inside else plot.rpartition("/")[0] + "/" * ("/" in plot)
+            steps += _steps(inside or [plot], read, prefix=prefix, default_ms=when, need_step=True)
         tags = {"dvc.experiment": name.rsplit("/", 1)[-1], "dvc.exp_rev": commit,
                 "dvc.baseline": baseline}  # fmt: skip
-        declared = _declared_metrics(read("dvc.yaml"))
+        declared = [n for n in metrics_names(pipeline) if not n.startswith(("/", ".."))]
         metrics = [read(path) for path in dict.fromkeys([f"{dvclive}/metrics.json", *declared])]
         locked = _lock_files(read("dvc.lock"), f"{commit[:12]}:dvc.lock")
         _write(repo, run_id, _Found(
@@ -108,30 +119,47 @@ def _import_folder(repo: Repo, folder: Path, summary: Summary) -> None:
 
 
 def _steps(
-    files: list[str], read: Callable[[str], str | None], *, prefix: str, default_ms: dt.datetime
-) -> list[tuple[int, int, float, str]]:
-    """DVCLive's per-metric TSVs as (step, timestamp ms, value, name) rows."""
+    files: list[str], read: Callable[[str], str | None], *, prefix: str, default_ms: dt.datetime,
+    need_step: bool = False,
+) -> list[tuple[int, int, float, str]]:  # fmt: skip
+    """Per-metric TSV, CSV or JSON plots as (step, timestamp ms, value, name) rows.
+
+    DVCLive's files are `step  timestamp  <value>`; another plot counts only with a ``step``
+    column (``need_step``): a ROC curve or a confusion matrix is not a series of steps.
+    """
     fallback = int(default_ms.timestamp() * 1000)
     rows: list[tuple[int, int, float, str]] = []
     for path in files:
-        if not path.endswith(".tsv"):
+        suffix = path.rpartition(".")[2]
+        table = _table(read(path) or "", suffix)
+        if not table or (need_step and "step" not in table[0]):
             continue
-        text = read(path) or ""
-        lines = [line.split("\t") for line in text.splitlines() if line.strip()]
-        if len(lines) < 2:
-            continue
-        header = lines[0]
-        name = path.removeprefix(prefix).removesuffix(".tsv").replace("/", ".")  # as DVC shows
-        value_at = len(header) - 1 - header[::-1].index(header[-1])
-        for cells in lines[1:]:
-            record = dict(zip(header, cells, strict=False))
+        header = list(table[0])
+        values = [c for c in header if c not in ("step", "timestamp")]
+        if len(values) != 1:
+            continue  # several series in one file: not one metric's steps
+        name = path.removeprefix(prefix).removesuffix(f".{suffix}").replace("/", ".")
+        for at, record in enumerate(table):
             try:
-                step = int(float(record.get("step", len(rows))))
+                step = int(float(record.get("step", at)))
                 stamp = int(float(record["timestamp"])) if "timestamp" in record else fallback
-                rows.append((step, stamp, float(cells[value_at]), name))
-            except (ValueError, IndexError):
+                rows.append((step, stamp, float(record[values[0]]), name))
+            except (ValueError, KeyError, TypeError):
                 continue
     return rows
+
+
+def _table(text: str, suffix: str) -> list[dict[str, Any]]:
+    """A plot file's rows as dicts: TSV or CSV with a header, or a JSON list of objects."""
+    if suffix in ("tsv", "csv"):
+        return list(csv.DictReader(io.StringIO(text), delimiter="\t" if suffix == "tsv" else ","))
+    if suffix == "json":
+        loaded = _yaml(text)
+        if isinstance(loaded, dict) and len(loaded) == 1:
+            loaded = next(iter(loaded.values()))  # {"train": [...]}, as sklearn plots write
+        if isinstance(loaded, list) and all(isinstance(r, dict) for r in loaded):
+            return loaded
+    return []
 
 
 @dataclass(frozen=True)
@@ -177,11 +205,6 @@ def _write(repo: Repo, run_id: str, found: _Found) -> None:
         if steps:
             journal.write_parquet(staging / journal.PARQUET_NAME, steps, run_id=run_id)
         store.write_toml(staging / "run.toml", record, kind="run")
-
-
-def _declared_metrics(text: str | None) -> list[str]:
-    """The metrics files a `dvc.yaml` text declares, relative paths inside the repository."""
-    return [n for n in metrics_names(_yaml(text)) if not n.startswith(("/", ".."))]
 
 
 def _lock_files(text: str | None, source: str) -> tuple[dict[str, Any], dict[str, Any]]:
