@@ -1,8 +1,9 @@
+import json
 import sys
 
 from gitml import store
 from gitml.data import cache_path
-from tests.helpers import commit_all, dvc, gitml
+from tests.helpers import commit_all, dvc, git, gitml, run_ok
 
 
 def test_gitml_run_dvc_repro_records_stage_deps_and_outs(project):
@@ -91,3 +92,14 @@ def test_gitml_run_dvc_repro_records_the_params_it_ran_with_and_its_metrics(proj
         assert rec["params"] == {"train.C": c, "train.kernel": "rbf"}  # not the unused key
         assert rec["metrics"] == {"acc": 0.5 + c / 10, "nested.auc": 0.9}
         assert set(rec["outputs"]) >= {"model.txt"}
+    # A mixed repository: each commit's dvc.lock is described by its gitml run, not read twice.
+    listed = json.loads(run_ok(root, "runs", "--format", "json"))
+    assert sorted(r["id"] for r in listed) == sorted(r["id"] for r in recorded)
+    assert not any(r.get("tags", {}).get("dvc.source") for r in listed)
+    (root / "notes.md").write_text("n\n")
+    commit_all(root, "notes")
+    git(root, "checkout", "-q", "HEAD~2", "--", "dvc.lock")  # a lock no gitml run describes
+    commit_all(root, "dvc.lock as it was")
+    listed = json.loads(run_ok(root, "runs", "--format", "json"))
+    (read,) = [r for r in listed if r.get("tags", {}).get("dvc.source") == "commit"]
+    assert read["params"]["train.C"] == 0.1 and read["name"] == "dvc"

@@ -1,8 +1,9 @@
 """DVC's own history as runs, read in place: no import step, nothing written.
 
 A commit that adds or changes `dvc.lock` is one run of the pipeline: the params of
-`params.yaml` (all of it, as `dvc params show` and `dvc exp show` list it) and of the other
-params files `dvc.lock` records (their keys under the file's stem), the numbers of every metrics
+`params.yaml` (all of it, as `dvc params show` and `dvc exp show` list it) and the values
+`dvc.lock` records the stages ran with (winning where a params file was edited after; another
+params file's keys under its stem), the numbers of every metrics
 file `dvc.yaml` declares (nested keys joined with dots, as DVC names them; DVCLive's `step`
 is a position, not a metric), and `dvc.lock`'s deps (those no stage makes) and outs, with
 their data md5s, `.dir` ones included, as inputs and outputs. A commit of `dvc exp run`
@@ -93,10 +94,10 @@ def record_at(root: Path, at: DvcCommit) -> dict[str, Any] | None:
     if not isinstance(lock, dict):
         raise GitmlError(f"{source}: expected a mapping with stages")
     inputs, outputs = lock_data_artifacts(lock, source)
-    params = normalize_params(lock_params(lock))
     own = _load(_read(root, at.commit, "params.yaml"), f"{at.commit[:12]}:params.yaml")
-    if isinstance(own, dict):
-        params.update(normalize_params(own))
+    params = normalize_params(own) if isinstance(own, dict) else {}
+    # What the stages ran with wins over a params.yaml edited after (a stale pipeline).
+    params.update(normalize_params(lock_params(lock)))
     metrics: dict[str, float] = {}
     pipeline = _load(_read(root, at.commit, "dvc.yaml"), f"{at.commit[:12]}:dvc.yaml")
     for name in dict.fromkeys(metrics_names(pipeline)):
