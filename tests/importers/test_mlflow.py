@@ -73,7 +73,7 @@ def _make_store(uri, runs, steps):
 def store(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"mlflow-{request.param}")
     if request.param == "file":
-        uri, source, runs, steps = (folder / "mlruns").as_uri(), str(folder / "mlruns"), 120, 600
+        uri, source, runs, steps = (folder / "mlruns").as_uri(), str(folder / "mlruns"), 40, 200
     else:
         uri = f"sqlite:///{folder / 'mlflow.db'}"
         source, runs, steps = uri, 30, 100

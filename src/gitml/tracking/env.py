@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import ast
+import contextlib
+import functools
+import hashlib
+import json
 import os
 import platform
 import socket
@@ -51,7 +55,7 @@ def package_versions(module_names: Iterable[str]) -> dict[str, str]:
     wanted = set(module_names)
     if not wanted:
         return {}
-    by_module = metadata.packages_distributions()
+    by_module = module_owners()
     versions: dict[str, str] = {}
     for module in sorted(wanted):
         for dist in by_module.get(module, []):
@@ -60,6 +64,37 @@ def package_versions(module_names: Iterable[str]) -> dict[str, str]:
             except metadata.PackageNotFoundError:
                 continue
     return dict(sorted(versions.items(), key=lambda kv: kv[0].lower()))
+
+
+@functools.cache
+def module_owners() -> Mapping[str, list[str]]:
+    """Top-level module -> the distributions providing it, for this environment.
+
+    `importlib.metadata.packages_distributions()` reads every installed distribution's file
+    list (0.5 s for 238 of them, at every run's end). It is computed once per environment and
+    kept in the user's cache folder, keyed on the interpreter and the modification times of
+    the site-packages folders on `sys.path` (installing or removing a package changes its
+    folder's), and once per process.
+    """
+    key = hashlib.sha256(sys.executable.encode())
+    for entry in sys.path:
+        if os.path.basename(entry) not in ("site-packages", "dist-packages"):
+            continue  # the working folder and the standard library install no distributions
+        with contextlib.suppress(OSError):
+            key.update(f"{entry}\0{os.stat(entry or '.').st_mtime_ns}\0".encode())
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    cached = Path(base) / "gitml" / f"packages-{key.hexdigest()[:20]}.json"
+    with contextlib.suppress(OSError, ValueError):
+        loaded = json.loads(cached.read_text())
+        if isinstance(loaded, dict):
+            return {str(k): [str(d) for d in v] for k, v in loaded.items() if isinstance(v, list)}
+    owners = {k: list(v) for k, v in metadata.packages_distributions().items()}
+    with contextlib.suppress(OSError):
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(owners))
+        os.replace(tmp, cached)
+    return owners
 
 
 def process_info() -> dict[str, Any]:
