@@ -35,7 +35,8 @@ DEFAULT_TRACKING = {
 
 
 WRITTEN_FOLDERS = (GITML_DIR, f"{GITML_DIR}/runs", f"{GITML_DIR}/models", f"{GITML_DIR}/cache",
-                   f"{GITML_DIR}/monitor", ".dvc", ".dvc/cache")  # fmt: skip
+                   f"{GITML_DIR}/monitor", f"{GITML_DIR}/keep", ".dvc", ".dvc/cache", ".dvc/tmp",
+                   ".dvc/tmp/gitml")  # fmt: skip
 
 
 def _no_linked_folders(root: Path) -> None:

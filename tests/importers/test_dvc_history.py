@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +225,20 @@ def test_a_plain_dvc_repository_is_read_without_writing_to_it(dvc_repo: Path) ->
     assert git(copy, "status", "--porcelain", "--untracked-files=all") == ""
     done = gitml(copy, "run", "--", "python", "-c", "pass")
     assert done.returncode == 2 and "gitml init" in done.stderr
+
+
+def test_a_yaml_alias_bomb_in_the_history_is_one_warning(dvc_repo: Path) -> None:
+    copy = dvc_repo.parent / "bomb"
+    shutil.copytree(dvc_repo, copy)
+    git(copy, "checkout", "-q", "-f", "main")
+    lines = ["l0: &l0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 9)]
+    (copy / "params.yaml").write_text("\n".join(lines) + "\n")  # 10^9 values, expanded
+    (copy / "dvc.lock").write_text((copy / "dvc.lock").read_text() + "# touched\n")
+    bad = commit_all(copy, "an alias bomb")
+    started = time.monotonic()
+    done = gitml(copy, "runs", "--format", "json")
+    assert time.monotonic() - started < 30
+    assert done.returncode == 0, done.stderr
+    assert f"{bad[:12]}:params.yaml: over 200,000 values" in done.stderr
+    assert len(json.loads(done.stdout)) == 3  # v1, v2 and the experiment, still listed

@@ -29,6 +29,7 @@ from gitml import git, logs, store
 from gitml.data.pipeline import metrics_names, numeric_leaves, parse_lock, plots_names
 from gitml.errors import GitError, GitmlError, UsageError
 from gitml.importers import Summary, staged_run
+from gitml.query.dvc_runs import load_bounded
 from gitml.records import normalize_params
 from gitml.repo import Repo
 from gitml.tracking import journal
@@ -219,11 +220,11 @@ def _lock_files(text: str | None, source: str) -> tuple[dict[str, Any], dict[str
 
 
 def _yaml(text: str | None) -> Any:
+    """A file's YAML (or JSON) data; None when it cannot be read or expands too far."""
     if not text:
         return None
-    from ruamel.yaml import YAML
-
     try:
-        return YAML(typ="safe", pure=True).load(text)
-    except Exception:
+        return load_bounded(text, "a file of the experiment")
+    except GitmlError as exc:
+        log.warning("gitml: %s; left out", exc)
         return None

@@ -90,16 +90,16 @@ def record_at(root: Path, at: DvcCommit) -> dict[str, Any] | None:
     lock_text = _read(root, at.commit, DVC_LOCK)
     if lock_text is None:
         return None
-    lock = _load(lock_text, source)
+    lock = load_bounded(lock_text, source)
     if not isinstance(lock, dict):
         raise GitmlError(f"{source}: expected a mapping with stages")
     inputs, outputs = lock_data_artifacts(lock, source)
-    own = _load(_read(root, at.commit, "params.yaml"), f"{at.commit[:12]}:params.yaml")
+    own = load_bounded(_read(root, at.commit, "params.yaml"), f"{at.commit[:12]}:params.yaml")
     params = normalize_params(own) if isinstance(own, dict) else {}
     # What the stages ran with wins over a params.yaml edited after (a stale pipeline).
     params.update(normalize_params(lock_params(lock)))
     metrics: dict[str, float] = {}
-    pipeline = _load(_read(root, at.commit, "dvc.yaml"), f"{at.commit[:12]}:dvc.yaml")
+    pipeline = load_bounded(_read(root, at.commit, "dvc.yaml"), f"{at.commit[:12]}:dvc.yaml")
     for name in dict.fromkeys(metrics_names(pipeline)):
         if name.startswith(("/", "..")):
             continue
@@ -168,10 +168,29 @@ def _cached(root: Path, md5: str) -> str | None:
     return None
 
 
-def _load(text: str | None, source: str) -> Any:
+MAX_NODES = 200_000  # values in one file once YAML's aliases are expanded
+
+
+def load_bounded(text: str | None, source: str) -> Any:
+    """A YAML (or JSON) file of the repository, refused when its aliases expand too far.
+
+    An anchor used ten times, ten levels deep, is 10^10 values to flatten: a stranger's
+    repository must not stall `gitml runs` that way.
+    """
     if text is None:
         return None
-    return load_yaml(text, source)
+    data = load_yaml(text, source)
+    budget, stack = MAX_NODES, [data]
+    while stack:
+        node = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise GitmlError(f"{source}: over {MAX_NODES:,} values once its aliases are expanded")
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return data
 
 
 def _metrics(text: str | None, name: str, source: str) -> dict[str, Any]:
@@ -179,7 +198,7 @@ def _metrics(text: str | None, name: str, source: str) -> dict[str, Any]:
     if text is None:
         return {}
     try:
-        loaded = tomllib.loads(text) if name.endswith(".toml") else _load(text, source)
+        loaded = tomllib.loads(text) if name.endswith(".toml") else load_bounded(text, source)
     except (GitmlError, tomllib.TOMLDecodeError):
         return {}
     return loaded if isinstance(loaded, dict) else {}
