@@ -187,6 +187,9 @@ def history(name: str, fmt: str) -> None:
       gitml model history wine
     """
     rows = registry.history(Repo.find(), name)
+    if not rows and fmt == "table":
+        click.echo(f"model {name}: no change to its registry file is committed yet")
+        return
     _print(rows, ["date", "author", "commit", "message"], fmt)
 
 
