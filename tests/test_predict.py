@@ -68,7 +68,8 @@ BAD = {
                         "in.csv: no feature 'petal length (cm)' (columns: id, sepal length"),
     "unknown keep": (lambda f: f, ["--keep", "name"], "in.csv: no --keep column 'name'"),
     "text in a feature": (lambda f: f.assign(**{FEATURES[0]: "long"}), [],
-                          "in.csv: cannot read it: In CSV column #1: Row #2: CSV conversion error"),
+                          "in.csv: cannot read it: row 1, column 'sepal length (cm)': 'long' is "
+                          "not a double"),
     "NaN mid-file": (lambda f: f.assign(**{FEATURES[1]: f[FEATURES[1]].where(f.index != 120)}),
                      ["--chunk-rows", "50"],
                      "in.csv rows 101-150: the model cannot predict on this input: Input X "

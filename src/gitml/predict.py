@@ -190,24 +190,29 @@ class _Reader:
             raise UsageError(str(self.path), f"cannot read it: {exc}") from exc
 
     def _csv(self) -> Any:
+        import pyarrow as pa
         import pyarrow.csv as pacsv
 
         self.handle = open(self.path, "rb")  # noqa: SIM115 - closed by __exit__
+        typed = {n: t for n, t in self.types.items() if n in self.columns}
+        # The typed columns are read as text and cast here: a conversion that fails inside the
+        # streaming reader left a readahead task that aborted the process at exit (SIGABRT,
+        # "terminate called without an active exception"), even with use_threads=False and
+        # the reader closed. Text with Arrow's null markers ("", NA, null, nan...) is null.
         options = pacsv.ConvertOptions(
-            include_columns=self.columns,
-            column_types={n: t for n, t in self.types.items() if n in self.columns},
-        )
+            include_columns=self.columns, strings_can_be_null=True,
+            column_types={n: pa.string() if t != pa.string() else t for n, t in typed.items()},
+        )  # fmt: skip
         pending = None
-        # Closed on every way out: an open reader's threads abort the interpreter at exit. Even
-        # closed, a reader whose conversion failed could leave a readahead task running that
-        # aborted the process (SIGABRT, "terminate called without an active exception", about
-        # one bad file in six): the streaming reader runs on this thread alone.
+        rows = 0
         with pacsv.open_csv(
             self.handle,
             read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=False),
             convert_options=options,
         ) as reader:
-            for batch in reader:
+            for raw in reader:
+                batch = _cast(raw, typed, self.path, rows)
+                rows += raw.num_rows
                 self.done = self.handle.tell()
                 pending = batch if pending is None else _concat(pending, batch)
                 while pending.num_rows >= self.chunk_rows:
@@ -225,6 +230,30 @@ class _Reader:
     def progress(self) -> int:
         """Bytes read (CSV) or rows read (Parquet) so far."""
         return self.done
+
+
+def _cast(batch: Any, types: dict[str, Any], path: Path, before: int) -> Any:
+    """``batch`` with its text columns cast to ``types``; a value that is not one is named."""
+    import pyarrow as pa
+
+    columns = []
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        target = types.get(name)
+        if target is None or target == column.type:
+            columns.append(column)
+            continue
+        try:
+            columns.append(column.cast(target))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            for at, value in enumerate(column.to_pylist()):
+                try:
+                    pa.array([value], pa.string()).cast(target)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    raise UsageError(
+                        str(path), f"cannot read it: row {before + at + 1}, column {name!r}: "
+                                   f"{value!r} is not a {target}") from None  # fmt: skip
+            raise
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 def _concat(first: Any, second: Any) -> Any:

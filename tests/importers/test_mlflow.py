@@ -12,6 +12,7 @@ from gitml.export import steps_frame
 from gitml.registry.versions import load as load_registry
 from tests.helpers import commit_all, git
 from tests.helpers import gitml as gitml_cli
+from tests.http.test_serve import Server
 
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -160,6 +161,12 @@ def test_import_matches_mlflow_field_by_field(project, store, tmp_path):
                       str(tmp_path / "s.csv"))  # fmt: skip
     assert skops.returncode == 0, skops.stderr  # loaded as skops, through its type allow-list
     assert pd.read_csv(tmp_path / "s.csv")["prediction"].tolist() == [0]
+    served = Server(project.root, "iris-strong@production")  # MLflow 3's default skops model
+    try:
+        body = {"dataframe_split": {"columns": list("0123"), "data": [[5.1, 3.5, 1.4, 0.2]]}}
+        assert served.post("/invocations", body)[:2] == (200, {"predictions": [0]})
+    finally:
+        served.stop()
 
     again = gitml_cli(project.root, "import", "mlflow", source, "--no-progress")
     assert again.returncode == 0 and again.stdout.startswith(
