@@ -161,7 +161,7 @@ def test_import_matches_mlflow_field_by_field(project, store, tmp_path):
                       str(tmp_path / "s.csv"))  # fmt: skip
     assert skops.returncode == 0, skops.stderr  # loaded as skops, through its type allow-list
     assert pd.read_csv(tmp_path / "s.csv")["prediction"].tolist() == [0]
-    served = Server(project.root, "iris-strong@production")  # MLflow 3's default skops model
+    served = Server(project.root, "iris-strong@production", "--no-log")  # MLflow 3 default: skops
     try:
         body = {"dataframe_split": {"columns": list("0123"), "data": [[5.1, 3.5, 1.4, 0.2]]}}
         assert served.post("/invocations", body)[:2] == (200, {"predictions": [0]})
