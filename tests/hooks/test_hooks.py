@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -92,6 +93,33 @@ def test_plain_commit_takes_the_fast_path(project):
     done = subprocess.run([sys.executable, "-c", code], cwd=project.root, capture_output=True,
                           text=True, check=False)  # fmt: skip
     assert done.stdout.strip() == "0 []", done.stderr
+
+
+def test_a_commit_of_no_gitml_or_dvc_file_starts_no_python(project):
+    """The pre-commit shim decides in shell; Python (here: missing) only runs for our files."""
+    root = project.root
+    for name in ("pre-commit", "post-commit"):
+        hook = root / ".git" / "hooks" / name
+        text = hook.read_text()
+        hook.write_text(text.replace(sys.executable, "/nonexistent/python"))
+    env = {"PATH": "/usr/bin:/bin"}  # and no `gitml` on the PATH either
+    (root / "README.txt").write_text("docs\n")
+    (root / "-n.txt").write_text("a path that looks like an option\n")
+    git(root, "add", "README.txt", "--", "-n.txt")
+    done = subprocess.run(["git", "commit", "-q", "-m", "docs"], cwd=root, capture_output=True,
+                          text=True, check=False, env={**os.environ, **env})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "needs gitml" not in done.stderr
+    outside = {**os.environ, **env}
+    for staged in ("big.bin", "model.pkl.dvc", "dvc.lock"):  # each one needs the full check
+        path = root / staged
+        path.write_bytes(b"0" * (11 * 2**20) if staged == "big.bin" else b"outs: []\n")
+        git(root, "add", staged)
+        done = subprocess.run(["git", "commit", "-q", "-m", staged], cwd=root, env=outside,
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        assert done.returncode == 1 and "the pre-commit hook needs gitml" in done.stderr, staged
+        git(root, "reset", "-q", "HEAD", "--", staged)
+        path.unlink()
 
 
 @pytest.fixture
