@@ -92,3 +92,19 @@ def test_dvc_experiments_and_dvclive_become_runs(project):
 
     again = gitml_cli(root, "import", "dvc", "--dvclive", "dvclive")
     assert again.stdout.startswith("imported 0 runs (3 already there)")
+
+
+def test_an_unreadable_file_of_an_experiment_is_a_warning_naming_it(caplog):
+    from gitml.importers.dvc import _yaml
+
+    bomb = "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+        f"l{i}: &l{i} [{', '.join(['*' + ('a' if i == 0 else f'l{i - 1}')] * 10)}]\n"
+        for i in range(7)
+    )
+    cases = {"0123456789ab:params.yaml": "a: [1,\n", "0123456789ab:eval/metrics.json": bomb}
+    for source, text in cases.items():
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            assert _yaml(text, source) is None
+        assert len(caplog.records) == 1 and source in caplog.records[0].getMessage(), source
+    assert _yaml("lr: 0.1\n", "params.yaml") == {"lr": 0.1}

@@ -67,7 +67,8 @@ def import_experiments(
         live = f"{dvclive}/plots/metrics"
         files = git.files_under(repo.root, commit, live)
         steps = _steps(files, read, prefix=f"{live}/", default_ms=when)
-        pipeline = _yaml(read("dvc.yaml"))
+        at = commit[:12]
+        pipeline = _yaml(read("dvc.yaml"), f"{at}:dvc.yaml")
         for plot in plots_names(pipeline):  # dvc.yaml's other plots with a step column
             if plot.startswith(("/", "..")) or plot == live or plot.startswith(f"{live}/"):
                 continue
@@ -77,10 +78,13 @@ def import_experiments(
         tags = {"dvc.experiment": name.rsplit("/", 1)[-1], "dvc.exp_rev": commit,
                 "dvc.baseline": baseline}  # fmt: skip
         declared = [n for n in metrics_names(pipeline) if not n.startswith(("/", ".."))]
-        metrics = [read(path) for path in dict.fromkeys([f"{dvclive}/metrics.json", *declared])]
+        metrics = [(f"{at}:{path}", read(path))
+                   for path in dict.fromkeys([f"{dvclive}/metrics.json", *declared])]  # fmt: skip
         locked = _lock_files(read("dvc.lock"), f"{commit[:12]}:dvc.lock")
         _write(repo, run_id, _Found(
-            tags["dvc.experiment"], when, (read("params.yaml"), read(f"{dvclive}/params.yaml")),
+            tags["dvc.experiment"], when,
+            ((f"{at}:params.yaml", read("params.yaml")),
+             (f"{at}:{dvclive}/params.yaml", read(f"{dvclive}/params.yaml"))),
             tuple(metrics), steps, tags, {"commit": baseline, "dirty": False}, locked,
         ))  # fmt: skip
         summary.runs += 1
@@ -111,9 +115,11 @@ def _import_folder(repo: Repo, folder: Path, summary: Summary) -> None:
     prefix = f"{repo.relpath(plots)}/"
     steps = _steps(files, read, prefix=prefix, default_ms=when)
     params = folder / "params.yaml"
+    own = params.read_text() if params.is_file() else None
     _write(repo, run_id, _Found(
-        folder.name, when, (read("params.yaml"), params.read_text() if params.is_file() else None),
-        (metrics.read_text(),), steps, {"dvclive.folder": repo.relpath(folder)}, None,
+        folder.name, when, (("params.yaml", read("params.yaml")), (repo.relpath(params), own)),
+        ((repo.relpath(metrics), metrics.read_text()),), steps,
+        {"dvclive.folder": repo.relpath(folder)}, None,
     ))  # fmt: skip
     summary.runs += 1
     summary.steps += len(steps)
@@ -132,7 +138,7 @@ def _steps(
     rows: list[tuple[int, int, float, str]] = []
     for path in files:
         suffix = path.rpartition(".")[2]
-        table = _table(read(path) or "", suffix)
+        table = _table(read(path) or "", suffix, path)
         if not table or (need_step and "step" not in table[0]):
             continue
         header = list(table[0])
@@ -150,12 +156,12 @@ def _steps(
     return rows
 
 
-def _table(text: str, suffix: str) -> list[dict[str, Any]]:
+def _table(text: str, suffix: str, source: str) -> list[dict[str, Any]]:
     """A plot file's rows as dicts: TSV or CSV with a header, or a JSON list of objects."""
     if suffix in ("tsv", "csv"):
         return list(csv.DictReader(io.StringIO(text), delimiter="\t" if suffix == "tsv" else ","))
     if suffix == "json":
-        loaded = _yaml(text)
+        loaded = _yaml(text, source)
         if isinstance(loaded, dict) and len(loaded) == 1:
             loaded = next(iter(loaded.values()))  # {"train": [...]}, as sklearn plots write
         if isinstance(loaded, list) and all(isinstance(r, dict) for r in loaded):
@@ -169,8 +175,8 @@ class _Found:
 
     name: str
     when: dt.datetime
-    params: tuple[str | None, ...]  # params.yaml texts, later ones winning
-    metrics: tuple[str | None, ...]  # metrics files (JSON or YAML), later ones winning
+    params: tuple[tuple[str, str | None], ...]  # (source, params.yaml text), later ones winning
+    metrics: tuple[tuple[str, str | None], ...]  # (source, JSON or YAML), later ones winning
     steps: list[tuple[int, int, float, str]]
     tags: dict[str, str]
     code: dict[str, Any] | None
@@ -181,13 +187,13 @@ def _write(repo: Repo, run_id: str, found: _Found) -> None:
 
     name, when, steps, tags, code = found.name, found.when, found.steps, found.tags, found.code
     params: dict[str, Any] = {}
-    for text in found.params:
-        loaded = _yaml(text)
+    for source, text in found.params:
+        loaded = _yaml(text, source)
         if isinstance(loaded, dict):
             params.update(normalize_params(loaded))
     metrics: dict[str, float] = {}
-    for text in found.metrics:
-        loaded = _yaml(text)  # JSON is YAML: metrics files are either
+    for source, text in found.metrics:
+        loaded = _yaml(text, source)  # JSON is YAML: metrics files are either
         flat = numeric_leaves(loaded) if isinstance(loaded, dict) else {}  # dotted names
         metrics.update({k: v for k, v in flat.items() if k != "step"})
     record: dict[str, Any] = {
@@ -219,12 +225,12 @@ def _lock_files(text: str | None, source: str) -> tuple[dict[str, Any], dict[str
         return {}, {}
 
 
-def _yaml(text: str | None) -> Any:
-    """A file's YAML (or JSON) data; None when it cannot be read or expands too far."""
+def _yaml(text: str | None, source: str) -> Any:
+    """A file's YAML (or JSON) data; None, with a warning naming it, when it cannot be read."""
     if not text:
         return None
     try:
-        return load_bounded(text, "a file of the experiment")
+        return load_bounded(text, source)
     except GitmlError as exc:
         log.warning("gitml: %s; left out", exc)
         return None
