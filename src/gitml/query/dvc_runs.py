@@ -71,13 +71,12 @@ def run_id_of(commit: str, time: int) -> str:
 
 def experiments(root: Path) -> dict[str, DvcCommit]:
     """Every `dvc exp` commit under refs/exps/ (not DVC's own exec/ and queue refs)."""
-    refs = {name: commit for name, commit in git.refs_under(root, EXPS).items()
-            if not name.startswith(f"{EXPS}exec/") and name.count("/") >= 4}  # fmt: skip
-    info = git.commit_info(root, set(refs.values()))
     out: dict[str, DvcCommit] = {}
-    for name, commit in refs.items():
+    for name, (commit, time) in git.refs_with_times(root, EXPS).items():
+        if name.startswith(f"{EXPS}exec/") or name.count("/") < 4:
+            continue
         parts = name.split("/")  # refs/exps/<sha[:2]>/<sha[2:]>/<name>
-        out[commit] = DvcCommit(commit, info[commit][0], parts[-1], parts[-3] + parts[-2])
+        out[commit] = DvcCommit(commit, time, parts[-1], parts[-3] + parts[-2])
     return out
 
 
