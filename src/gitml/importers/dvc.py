@@ -29,14 +29,12 @@ from gitml import git, logs, store
 from gitml.data.pipeline import metrics_names, numeric_leaves, parse_lock, plots_names
 from gitml.errors import GitError, GitmlError, UsageError
 from gitml.importers import Summary, staged_run
-from gitml.query.dvc_runs import load_bounded
+from gitml.query.dvc_runs import experiment_refs, load_bounded
 from gitml.records import normalize_params
 from gitml.repo import Repo
 from gitml.tracking import journal
 
 log = logs.get(__name__)
-
-EXPS = "refs/exps/"
 
 
 def import_experiments(
@@ -45,15 +43,11 @@ def import_experiments(
 ) -> Summary:  # fmt: skip
     """Import every experiment under `refs/exps/`, and a working-tree DVCLive folder."""
     summary = Summary()
-    refs = {n: c for n, c in git.refs_under(repo.root, EXPS).items()
-            if not n.startswith(f"{EXPS}exec/") and n.count("/") >= 4}  # fmt: skip
-    info = git.commit_info(repo.root, set(refs.values()))
-    for name, commit in sorted(refs.items(), key=lambda item: info[item[1]][0]):
+    refs = experiment_refs(repo.root)
+    for found in sorted(refs.values(), key=lambda at: at.time):
         summary.experiments += 1
-        parts = name.split("/")  # refs/exps/<sha[:2]>/<sha[2:]>/<name>
-        baseline = parts[-3] + parts[-2]
-        when = dt.datetime.fromtimestamp(info[commit][0], tz=dt.UTC)
-        run_id = f"{when.strftime('%Y%m%dT%H%M%SZ')}-{commit[:6]}"
+        commit, baseline, run_id = found.commit, found.baseline or "", found.run_id
+        when = dt.datetime.fromtimestamp(found.time, tz=dt.UTC)
         if (repo.run_dir(run_id) / "run.toml").is_file():
             summary.skipped += 1
             continue
@@ -75,7 +69,7 @@ def import_experiments(
             inside = git.files_under(repo.root, commit, plot)
             prefix = f"{plot}/" if inside else plot.rpartition("/")[0] + "/" * ("/" in plot)
             steps += _steps(inside or [plot], read, prefix=prefix, default_ms=when, need_step=True)
-        tags = {"dvc.experiment": name.rsplit("/", 1)[-1], "dvc.exp_rev": commit,
+        tags = {"dvc.experiment": found.experiment or "", "dvc.exp_rev": commit,
                 "dvc.baseline": baseline}  # fmt: skip
         declared = [n for n in metrics_names(pipeline) if not n.startswith(("/", ".."))]
         metrics = [(f"{at}:{path}", read(path))

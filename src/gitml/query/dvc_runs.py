@@ -69,15 +69,20 @@ def run_id_of(commit: str, time: int) -> str:
     return f"{when.strftime('%Y%m%dT%H%M%SZ')}-{commit[:6]}"
 
 
-def experiments(root: Path) -> dict[str, DvcCommit]:
-    """Every `dvc exp` commit under refs/exps/ (not DVC's own exec/ and queue refs)."""
+def experiment_refs(root: Path) -> dict[str, DvcCommit]:
+    """Each `dvc exp` ref under refs/exps/ (not DVC's own exec/ and queue refs) -> its commit."""
     out: dict[str, DvcCommit] = {}
     for name, (commit, time) in git.refs_with_times(root, EXPS).items():
         if name.startswith(f"{EXPS}exec/") or name.count("/") < 4:
             continue
         parts = name.split("/")  # refs/exps/<sha[:2]>/<sha[2:]>/<name>
-        out[commit] = DvcCommit(commit, time, parts[-1], parts[-3] + parts[-2])
+        out[name] = DvcCommit(commit, time, parts[-1], parts[-3] + parts[-2])
     return out
+
+
+def experiments(root: Path) -> dict[str, DvcCommit]:
+    """Every `dvc exp` commit, by commit id."""
+    return {at.commit: at for at in experiment_refs(root).values()}
 
 
 def record_at(root: Path, at: DvcCommit) -> dict[str, Any] | None:
