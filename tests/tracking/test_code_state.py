@@ -74,3 +74,34 @@ def test_run_in_repository_without_commits(tmp_path, monkeypatch):
     assert "commit" not in code and code["branch"] == "main" and code["dirty"] is True
     assert b"train.py" in (run.dir / "code.patch").read_bytes()
     shutil.rmtree(root)
+
+
+def test_the_git_status_fast_path_agrees_with_the_snapshot(project, monkeypatch):
+    """A clean tree is answered by `git status` alone; the snapshot says the same, every state."""
+    from gitml.git import state
+
+    root = project.root
+    exclude = (".gitml/", "metrics.toml")
+    checked = 0
+    for setup in ("branch", "detached", "own files only", "a staged edit", "a new script"):
+        if setup == "detached":
+            git(root, "checkout", "-q", "--detach")
+        elif setup == "own files only":
+            (root / "metrics.toml").write_text("accuracy = 1\n")
+        elif setup == "a staged edit":
+            (root / "train.py").write_text("print('edited')\n")
+            git(root, "add", "train.py")
+        elif setup == "a new script":
+            git(root, "reset", "-q", "--hard")
+            (root / "new.py").write_text("print('new')\n")
+        fast = state._clean_state(root, exclude)
+        monkeypatch.setattr(state, "_clean_state", lambda *a: None)
+        slow = state.code_state(root, exclude=exclude)
+        monkeypatch.undo()
+        if setup in ("a staged edit", "a new script"):
+            assert fast is None and slow.dirty, setup
+        else:
+            assert fast == slow and fast.commit is not None, setup
+            assert fast.branch == (None if setup != "branch" else slow.branch), setup
+        checked += 1
+    assert checked == 5

@@ -1,4 +1,4 @@
-"""Package versions come from a per-environment cache of which distribution owns which module."""
+"""Package versions come from a per-environment cache: module owners and their versions."""
 
 import json
 import subprocess
@@ -36,4 +36,17 @@ def test_a_broken_cache_file_is_recomputed(tmp_path):
     again = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
                            text=True, check=True)  # fmt: skip
     assert json.loads(again.stdout)["numpy"] == metadata.version("numpy")
-    assert json.loads(cached.read_text())["numpy"] == ["numpy"]
+    rewritten = json.loads(cached.read_text())
+    assert rewritten["owners"]["numpy"] == ["numpy"]
+    assert rewritten["versions"]["numpy"] == metadata.version("numpy")
+
+
+def test_a_cache_in_the_old_format_is_recomputed(tmp_path):
+    env = {"XDG_CACHE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    subprocess.run([sys.executable, "-c", PROBE], env=env, check=True, capture_output=True)
+    (cached,) = (tmp_path / "gitml").glob("packages-*.json")
+    cached.write_text(json.dumps({"numpy": ["numpy"]}))  # module -> owners, no versions
+    again = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
+                           text=True, check=True)  # fmt: skip
+    assert json.loads(again.stdout)["numpy"] == metadata.version("numpy")
+    assert "versions" in json.loads(cached.read_text())

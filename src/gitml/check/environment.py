@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,8 @@ def serving_versions(repo: Repo) -> dict[str, str]:
     if conf.get("serving_env"):
         return read_freeze(repo.root / conf["serving_env"], f"[check] serving_env "
                                                               f"{conf['serving_env']}")  # fmt: skip
+
+    from importlib import metadata
 
     versions: dict[str, str] = {}
     for name in conf.get("env_packages", DEFAULT_ENV_PACKAGES):

@@ -31,7 +31,6 @@ import pickle
 import weakref
 from dataclasses import dataclass
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +62,8 @@ class Unreadable(Exception):
 
 def scanner_versions() -> str:
     """What produced a scan: cached results are reused only under the same scanners."""
+    from importlib import metadata
+
     parts = [f"gitml {__version__}", f"allowlist {ALLOWLIST_VERSION}"]
     for dist in ("picklescan", "joblib", "skops", "scikit-learn", "numpy", "scipy", "pandas"):
         try:

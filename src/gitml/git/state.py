@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitml.git.base import _open, _walk_tree, fresh_index
+from gitml.git.base import _git_env, _open, _walk_tree, fresh_index
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,11 +53,17 @@ def code_state(root: Path, *, exclude: Iterable[str] = ()) -> CodeState:
     content of every tracked file, plus every new file that git does not ignore and that is
     code-sized (`is_code_sized`): a script not yet committed is part of the code a run ran. It
     applies with `git apply` on the recorded commit. The repository's own index is never touched.
+
+    A clean working tree (the usual case for a committed script) is answered by one
+    `git status`, ~5 ms, without importing pygit2 (~40 ms); anything else builds the patch.
     """
+    excluded = tuple(exclude)
+    clean = _clean_state(root, excluded)
+    if clean is not None:
+        return clean
     import pygit2
 
     repo = _open(root)
-    excluded = tuple(exclude)
     branch = None if repo.head_is_detached else _head_branch(repo)
     head_tree = None
     commit = None
@@ -80,6 +87,39 @@ def code_state(root: Path, *, exclude: Iterable[str] = ()) -> CodeState:
         untracked=untracked,
         left_out=left_out,
     )
+
+
+def _clean_state(root: Path, excluded: tuple[str, ...]) -> CodeState | None:
+    """HEAD and branch when `git status` lists nothing outside ``excluded``; else None."""
+    done = subprocess.run(
+        ["git", "--no-optional-locks", "status", "--porcelain=v2", "--branch", "-z",
+         "--untracked-files=all", "--ignore-submodules=none"],
+        cwd=root, env=_git_env(), capture_output=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        return None  # let pygit2 say what is wrong
+    commit = branch = None
+    entries = iter(done.stdout.decode("utf-8", "surrogateescape").split("\0"))
+    for entry in entries:
+        if entry.startswith("# branch.oid "):
+            oid = entry.removeprefix("# branch.oid ")
+            commit = None if oid == "(initial)" else oid
+        elif entry.startswith("# branch.head "):
+            head = entry.removeprefix("# branch.head ")
+            branch = None if head == "(detached)" else head
+        elif entry and not entry.startswith("#"):
+            path = entry.split(" ", _PATH_FIELD.get(entry[0], 1))[-1]
+            if entry[0] == "2":
+                next(entries, None)  # a rename's original path
+            if not _is_excluded(path, excluded):
+                return None
+    if commit is None:
+        return None  # an unborn branch: the patch holds every file
+    return CodeState(commit=commit, branch=branch, dirty=False, patch=None)
+
+
+# In `git status --porcelain=v2`, the path is the last of this many space-separated fields + 1.
+_PATH_FIELD = {"1": 8, "2": 9, "u": 10, "?": 1, "!": 1}
 
 
 def _head_branch(repo: Any) -> str | None:
