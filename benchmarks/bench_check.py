@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_core import bin_of  # noqa: E402
 from bench_serve import measured  # noqa: E402
-from results import save, table  # noqa: E402
+from results import arguments, save, table  # noqa: E402
 from synth import git, record  # noqa: E402
 
 MODEL = """\
@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--artifacts", type=int, default=50)
     parser.add_argument("--mib", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
+    args = arguments(parser, {"runs": 60, "artifacts": 4, "mib": 1, "repeat": 1})
     base = Path(tempfile.mkdtemp(prefix="gitml-bench-check-"))
     try:
         root = base / "project"
@@ -129,7 +129,7 @@ def main() -> None:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     report(shape, results)
-    save("check", {"check": check_table(results)}, quick=args.runs < 1000, sizes=shape)
+    save("check", {"check": check_table(results)}, quick=args.quick, sizes=shape)
 
 
 def check_table(results: dict[str, list[float]]) -> dict:

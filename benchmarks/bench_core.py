@@ -24,16 +24,21 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from results import save, table  # noqa: E402
+from results import arguments, save, table  # noqa: E402
+from synth import ENV  # noqa: E402
 
 QUERY = "metrics.accuracy > 0.9 and params.depth >= 3"
 MLFLOW_QUERY = "metrics.accuracy > 0.9 and params.model = 'rf'"
 
 
+REPEAT = 5  # whole processes per figure (`--repeat`)
+
+
 def wall(
-    argv: list[str], *, cwd: Path | None = None, repeat: int = 5, env: dict | None = None
+    argv: list[str], *, cwd: Path | None = None, repeat: int | None = None, env: dict | None = None
 ) -> float:
     """Median wall time of a whole process."""
+    repeat = REPEAT if repeat is None else min(repeat, REPEAT)
     times = []
     for _ in range(repeat + 1):  # the first run warms the page cache and is not counted
         start = time.perf_counter()
@@ -68,7 +73,103 @@ def bench_startup() -> list[tuple]:
     return rows
 
 
-# -- 2. per-call metric logging --------------------------------------------------------------
+# -- 2. a run's fixed cost --------------------------------------------------------------------
+# Whole processes, alternated round by round: a run of 10 steps in each tool; the floor writes
+# the same two files (run.toml, metrics.parquet) with the plain library calls.
+FIXED_STEPS = 10
+# pyarrow's plain constructors (`pa.table`, even `pa.array`) import pandas, 0.3 s; the second
+# floor builds the columns from raw buffers as gitml does, which pyarrow alone can.
+FLOOR = """
+import os, pyarrow as pa, pyarrow.parquet as pq, tomli_w
+os.makedirs("floor", exist_ok=True)
+steps = list(range({n}))
+pq.write_table(pa.table({{"key": ["loss"] * len(steps), "step": steps,
+                         "value": [1.0 / (s + 1) for s in steps]}}), "floor/metrics.parquet")
+with open("floor/run.toml", "wb") as f:
+    tomli_w.dump({{"id": "floor", "status": "finished", "metrics": {{"loss": 1.0 / len(steps)}}}}, f)
+"""
+FLOOR_BUFFERS = """
+import array, os, pyarrow as pa, pyarrow.parquet as pq, tomli_w
+os.makedirs("floor", exist_ok=True)
+n = {n}
+steps = array.array("q", range(n))
+values = array.array("d", (1.0 / (s + 1) for s in range(n)))
+offsets = array.array("i", range(0, 4 * n + 1, 4))
+columns = [
+    pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(b"loss" * n)]),
+    pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(steps)]),
+    pa.Array.from_buffers(pa.float64(), n, [None, pa.py_buffer(values)]),
+]
+pq.write_table(pa.Table.from_arrays(columns, names=["key", "step", "value"]), "floor/m.parquet")
+with open("floor/run.toml", "wb") as f:
+    tomli_w.dump({{"id": "floor", "status": "finished", "metrics": {{"loss": 1.0 / n}}}}, f)
+"""
+GITML_FIXED = """
+import gitml
+with gitml.start_run(name="fixed") as run:
+    for i in range({n}):
+        run.log_metric("loss", 1.0 / (i + 1), step=i)
+"""
+MLFLOW_FIXED = """
+import mlflow
+mlflow.set_tracking_uri({uri!r})
+with mlflow.start_run():
+    for i in range({n}):
+        mlflow.log_metric("loss", 1.0 / (i + 1), step=i)
+"""
+
+
+def bench_fixed(tmp: Path) -> list[tuple[str, float]]:
+    """Median wall seconds of whole processes, the cases alternated in each round."""
+    from synth import make_history
+
+    project = make_history(tmp / "fixed-project", runs=1, commits=1, remote=tmp / "remote-fixed")
+    py = sys.executable
+    cases = [
+        ("python -c pass", [py, "-c", "pass"]),
+        ("python -c 'import gitml'", [py, "-c", "import gitml"]),
+        ("floor: pyarrow's pa.table + tomli_w write the same files",
+         [py, "-c", FLOOR.format(n=FIXED_STEPS)]),
+        ("floor: pyarrow from raw buffers + tomli_w",
+         [py, "-c", FLOOR_BUFFERS.format(n=FIXED_STEPS)]),
+        (f"gitml: start_run + {FIXED_STEPS} steps + end()",
+         [py, "-c", GITML_FIXED.format(n=FIXED_STEPS)]),
+        (f"mlflow (file store): start_run + {FIXED_STEPS} steps",
+         [py, "-c", MLFLOW_FIXED.format(uri=(tmp / "mlruns-fixed").as_uri(), n=FIXED_STEPS)]),
+        ("gitml run -- python -c pass", [bin_of("gitml"), "run", "-n", "x", "--", py, "-c", "pass"]),
+    ]  # fmt: skip
+    env = {**os.environ, **ENV, "MLFLOW_ALLOW_FILE_STORE": "true", "GIT_PYTHON_REFRESH": "quiet"}
+    times: dict[str, list[float]] = {label: [] for label, _ in cases}
+    for round_ in range(REPEAT + 1):  # round 0 warms the page cache and is not counted
+        for label, argv in cases:
+            start = time.perf_counter()
+            subprocess.run(argv, cwd=project, env=env, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            if round_:
+                times[label].append(time.perf_counter() - start)
+    return [(label, statistics.median(t)) for label, t in times.items()]
+
+
+def fixed_table(fixed: list[tuple[str, float]]) -> dict:
+    """The docs' table: a run's fixed cost against its floor, MLflow, and the targets."""
+    t = dict(fixed)
+    labels = list(t)
+    bare, imported, plain, floor, gitml, mlflow, wrapped = (t[label] for label in labels)
+    return table(["what (median wall seconds, whole processes)", "time", "over", "target"], [
+        [labels[0], f"{bare:.3f} s", "", ""],
+        [labels[1], f"{imported:.3f} s", f"{imported - bare:.3f} s over `python -c pass`", ""],
+        [labels[2], f"{plain:.3f} s", f"{plain - bare:.3f} s over `python -c pass`", ""],
+        [labels[3], f"{floor:.3f} s", f"{floor - bare:.3f} s over `python -c pass`", ""],
+        [labels[4], f"{gitml:.3f} s", f"{gitml - imported:.3f} s over `import gitml`; "
+         f"{gitml / floor:.2f}x the raw-buffer floor, {gitml / plain:.2f}x the plain one",
+         "< 0.060 s over `import gitml`"],
+        [labels[5], f"{mlflow:.3f} s", f"gitml / MLflow = {gitml / mlflow:.2f}", ""],
+        [labels[6], f"{wrapped:.3f} s", f"{wrapped - bare:.3f} s over `python -c pass`",
+         "< 0.25 s over `python -c pass`"],
+    ])  # fmt: skip
+
+
+# -- 3. per-call metric logging --------------------------------------------------------------
 # Each timing runs from the start of the run to its end (gitml's `end()` writes
 # metrics.parquet, MLflow's closes the run, DVCLive's writes its files): a per-call figure
 # that leaves setup and teardown out flatters whoever defers the work to the end.
@@ -139,7 +240,7 @@ def bench_logging(tmp: Path, steps: int, other_steps: int) -> list[tuple]:
     return rows
 
 
-# -- 3. queries over many runs ---------------------------------------------------------------
+# -- 4. queries over many runs ---------------------------------------------------------------
 MLFLOW_FILL = """
 import json, random, time, mlflow
 mlflow.set_tracking_uri({uri!r})
@@ -198,28 +299,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--steps", type=int, default=10_000, help="gitml's long run")
+    parser.add_argument("--other-steps", type=int, default=2_000, help="runs of the same length")
+    parser.add_argument("--query-runs", type=int, default=1_000)
     parser.add_argument(
-        "--big", type=int, default=100_000, help="runs in the large query (0 to skip)"
+        "--big", type=int, default=100_000, help="runs in the large query (0: skip)"
     )
-    args = parser.parse_args()
-    steps, other_steps = 10_000, (300 if args.quick else 2_000)
-    query_runs = 200 if args.quick else 1_000
-    big = min(args.big, 10_000) if args.quick else args.big
+    parser.add_argument("--repeat", type=int, default=5, help="whole processes per figure")
+    args = arguments(parser, {"steps": 1_000, "other_steps": 100, "query_runs": 50, "big": 0,
+                              "repeat": 1})  # fmt: skip
+    global REPEAT  # noqa: PLW0603 - one setting for every figure
+    REPEAT = args.repeat
+    steps, other_steps = args.steps, args.other_steps
     tmp = Path(tempfile.mkdtemp(prefix="gitml-bench-"))
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     results: dict[str, list] = {}
     try:
         results["startup"] = bench_startup()
+        results["fixed"] = bench_fixed(tmp)
         results["logging"] = bench_logging(tmp, steps, other_steps)
-        results["query"] = bench_query(tmp, query_runs, with_mlflow=True)
-        if big:
-            results["query-big"] = bench_query(tmp, big, with_mlflow=False)
+        results["query"] = bench_query(tmp, args.query_runs, with_mlflow=True)
+        if args.big:
+            results["query-big"] = bench_query(tmp, args.big, with_mlflow=False)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report(results, steps)
-    save("core", {"core": core_table(results, steps)}, quick=args.quick,
-         sizes={"steps": steps, "other_steps": other_steps, "query_runs": query_runs})  # fmt: skip
+    save("core", {"core": core_table(results, steps), "fixed": fixed_table(results["fixed"])},
+         quick=args.quick, sizes={"steps": steps, "other_steps": other_steps,
+                                  "query_runs": args.query_runs, "repeat": args.repeat})  # fmt: skip
 
 
 def core_table(results: dict[str, list], steps: int) -> dict:
@@ -261,6 +368,9 @@ def report(results: dict[str, list], steps: int) -> None:
     print("\n## Start-up (median wall seconds, whole process)")
     for name, t, ratio in results["startup"]:
         print(f"  {name:<28} {t:8.3f} s" + (f"   gitml/this = {ratio:.3f}" if ratio else ""))
+    print("\n## A run's fixed cost (median wall seconds, whole processes, alternated)")
+    for name, t in results["fixed"]:
+        print(f"  {name:<52} {t:8.3f} s")
     print("\n## Per-call log_metric (start of the run to its end, setup and teardown included)")
     for name, t, n, ratio in results["logging"]:
         per = t / n * 1e6

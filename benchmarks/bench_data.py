@@ -22,7 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from results import save, table  # noqa: E402
+from results import arguments, save, table  # noqa: E402
 from synth import ENV  # noqa: E402
 
 TRACK = (
@@ -150,7 +150,7 @@ def main() -> None:
     )
     parser.add_argument("--mib", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+    args = arguments(parser, {"mib": 16, "repeat": 1})
     base = Path(tempfile.mkdtemp(prefix="gitml-bench-data-"))
     os.environ["XDG_DATA_HOME"] = str(base / "xdg")
     try:
@@ -162,7 +162,7 @@ def main() -> None:
         print(f"  {name:<48} {t:8.3f} s" + (f"   ratio = {ratio:.2f}" if ratio else ""))
     save("data", {"data": table(["what (median wall seconds, whole processes)", "time", "ratio"], [
         [name, f"{t:.3f} s", f"{ratio:.2f}" if ratio else ""] for name, t, ratio in rows
-    ])}, quick=args.mib < 1024, sizes={"mib": args.mib, "repeat": args.repeat})  # fmt: skip
+    ])}, quick=args.quick, sizes={"mib": args.mib, "repeat": args.repeat})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_serve import measured  # noqa: E402
-from results import save, table  # noqa: E402
+from results import arguments, save, table  # noqa: E402
 from synth import ENV  # noqa: E402
 
 NUMERIC, CATEGORICAL = 40, 10
@@ -99,7 +99,7 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--no-evidently", action="store_true")
-    args = parser.parse_args()
+    args = arguments(parser, {"rows": 20_000, "no_evidently": True})
     base = Path(tempfile.mkdtemp(prefix="gitml-bench-drift-"))
     os.environ["XDG_DATA_HOME"] = str(base / "xdg")
     results = []
@@ -149,7 +149,7 @@ def main() -> None:
              if peak and name.startswith(("scipy", "Evidently")) else ""]
             for name, seconds, peak, size in results]  # fmt: skip
     save("drift", {"drift": table(["what", "time", "peak RSS", "ratio gitml/other"], rows)},
-         quick=args.rows < 1_000_000, sizes={"rows": args.rows})  # fmt: skip
+         quick=args.quick, sizes={"rows": args.rows})  # fmt: skip
 
 
 if __name__ == "__main__":

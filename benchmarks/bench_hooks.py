@@ -28,7 +28,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from results import save, table  # noqa: E402
+from results import arguments, save, table  # noqa: E402
 from synth import ENV  # noqa: E402
 
 TRAIN = (
@@ -99,7 +99,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeat", type=int, default=9)
-    args = parser.parse_args()
+    args = arguments(parser, {"repeat": 2})
     base = Path(tempfile.mkdtemp(prefix="gitml-bench-hooks-"))
     os.environ["XDG_DATA_HOME"] = str(base / "xdg")
     n = args.repeat
@@ -141,7 +141,7 @@ def main() -> None:
          f"{g_rcost:.3f} s", f"{d_rcost:.3f} s", f"{g_rcost / d_rcost:.2f}", "< 0.5 s"],
         ["metrics of two commits side by side", f"`gitml diff HEAD~1 HEAD` {g_diff:.3f} s",
          f"`dvc metrics diff` {d_diff:.3f} s", f"{g_diff / d_diff:.2f}", "< 0.5 s"],
-    ])}, quick=n < 9, sizes={"repeat": n})  # fmt: skip
+    ])}, quick=args.quick, sizes={"repeat": n})  # fmt: skip
 
 
 if __name__ == "__main__":

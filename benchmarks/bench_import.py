@@ -22,7 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from results import save, table  # noqa: E402
+from results import arguments, save, table  # noqa: E402
 from synth import ENV  # noqa: E402
 
 READ = """\
@@ -89,7 +89,7 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--steps", type=int, default=1000)
-    args = parser.parse_args()
+    args = arguments(parser, {"runs": 10, "steps": 50})
     os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
     base = Path(tempfile.mkdtemp(prefix="gitml-bench-import-"))
     os.environ["XDG_DATA_HOME"] = str(base / "xdg")
@@ -132,7 +132,7 @@ def main() -> None:
         [["`mlruns/` file store" if kind == "file" else kind, f"{g:.1f} s",
           f"{args.runs / g:.0f}", f"{again:.1f} s", f"{m:.1f} s", f"{g / m:.2f}"]
          for kind, g, again, m in rows],
-    )}, quick=args.runs < 200, sizes={"runs": args.runs, "steps": args.steps})  # fmt: skip
+    )}, quick=args.quick, sizes={"runs": args.runs, "steps": args.steps})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_core import bin_of  # noqa: E402
 from bench_serve import measured  # noqa: E402
-from results import save  # noqa: E402
+from results import arguments, save  # noqa: E402
 from results import table as results_table  # noqa: E402
 from synth import ENV, make_scale_history  # noqa: E402
 
@@ -170,7 +170,9 @@ def main() -> None:
     parser.add_argument("--branches", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-small", action="store_true", help="skip the tenth-size history")
-    args = parser.parse_args()
+    args = arguments(
+        parser, {"runs": 2_000, "commits": 60, "branches": 4, "repeat": 1, "no_small": True}
+    )
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ.update(ENV)
     tmp = Path(tempfile.mkdtemp(prefix="gitml-scale-"))
@@ -189,7 +191,7 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report(results)
-    save("scale", {"scale": scale_table(results)}, quick=args.runs < 100_000,
+    save("scale", {"scale": scale_table(results)}, quick=args.quick,
          sizes={"runs": args.runs, "commits": args.commits, "branches": args.branches})  # fmt: skip
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from results import save, table  # noqa: E402
+from results import arguments, save, table  # noqa: E402
 from synth import ENV  # noqa: E402
 
 TRAIN = """\
@@ -259,7 +259,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="Throughput window.")
     parser.add_argument("--rows", type=int, default=10_000_000, help="Batch input rows.")
     parser.add_argument("--skip-batch", action="store_true")
-    args = parser.parse_args()
+    args = arguments(parser, {"requests": 100, "clients": 2, "seconds": 1.0, "rows": 20_000})
     base = Path(tempfile.mkdtemp(prefix="gitml-bench-serve-"))
     os.environ["XDG_DATA_HOME"] = str(base / "xdg")
     os.environ["MLFLOW_TRACKING_URI"] = (base / "mlruns").as_uri()
@@ -270,7 +270,7 @@ def main() -> None:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     report(served, batched, args)
-    save("serve", serve_tables(served, batched), quick=args.rows < 10_000_000,
+    save("serve", serve_tables(served, batched), quick=args.quick,
          sizes={"requests": args.requests, "clients": args.clients, "rows": args.rows})  # fmt: skip
 
 

@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_scale import mlflow_store  # noqa: E402
-from results import save, table  # noqa: E402
+from results import arguments, save, table  # noqa: E402
 from synth import ENV, make_history  # noqa: E402
 
 STEPS = 1_000_000
@@ -268,14 +268,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, action="append", help="sizes (repeatable)")
-    parser.add_argument("--quick", action="store_true", help="1,000 runs only")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-mlflow", action="store_true")
     parser.add_argument("--shots", type=Path, help="save a screenshot of each page measured")
-    args = parser.parse_args()
+    args = arguments(parser, {"runs": [200], "repeat": 1})
     global SHOTS  # noqa: PLW0603 - one switch for every measured page
     SHOTS = args.shots
-    sizes = args.runs or ([1_000] if args.quick else [1_000, 10_000, 100_000])
+    sizes = args.runs or [1_000, 10_000, 100_000]
     os.environ.update(ENV)
     base = Path(tempfile.mkdtemp(prefix="gitml-bench-ui-"))
     rows = []

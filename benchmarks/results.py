@@ -1,12 +1,18 @@
 """Benchmark figures as files: each script saves its tables to benchmarks/results/<name>.json.
 
 `save` records, next to the tables, where and how they were measured (the machine, the commit,
-`--quick` or not). `python benchmarks/tables.py` writes docs/performance.md's tables from these
-files, so a figure in the docs is always the output of a run of the script named next to it.
+the versions of the tools compared, `--quick` or not). `python benchmarks/tables.py` writes
+docs/performance.md's tables from these files, so a figure in the docs is always the output of
+a run of the script named next to it.
+
+A `--quick` run (what CI runs, to catch a benchmark that crashes) writes to
+benchmarks/results-quick/ instead, or to `$GITML_BENCH_RESULTS`: it never replaces the full
+run's figures in the docs.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -17,6 +23,34 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+QUICK_RESULTS = HERE / "results-quick"
+COMPARED = ("gitml", "mlflow", "dvc", "dvclive", "pyarrow", "pandas", "scikit-learn", "scipy")
+
+
+def arguments(parser: argparse.ArgumentParser, quick: dict[str, object]) -> argparse.Namespace:
+    """Parse, with `--quick` setting ``quick``'s sizes (an option given explicitly wins)."""
+    sizes = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in quick.items())
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smaller sizes, the same comparisons ({sizes}); for CI")  # fmt: skip
+    args = parser.parse_args()
+    if args.quick:
+        for key, value in quick.items():
+            if getattr(args, key) == parser.get_default(key):
+                setattr(args, key, value)
+    return args
+
+
+def versions() -> dict[str, str]:
+    """The versions of the tools a benchmark compares, as installed here."""
+    from importlib import metadata
+
+    found = {"python": platform.python_version()}
+    for dist in COMPARED:
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
 
 
 def table(columns: list[str], rows: list[list[str]]) -> dict:
@@ -42,12 +76,14 @@ def save(name: str, tables: dict[str, dict], *, quick: bool, sizes: dict | None 
             "sizes": sizes or {},
             "machine": f"{os.cpu_count()} cores, {platform.system()} {platform.machine()}",
             "python": platform.python_version(),
+            "versions": versions(),
         },
         "tables": tables,
     }
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    folder = Path(os.environ.get("GITML_BENCH_RESULTS") or (QUICK_RESULTS if quick else RESULTS))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {path.relative_to(HERE.parent)}; `python benchmarks/tables.py` updates the docs",
+    print(f"wrote {path}; `python benchmarks/tables.py` updates the docs from results/",
           file=sys.stderr)  # fmt: skip
     return path

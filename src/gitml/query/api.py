@@ -20,6 +20,7 @@ from gitml.errors import (
     WhereSyntaxError,
 )
 from gitml.query import where as where_lang
+from gitml.query import where_sql
 from gitml.query.index import BY_PREFIX, IndexedRun, RunIndex, record_of, warn
 from gitml.repo import Repo
 from gitml.tracking import journal, record
@@ -104,7 +105,11 @@ def row_lookup(repo: Repo, *, fresh: bool = False) -> Iterator[Rows]:
 
 def rows_of(index: RunIndex, condition: str = "", *args: Any) -> Iterator[Row]:
     """The valid flat rows of the runs ``condition`` names (all without one); warns of others."""
-    for run_id, row, error, *_ in index.scan(condition, *args):
+    return _valid(index.scan(condition, *args))
+
+
+def _valid(scanned: Iterable[tuple[str, Any, str | None, Any, Any, Any, Any]]) -> Iterator[Row]:
+    for run_id, row, error, *_ in scanned:
         if row is None:
             warn(f"skipping run {run_id}: {error}")
         else:
@@ -205,17 +210,18 @@ def search(
     if limit is not None and limit < 0:
         raise UsageError("--limit", f"{limit} is negative")
     project = repo or Repo.find(reading=True)
-    known: set[str] = set()
-    rows = []
-    for row in iter_rows(project):
-        known.update(row)
-        if predicate is None or predicate(row):
-            rows.append(row)
+    pushed = where_sql.prefilter(where) if where else None
+    with indexed(project) as index:
+        kinds = index.field_kinds()
+        known = set(kinds)
+        found = index.scan_where(*pushed) if pushed else index.scan()
+        rows = [row for row in _valid(found) if predicate is None or predicate(row)]
     if known:
         check_fields("--where", named, known)
         check_fields("--sort", [k.field for k in keys], known)
         check_fields("--columns", list(columns), known)
     for tally in compiled.tallies if compiled else ():
+        tally.see_counts(kinds.get(tally.field, {}))
         problem = tally.problem()
         if problem:
             raise UsageError("--where", problem)

@@ -146,7 +146,7 @@ def row_at(root: Path, commit: str) -> dict[str, Any] | None:
     record = record_at(root, commit_of(root, commit))
     if record is None:
         return None
-    text, error, _ = parse_record(record, f"{commit[:12]}:{DVC_LOCK}")
+    text, error, *_ = parse_record(record, f"{commit[:12]}:{DVC_LOCK}")
     if text is None:
         raise GitmlError(error or f"{commit[:12]}:{DVC_LOCK}: not a run")
     row: dict[str, Any] = json.loads(text)

@@ -29,13 +29,15 @@ from gitml.repo import Repo
 log = logs.get(__name__)
 
 T = TypeVar("T")
-INDEX_FORMAT = "5"
+INDEX_FORMAT = "6"
 RUN_FILE = "run.toml"
 BATCH = 5_000  # run versions read from git at a time
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS commits(oid TEXT PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS blobs(blob TEXT PRIMARY KEY, row TEXT, error TEXT);
+CREATE TABLE IF NOT EXISTS blobs(
+    blob TEXT PRIMARY KEY, row TEXT, error TEXT, strict INTEGER, kinds INTEGER);
+CREATE TABLE IF NOT EXISTS kinds(id INTEGER PRIMARY KEY, kinds TEXT UNIQUE);
 CREATE TABLE IF NOT EXISTS versions(run_id TEXT, blob TEXT, oid TEXT, time INTEGER);
 CREATE INDEX IF NOT EXISTS versions_oid ON versions(oid);
 CREATE INDEX IF NOT EXISTS versions_blob ON versions(blob);
@@ -71,6 +73,28 @@ UNION ALL
 SELECT w.run_id, b.row, b.error, NULL, NULL, b.blob, 1
 FROM workfiles w JOIN blobs b ON b.blob = w.blob
 WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = w.run_id)
+"""
+
+# Each run's shown version, filtered on its blob (`b`): `_ALL` with a condition in both halves.
+_ALL_WHERE = """
+SELECT r.run_id, b.row, b.error, r.landed, r.oid, b.blob, w.blob IS NOT NULL
+FROM runs r LEFT JOIN workfiles w ON w.run_id = r.run_id
+JOIN blobs b ON b.blob = coalesce(w.blob, r.blob) WHERE {0}
+UNION ALL
+SELECT w.run_id, b.row, b.error, NULL, NULL, b.blob, 1
+FROM workfiles w JOIN blobs b ON b.blob = w.blob
+WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = w.run_id) AND {0}
+"""
+
+# How many shown runs have each set of field kinds (a few distinct sets, whatever the history).
+_KINDS = """
+SELECT kinds, count(*) FROM (
+  SELECT b.kinds FROM runs r LEFT JOIN workfiles w ON w.run_id = r.run_id
+  JOIN blobs b ON b.blob = coalesce(w.blob, r.blob)
+  UNION ALL
+  SELECT b.kinds FROM workfiles w JOIN blobs b ON b.blob = w.blob
+  WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = w.run_id))
+WHERE kinds IS NOT NULL GROUP BY kinds
 """
 
 # Conditions for `RunIndex.scan` (over the columns of `_CURRENT`).
@@ -199,7 +223,7 @@ class RunIndex:
             try:
                 record = dvc_runs.record_at(root, at)
             except GitmlError as exc:
-                record, parsed = None, (None, str(exc), [])
+                record, parsed = None, Parsed(None, str(exc), [])
             else:
                 if record is None or self._described(at.commit, record.get("outputs", {})):
                     continue
@@ -246,15 +270,27 @@ class RunIndex:
         self._insert_blobs(missing, parser.parse([(raws[oid], sources[oid]) for oid in missing]))
 
     def _insert_blobs(self, blob_ids: list[str], parsed: list[Parsed]) -> None:
+        kind_ids = self._kind_ids({p.kinds for p in parsed if p.kinds is not None})
         self.db.executemany(
-            "INSERT OR REPLACE INTO blobs VALUES(?,?,?)",
-            [(oid, row, error) for oid, (row, error, _) in zip(blob_ids, parsed, strict=True)],
-        )
+            "INSERT OR REPLACE INTO blobs VALUES(?,?,?,?,?)",
+            [(oid, p.row, p.error, p.strict, kind_ids.get(p.kinds or ""))
+             for oid, p in zip(blob_ids, parsed, strict=True)],
+        )  # fmt: skip
         self.db.executemany(
             "INSERT INTO outputs VALUES(?,?,?)",
-            [(oid, path, md5) for oid, (*_, made) in zip(blob_ids, parsed, strict=True)
-             for path, md5 in made],
+            [(oid, path, md5) for oid, p in zip(blob_ids, parsed, strict=True)
+             for path, md5 in p.made],
         )  # fmt: skip
+
+    def _kind_ids(self, wanted: set[str]) -> dict[str, int]:
+        """The id of each set of field kinds, added when new (the sets repeat run after run)."""
+        self.db.executemany("INSERT OR IGNORE INTO kinds(kinds) VALUES(?)", [(k,) for k in wanted])
+        ids: dict[str, int] = {}
+        for chunk in _batches(sorted(wanted), 500):
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT kinds, id FROM kinds WHERE kinds IN ({marks})"
+            ids.update(self.db.execute(query, chunk).fetchall())
+        return ids
 
     def _store_version(self, blob: git.RunBlob) -> None:
         self.db.execute(
@@ -367,6 +403,26 @@ class RunIndex:
             yield IndexedRun(run_id=run_id, row=row, error=error, landed=landed, commit=oid,
                              blob=blob, in_workdir=local)  # fmt: skip
 
+    def field_kinds(self) -> dict[str, dict[str, int]]:
+        """Field -> {kind of value: how many shown runs hold it} over every valid run.
+
+        Read from the few distinct sets of field kinds, not from the rows: `--where` checks
+        its field names and the kinds it compares with these, and SQL filters the rows.
+        """
+        found: dict[str, dict[str, int]] = {}
+        for kinds, count in self.db.execute(_KINDS).fetchall():
+            (text,) = self.db.execute("SELECT kinds FROM kinds WHERE id = ?", (kinds,)).fetchone()
+            for field, kind in json.loads(text):
+                by_kind = found.setdefault(field, {})
+                by_kind[kind] = by_kind.get(kind, 0) + count
+        return found
+
+    def scan_where(
+        self, clause: str, args: list[Any]
+    ) -> Iterator[tuple[str, Any, str | None, str | None, str | None, str, bool]]:
+        """`scan()` of the runs whose shown record passes ``clause`` (SQL over ``b.row``)."""
+        return _decoded(self.db.execute(_ALL_WHERE.format(clause), args * 2))
+
     def scan(
         self, condition: str = "", *args: Any
     ) -> Iterator[tuple[str, Any, str | None, str | None, str | None, str, bool]]:
@@ -383,11 +439,17 @@ class RunIndex:
                 yield from self.scan(f"{BY_ID} AND {condition}", run_id, *args)
             return
         query = f"{_CURRENT} WHERE {condition}" if condition else _ALL
-        for run_id, text, error, landed, oid, blob, local in self.db.execute(query, args):
-            row = decode_row(text) if text else None
-            if row is not None:
-                row["commit"] = landed
-            yield run_id, row, error, landed, oid, blob, bool(local)
+        yield from _decoded(self.db.execute(query, args))
+
+
+def _decoded(
+    cursor: Iterable[tuple[str, str | None, str | None, str | None, str | None, str, int]],
+) -> Iterator[tuple[str, Any, str | None, str | None, str | None, str, bool]]:
+    for run_id, text, error, landed, oid, blob, local in cursor:
+        row = decode_row(text) if text else None
+        if row is not None:
+            row["commit"] = landed
+        yield run_id, row, error, landed, oid, blob, bool(local)
 
 
 def record_of(repo: Repo, run: IndexedRun) -> RunRecord:

@@ -1,7 +1,10 @@
 """Run records parsed, validated and flattened for the index: here, or on every core.
 
-A record becomes a flat row (JSON), an error, and the outputs it names. A large batch goes to
-worker processes (`python -m gitml.query.parse`) fed pickled batches through pipes.
+A record becomes a flat row (JSON), an error, the outputs it names, whether the row is strict
+JSON (SQLite's JSON functions refuse NaN), and its field kinds (which fields it has and what kind
+of value each holds: `--where` checks field names and value kinds against these, in SQL, without
+reading every row). A large batch goes to worker processes (`python -m gitml.query.parse`) fed
+pickled batches through pipes.
 """
 
 from __future__ import annotations
@@ -12,16 +15,28 @@ import os
 import pickle
 import subprocess
 import sys
-from typing import Any
+from typing import Any, NamedTuple
 
 from gitml import store
 from gitml.errors import GitmlError
 from gitml.query.rows import flatten
+from gitml.query.where import kind_of
 
 PARALLEL_FROM = 2_000  # records to parse before worker processes pay for their start-up
 
 
-Parsed = tuple[str | None, str | None, list[tuple[str, str]]]
+class Parsed(NamedTuple):
+    """One record, as the index stores it."""
+
+    row: str | None  # the flat row as JSON; None when the record is invalid
+    error: str | None  # why it is invalid
+    made: list[tuple[str, str]]  # (path, md5) of each output
+    strict: bool = False  # the row is strict JSON (no NaN or infinity): SQL may read it
+    kinds: str | None = None  # JSON [[field, kind], ...]: `where.kind_of`, or null
+
+
+def _failed(error: str) -> Parsed:
+    return Parsed(None, error, [])
 
 
 def decode_row(text: str) -> Any:
@@ -47,13 +62,19 @@ def parse_record(raw: bytes | dict[str, Any], source: str) -> Parsed:
         data = store.to_json_types(record)
         store.validate_json("run", data, source=source)
         made = [(path, ref["md5"]) for path, ref in data.get("outputs", {}).items()]
-        return json.dumps(flatten(data)), None, made
+        flat = flatten(data)
+        kinds = json.dumps(sorted((k, kind_of(v) if v is not None else "null")
+                                  for k, v in flat.items()))  # fmt: skip
+        try:
+            return Parsed(json.dumps(flat, allow_nan=False), None, made, True, kinds)
+        except ValueError:  # NaN or infinity: Python's JSON has them, SQLite's does not
+            return Parsed(json.dumps(flat), None, made, False, kinds)
     except GitmlError as exc:
-        return None, str(exc), []
+        return _failed(str(exc))
     except RecursionError:
-        return None, f"{source}: nested too deeply to read", []
+        return _failed(f"{source}: nested too deeply to read")
     except Exception as exc:  # a record is a stranger's input: never let it stop a query
-        return None, f"{source}: unreadable ({type(exc).__name__}: {exc})", []
+        return _failed(f"{source}: unreadable ({type(exc).__name__}: {exc})")
 
 
 class Parser:
@@ -73,11 +94,19 @@ class Parser:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # Closing stdout too: after an error here, a worker may be blocked writing a batch
+        # that will never be read, and waiting for it would hang (it gets EPIPE and ends).
         for worker in self.workers:
-            with contextlib.suppress(OSError):
-                assert worker.stdin is not None
-                worker.stdin.close()
-            worker.wait()
+            for stream in (worker.stdin, worker.stdout):
+                with contextlib.suppress(OSError):
+                    assert stream is not None
+                    stream.close()
+        for worker in self.workers:
+            try:
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
 
     def parse(self, items: list[tuple[bytes, str]]) -> list[Parsed]:
         """(raw, source) pairs -> (row, error, outputs), in order."""
@@ -94,8 +123,8 @@ class Parser:
         try:
             for i, worker in enumerate(self.workers):
                 _send(worker.stdin, items[i * size : (i + 1) * size])
-            return [row for worker in self.workers for row in _receive(worker.stdout)]
-        except (OSError, EOFError, pickle.UnpicklingError):
+            return [Parsed(*row) for worker in self.workers for row in _receive(worker.stdout)]
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, TypeError):
             self.__exit__()
             self.workers = []
             return [parse_record(raw, source) for raw, source in items]
@@ -124,7 +153,11 @@ def _work() -> None:
             items = _receive(sys.stdin.buffer)
         except EOFError:
             return
-        _send(sys.stdout.buffer, [parse_record(raw, source) for raw, source in items])
+        try:
+            # Plain tuples: run as __main__, this module's `Parsed` would not unpickle there.
+            _send(sys.stdout.buffer, [tuple(parse_record(raw, source)) for raw, source in items])
+        except BrokenPipeError:  # the index stopped reading: it failed, or was interrupted
+            return
 
 
 if __name__ == "__main__":

@@ -78,6 +78,16 @@ class Tally:
         else:
             self.mismatched[kind] = self.mismatched.get(kind, 0) + 1
 
+    def see_counts(self, counts: Mapping[str, int]) -> None:
+        """Count the runs holding each kind of value (`RunIndex.field_kinds`) at once."""
+        for kind, count in counts.items():
+            if kind == "null":
+                continue  # a missing value compares false whatever the literal
+            if kind == kind_of(self.literal):
+                self.comparable += count
+            else:
+                self.mismatched[kind] = self.mismatched.get(kind, 0) + count
+
     def problem(self) -> str | None:
         """A type mismatch that made the comparison match nothing, as a sentence."""
         if self.comparable or not self.mismatched:
@@ -114,7 +124,7 @@ def compile_checked(expression: str) -> Compiled:
     """Compile; the tallies tell afterwards whether a comparison could ever hold."""
     if not expression.strip():
         raise WhereSyntaxError(expression, "empty expression")
-    source = _normalise(expression)
+    source = normalised(expression)
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
@@ -280,25 +290,31 @@ def _tallied(
     return check
 
 
-def _normalise(expression: str) -> str:
+def normalised(expression: str) -> str:
     """MLflow/SQL spellings to Python ones: AND OR NOT, `=` for `==`, `<>` for `!=`."""
     words = {"AND": "and", "OR": "or", "NOT": "not", "IN": "in"}
     out: list[tuple[int, str]] = []
+    previous = None
     try:
         for tok in tokenize.generate_tokens(io.StringIO(expression).readline):
             if tok.type == tokenize.NAME and tok.string in words:
                 out.append((tok.type, words[tok.string]))
             elif tok.type == tokenize.OP and tok.string == "=":
                 out.append((tok.type, "=="))
-            elif tok.type == tokenize.OP and tok.string == "<>":
-                out.append((tok.type, "!="))
+            elif (
+                tok.string == ">"
+                and previous
+                and previous.string == "<"
+                and (previous.end == tok.start)
+            ):
+                out[-1] = (tok.type, "!=")  # Python's tokenizer reads `<>` as `<` then `>`
             else:
                 out.append((tok.type, tok.string))
+            previous = tok
     except (tokenize.TokenError, SyntaxError):
         return expression  # let ast.parse report it with a position
-    changed = any(a != b for (_, a), b in zip(out, _token_strings(expression), strict=False))
-    return tokenize.untokenize(out) if changed else expression
+    return tokenize.untokenize(out) if out != _tokens(expression) else expression
 
 
-def _token_strings(expression: str) -> list[str]:
-    return [t.string for t in tokenize.generate_tokens(io.StringIO(expression).readline)]
+def _tokens(expression: str) -> list[tuple[int, str]]:
+    return [(t.type, t.string) for t in tokenize.generate_tokens(io.StringIO(expression).readline)]
