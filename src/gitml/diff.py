@@ -18,7 +18,7 @@ from gitml import git, store
 from gitml.errors import GitmlError, RunNotFoundError
 from gitml.query import dvc_runs
 from gitml.query.api import row_lookup
-from gitml.query.index import BY_ID, BY_PREFIX, LANDED_IN
+from gitml.query.index_sql import BY_ID, BY_PREFIX, LANDED_IN
 from gitml.query.output import is_number
 from gitml.repo import Repo
 from gitml.repo import metric_goal as goal

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from gitml.data.add import file_md5, pointer_md5
 from gitml.errors import GitmlError, RunNotFoundError
 from gitml.query.api import resolve, row_lookup
-from gitml.query.index import BY_ID, PRODUCED, WROTE
+from gitml.query.index_sql import BY_ID, PRODUCED, WROTE
 from gitml.registry import versions as registry
 from gitml.repo import Repo
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import queue
 import subprocess
 import threading
 from collections.abc import Generator, Iterable, Iterator
@@ -119,7 +120,7 @@ def run_blobs(root: Path, runs_path: str, commits: Iterable[str]) -> Iterator[Ru
     # git keeps up to 96 MiB of delta bases by default; at 16 MiB the walk costs 10% more
     # time and its peak memory over 100,000 runs goes from 275 to 150 MiB.
     with _git_stream(root, argv, commits, config=["core.deltaBaseCacheLimit=16m"]) as stdout:
-        yield from _parse_diff_tree(_split_nul(stdout), prefix)
+        yield from _parse_diff_tree(_split_chunks(_read_ahead(stdout)), prefix)
 
 
 def stream_blobs(root: Path, blob_ids: Iterable[str]) -> Iterator[tuple[str, bytes]]:
@@ -189,12 +190,50 @@ def _git_stream(
 
 
 def _split_nul(stream: Any, size: int = 1 << 16) -> Iterator[bytes]:
+    return _split_chunks(iter(lambda: stream.read(size), b""))
+
+
+def _split_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
     rest = b""
-    while chunk := stream.read(size):
+    for chunk in chunks:
         *done, rest = (rest + chunk).split(b"\0")
         yield from done
     if rest:
         yield rest
+
+
+def _read_ahead(stream: Any, size: int = 1 << 16, limit: int = 64 << 20) -> Iterator[bytes]:
+    """The chunks of ``stream``, read by a thread up to ``limit`` bytes ahead of the caller.
+
+    A tree walk of git's (10 s over 2,000 commits of a 74,000-run folder) then goes on while
+    the caller parses what it has, instead of stopping each time the 64 KiB pipe is full.
+    """
+    chunks: queue.Queue[bytes] = queue.Queue(maxsize=max(1, limit // size))
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            while not stop.is_set() and (chunk := stream.read(size)):
+                while not stop.is_set():
+                    with contextlib.suppress(queue.Full):
+                        chunks.put(chunk, timeout=0.1)
+                        break
+        except (OSError, ValueError):
+            pass  # the stream was closed: the caller stopped reading
+        finally:
+            while not stop.is_set():  # the end, once there is room for it
+                with contextlib.suppress(queue.Full):
+                    chunks.put(b"", timeout=0.1)
+                    break
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        while chunk := chunks.get():
+            yield chunk
+    finally:
+        stop.set()
+        thread.join(timeout=1)  # else it ends when git does, or when the stream is closed
 
 
 def _parse_diff_tree(tokens: Iterator[bytes], prefix: str) -> Iterator[RunBlob]:

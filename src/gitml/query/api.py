@@ -21,7 +21,8 @@ from gitml.errors import (
 )
 from gitml.query import where as where_lang
 from gitml.query import where_sql
-from gitml.query.index import BY_PREFIX, IndexedRun, RunIndex, record_of, warn
+from gitml.query.index import IndexedRun, RunIndex, record_of, warn
+from gitml.query.index_sql import BY_PREFIX
 from gitml.repo import Repo
 from gitml.tracking import journal, record
 from gitml.tracking.env import process_gone
