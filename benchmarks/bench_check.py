@@ -35,7 +35,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_core import bin_of  # noqa: E402
 from bench_serve import measured  # noqa: E402
-from results import arguments, save, table  # noqa: E402
+from results import (  # noqa: E402
+    arguments,
+    save,
+    summary_line,
+    table,
+)
 from synth import git, record  # noqa: E402
 
 MODEL = """\
@@ -129,7 +134,12 @@ def main() -> None:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     report(shape, results)
-    save("check", {"check": check_table(results)}, quick=args.quick, sizes=shape)
+    floor = results["md5sum of the same files"][0]
+    summary = [summary_line(f"`gitml check`, {how}", results[f"gitml check, {how}"][0],
+                             "`dvc status`", results[f"dvc status, {how}"][0],
+                             "`md5sum` of the same files", floor)
+               for how in ("cold", "warm")]  # fmt: skip
+    save("check", {"check": check_table(results)}, quick=args.quick, sizes=shape, summary=summary)
 
 
 def check_table(results: dict[str, list[float]]) -> dict:

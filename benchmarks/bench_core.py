@@ -24,7 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from results import arguments, save, table  # noqa: E402
+from results import arguments, save, summary_line, table  # noqa: E402
 from synth import ENV  # noqa: E402
 
 QUERY = "metrics.accuracy > 0.9 and params.depth >= 3"
@@ -40,12 +40,13 @@ def wall(
     """Median wall time of a whole process."""
     repeat = REPEAT if repeat is None else min(repeat, REPEAT)
     times = []
-    for _ in range(repeat + 1):  # the first run warms the page cache and is not counted
+    warm = int(REPEAT > 1)
+    for _ in range(repeat + warm):  # a first run warms the page cache and is not counted
         start = time.perf_counter()
         subprocess.run(argv, cwd=cwd, env={**os.environ, **(env or {})}, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
+    return statistics.median(times[warm:])
 
 
 def python_timed(code: str, *, cwd: Path, env: dict | None = None) -> dict:
@@ -140,12 +141,13 @@ def bench_fixed(tmp: Path) -> list[tuple[str, float]]:
     ]  # fmt: skip
     env = {**os.environ, **ENV, "MLFLOW_ALLOW_FILE_STORE": "true", "GIT_PYTHON_REFRESH": "quiet"}
     times: dict[str, list[float]] = {label: [] for label, _ in cases}
-    for round_ in range(REPEAT + 1):  # round 0 warms the page cache and is not counted
+    warm = int(REPEAT > 1)
+    for round_ in range(REPEAT + warm):  # a round 0 warms the page cache and is not counted
         for label, argv in cases:
             start = time.perf_counter()
             subprocess.run(argv, cwd=project, env=env, check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-            if round_:
+            if round_ >= warm:
                 times[label].append(time.perf_counter() - start)
     return [(label, statistics.median(t)) for label, t in times.items()]
 
@@ -326,7 +328,32 @@ def main() -> None:
     report(results, steps)
     save("core", {"core": core_table(results, steps), "fixed": fixed_table(results["fixed"])},
          quick=args.quick, sizes={"steps": steps, "other_steps": other_steps,
-                                  "query_runs": args.query_runs, "repeat": args.repeat})  # fmt: skip
+                                  "query_runs": args.query_runs, "repeat": args.repeat},
+         summary=core_summary(results))  # fmt: skip
+
+
+def core_summary(results: dict[str, list]) -> list[dict]:
+    """The summary lines: start-up, a run's fixed cost, logging, a query."""
+    start = {name: t for name, t, _ in results["startup"]}
+    fixed = dict(results["fixed"])
+    (g_fixed,) = (t for name, t in fixed.items() if name.startswith("gitml:"))
+    (m_fixed,) = (t for name, t in fixed.items() if name.startswith("mlflow"))
+    (floor,) = (t for name, t in fixed.items() if "raw buffers" in name)
+    log = {name.split(" x")[0]: (t, n) for name, t, n, _ in results["logging"]}
+    mine = min((t, n) for name, t, n, _ in results["logging"] if name.startswith("gitml"))
+    query = {name: t for name, t, _ in results["query"]}
+    warm = next(t for name, t in query.items() if "warm" in name)
+    runs = next(name for name in query if "warm" in name).split(", ")[1]
+    sqlite = next(t for name, t in query.items() if "sqlite" in name and "import" in name)
+    return [
+        summary_line("CLI start-up (`--help` / `--version`)", start["gitml --help"], "`dvc --version`",
+              start["dvc --version"], "`python -c pass`", start["python -c pass"]),
+        summary_line("a run of 10 steps, whole process", g_fixed, "MLflow file store", m_fixed,
+              "pyarrow + tomli_w writing the same files", floor),
+        summary_line(f"a run of {mine[1]:,} steps, start to end()", mine[0], "MLflow file store",
+              log["mlflow file store"][0]),
+        summary_line(f"`runs --where` over {runs}, warm", warm, "`mlflow.search_runs` (sqlite)", sqlite),
+    ]  # fmt: skip
 
 
 def core_table(results: dict[str, list], steps: int) -> dict:

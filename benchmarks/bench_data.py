@@ -22,7 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from results import arguments, save, table  # noqa: E402
+from results import arguments, save, summary_line, table  # noqa: E402
 from synth import ENV  # noqa: E402
 
 TRACK = (
@@ -162,7 +162,25 @@ def main() -> None:
         print(f"  {name:<48} {t:8.3f} s" + (f"   ratio = {ratio:.2f}" if ratio else ""))
     save("data", {"data": table(["what (median wall seconds, whole processes)", "time", "ratio"], [
         [name, f"{t:.3f} s", f"{ratio:.2f}" if ratio else ""] for name, t, ratio in rows
-    ])}, quick=args.quick, sizes={"mib": args.mib, "repeat": args.repeat})  # fmt: skip
+    ])}, quick=args.quick, sizes={"mib": args.mib, "repeat": args.repeat},
+         summary=data_summary(rows))  # fmt: skip
+
+
+def data_summary(rows: list[tuple]) -> list[dict]:
+    """The summary lines: tracking a new file, an unchanged one, reproducing a run."""
+    t = {name: seconds for name, seconds, _ in rows}
+    new = next(n for n in t if n.startswith("gitml track, new") and "hardlink" not in n)
+    add = next(n for n in t if n.startswith("dvc add, new"))
+    md5 = next(n for n in t if n.startswith("md5sum"))
+    return [
+        summary_line(new.replace("gitml track, ", "tracking a "), t[new], "`dvc add`", t[add],
+              "`md5sum`", t[md5]),
+        summary_line("tracking an unchanged file", t["gitml track, unchanged file (whole process)"],
+              "`dvc add`", t["dvc add, unchanged file"]),
+        summary_line("reproducing a run, beyond the script",
+              t["gitml reproduce (overhead beyond the script)"], "`dvc exp run`",
+              t["dvc exp run (overhead beyond the script)"]),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":

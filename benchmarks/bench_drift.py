@@ -10,7 +10,9 @@ Evidently 0.7 does not import with pandas 3, so it runs in its own virtual envir
 skips it. Each tool runs as a fresh process; wall seconds and peak RSS come from getrusage.
 
 - gitml: `gitml drift -r <run> -c current.parquet` where the run logged the reference with
-  `run.log_input(..., profile=True)`: the reference is its profile, not the raw data.
+  `run.log_input(..., profile=True)`: the reference is its profile, not the raw data; and
+  `gitml drift -r reference.parquet -c current.parquet`, both raw files, each read a column
+  at a time.
 - Evidently: `Report([DataDriftPreset()]).run(current, reference)` on both raw frames.
 - scipy: `ks_2samp` and `wasserstein_distance` per numeric column, `chi2_contingency` per
   categorical one, on both raw frames.
@@ -30,7 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_serve import measured  # noqa: E402
-from results import arguments, save, table  # noqa: E402
+from results import arguments, save, summary_line, table  # noqa: E402
 from synth import ENV  # noqa: E402
 
 NUMERIC, CATEGORICAL = 40, 10
@@ -122,6 +124,10 @@ def main() -> None:
         seconds, peak = measured([sys.executable, "-m", "gitml", "drift", "-r", run_id, "-c",
                                   str(current), "--no-save"], project, ok=("1",))  # fmt: skip
         results.append(("gitml drift against the stored profile", seconds, peak, None))
+        seconds, peak = measured([sys.executable, "-m", "gitml", "drift", "-r", str(reference),
+                                  "-c", str(current), "--no-save"], project, ok=("1",))  # fmt: skip
+        results.append(("gitml drift, raw reference file against raw current file", seconds,
+                        peak, None))  # fmt: skip
         (base / "scipy_drift.py").write_text(SCIPY)
         seconds, peak = measured([sys.executable, str(base / "scipy_drift.py"), str(reference),
                                   str(current)], project)  # fmt: skip
@@ -134,22 +140,35 @@ def main() -> None:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     gitml_s, gitml_rss = results[1][1], results[1][2]
+    raw_s, raw_rss = results[2][1], results[2][2]
     print(f"\n## Drift, {args.rows:,} rows x {NUMERIC + CATEGORICAL} features "
           f"({NUMERIC} numeric, {CATEGORICAL} categorical); ratio = gitml / other")  # fmt: skip
     for name, seconds, peak, size in results:
         extra = f"   profile {size / 1024:.0f} KiB" if size else ""
         ratio = ""
         if peak and name.startswith(("scipy", "Evidently")):
-            ratio = f"   time x{gitml_s / seconds:.2f}  RSS x{gitml_rss / peak:.2f}"
+            ratio = (f"   profile: time x{gitml_s / seconds:.2f} RSS x{gitml_rss / peak:.2f};"
+                     f" raw: time x{raw_s / seconds:.2f} RSS x{raw_rss / peak:.2f}")  # fmt: skip
         rss = f"{peak:8.0f} MiB" if peak else " " * 12
         print(f"  {name:<48} {seconds:8.1f} s {rss}{extra}{ratio}")
     rows = [[name + (f" (profile: {size / 1024:.0f} KiB)" if size else ""), f"{seconds:.1f} s",
              f"{peak:,.0f} MiB" if peak else "",
-             f"{gitml_s / seconds:.3g} time, {gitml_rss / peak:.2f} memory"
+             f"profile: {gitml_s / seconds:.3g} time, {gitml_rss / peak:.2f} memory; raw files: "
+             f"{raw_s / seconds:.3g} time, {raw_rss / peak:.2f} memory"
              if peak and name.startswith(("scipy", "Evidently")) else ""]
             for name, seconds, peak, size in results]  # fmt: skip
+    scipy = next(r for r in results if r[0].startswith("scipy"))
+    summary = [summary_line(f"drift of two raw files, {args.rows:,} rows x 50", raw_s, "scipy per column",
+                     scipy[1]),
+               summary_line(f"drift against a stored profile, {args.rows:,} rows x 50", gitml_s,
+                     "scipy per column on both raw files", scipy[1])]  # fmt: skip
+    evidently = [r for r in results if r[0].startswith("Evidently")]
+    if evidently:
+        summary.append(
+            summary_line("drift against a stored profile", gitml_s, "Evidently", evidently[0][1])
+        )
     save("drift", {"drift": table(["what", "time", "peak RSS", "ratio gitml/other"], rows)},
-         quick=args.quick, sizes={"rows": args.rows})  # fmt: skip
+         quick=args.quick, sizes={"rows": args.rows}, summary=summary)  # fmt: skip
 
 
 if __name__ == "__main__":

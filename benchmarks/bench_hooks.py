@@ -28,7 +28,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from results import arguments, save, table  # noqa: E402
+from results import arguments, save, summary_line, table  # noqa: E402
 from synth import ENV  # noqa: E402
 
 TRAIN = (
@@ -134,6 +134,11 @@ def main() -> None:
         print(f"  {name:<48} {t:8.3f} s" + (f"   ratio = {ratio:.2f}" if ratio else ""))
     g_cost, d_cost = g_plain - base_commit, d_plain - base_commit
     g_rcost, d_rcost = g_run - base_commit, d_run - base_commit
+    summary = [
+        summary_line("`git commit` of a code change, hooks installed", g_plain, "DVC's hooks", d_plain,
+              "git commit, no hooks", base_commit),
+        summary_line("`gitml diff HEAD~1 HEAD`", g_diff, "`dvc metrics diff`", d_diff),
+    ]  # fmt: skip
     save("hooks", {"hooks": table(["what", "gitml", "DVC", "ratio", "target"], [
         [f"hooks' cost on a commit touching no gitml file (plain commit: {base_commit:.3f} s)",
          f"{g_cost:.3f} s", f"{d_cost:.3f} s", f"{g_cost / d_cost:.2f}", "< 0.1 s"],
@@ -141,7 +146,7 @@ def main() -> None:
          f"{g_rcost:.3f} s", f"{d_rcost:.3f} s", f"{g_rcost / d_rcost:.2f}", "< 0.5 s"],
         ["metrics of two commits side by side", f"`gitml diff HEAD~1 HEAD` {g_diff:.3f} s",
          f"`dvc metrics diff` {d_diff:.3f} s", f"{g_diff / d_diff:.2f}", "< 0.5 s"],
-    ])}, quick=args.quick, sizes={"repeat": n})  # fmt: skip
+    ])}, quick=args.quick, sizes={"repeat": n}, summary=summary)  # fmt: skip
 
 
 if __name__ == "__main__":

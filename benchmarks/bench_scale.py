@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_core import bin_of  # noqa: E402
 from bench_serve import measured  # noqa: E402
-from results import arguments, save  # noqa: E402
+from results import arguments, save, summary_line  # noqa: E402
 from results import table as results_table  # noqa: E402
 from synth import ENV, make_scale_history  # noqa: E402
 
@@ -171,7 +171,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-small", action="store_true", help="skip the tenth-size history")
     args = arguments(
-        parser, {"runs": 2_000, "commits": 60, "branches": 4, "repeat": 1, "no_small": True}
+        parser, {"runs": 2_000, "commits": 60, "branches": 5, "repeat": 1, "no_small": True}
     )
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ.update(ENV)
@@ -192,7 +192,24 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     report(results)
     save("scale", {"scale": scale_table(results)}, quick=args.quick,
-         sizes={"runs": args.runs, "commits": args.commits, "branches": args.branches})  # fmt: skip
+         sizes={"runs": args.runs, "commits": args.commits, "branches": args.branches},
+         summary=scale_summary(results))  # fmt: skip
+
+
+def scale_summary(results: dict[str, dict]) -> list[dict]:
+    """The summary lines: a warm and a cold query, and a diff, on the largest history."""
+    size = next(iter(results))
+    big = results[size]
+    runs = f"{int(size):,} runs"
+    search = big["mlflow.search_runs (sqlite), with import"][0]
+    return [
+        summary_line(f"`runs --where` over {runs}, warm index", big["runs --where, warm index"][0],
+              "`mlflow.search_runs` (sqlite)", search),
+        summary_line(f"`runs --where` over {runs}, cold index", big["runs --where, cold index"][0],
+              "`mlflow.search_runs` (sqlite)", search),
+        summary_line(f"`gitml diff` of two branches, {runs}", big["diff exp-03 exp-04"][0],
+              "`dvc metrics diff`", big["dvc metrics diff exp-03 exp-04"][0]),
+    ]  # fmt: skip
 
 
 def scale_table(results: dict[str, dict]) -> dict:

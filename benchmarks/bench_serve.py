@@ -36,7 +36,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from results import arguments, save, table  # noqa: E402
+from results import arguments, save, summary_line, table  # noqa: E402
 from synth import ENV  # noqa: E402
 
 TRAIN = """\
@@ -257,7 +257,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="Sequential requests.")
     parser.add_argument("--clients", type=int, default=8, help="Concurrent connections.")
     parser.add_argument("--seconds", type=float, default=10.0, help="Throughput window.")
-    parser.add_argument("--rows", type=int, default=10_000_000, help="Batch input rows.")
+    parser.add_argument("--rows", type=int, default=2_000_000, help="Batch input rows.")
     parser.add_argument("--skip-batch", action="store_true")
     args = arguments(parser, {"requests": 100, "clients": 2, "seconds": 1.0, "rows": 20_000})
     base = Path(tempfile.mkdtemp(prefix="gitml-bench-serve-"))
@@ -270,8 +270,21 @@ def main() -> None:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     report(served, batched, args)
+    mlflow = served[-1]
+    summary = [summary_line(f"one-row request p50, `{name}`", p50 / 1000, "`mlflow models serve`",
+                     mlflow[1] / 1000) for name, p50, _, _ in served[:-1]][:1]  # fmt: skip
+    if batched:
+        summary.append(
+            summary_line(
+                batched[0][0].replace("gitml predict", "batch prediction"),
+                batched[0][1],
+                "`mlflow models predict`",
+                batched[-1][1],
+            )
+        )
     save("serve", serve_tables(served, batched), quick=args.quick,
-         sizes={"requests": args.requests, "clients": args.clients, "rows": args.rows})  # fmt: skip
+         sizes={"requests": args.requests, "clients": args.clients, "rows": args.rows},
+         summary=summary)  # fmt: skip
 
 
 def serve_tables(served: list, batched: list) -> dict:

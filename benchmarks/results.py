@@ -59,8 +59,32 @@ def table(columns: list[str], rows: list[list[str]]) -> dict:
     return {"columns": columns, "rows": rows}
 
 
-def save(name: str, tables: dict[str, dict], *, quick: bool, sizes: dict | None = None) -> Path:
-    """Write ``tables`` (id -> `table(...)`) as results/<name>.json, with how they were measured."""
+def summary_line(
+    what: str,
+    gitml: float,
+    peer: str,
+    peer_value: float,
+    floor: str | None = None,
+    floor_value: float | None = None,
+    unit: str = "s",
+) -> dict:
+    """One line of the summary table: gitml's figure against a peer's (and the floor's)."""
+    return {"what": what, "gitml": gitml, "peer": peer, "peer_value": peer_value,
+            "floor": floor, "floor_value": floor_value, "unit": unit}  # fmt: skip
+
+
+def save(
+    name: str,
+    tables: dict[str, dict],
+    *,
+    quick: bool,
+    sizes: dict | None = None,
+    summary: list[dict] | None = None,
+) -> Path:
+    """Write ``tables`` (id -> `table(...)`) as results/<name>.json, with how they were measured.
+
+    ``summary``: `summary_line(...)` lines for docs/performance.md's summary of every benchmark.
+    """
     commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=HERE, text=True,
                             capture_output=True, check=False).stdout.strip()  # fmt: skip
     changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src"],
@@ -79,6 +103,7 @@ def save(name: str, tables: dict[str, dict], *, quick: bool, sizes: dict | None 
             "versions": versions(),
         },
         "tables": tables,
+        "summary": summary or [],
     }
     folder = Path(os.environ.get("GITML_BENCH_RESULTS") or (QUICK_RESULTS if quick else RESULTS))
     folder.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,42 @@ def tables() -> dict[str, tuple[dict, dict]]:
     return found
 
 
+SUMMARY = "summary"
+
+
+def summary() -> tuple[dict, dict] | None:
+    """One table of every benchmark's summary lines: gitml / the peer, gitml / the floor."""
+    rows, runs, versions, machines = [], [], {}, set()
+    for path in sorted((HERE / "results").glob("*.json")):
+        doc = json.loads(path.read_text())
+        measured = doc["measured"]
+        lines = doc.get("summary") or []
+        if not lines:
+            continue
+        runs.append(f"`{path.stem}` {measured['date']} ({measured.get('commit') or 'unknown'}"
+                    f"{', quick' if measured.get('quick') else ''})")  # fmt: skip
+        versions.update(measured.get("versions", {}))
+        machines.add(measured["machine"])
+        for line in lines:
+            unit = line.get("unit", "s")
+            floor = line.get("floor")
+            rows.append([
+                line["what"], f"{line['gitml']:.3g} {unit}",
+                f"{line['peer']} {line['peer_value']:.3g} {unit}",
+                f"**{line['gitml'] / line['peer_value']:.2f}**",
+                f"{floor} {line['floor_value']:.3g} {unit}" if floor else "",
+                f"{line['gitml'] / line['floor_value']:.2f}" if floor else "",
+            ])  # fmt: skip
+    if not rows:
+        return None
+    table = {"columns": ["what", "gitml", "compared with", "gitml / it", "the floor",
+                         "gitml / floor"], "rows": rows}  # fmt: skip
+    tools = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
+    made = (f"the last full run of each benchmark: {'; '.join(runs)}. "
+            f"Machine: {', '.join(sorted(machines))}. Versions: {tools}")  # fmt: skip
+    return table, {"source": made}
+
+
 def render(table: dict, measured: dict) -> str:
     """The Markdown of one table and the line that says where it comes from."""
     lines = ["| " + " | ".join(table["columns"]) + " |",
@@ -61,6 +97,9 @@ def rewrite(text: str, known: dict[str, tuple[dict, dict]]) -> str:
 
 def main(argv: list[str]) -> int:
     known = tables()
+    combined = summary()
+    if combined is not None:
+        known[SUMMARY] = combined
     text = PAGE.read_text()
     marked = {m.group("id") for m in MARKED.finditer(text)}
     unused = sorted(set(known) - marked)

@@ -195,3 +195,57 @@ def test_bad_arguments_are_one_line(project, args, message):
     pd.DataFrame({"x": [1.0, 2.0]}).to_csv(project.root / "ref.csv", index=False)
     done = gitml(project.root, "drift", *args)
     assert (done.returncode, done.stderr.strip()) == (2, message)
+
+
+PEAK = (
+    "import resource, subprocess, sys\n"
+    "done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
+    "assert done.returncode in (0, 1), done.stderr\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+)
+
+
+def test_raw_parquet_files_are_compared_a_column_at_a_time(project, tmp_path):
+    """Peak memory follows one column, not the file: 40 columns cost about what 5 do."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(3)
+    peaks = {}
+    for width in (5, 40):
+        for side, shift in (("ref", 0.0), ("cur", 0.2)):
+            frame = pd.DataFrame({f"f{i}": rng.normal(shift, 1, 150_000) for i in range(width)})
+            frame.to_parquet(tmp_path / f"{side}{width}.parquet")
+        argv = [
+            sys.executable,
+            "-m",
+            "gitml",
+            "drift",
+            "-r",
+            str(tmp_path / f"ref{width}.parquet"),
+            "-c",
+            str(tmp_path / f"cur{width}.parquet"),
+            "--no-save",
+            "--format",
+            "json",
+        ]
+        done = subprocess.run([sys.executable, "-c", PEAK, *argv], cwd=project.root,
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        peaks[width] = int(done.stdout) / 1024
+    # Both sides whole would be 2 x 35 columns x 1.2 MB = 84 MB more for the wider files.
+    print(f"\npeak RSS (MiB) by number of columns: {peaks}")
+    assert peaks[40] < peaks[5] + 35, peaks
+    done = gitml(
+        project.root,
+        "drift",
+        "-r",
+        str(tmp_path / "ref40.parquet"),
+        "-c",
+        str(tmp_path / "cur40.parquet"),
+        "--no-save",
+        "--format",
+        "json",
+    )
+    assert done.returncode == 1, done.stderr  # drift found
+    report = json.loads(done.stdout)
+    assert len(report["features"]) == 40 and len(report["drifted"]) == 40

@@ -165,7 +165,7 @@ def compare(
         raise UsageError("--current", f"{current_label}: no column {missing[0]!r}")
     ref_profiles = reference.profiles
     if ref_profiles is None:
-        ref_profiles = profile_frame(reference.frame[features])
+        ref_profiles = profile_frame(reference.frame, features)
     results, notes = [], []
     for feature in features:
         if feature not in ref_profiles:
@@ -252,13 +252,13 @@ def _prediction_drift(
     loaded = load(repo, reference.model)
     frame = loaded.inputs.frame(raw[loaded.inputs.columns].to_dict("records"), "reference")
     predicted = pd.Series(predict(loaded, frame)["predictions"])
+    served = current["prediction"]
     if predicted.dtype.kind in "iub":  # class labels: compare as categories
-        predicted = predicted.astype(str)
-        current = current.assign(prediction=current["prediction"].astype(str))
+        predicted, served = predicted.astype(str), served.astype(str)
     profile = profile_column("prediction", predicted)
     if profile is None:
         return None
-    return _feature("prediction", profile, predicted, current["prediction"], settings)
+    return _feature("prediction", profile, predicted, served, settings)
 
 
 # -- the report --------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from gitml.data import ArtifactRef
 from gitml.data.checkout import verified_object
 from gitml.errors import GitmlError, UsageError
 from gitml.monitoring.monitor import read_requests
-from gitml.monitoring.profile import FeatureProfile, profile_path, read_profile, read_table
+from gitml.monitoring.profile import FeatureProfile, profile_path, read_columns, read_profile
 from gitml.query.api import resolve
 from gitml.query.index import record_of
 from gitml.records import Artifact
@@ -53,7 +53,7 @@ def resolve_reference(repo: Repo, spec: str | Resolved) -> Reference:
     if path.suffix.lower() in (".csv", ".parquet", ".pq"):
         if not path.is_file():
             raise UsageError("--reference", f"{spec}: no such file")
-        return Reference(label=spec, name=path.stem, frame=read_table(path))
+        return Reference(label=spec, name=path.stem, frame=read_columns(path))
     if "@" in spec:
         return _from_version(repo, registry.resolve(repo, spec))
     return _from_run(repo, spec, None)
@@ -122,7 +122,7 @@ def load_current(repo: Repo, spec: str, reference: Reference) -> tuple[str, Any]
     path = Path(spec)
     if not path.is_file():
         raise UsageError("--current", f"{spec}: no such file (or give requests:<model>)")
-    frame = read_table(path)
+    frame = read_columns(path)
     if frame is None:
         raise UsageError("--current", f"{spec}: give a .csv or .parquet file, or requests")
     return spec, frame
@@ -141,4 +141,4 @@ def cached_source(repo: Repo, reference: Reference) -> Any:
 def _read_input(repo: Repo, path: str, ref: Artifact, *, fetch: bool = True) -> Any:
     """A run's CSV or Parquet input, read from its verified DVC cache object."""
     obj = verified_object(repo.root, ArtifactRef(md5=ref["md5"], size=ref["size"]), fetch=fetch)
-    return read_table(obj, suffix=Path(path).suffix)
+    return read_columns(obj, suffix=Path(path).suffix)

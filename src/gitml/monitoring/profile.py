@@ -85,9 +85,10 @@ def profile_column(name: str, values: Any) -> FeatureProfile | None:
     )  # fmt: skip
 
 
-def profile_frame(frame: Any) -> dict[str, FeatureProfile]:
-    """Profiles of every column drift can compare."""
-    profiles = (profile_column(str(name), frame[name]) for name in frame.columns)
+def profile_frame(frame: Any, columns: list[str] | None = None) -> dict[str, FeatureProfile]:
+    """Profiles of every column drift can compare (of ``columns``), read one at a time."""
+    names = columns if columns is not None else [str(c) for c in frame.columns]
+    profiles = (profile_column(str(name), frame[name]) for name in names)
     return {p.name: p for p in profiles if p is not None}
 
 
@@ -134,6 +135,51 @@ def profile_file(path: Path) -> dict[str, FeatureProfile]:
     if frame is None:
         raise UsageError("profile", f"{path}: only .csv and .parquet files can be profiled")
     return profile_frame(frame)
+
+
+class ParquetColumns:
+    """A Parquet file read a column at a time: drift holds one feature, not the whole file.
+
+    Reading 1,000,000 rows x 50 features into one DataFrame was 1.2 GiB; a column is 8 MB. It
+    answers what drift asks of a DataFrame: ``columns``, ``name in``, ``len()``, ``shape``, and
+    ``[name]`` (a Series, read as `pandas.read_parquet` reads it) or ``[[names]]``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        import pyarrow.parquet as pq
+
+        self.path = path
+        meta = pq.ParquetFile(path)
+        self.columns = [str(name) for name in meta.schema_arrow.names]
+        self.rows = meta.metadata.num_rows
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.columns
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns), as a DataFrame's."""
+        return self.rows, len(self.columns)
+
+    def __getitem__(self, key: str | list[str]) -> Any:
+        import pandas as pd
+
+        if isinstance(key, list):
+            return pd.read_parquet(self.path, columns=key)
+        return pd.read_parquet(self.path, columns=[key])[key]
+
+
+def read_columns(path: Path, suffix: str | None = None) -> Any:
+    """`read_table`, but a Parquet file is a `ParquetColumns`: read a column when asked."""
+    if (suffix or path.suffix).lower() in (".parquet", ".pq"):
+        try:
+            return ParquetColumns(path)
+        except (OSError, ValueError) as exc:
+            raise FileFormatError(str(path), f"not a readable Parquet file ({exc})") from exc
+    return read_table(path, suffix=suffix)
 
 
 def read_table(path: Path, columns: list[str] | None = None, suffix: str | None = None) -> Any:
