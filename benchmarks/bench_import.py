@@ -1,7 +1,7 @@
 """Import speed: `gitml import mlflow` on stores written by the real mlflow package, in one run.
 
     pip install -e ".[bench]"
-    python benchmarks/bench_import.py                       # 200 runs x 1,000 steps
+    python benchmarks/bench_import.py                       # 100 runs x 1,000 steps
     python benchmarks/bench_import.py --runs 1000 --steps 100
 
 For the file store (`mlruns/`) and a sqlite store with the same content: the time of the
@@ -87,7 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--steps", type=int, default=1000)
     args = arguments(parser, {"runs": 10, "steps": 50})
     os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"

@@ -254,9 +254,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--requests", type=int, default=2000, help="Sequential requests.")
+    parser.add_argument("--requests", type=int, default=1000, help="Sequential requests.")
     parser.add_argument("--clients", type=int, default=8, help="Concurrent connections.")
-    parser.add_argument("--seconds", type=float, default=10.0, help="Throughput window.")
+    parser.add_argument("--seconds", type=float, default=5.0, help="Throughput window.")
     parser.add_argument("--rows", type=int, default=2_000_000, help="Batch input rows.")
     parser.add_argument("--skip-batch", action="store_true")
     args = arguments(parser, {"requests": 100, "clients": 2, "seconds": 1.0, "rows": 20_000})
@@ -271,13 +271,14 @@ def main() -> None:
         shutil.rmtree(base, ignore_errors=True)
     report(served, batched, args)
     mlflow = served[-1]
-    summary = [summary_line(f"one-row request p50, `{name}`", p50 / 1000, "`mlflow models serve`",
-                     mlflow[1] / 1000) for name, p50, _, _ in served[:-1]][:1]  # fmt: skip
-    if batched:
+    summary = [summary_line(f"one-row request p50, `{name}`", p50 / 1000,
+                            "`mlflow models serve /invocations`", mlflow[1] / 1000)
+               for name, p50, _, _ in served[:-1] if name.endswith("/invocations")]  # fmt: skip
+    if batched:  # gitml on as many rows as MLflow: the last but one
         summary.append(
             summary_line(
-                batched[0][0].replace("gitml predict", "batch prediction"),
-                batched[0][1],
+                batched[-2][0].replace("gitml predict", "batch prediction"),
+                batched[-2][1],
                 "`mlflow models predict`",
                 batched[-1][1],
             )

@@ -276,7 +276,7 @@ def main() -> None:
     args = arguments(parser, {"runs": [200], "repeat": 1, "skip_mlflow": True})
     global SHOTS  # noqa: PLW0603 - one switch for every measured page
     SHOTS = args.shots
-    sizes = args.runs or [1_000, 100_000]
+    sizes = args.runs or [1_000, 10_000]
     os.environ.update(ENV)
     base = Path(tempfile.mkdtemp(prefix="gitml-bench-ui-"))
     rows, summary = [], []

@@ -37,12 +37,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tools",
         "Run the end-to-end demo: a real scikit-learn model tracked in a fresh repository.",
     ),
-    "diff": ("query", "Compare params, metrics, data and code between two commits, refs or runs."),
+    "diff": (
+        "compare",
+        "Compare params, metrics, data and code between two commits, refs or runs.",
+    ),
     "drift": (
         "monitor",
         "Compare new data with the data a model was trained on, feature by feature.",
     ),
-    "export": ("query", "Hand runs and step metrics to other tools."),
+    "export": ("compare", "Hand runs and step metrics to other tools."),
     "gc": ("track", "Remove DVC cache objects that nothing references any more."),
     "hook": ("hooks", "Run one git hook (called by the installed hook scripts)."),
     "hooks": ("hooks", "Install or remove gitml's git hooks."),
@@ -77,7 +80,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "track",
         "Manage DVC remotes, where data and model bytes are pushed (any DVC remote type).",
     ),
-    "report": ("query", "Write a self-contained HTML report with plots, plus PNGs and Markdown."),
+    "report": ("compare", "Write a self-contained HTML report with plots, plus PNGs and Markdown."),
     "reproduce": (
         "lineage",
         "Re-run the run(s) recorded at a commit (or one run) and compare the results.",

@@ -49,7 +49,7 @@ SELECT run_id, blob, time, oid, landed, landed_time FROM (
     first_value(oid) OVER (PARTITION BY run_id ORDER BY time, rowid) AS landed,
     min(time) OVER (PARTITION BY run_id) AS landed_time
   FROM versions {0}) WHERE rn = 1"""
-INDEX_FORMAT = "7"
+INDEX_FORMAT = "8"
 BATCH = 5_000  # run versions read from git at a time
 
 

@@ -21,6 +21,7 @@ CREATE INDEX IF NOT EXISTS workfiles_blob ON workfiles(blob);
 CREATE TABLE IF NOT EXISTS outputs(blob TEXT, path TEXT, md5 TEXT);
 CREATE INDEX IF NOT EXISTS outputs_md5 ON outputs(md5);
 CREATE INDEX IF NOT EXISTS outputs_path ON outputs(path);
+CREATE INDEX IF NOT EXISTS outputs_blob ON outputs(blob);
 """
 
 # Each run's shown version (the working tree's, else the newest committed), for filtered reads.
@@ -75,8 +76,11 @@ WHERE kinds IS NOT NULL GROUP BY kinds
 BY_ID = "c.run_id = ?"
 BY_PREFIX = "c.run_id >= ? AND c.run_id < ? || char(1114111)"
 LANDED_IN = "c.landed IS ?"
-PRODUCED = "c.blob IN (SELECT blob FROM outputs WHERE md5 = ?)"
-WROTE = "c.blob IN (SELECT blob FROM outputs WHERE path = ?)"
+# A probe of the shown blob's own outputs: `c.blob IN (SELECT blob FROM outputs WHERE ...)`
+# built the list of every blob that ever wrote the path, for each run read (6 ms a run for a
+# path that 2,000 prepare runs wrote: 7 s for `gitml lineage <path>` at 100,000 runs).
+PRODUCED = "EXISTS (SELECT 1 FROM outputs o WHERE o.blob = c.blob AND o.md5 = ?)"
+WROTE = "EXISTS (SELECT 1 FROM outputs o WHERE o.blob = c.blob AND o.path = ?)"
 # A condition on the computed `c.blob` scans every run (0.4 s at 100,000): for these two the
 # runs are found from the outputs table first, through its indexes, then each is read by id.
 BY_OUTPUT = {PRODUCED: "md5", WROTE: "path"}
