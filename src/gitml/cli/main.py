@@ -46,7 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Compare new data with the data a model was trained on, feature by feature.",
     ),
     "export": ("compare", "Hand runs and step metrics to other tools."),
-    "gc": ("track", "Remove DVC cache objects that nothing references any more."),
+    "gc": ("artifacts", "Remove DVC cache objects that nothing references any more."),
     "hook": ("hooks", "Run one git hook (called by the installed hook scripts)."),
     "hooks": ("hooks", "Install or remove gitml's git hooks."),
     "import": (
@@ -69,15 +69,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Predict every row of a CSV or Parquet file with a registered model, in chunks.",
     ),
     "pull": (
-        "track",
+        "artifacts",
         "Download data and models: the working tree's DVC files, and every object runs reference.",
     ),
     "push": (
-        "track",
+        "artifacts",
         "Upload to the DVC remote every data and model file that any run references.",
     ),
     "remote": (
-        "track",
+        "artifacts",
         "Manage DVC remotes, where data and model bytes are pushed (any DVC remote type).",
     ),
     "report": ("compare", "Write a self-contained HTML report with plots, plus PNGs and Markdown."),
@@ -95,7 +95,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Serve a registered model over HTTP: /predict, /invocations, /health, /metadata.",
     ),
     "show": ("query", "Print one run in full: its record and a summary of its step metrics."),
-    "status": ("track", "Say where the bytes runs reference are: cached here, pushed, or lost."),
+    "status": (
+        "artifacts",
+        "Say where the bytes runs reference are: cached here, pushed, or lost.",
+    ),
     "textconv": (
         "tools",
         "Print a gitml Parquet file as text, for `git diff` (registered by `gitml init`).",
