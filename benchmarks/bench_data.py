@@ -150,7 +150,7 @@ def main() -> None:
     )
     parser.add_argument("--mib", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
-    args = arguments(parser, {"mib": 16, "repeat": 1})
+    args = arguments(parser, {"mib": 8, "repeat": 1})
     base = Path(tempfile.mkdtemp(prefix="gitml-bench-data-"))
     os.environ["XDG_DATA_HOME"] = str(base / "xdg")
     try:

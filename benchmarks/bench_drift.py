@@ -101,7 +101,7 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--no-evidently", action="store_true")
-    args = arguments(parser, {"rows": 20_000, "no_evidently": True})
+    args = arguments(parser, {"rows": 5_000, "no_evidently": True})
     base = Path(tempfile.mkdtemp(prefix="gitml-bench-drift-"))
     os.environ["XDG_DATA_HOME"] = str(base / "xdg")
     results = []

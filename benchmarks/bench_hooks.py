@@ -99,7 +99,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeat", type=int, default=9)
-    args = arguments(parser, {"repeat": 2})
+    args = arguments(parser, {"repeat": 2})  # HEAD~1 needs two run commits
     base = Path(tempfile.mkdtemp(prefix="gitml-bench-hooks-"))
     os.environ["XDG_DATA_HOME"] = str(base / "xdg")
     n = args.repeat

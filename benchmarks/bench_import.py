@@ -89,7 +89,7 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--steps", type=int, default=1000)
-    args = arguments(parser, {"runs": 10, "steps": 50})
+    args = arguments(parser, {"runs": 5, "steps": 20})
     os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
     base = Path(tempfile.mkdtemp(prefix="gitml-bench-import-"))
     os.environ["XDG_DATA_HOME"] = str(base / "xdg")

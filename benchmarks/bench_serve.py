@@ -259,7 +259,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="Throughput window.")
     parser.add_argument("--rows", type=int, default=2_000_000, help="Batch input rows.")
     parser.add_argument("--skip-batch", action="store_true")
-    args = arguments(parser, {"requests": 100, "clients": 2, "seconds": 1.0, "rows": 20_000})
+    args = arguments(parser, {"requests": 50, "clients": 2, "seconds": 0.5, "rows": 5_000})
     base = Path(tempfile.mkdtemp(prefix="gitml-bench-serve-"))
     os.environ["XDG_DATA_HOME"] = str(base / "xdg")
     os.environ["MLFLOW_TRACKING_URI"] = (base / "mlruns").as_uri()

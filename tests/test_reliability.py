@@ -199,8 +199,8 @@ def test_sigkill_of_the_commit_hooks_leaves_the_index_unlocked(project):
     print(f"\n{killed} hooks killed mid-commit")
 
 
-# 12 kills on CI keep the suite in its 10 minutes (each is ~1 s); GITML_CRASH_KILLS asks for more.
-PROMOTE_KILLS = int(os.environ.get("GITML_CRASH_KILLS", "12" if os.environ.get("CI") else "50"))
+# 8 kills on CI keep the suite in its 10 minutes (each is ~1 s); GITML_CRASH_KILLS asks for more.
+PROMOTE_KILLS = int(os.environ.get("GITML_CRASH_KILLS", "8" if os.environ.get("CI") else "50"))
 
 
 @pytest.mark.slow

@@ -74,10 +74,10 @@ def _make_store(uri, runs, steps):
 def store(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"mlflow-{request.param}")
     if request.param == "file":
-        uri, source, runs, steps = (folder / "mlruns").as_uri(), str(folder / "mlruns"), 30, 120
+        uri, source, runs, steps = (folder / "mlruns").as_uri(), str(folder / "mlruns"), 20, 60
     else:
         uri = f"sqlite:///{folder / 'mlflow.db'}"
-        source, runs, steps = uri, 20, 60
+        source, runs, steps = uri, 12, 40
     client = _make_store(uri, runs, steps)
     return source, client, runs, steps
 
