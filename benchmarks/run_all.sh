@@ -6,7 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick="${1:-}"
-run() { echo; echo "### python benchmarks/$*"; python "benchmarks/$@"; }
+run() {
+  echo; echo "### python benchmarks/$*"
+  local start=$SECONDS
+  python "benchmarks/$@"
+  echo "### $1 took $((SECONDS - start)) s (run_all so far: $SECONDS s)"
+}
 if [ "$quick" = "--quick" ]; then
   for script in benchmarks/bench_*.py; do run "$(basename "$script")" --quick; done
 else
