@@ -97,3 +97,30 @@ def test_a_filtered_query_warns_of_a_broken_record_and_answers_for_the_rest(proj
     assert done.returncode == 0, done.stderr
     assert f"skipping run {ids['broken']}" in done.stderr
     assert sorted(r["name"] for r in json.loads(done.stdout)) == ["deep", "mid"]
+
+
+def test_a_query_started_before_the_refresh_is_dropped_when_the_refresh_wrote(tmp_path):
+    import sqlite3
+
+    from gitml.query.prefetch import Prefetch
+
+    path = tmp_path / "index.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE t(x)")
+    db.execute("INSERT INTO t VALUES(1)")
+    kept = Prefetch(path, "SELECT x FROM t", [])
+    assert kept.rows() == [(1,)], "nothing committed since: the rows stand"
+    dropped = Prefetch(path, "SELECT x FROM t", [])
+    dropped._thread.join()  # the query has run; now the refresh writes
+    db.execute("INSERT INTO t VALUES(2)")
+    assert dropped.rows() is None
+
+
+def test_an_edit_between_two_filtered_queries_is_seen(project):
+    with gitml.start_run("edited", params={"d": 1}) as run:
+        run.log_metric("acc", 0.5)
+    assert gitml_cli(project.root, "runs", "-w", "metrics.acc > 0.9", "-f", "json").stdout == "[]\n"
+    record = project.root / ".gitml" / "runs" / run.id / "run.toml"
+    record.write_text(record.read_text().replace("acc = 0.5", "acc = 0.95"))
+    done = gitml_cli(project.root, "runs", "-w", "metrics.acc > 0.9", "-f", "json")
+    assert [r["name"] for r in json.loads(done.stdout)] == ["edited"], done.stderr

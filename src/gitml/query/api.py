@@ -49,14 +49,18 @@ def _refreshed(repo: Repo, *, repair: bool = True) -> RunIndex:
     """
     index = RunIndex(repo)
     try:
-        index.refresh_history()
-        index.refresh_workdir()
-        if repair and _repair_crashed(repo, index.running_in_workdir()):
-            index.refresh_workdir()
+        _refresh(index, repair=repair)
     except BaseException:
         index.close()
         raise
     return index
+
+
+def _refresh(index: RunIndex, *, repair: bool = True) -> None:
+    index.refresh_history()
+    index.refresh_workdir()
+    if repair and _repair_crashed(index.repo, index.running_in_workdir()):
+        index.refresh_workdir()
 
 
 def collect(repo: Repo, condition: str = "", *args: Any, repair: bool = True) -> list[IndexedRun]:
@@ -212,11 +216,16 @@ def search(
         raise UsageError("--limit", f"{limit} is negative")
     project = repo or Repo.find(reading=True)
     pushed = where_sql.prefilter(where) if where else None
-    with indexed(project) as index:
+    index = RunIndex(project)
+    try:  # the filtered query starts now, on its own connection, while the index refreshes
+        prefetched = index.prefetch_where(*pushed) if pushed else None
+        _refresh(index)
         kinds = index.field_kinds()
         known = set(kinds)
-        found = index.scan_where(*pushed) if pushed else index.scan()
+        found = index.scan_where(*pushed, prefetched) if pushed else index.scan()
         rows = [row for row in _valid(found) if predicate is None or predicate(row)]
+    finally:
+        index.close()
     if known:
         check_fields("--where", named, known)
         check_fields("--sort", [k.field for k in keys], known)

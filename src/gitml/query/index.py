@@ -34,6 +34,7 @@ from gitml.query.index_sql import (
     TABLES,
 )
 from gitml.query.parse import Parsed, Parser, decode_row
+from gitml.query.prefetch import Prefetch
 from gitml.records import RunRecord
 from gitml.repo import Repo
 
@@ -72,6 +73,7 @@ class RunIndex:
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
         self.path = repo.cache_dir / "index.sqlite"
+        self.in_memory = False
         self.db = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
@@ -80,6 +82,7 @@ class RunIndex:
             return self._open_checked()
         except (OSError, sqlite3.OperationalError):
             # A read-only checkout: an index in memory, built for this process only.
+            self.in_memory = True
             return self._open_checked(":memory:")
         except sqlite3.DatabaseError:
             # A cache: when it is broken, start again from git and the working tree.
@@ -332,10 +335,23 @@ class RunIndex:
         return found
 
     def scan_where(
-        self, clause: str, args: list[Any]
+        self, clause: str, args: list[Any], prefetched: Prefetch | None = None
     ) -> Iterator[tuple[str, Any, str | None, str | None, str | None, str, bool]]:
-        """`scan()` of the runs whose shown record passes ``clause`` (SQL over ``b.row``)."""
-        return _decoded(self.db.execute(ALL_WHERE.format(clause), args))
+        """`scan()` of the runs whose shown record passes ``clause`` (SQL over ``b.row``).
+
+        ``prefetched``: the same query started before the refresh (`prefetch_where`), used
+        when nothing was committed since.
+        """
+        rows = prefetched.rows() if prefetched is not None else None
+        if rows is None:
+            return _decoded(self.db.execute(ALL_WHERE.format(clause), args))
+        return _decoded(rows)
+
+    def prefetch_where(self, clause: str, args: list[Any]) -> Prefetch | None:
+        """Start `scan_where`'s query in a thread, ahead of a refresh (None: an index in memory)."""
+        if self.in_memory:
+            return None
+        return Prefetch(self.path, ALL_WHERE.format(clause), args)
 
     def scan(
         self, condition: str = "", *args: Any
