@@ -11,7 +11,6 @@ loses nothing.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import sqlite3
@@ -240,7 +239,7 @@ class RunIndex:
         )
         db.execute("BEGIN")
         db.execute("DELETE FROM seen")
-        hasher = hashlib.blake2b(digest_size=16)
+        hasher = run_files.new_digest()
         scanned = run_files.digesting(run_files.scan(self.repo.runs_dir), hasher)
         db.executemany(
             "INSERT OR REPLACE INTO seen VALUES(?,?,?,?,?)",
@@ -324,8 +323,7 @@ class RunIndex:
             loaded: dict[str, dict[str, int]] = json.loads(cached[0])
             return loaded
         found: dict[str, dict[str, int]] = {}
-        for kinds, count in self.db.execute(KINDS).fetchall():
-            (text,) = self.db.execute("SELECT kinds FROM kinds WHERE id = ?", (kinds,)).fetchone()
+        for text, count in self.db.execute(KINDS):
             for field, kind in json.loads(text):
                 by_kind = found.setdefault(field, {})
                 by_kind[kind] = by_kind.get(kind, 0) + count

@@ -63,13 +63,13 @@ LEFT JOIN runs r ON r.run_id = w.run_id
 
 # How many shown runs have each set of field kinds (a few distinct sets, whatever the history).
 KINDS = """
-SELECT kinds, count(*) FROM (
-  SELECT b.kinds FROM runs r LEFT JOIN workfiles w ON w.run_id = r.run_id
+SELECT k.kinds, count(*) FROM (
+  SELECT b.kinds AS id FROM runs r LEFT JOIN workfiles w ON w.run_id = r.run_id
   JOIN blobs b ON b.blob = coalesce(w.blob, r.blob)
   UNION ALL
   SELECT b.kinds FROM workfiles w JOIN blobs b ON b.blob = w.blob
-  WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = w.run_id))
-WHERE kinds IS NOT NULL GROUP BY kinds
+  WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = w.run_id)) shown
+JOIN kinds k ON k.id = shown.id GROUP BY k.id
 """
 
 # Conditions for `RunIndex.scan` (over the columns of `CURRENT`).

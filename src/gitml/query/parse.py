@@ -119,7 +119,7 @@ def _toml_1_0(raw: bytes) -> bool:
             and (at == 2 or raw[at - 3] not in _HOUR_BEFORE)
             and raw[at + 3 : at + 4] != b":"
         ):
-            return False  # fmt: skip
+            return False
         at = raw.find(b":", at + 1)
     return True
 

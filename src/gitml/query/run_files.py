@@ -38,9 +38,14 @@ def digesting(stats: Iterable[Stat], hasher: Any) -> Iterator[Stat]:
         yield run_id, path, st
 
 
+def new_digest() -> Any:
+    """The hasher `digesting` feeds; `stat_digest` and the index must use the same one."""
+    return hashlib.blake2b(digest_size=16)
+
+
 def stat_digest(stats: Iterable[Stat]) -> str:
     """One digest of every stat: equal digests, nothing changed (size, mtime, inode)."""
-    hasher = hashlib.blake2b(digest_size=16)
+    hasher = new_digest()
     for _ in digesting(stats, hasher):
         pass
     return hasher.hexdigest()

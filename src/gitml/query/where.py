@@ -72,21 +72,19 @@ class Tally:
 
     def see(self, value: Any) -> None:
         """Count one run's value of the field."""
-        kind = kind_of(value)
-        if kind == kind_of(self.literal):
-            self.comparable += 1
-        else:
-            self.mismatched[kind] = self.mismatched.get(kind, 0) + 1
+        self._count(kind_of(value), 1)
 
     def see_counts(self, counts: Mapping[str, int]) -> None:
         """Count the runs holding each kind of value (`RunIndex.field_kinds`) at once."""
         for kind, count in counts.items():
-            if kind == "null":
-                continue  # a missing value compares false whatever the literal
-            if kind == kind_of(self.literal):
-                self.comparable += count
-            else:
-                self.mismatched[kind] = self.mismatched.get(kind, 0) + count
+            if kind != "null":  # a missing value compares false whatever the literal
+                self._count(kind, count)
+
+    def _count(self, kind: str, runs: int) -> None:
+        if kind == kind_of(self.literal):
+            self.comparable += runs
+        else:
+            self.mismatched[kind] = self.mismatched.get(kind, 0) + runs
 
     def problem(self) -> str | None:
         """A type mismatch that made the comparison match nothing, as a sentence."""
@@ -201,16 +199,16 @@ class _Compiler:
         if not isinstance(node.ops[0], ast.Eq | ast.NotEq | ast.Lt | ast.LtE | ast.Gt | ast.GtE):
             return None
         left, right = node.left, node.comparators[0]
-        field_left = _literal(left) is None
+        field_left = literal(left) is None
         if not field_left:
             left, right = right, left
-        literal = _literal(right)
+        constant = literal(right)
         name = field_name(left, self.expression)
-        if literal is None or name is None:
+        if constant is None or name is None:
             return None
-        if name.startswith("metrics.") and isinstance(literal, str):
-            raise self.error(f"{name} is a number; compare it with a number, not {literal!r}")
-        tally = Tally(name, literal, field_left)
+        if name.startswith("metrics.") and isinstance(constant, str):
+            raise self.error(f"{name} is a number; compare it with a number, not {constant!r}")
+        tally = Tally(name, constant, field_left)
         self.tallies.append(tally)
         return tally
 
@@ -268,10 +266,10 @@ def _single(op: Callable[[Any, Any], bool], left: Getter, right: Getter) -> Pred
     return lambda row: _holds(op, left(row), right(row))
 
 
-def _literal(node: ast.AST) -> Any:
+def literal(node: ast.AST) -> Any:
     """The value of a string or number literal node (a negative number too), else None."""
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        inner = _literal(node.operand)
+        inner = literal(node.operand)
         return -inner if isinstance(inner, int | float) else None
     if isinstance(node, ast.Constant) and isinstance(node.value, str | int | float):
         return node.value

@@ -22,7 +22,7 @@ import ast
 from typing import Any
 
 from gitml.errors import WhereSyntaxError
-from gitml.query.where import field_name, normalised
+from gitml.query.where import field_name, literal, normalised
 
 _PUSHED = {ast.Eq: "=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
 _FLIPPED = {ast.Eq: ast.Eq, ast.Lt: ast.Gt, ast.LtE: ast.GtE, ast.Gt: ast.Lt, ast.GtE: ast.LtE}
@@ -89,19 +89,11 @@ def _path(node: ast.AST, expression: str) -> str | None:
 
 
 def _scalar(node: ast.AST) -> str | int | float | None:
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-        inner = _scalar(node.operand)
-        if isinstance(inner, int | float) and not isinstance(inner, bool):
-            return -inner if isinstance(node.op, ast.USub) else inner
-        return None
-    if not isinstance(node, ast.Constant) or node.value is None:
-        return None
-    value = node.value
+    """A literal as the predicate reads it (`where.literal`), if SQLite can hold it."""
+    value = literal(node)
     if isinstance(value, int) and not -_INT64 <= value < _INT64:
         return None  # beyond SQLite's integers
-    if isinstance(value, str | int | float):
-        return value
-    return None
+    return value
 
 
 def _literals(node: ast.AST) -> list[Any] | None:
