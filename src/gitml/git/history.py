@@ -33,7 +33,8 @@ def ref_tips(root: Path) -> dict[str, str]:
     whose index is up to date then never imports pygit2 (57 ms). A tag of a tree or a blob
     holds no runs and is left out.
     """
-    tips = {name: commit for name, (commit, _) in _refs(root, "refs/heads/", "refs/tags/").items()}
+    found = refs_with_times(root, "refs/heads/", "refs/tags/")
+    tips = {name: commit for name, (commit, _) in found.items()}
     attached = subprocess.run(["git", "symbolic-ref", "-q", "HEAD"], cwd=root, env=_git_env(),
                               capture_output=True, check=False)  # fmt: skip
     if attached.returncode == 1:  # detached
@@ -49,15 +50,10 @@ def ref_tips(root: Path) -> dict[str, str]:
 
 def refs_under(root: Path, prefix: str) -> dict[str, str]:
     """Every reference whose name starts with ``prefix`` -> the commit it points at."""
-    return {name: commit for name, (commit, _) in _refs(root, prefix).items()}
+    return {name: commit for name, (commit, _) in refs_with_times(root, prefix).items()}
 
 
-def refs_with_times(root: Path, prefix: str) -> dict[str, tuple[str, int]]:
-    """`refs_under`, with each commit's commit time."""
-    return _refs(root, prefix)
-
-
-def _refs(root: Path, *prefixes: str) -> dict[str, tuple[str, int]]:
+def refs_with_times(root: Path, *prefixes: str) -> dict[str, tuple[str, int]]:
     """Reference name -> (the commit it peels to, that commit's time), for ``prefixes``."""
     fields = ("refname", "objecttype", "objectname", "committerdate:unix", "*objecttype",
               "*objectname", "*committerdate:unix")  # fmt: skip
