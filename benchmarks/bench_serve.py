@@ -1,8 +1,8 @@
 """Serving and batch prediction, gitml side by side with MLflow on the same RandomForest, one run.
 
     pip install -e ".[bench]"
-    python benchmarks/bench_serve.py                      # 10M-row batch: a few minutes
-    python benchmarks/bench_serve.py --rows 1000000 --requests 500 --seconds 5
+    python benchmarks/bench_serve.py                      # 1M-row batch: about 3 minutes
+    python benchmarks/bench_serve.py --rows 10000000      # 10M rows: about 15 minutes
 
 One RandomForestClassifier (100 trees) is trained on the wine data under `gitml run`,
 registered and promoted in gitml, and the same fitted object is saved with
@@ -257,7 +257,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="Sequential requests.")
     parser.add_argument("--clients", type=int, default=8, help="Concurrent connections.")
     parser.add_argument("--seconds", type=float, default=5.0, help="Throughput window.")
-    parser.add_argument("--rows", type=int, default=2_000_000, help="Batch input rows.")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="Batch input rows.")
     parser.add_argument("--skip-batch", action="store_true")
     args = arguments(parser, {"requests": 50, "clients": 2, "seconds": 0.5, "rows": 5_000})
     base = Path(tempfile.mkdtemp(prefix="gitml-bench-serve-"))
