@@ -32,6 +32,7 @@ SCHEMA_FILES = {
     "drift": "drift.schema.json",
     "performance": "performance.schema.json",
     "reproduction": "reproduction.schema.json",
+    "sweep": "sweep.schema.json",
 }
 
 

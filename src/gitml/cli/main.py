@@ -99,6 +99,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "artifacts",
         "Say where the bytes runs reference are: cached here, pushed, or lost.",
     ),
+    "sweep": (
+        "sweep",
+        "Search params: each trial is a gitml run of COMMAND; grid, random or Bayesian (Optuna).",
+    ),
     "textconv": (
         "tools",
         "Print a gitml Parquet file as text, for `git diff` (registered by `gitml init`).",

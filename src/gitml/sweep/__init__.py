@@ -1,0 +1,1 @@
+"""`gitml sweep`: params searched by trials that are ordinary gitml runs."""

@@ -1,0 +1,157 @@
+"""Where a trial runs: a git worktree of the sweep's code snapshot, one per parallel slot.
+
+Trials of one script write the same files (``model.pkl``, ``metrics.json``), so two cannot share
+a folder; DVC's queue has the same answer (a temporary workspace per experiment). A slot is a
+detached worktree at the sweep's commit with the sweep's patch applied (uncommitted edits and new
+code files, as `git.code_state` records them for a run), sharing the repository's DVC cache
+through ``.dvc/config.local``, with the DVC-tracked files checked out from that cache. Between two
+trials the slot is reset to the same snapshot; files git ignores (the DVC-tracked data) stay.
+
+A finished trial's run folder is moved into the repository's `.gitml/runs/`: staged in
+`.gitml/cache/` and renamed, so it appears whole. Slots live in `.gitml/cache/sweeps/<id>/` (git
+ignores it; DVC skips a folder with its own `.dvc/` as a sub-repository), so a run left behind
+by a killed driver is found again by `gitml sweep --resume`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from gitml import git, logs
+from gitml.artifacts.sync import checkout_workspace
+from gitml.data import cache_dir
+from gitml.errors import GitmlError
+from gitml.repo import OWN_PATHS, Repo
+
+log = logs.get(__name__)
+PATCH = "code.patch"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The code every trial of a sweep runs: a commit, and a patch over it (or none)."""
+
+    commit: str
+    branch: str | None
+    patch: bytes | None
+
+
+def snapshot(repo: Repo) -> Snapshot:
+    """The working tree's code now, as a run would record it."""
+    state = git.code_state(repo.root, exclude=(*OWN_PATHS, repo.tracking_setting("summary_file")))
+    if state.commit is None:
+        raise GitmlError(
+            f"{repo.root}: the repository has no commit yet; commit the training code first "
+            "(every trial runs a snapshot of it)"
+        )
+    return Snapshot(state.commit, state.branch, state.patch)
+
+
+def slots_dir(repo: Repo, sweep_id: str) -> Path:
+    """The folder of a sweep's slots."""
+    return repo.cache_dir / "sweeps" / sweep_id
+
+
+class Slot:
+    """One worktree that runs one trial at a time."""
+
+    def __init__(self, repo: Repo, sweep_id: str, index: int, code: Snapshot) -> None:
+        self.repo, self.code = repo, code
+        self.path = slots_dir(repo, sweep_id) / f"slot-{index}"
+
+    def prepare(self) -> None:
+        """Make the worktree (or reset a left one) at the sweep's code, data checked out."""
+        if (self.path / ".git").exists():
+            self.reset()
+        else:
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            git.run_git(self.repo.root, "worktree", "prune")
+            git.add_worktree(self.repo.root, self.path, self.code.commit)
+            self._apply_patch()
+        self._share_config()
+        self._checkout_data()
+
+    def reset(self) -> None:
+        """Back to the snapshot: tracked files restored, new files removed, ignored ones kept."""
+        git.run_git(self.path, "reset", "--hard", "--quiet", self.code.commit)
+        git.run_git(self.path, "clean", "-fdq", "-e", ".gitml/")
+        self._apply_patch()
+
+    def _apply_patch(self) -> None:
+        if not self.code.patch:
+            return
+        patch = self.path.parent / f"{self.path.name}.patch"
+        patch.write_bytes(self.code.patch)
+        try:
+            git.apply_patch(self.path, patch)
+        except GitmlError as exc:
+            where = self.path
+            raise GitmlError(f"the sweep's code patch does not apply in {where}: {exc}") from exc
+        finally:
+            patch.unlink(missing_ok=True)
+
+    def _share_config(self) -> None:
+        """Copy the repository's gitml and DVC config in, and share its DVC cache."""
+        root = self.repo.root
+        for rel in (".gitml/config.toml", ".dvc/config"):
+            source, dest = root / rel, self.path / rel
+            if source.is_file():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, dest)
+        (self.path / ".dvc").mkdir(exist_ok=True)
+        # The slot shares the repository's DVC cache: inputs are not copied twice, and what a
+        # trial logs is in the repository's cache when it ends.
+        (self.path / ".dvc" / "config.local").write_text(
+            f"[cache]\n    dir = {cache_dir(root)}\n", encoding="utf-8"
+        )
+
+    def _checkout_data(self) -> None:
+        try:
+            checkout_workspace(self.path)
+        except GitmlError as exc:
+            raise GitmlError(f"cannot check the DVC-tracked data out for a trial: {exc}") from exc
+
+    def runs(self) -> list[Path]:
+        """The run folders made in this slot, not those its commit has (one a trial)."""
+        listed = git.run_git(self.path, "ls-files", "-z", "--others", "--", ".gitml/runs")
+        names = {PurePosixPath(p).parts[2] for p in listed.split("\0") if p.count("/") >= 3}
+        return [self.path / ".gitml" / "runs" / name for name in sorted(names)]
+
+    def remove(self) -> None:
+        """Remove the worktree (at the end of a sweep)."""
+        git.remove_worktree(self.repo.root, self.path)
+
+
+def harvest(repo: Repo, run_dir: Path) -> Path:
+    """Move a trial's run folder into the repository's runs, whole; returns its new place."""
+    dest = repo.run_dir(run_dir.name)
+    if dest.exists():
+        raise GitmlError(f"{repo.relpath(dest)}: a run of this id exists already")
+    staging = repo.cache_dir / f"harvest-{run_dir.name}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(run_dir, staging, symlinks=True)
+    for path in staging.rglob("*"):
+        if path.is_symlink():  # a run folder holds files only: never follow a link later
+            path.unlink()
+    repo.runs_dir.mkdir(parents=True, exist_ok=True)
+    staging.rename(dest)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return dest
+
+
+def remove_all(repo: Repo, sweep_id: str) -> None:
+    """Remove every slot of a sweep, and the folder."""
+    folder = slots_dir(repo, sweep_id)
+    for slot in sorted(folder.glob("slot-*")) if folder.is_dir() else []:
+        git.remove_worktree(repo.root, slot)
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        git.run_git(repo.root, "worktree", "prune")
+    except (GitmlError, subprocess.SubprocessError) as exc:
+        log.warning("git worktree prune failed: %s", exc)
