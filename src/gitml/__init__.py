@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 _LAZY = {
-    "autolog": ("gitml.tracking.autolog", "autolog"),
+    "autolog": ("gitml.integrations.autolog", "autolog"),
     "GitmlError": ("gitml.errors", "GitmlError"),
     "Repo": ("gitml.repo", "Repo"),
     "Run": ("gitml.tracking.run", "Run"),
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from gitml.project import init_project as init
     from gitml.query.api import get_run, runs
     from gitml.repo import Repo
-    from gitml.tracking.autolog import autolog
+    from gitml.integrations.autolog import autolog
     from gitml.tracking.run import Run, start_run
     from gitml.tracking.wrap import params
 

@@ -47,11 +47,21 @@ def autolog() -> None:
     if _active["enabled"]:
         return
     _active["enabled"] = True
-    base = sys.modules.get("sklearn.base")
-    if base is not None:
-        _patch(base)
+    on_import("sklearn.base", _patch)
+
+
+def on_import(name: str, then: Any) -> None:
+    """Call ``then(module)`` once module ``name`` is imported: now if it is already."""
+    module = sys.modules.get(name)
+    if module is not None:
+        then(module)
     else:
-        sys.meta_path.insert(0, _AfterImport("sklearn.base", _patch))
+        sys.meta_path.insert(0, _AfterImport(name, then))
+
+
+def inside_fit() -> bool:
+    """Whether a scikit-learn fit logged by autolog is running (it logs the model itself)."""
+    return _state.depth > 0
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
@@ -128,7 +138,7 @@ def _wrap_fit(cls: type) -> None:
 def _log_fit(estimator: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """Log one finished fit; a logging failure is reported, never raised into training."""
     try:
-        run = _current_run()
+        run = current_run()
         with suppress(GitmlError):  # a later fit with other params: the first fit's stand
             run.log_params(estimator_params(estimator))
         X = args[0] if args else kwargs.get("X")
@@ -145,7 +155,8 @@ def _log_fit(estimator: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> N
         log.warning("gitml autolog: %s: %s", type(exc).__name__, exc)
 
 
-def _current_run() -> Any:
+def current_run() -> Any:
+    """The run autologging logs to: the open one of this process, else a new (or joined) one."""
     run = _active["run"]
     if run is None or run._ended:
         run = _active["run"] = start_run()

@@ -275,11 +275,13 @@ def start_run(
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
     repo: Repo | str | os.PathLike[str] | None = None,
+    join: bool = True,
 ) -> Run:
     """Start a run in the gitml project containing ``repo`` (default: the current directory).
 
     Inside a command wrapped by `gitml run`, this joins the wrapper's run instead of starting a
-    new one, so the script's params and metrics land in the same record.
+    new one, so the script's params and metrics land in the same record; ``join=False`` starts
+    a run of its own all the same (one per Optuna trial, say).
 
     Example:
         >>> with gitml.start_run("baseline", params={"lr": 0.1}) as run:
@@ -287,7 +289,7 @@ def start_run(
 
     """
     project = repo if isinstance(repo, Repo) else Repo.find(repo)
-    joined = os.environ.get(RUN_ID_ENV)
+    joined = os.environ.get(RUN_ID_ENV) if join else None
     if joined and (project.run_dir(joined) / record.RUN_FILE).is_file():
         run = Run(project, joined, attached=True)
         if name and not run.record.get("name"):

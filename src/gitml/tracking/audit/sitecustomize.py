@@ -137,7 +137,7 @@ def _chain() -> None:
 if os.environ.get("GITML_READS_FILE"):
     _install(os.environ["GITML_READS_FILE"])
 if os.environ.get("GITML_AUTOLOG"):
-    from gitml.tracking.autolog import autolog
+    from gitml.integrations.autolog import autolog
 
     autolog()
 _chain()
