@@ -11,7 +11,6 @@ import os
 import textwrap
 import tomllib
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
