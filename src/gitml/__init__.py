@@ -44,10 +44,10 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from gitml.errors import GitmlError
+    from gitml.integrations.autolog import autolog
     from gitml.project import init_project as init
     from gitml.query.api import get_run, runs
     from gitml.repo import Repo
-    from gitml.integrations.autolog import autolog
     from gitml.tracking.run import Run, start_run
     from gitml.tracking.wrap import params
 

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import click
 
+from gitml.errors import UsageError
 from gitml.http.app import serve as run_server
 from gitml.predict import predict_file
+from gitml.predict_parts import predict_folder
 from gitml.repo import Repo
 
 
@@ -58,9 +60,9 @@ def serve(
 
 @click.command()
 @click.argument("spec", metavar="NAME@ALIAS")
-@click.argument("source", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the predictions (.csv or .parquet).")  # fmt: skip
+@click.argument("source", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+              help="Where to write predictions: .csv, .parquet, or a folder.")  # fmt: skip
 @click.option("--proba", is_flag=True, help="Also write one proba_<class> column per class.")
 @click.option("--keep", multiple=True, metavar="COLUMN",
               help="Copy this input column (an id, say) into the output; repeatable.")  # fmt: skip
@@ -70,9 +72,18 @@ def serve(
               help="The progress bar  [default: on a terminal]")  # fmt: skip
 @click.option("--allow-findings", is_flag=True,
               help="Load a model file despite `gitml check` findings.")  # fmt: skip
+@click.option(
+    "--dask", "dask_address", metavar="ADDRESS",
+    help="With a folder INPUT: predict its partitions on the Dask cluster at ADDRESS.",
+)  # fmt: skip
+@click.option(
+    "--git-remote", default="origin", show_default=True,
+    help="With --dask: the git remote workers clone the registry from.",
+)  # fmt: skip
 def predict(
     *, spec: str, source: Path, output: Path, proba: bool, keep: tuple[str, ...],
-    chunk_rows: int, progress: bool | None, allow_findings: bool,
+    chunk_rows: int, progress: bool | None, allow_findings: bool, dask_address: str | None,
+    git_remote: str,
 ) -> None:  # fmt: skip
     """Predict every row of a CSV or Parquet file with a registered model, in chunks.
 
@@ -87,6 +98,16 @@ def predict(
       gitml predict wine@production new-wines.parquet -o scored.parquet --keep id
       gitml predict wine@3 batch.csv -o out.csv --proba
     """
+    if source.is_dir():
+        parts = predict_folder(
+            Repo.find(), spec, source, output, proba=proba, dask_address=dask_address,
+            git_remote=git_remote, allow_findings=allow_findings,
+        )  # fmt: skip
+        click.echo(f"wrote {parts.rows} predictions of {parts.partitions} partition(s) to "
+                   f"{parts.output} in {parts.seconds:.2f} s")  # fmt: skip
+        return
+    if dask_address:
+        raise UsageError("--dask", f"{source} is one file; give a folder of partitions")
     result = predict_file(
         Repo.find(), spec, source, output, chunk_rows=chunk_rows, proba=proba, keep=keep,
         progress=progress, allow_findings=allow_findings,

@@ -10,6 +10,7 @@ from gitml.errors import GitmlError, UsageError
 from gitml.repo import Repo, metric_goal
 from gitml.sweep import driver
 from gitml.sweep import study as studies
+from gitml.sweep.dask_engine import DaskEngine
 from gitml.sweep.space import from_file, from_options
 from gitml.sweep.workspace import snapshot
 
@@ -55,6 +56,14 @@ from gitml.sweep.workspace import snapshot
     "--resume", "resume_id", metavar="SWEEP_ID",
     help="Go on with a sweep: run what it still lacks (failed and unstarted trials).",
 )  # fmt: skip
+@click.option(
+    "--dask", "dask_address", metavar="ADDRESS",
+    help="Run the trials on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786).",
+)  # fmt: skip
+@click.option(
+    "--git-remote", default="origin", show_default=True,
+    help="With --dask: the git remote workers clone the code from.",
+)  # fmt: skip
 @click.option("--no-commit", is_flag=True, help="Leave the sweep's files uncommitted.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def sweep(  # noqa: PLR0917 - one argument per option, as click passes them
@@ -70,6 +79,8 @@ def sweep(  # noqa: PLR0917 - one argument per option, as click passes them
     max_failures: int | None,
     name: str | None,
     resume_id: str | None,
+    dask_address: str | None,
+    git_remote: str,
     no_commit: bool,
     command: tuple[str, ...],
 ) -> int:
@@ -90,14 +101,23 @@ def sweep(  # noqa: PLR0917 - one argument per option, as click passes them
     repo = Repo.find()
     if resume_id:
         spec = _resumed(repo, resume_id, params, space_file, command)
+        _check_engine(dask_address, spec.pruner)
         click.echo(f"gitml: resuming sweep {spec.id}: {' '.join(spec.command)}", err=True)
     else:
+        _check_engine(dask_address, pruner or "none")
         spec = _new(repo, params, space_file, metric, maximize, sampler, trials, pruner, seed,
                     max_failures, name, command)  # fmt: skip
         studies.write(repo, spec)
+        where = f"on the Dask cluster at {dask_address}" if dask_address else f"{jobs} at a time"
         click.echo(f"gitml: sweep {spec.id}: {spec.sampler} search of {spec.trials} trial(s) "
-                   f"for {spec.direction} {spec.metric}, {jobs} at a time", err=True)  # fmt: skip
-    engine = driver.LocalEngine(repo, spec, jobs)
+                   f"for {spec.direction} {spec.metric}, {where}", err=True)  # fmt: skip
+    engine: driver.Engine
+    if dask_address:
+        explicit = click.get_current_context().get_parameter_source("jobs")
+        given = jobs if explicit == click.core.ParameterSource.COMMANDLINE else None
+        engine = DaskEngine(repo, spec, dask_address, jobs=given, git_remote=git_remote)
+    else:
+        engine = driver.LocalEngine(repo, spec, jobs)
     result = driver.run(repo, spec, engine, echo=lambda line: click.echo(f"  {line}", err=True))
     best = result.study.best() if result.study else None
     if best is not None:
@@ -119,6 +139,12 @@ def sweep(  # noqa: PLR0917 - one argument per option, as click passes them
     click.echo(f"gitml: sweep {spec.id} has {result.done} of {spec.trials} trials ({why}); "
                f"`gitml sweep --resume {spec.id}` runs the rest", err=True)  # fmt: skip
     return 1
+
+
+def _check_engine(dask_address: str | None, pruner: str) -> None:
+    if dask_address and pruner != "none":
+        raise UsageError("--prune", "pruning reads a trial's steps as they are logged, on this "
+                         "machine; it is not available with --dask")  # fmt: skip
 
 
 def _new(  # noqa: PLR0917

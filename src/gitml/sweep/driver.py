@@ -86,7 +86,8 @@ class LocalEngine:
 
     def start(self) -> None:
         """One slot a job; each is made when its first trial starts."""
-        self._free = [Slot(self.repo, self.spec.id, i, self.spec.code) for i in range(self.jobs)]
+        self._free = [Slot.local(self.repo, self.spec.id, i, self.spec.code)
+                      for i in range(self.jobs)]  # fmt: skip
 
     def submit(self, req: Request, on_step: StepHook | None) -> Future[Outcome]:
         """Run the trial in a free slot, on a thread of the pool."""
@@ -192,7 +193,7 @@ def recover(repo: Repo, spec: Spec, study: Study, echo: Echo) -> int:
     folder = workspace.slots_dir(repo, spec.id)
     brought = 0
     for slot_path in sorted(folder.glob("slot-*")) if folder.is_dir() else []:
-        slot = Slot(repo, spec.id, int(slot_path.name.rpartition("-")[2]), spec.code)
+        slot = Slot.local(repo, spec.id, int(slot_path.name.rpartition("-")[2]), spec.code)
         for run_dir in slot.runs():
             rec = record.read(Repo(slot.path), run_dir.name)
             if rec["status"] == "running":

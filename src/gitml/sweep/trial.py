@@ -133,6 +133,11 @@ def judge(rec: RunRecord, metric: str) -> Outcome:
 def bring_home(repo: Repo, slot_run: Path, outcome: Outcome, branch: str | None) -> RunRecord:
     """Move a trial's run into the repository and tag it with how the trial ended."""
     harvest(repo, slot_run)
+    return tag_trial(repo, slot_run.name, outcome, branch)
+
+
+def tag_trial(repo: Repo, run_id: str, outcome: Outcome, branch: str | None) -> RunRecord:
+    """Tag a trial's run, now in the repository, with how the trial ended."""
 
     def change(rec: dict[str, Any]) -> None:
         rec["tags"][STATE_TAG] = outcome.state
@@ -141,7 +146,7 @@ def bring_home(repo: Repo, slot_run: Path, outcome: Outcome, branch: str | None)
         if outcome.error and outcome.state == "fail" and not rec.get("error"):
             rec["error"] = outcome.error[:2000]
 
-    return record.update(repo, slot_run.name, change)
+    return record.update(repo, run_id, change)
 
 
 class _Watch:

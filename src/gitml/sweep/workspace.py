@@ -15,6 +15,7 @@ by a killed driver is found again by `gitml sweep --resume`.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -56,13 +57,27 @@ def slots_dir(repo: Repo, sweep_id: str) -> Path:
 
 
 class Slot:
-    """One worktree that runs one trial at a time."""
+    """One worktree that runs one trial at a time.
 
-    def __init__(self, repo: Repo, sweep_id: str, index: int, code: Snapshot) -> None:
-        self.repo, self.code = repo, code
-        self.path = slots_dir(repo, sweep_id) / f"slot-{index}"
+    ``root`` is the repository the worktree is made from (this one, or a worker's clone of the
+    git remote); ``dvc_cache`` is the DVC cache the slot uses, and ``dvc_remote`` (a worker's)
+    the URL its data comes from and its outputs go to.
+    """
 
-    def prepare(self) -> None:
+    def __init__(
+        self, root: Path, path: Path, code: Snapshot, *, dvc_cache: Path,
+        dvc_remote: str | None = None,
+    ) -> None:  # fmt: skip
+        self.root, self.path, self.code = root, path, code
+        self.dvc_cache, self.dvc_remote = dvc_cache, dvc_remote
+
+    @classmethod
+    def local(cls, repo: Repo, sweep_id: str, index: int, code: Snapshot) -> Slot:
+        """Slot ``index`` of a sweep run on this machine, sharing the repository's DVC cache."""
+        path = slots_dir(repo, sweep_id) / f"slot-{index}"
+        return cls(repo.root, path, code, dvc_cache=cache_dir(repo.root))
+
+    def prepare(self, *, data: bool = True) -> None:
         """Make the worktree (or reset a left one) at the sweep's code, data checked out."""
         if (self.path / ".git").exists():
             self.reset()
@@ -70,11 +85,12 @@ class Slot:
             if self.path.exists():
                 shutil.rmtree(self.path)
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            git.run_git(self.repo.root, "worktree", "prune")
-            git.add_worktree(self.repo.root, self.path, self.code.commit)
+            git.run_git(self.root, "worktree", "prune")
+            git.add_worktree(self.root, self.path, self.code.commit)
             self._apply_patch()
         self._share_config()
-        self._checkout_data()
+        if data:
+            self._checkout_data()
 
     def reset(self) -> None:
         """Back to the snapshot: tracked files restored, new files removed, ignored ones kept."""
@@ -96,19 +112,20 @@ class Slot:
             patch.unlink(missing_ok=True)
 
     def _share_config(self) -> None:
-        """Copy the repository's gitml and DVC config in, and share its DVC cache."""
-        root = self.repo.root
+        """Copy the repository's gitml and DVC config in, and point DVC at the slot's cache."""
         for rel in (".gitml/config.toml", ".dvc/config"):
-            source, dest = root / rel, self.path / rel
+            source, dest = self.root / rel, self.path / rel
             if source.is_file():
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, dest)
         (self.path / ".dvc").mkdir(exist_ok=True)
-        # The slot shares the repository's DVC cache: inputs are not copied twice, and what a
-        # trial logs is in the repository's cache when it ends.
-        (self.path / ".dvc" / "config.local").write_text(
-            f"[cache]\n    dir = {cache_dir(root)}\n", encoding="utf-8"
-        )
+        # Sharing the DVC cache: inputs are not copied twice, and what a trial logs is in the
+        # cache when it ends. A worker's slot also names the remote its data comes from.
+        text = f"[cache]\n    dir = {self.dvc_cache}\n"
+        if self.dvc_remote:
+            text += (f"[core]\n    remote = gitml-sweep\n"
+                     f"['remote \"gitml-sweep\"']\n    url = {self.dvc_remote}\n")  # fmt: skip
+        (self.path / ".dvc" / "config.local").write_text(text, encoding="utf-8")
 
     def _checkout_data(self) -> None:
         try:
@@ -124,25 +141,61 @@ class Slot:
 
     def remove(self) -> None:
         """Remove the worktree (at the end of a sweep)."""
-        git.remove_worktree(self.repo.root, self.path)
+        git.remove_worktree(self.root, self.path)
 
 
-def harvest(repo: Repo, run_dir: Path) -> Path:
-    """Move a trial's run folder into the repository's runs, whole; returns its new place."""
-    dest = repo.run_dir(run_dir.name)
+def harvest(repo: Repo, run_dir: Path, *, move: bool = False) -> Path:
+    """Move a trial's run folder into the repository's runs, whole; returns its new place.
+
+    ``move`` renames ``run_dir`` itself (a staging folder in `.gitml/cache/`); otherwise it is
+    copied into one first (a slot may be on another file system) and removed after.
+    """
+    dest = repo.run_dir(run_dir.name.removeprefix("harvest-"))
     if dest.exists():
         raise GitmlError(f"{repo.relpath(dest)}: a run of this id exists already")
-    staging = repo.cache_dir / f"harvest-{run_dir.name}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(run_dir, staging, symlinks=True)
+    staging = run_dir
+    if not move:
+        staging = repo.cache_dir / f"harvest-{run_dir.name}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(run_dir, staging, symlinks=True)
     for path in staging.rglob("*"):
         if path.is_symlink():  # a run folder holds files only: never follow a link later
             path.unlink()
     repo.runs_dir.mkdir(parents=True, exist_ok=True)
     staging.rename(dest)
-    shutil.rmtree(run_dir, ignore_errors=True)
+    if not move:
+        shutil.rmtree(run_dir, ignore_errors=True)
     return dest
+
+
+RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
+FILE_NAME = re.compile(r"^[\w][\w.\-]{0,200}$")
+
+
+def read_run_files(run_dir: Path) -> dict[str, bytes]:
+    """A run folder's files, name -> bytes (what a worker sends back); links are left out."""
+    return {p.name: p.read_bytes() for p in sorted(run_dir.iterdir())
+            if p.is_file() and not p.is_symlink() and not p.name.endswith(".lock")}  # fmt: skip
+
+
+def harvest_files(repo: Repo, run_id: str, files: dict[str, bytes]) -> Path:
+    """Write a run folder a worker sent (flat: name -> bytes) into the repository's runs, whole.
+
+    The names come from another machine: only a run id and plain file names are accepted, so
+    nothing is written outside `.gitml/runs/<run-id>/`.
+    """
+    if not RUN_ID.match(run_id):
+        raise GitmlError(f"a worker sent a run named {run_id!r}, which is not a run id")
+    bad = [name for name in files if not FILE_NAME.match(name)]
+    if bad or "run.toml" not in files:
+        raise GitmlError(f"run {run_id}: a worker sent {bad[0] if bad else 'no run.toml'!r}")
+    staging = repo.cache_dir / f"harvest-{run_id}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name, data in files.items():
+        (staging / name).write_bytes(data)
+    return harvest(repo, staging, move=True)
 
 
 def remove_all(repo: Repo, sweep_id: str) -> None:
