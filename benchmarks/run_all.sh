@@ -24,4 +24,5 @@ else
   run bench_scale.py
   run bench_check.py
   run bench_ui.py
+  run bench_sweep.py
 fi

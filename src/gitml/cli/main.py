@@ -101,7 +101,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "sweep": (
         "sweep",
-        "Search params: each trial is a gitml run of COMMAND; grid, random or Bayesian (Optuna).",
+        "Search params: every trial is a `gitml run` of COMMAND, tagged with the sweep's id.",
     ),
     "textconv": (
         "tools",
