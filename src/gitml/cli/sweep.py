@@ -187,3 +187,6 @@ def _resumed(
         raise UsageError("--resume", "a resumed sweep runs as it was written in its sweep.toml; "
                          "give no params, space or command")  # fmt: skip
     return studies.read(repo, sweep_id)
+
+
+COMMANDS = [sweep]
