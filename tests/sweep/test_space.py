@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from gitml.errors import GitmlError, UsageError
+from gitml.repo import Repo
 from gitml.sweep.space import from_file, from_options
+from tests.helpers import git
 
 
 def test_command_line_forms_give_the_dimensions_a_dvc_user_writes() -> None:
@@ -106,3 +109,20 @@ def test_a_bad_space_file_names_the_file_and_table(tmp_path: Path, text: str, sa
     with pytest.raises(GitmlError) as err:
         from_file(path)
     assert says in str(err.value) and str(path) in str(err.value)
+
+
+def test_the_pre_commit_hook_validates_a_sweep_file(project: Repo) -> None:
+    folder = project.gitml_dir / "sweeps" / "20261130T185409Z-cef5f3"
+    folder.mkdir(parents=True)
+    (folder / "sweep.toml").write_text(
+        'schema_version = 1\nid = "20261130T185409Z-cef5f3"\ncreated_at = "2026-11-30T18:54:09"\n'
+        'command = ["python", "train.py"]\ncwd = "."\nmetric = "accuracy"\n'
+        'direction = "upward"\nsampler = "grid"\ntrials = 2\n'
+        '[space.dimensions.C]\ntype = "categorical"\nchoices = [1, 2]\n'
+        '[code]\ncommit = "' + "a" * 40 + '"\n'
+    )
+    git(project.root, "add", "-A")
+    done = subprocess.run(["git", "commit", "-qm", "a sweep by hand"], cwd=project.root,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode != 0
+    assert "sweep.toml: field direction" in done.stderr

@@ -19,7 +19,9 @@ from gitml.errors import FileFormatError, GitmlError, SchemaError
 from gitml.repo import Repo
 from gitml.tracking.journal import read_parquet
 
-TOML_KINDS = ("run", "model", "config", "metrics-summary", "drift", "performance", "reproduction")
+TOML_KINDS = (
+    "run", "model", "config", "metrics-summary", "drift", "performance", "reproduction", "sweep",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ def kind_of(path: str, summary: str) -> str | None:
         kind = kind if kind in ("drift", "performance") else None
     elif parts[1] == "reproductions" and len(parts) == 3 and p.suffix == ".toml":
         kind = "reproduction"
+    elif parts[1] == "sweeps" and len(parts) == 4 and p.name == "sweep.toml":
+        kind = "sweep"
     elif parts[1] == "monitor" and len(parts) >= 4 and p.suffix == ".parquet":
         kind = "parquet"
     return kind
@@ -72,6 +76,8 @@ def parse(kind: str, path: str, data: bytes) -> Any:
             folder = PurePosixPath(path).parent.name
             if doc["id"] != folder:
                 raise SchemaError(path, "id", f"{doc['id']!r} is not its folder's name {folder!r}")
+        if kind == "sweep" and doc["id"] != PurePosixPath(path).parent.name:
+            raise SchemaError(path, "id", f"{doc['id']!r} is not its folder's name")
         if kind == "reproduction" and doc["run"] != PurePosixPath(path).stem:
             raise SchemaError(path, "run", f"{doc['run']!r} is not its file's name")
         if kind == "model":
