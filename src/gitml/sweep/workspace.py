@@ -21,7 +21,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from gitml import git, logs
+from gitml import git, logs, store
 from gitml.artifacts.sync import checkout_workspace
 from gitml.data import cache_dir
 from gitml.errors import GitmlError
@@ -190,6 +190,11 @@ def harvest_files(repo: Repo, run_id: str, files: dict[str, bytes]) -> Path:
     bad = [name for name in files if not FILE_NAME.match(name)]
     if bad or "run.toml" not in files:
         raise GitmlError(f"run {run_id}: a worker sent {bad[0] if bad else 'no run.toml'!r}")
+    source = f"run {run_id} from a worker: run.toml"
+    doc = store.parse_toml(files["run.toml"], source=source)
+    store.validate("run", doc, source=source)
+    if doc["id"] != run_id:
+        raise GitmlError(f"{source}: id {doc['id']!r} is not the run's")
     staging = repo.cache_dir / f"harvest-{run_id}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
