@@ -11,6 +11,8 @@ import time
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from gitml.repo import Repo
 from tests.helpers import commit_all, git, gitml, run_ok
 
@@ -176,3 +178,30 @@ def test_a_script_that_never_logs_the_metric_stops_the_sweep(project: Repo) -> N
     (sweep_id,) = [p.name for p in (project.gitml_dir / "sweeps").iterdir()]
     runs = _sweep_runs(project, sweep_id)
     assert len(runs) == 2 and all(r["tags"]["sweep_state"] == "fail" for r in runs.values())
+
+
+def test_a_run_folder_from_a_worker_cannot_write_outside_its_run(project: Repo) -> None:
+    from gitml.errors import GitmlError
+    from gitml.sweep.workspace import harvest_files
+
+    rid = "20261130T185409Z-cef5f3"
+    attempts = [
+        ("../../evil", {"run.toml": b""}),
+        (rid, {"../../../hooks/pre-commit": b"#!/bin/sh\n", "run.toml": b""}),
+        (rid, {"sub/run.toml": b""}),
+        (rid, {".git": b"", "run.toml": b""}),
+        (rid, {"metrics.parquet": b"x"}),  # no run.toml
+        (rid, {"run.toml": b"schema_version = 1\nid = 'x'\n"}),  # breaks the schema
+    ]
+    for run_id, files in attempts:
+        with pytest.raises(GitmlError):
+            harvest_files(project, run_id, files)
+    assert not project.runs_dir.exists() or not any(project.runs_dir.iterdir())
+    assert not (project.root.parent / "evil").exists()
+
+
+def test_pruning_is_refused_on_dask_before_anything_is_written(project: Repo) -> None:
+    done = gitml(project.root, "sweep", "-p", "C=1,2", "--prune", "--dask", "tcp://127.0.0.1:9",
+                 "-m", "a", "--", "python", "train.py")  # fmt: skip
+    assert done.returncode == 2 and "not available with --dask" in done.stderr
+    assert not (project.gitml_dir / "sweeps").exists()
