@@ -149,7 +149,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--mib", type=int, default=1024)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=2)
     args = arguments(parser, {"mib": 8, "repeat": 1})
     base = Path(tempfile.mkdtemp(prefix="gitml-bench-data-"))
     os.environ["XDG_DATA_HOME"] = str(base / "xdg")

@@ -1,8 +1,8 @@
-"""Drift over 500,000 rows x 50 features, gitml against a stored profile, side by side with
+"""Drift over 300,000 rows x 50 features, gitml against a stored profile, side by side with
 Evidently and with plain scipy on the same data, in one run.
 
     pip install -e ".[bench]"
-    python benchmarks/bench_drift.py                  # 500,000 rows x 50 features
+    python benchmarks/bench_drift.py                  # 300,000 rows x 50 features
     python benchmarks/bench_drift.py --rows 100000
 
 Evidently 0.7 does not import with pandas 3, so it runs in its own virtual environment
@@ -99,7 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rows", type=int, default=500_000)
+    parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--no-evidently", action="store_true")
     args = arguments(parser, {"rows": 5_000, "no_evidently": True})
     base = Path(tempfile.mkdtemp(prefix="gitml-bench-drift-"))

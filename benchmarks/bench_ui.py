@@ -268,7 +268,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, action="append", help="sizes (repeatable)")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--skip-mlflow", action="store_true")
     parser.add_argument("--shots", type=Path, help="save a screenshot of each page measured")
     # Quick (CI): gitml's side only. MLflow's server takes ~50 s to start and render these

@@ -185,13 +185,14 @@ def test_lightning_logger_logs_steps_params_and_checkpoint(project: Repo) -> Non
     assert any(p.endswith(".ckpt") for p in rec["outputs"])
 
 
-def test_transformers_callback_logs_trainer_steps_and_the_model(project: Repo) -> None:
+def test_transformers_autolog_logs_trainer_steps_and_the_model(project: Repo) -> None:
     _needs("transformers")
     rec = _run(project, """
         import torch
         from transformers import (BertConfig, BertForSequenceClassification, Trainer,
                                   TrainingArguments)
-        from gitml.integrations.transformers import GitmlCallback
+        import gitml
+        gitml.autolog()  # every Trainer gets gitml's callback
         torch.manual_seed(0)
         config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
                             num_attention_heads=2, intermediate_size=32, num_labels=2)
@@ -201,7 +202,7 @@ def test_transformers_callback_logs_trainer_steps_and_the_model(project: Repo) -
         args = TrainingArguments(output_dir="out", num_train_epochs=2, logging_steps=2,
                                  per_device_train_batch_size=16, report_to=[], save_strategy="no",
                                  learning_rate=0.001, use_cpu=True, disable_tqdm=True)
-        Trainer(model=model, args=args, train_dataset=rows, callbacks=[GitmlCallback()]).train()
+        Trainer(model=model, args=args, train_dataset=rows).train()
     """)  # fmt: skip
     steps = _steps(project, rec)
     assert len(steps["loss"]) >= 3 and steps["loss"][0][0] == 2

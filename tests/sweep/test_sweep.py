@@ -69,7 +69,7 @@ def test_twelve_trials_two_at_a_time_killed_and_resumed(trained: tuple[Repo, lis
     (repo.root / "train.py").write_text(TRAIN)
     commit_all(repo.root, "a sweepable training script")
     proc, out = _start(repo.root, *GRID, "-j", "2", "-m", "accuracy", "--name", "lr",
-                       "--", "python", "train.py", env={"TRIAL_SLEEP": "1.5"})  # fmt: skip
+                       "--", "python", "train.py", env={"TRIAL_SLEEP": "0.8"})  # fmt: skip
     sweeps = repo.gitml_dir / "sweeps"
     _wait_for(lambda: out.read_text().count(" complete: ") >= 2, "two finished trials")
     # Kill one trial's training process outright, as an OOM killer would.

@@ -134,23 +134,11 @@ def _lightning(module: ModuleType) -> None:
 
 
 def _transformers(module: ModuleType) -> None:
+    from gitml.integrations.transformers import GitmlCallback
+
     trainer = module.Trainer
-    init = trainer.__init__
-    if getattr(init, "_gitml_autolog", False):
-        return
-
-    @functools.wraps(init)
-    def patched(self: Any, *args: Any, **kwargs: Any) -> None:
-        from gitml.integrations.transformers import GitmlCallback
-
-        callbacks = list(kwargs.get("callbacks") or [])
-        if not any(isinstance(c, GitmlCallback) for c in callbacks):
-            callbacks.append(GitmlCallback())
-        kwargs["callbacks"] = callbacks
-        init(self, *args, **kwargs)
-
-    patched._gitml_autolog = True  # type: ignore[attr-defined]
-    trainer.__init__ = patched
+    if not getattr(trainer.__init__, "_gitml_autolog", False):
+        trainer.__init__ = _with_callback(trainer.__init__, GitmlCallback, GitmlCallback)
 
 
 # Module to hook -> what to patch in it once imported.
