@@ -228,3 +228,29 @@ def test_importing_gitml_leaves_the_umask_alone():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["0o27", "0o640", "0o27"]
+
+
+@pytest.mark.parametrize("holder", ["gitml.store.locked", "filelock.FileLock"])
+def test_the_lock_excludes_other_processes_and_filelocks_own(tmp_path, holder: str) -> None:
+    from gitml.errors import FileFormatError
+
+    lock = tmp_path / "locks" / "x.lock"
+    lock.parent.mkdir()
+    hold = ("from gitml.store import locked as hold\nctx = hold(path)\n"
+            if holder.startswith("gitml") else
+            "from filelock import FileLock\nctx = FileLock(str(path))\n")  # fmt: skip
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
+                              "path = Path(sys.argv[1])\n" + hold +
+                              "with ctx:\n    print('held', flush=True)\n    time.sleep(1.5)\n",
+                              str(lock)], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert child.stdout is not None and child.stdout.readline().strip() == "held"
+    start = time.monotonic()
+    with (
+        pytest.raises(FileFormatError, match=r"still locked by another process after 0\.3s"),
+        store.locked(lock, timeout=0.3),
+    ):
+        pass
+    assert 0.3 <= time.monotonic() - start < 1.2
+    with store.locked(lock, timeout=10):  # free once the other process lets go
+        assert child.poll() is not None or time.monotonic() - start >= 1.0
+    child.wait(timeout=10)
