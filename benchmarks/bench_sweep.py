@@ -1,7 +1,7 @@
 """Sweep throughput: `gitml sweep` here and on a local Dask cluster, beside DVC's queue.
 
     pip install -e ".[bench]"
-    python benchmarks/bench_sweep.py              # 12 trials, 1 round
+    python benchmarks/bench_sweep.py              # 10 trials, 1 round
     python benchmarks/bench_sweep.py --quick      # 2 trials, 1 round (CI)
 
 The same training script (a RandomForest on the wine data, its params read from params.yaml
@@ -168,7 +168,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=1)
     args = arguments(parser, {"trials": 2, "rounds": 1})
     base = Path(tempfile.mkdtemp(prefix="gitml-bench-sweep-"))
