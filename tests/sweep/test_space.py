@@ -126,3 +126,22 @@ def test_the_pre_commit_hook_validates_a_sweep_file(project: Repo) -> None:
                           capture_output=True, text=True, check=False)  # fmt: skip
     assert done.returncode != 0
     assert "sweep.toml: field direction" in done.stderr
+
+
+def test_a_resumed_seeded_search_does_not_replay_its_first_trials(project: Repo) -> None:
+    from gitml.sweep import study as studies
+    from gitml.sweep.workspace import Snapshot
+
+    space = from_options(["lr=interval(0.001, 0.1)", "depth=range(1, 50)"])
+    spec = studies.new_spec(project, command=("python", "x.py"), cwd=".", metric="a",
+                            direction="maximize", sampler="random", trials=6, space=space,
+                            code=Snapshot("a" * 40, None, None), seed=3)  # fmt: skip
+    studies.write(project, spec)
+    first = studies.Study(project, spec)
+    for value in (0.1, 0.2):
+        trial, _ = first.ask()
+        first.tell(trial, "complete", value)
+    again = studies.Study(project, studies.read(project, spec.id))
+    _, params = again.ask()
+    assert params not in [t.params for t in again.trials()[:2]]
+    assert [t.state for t in again.trials()] == ["complete", "complete", "running"]

@@ -195,6 +195,9 @@ class Study:
             )
         except (ValueError, KeyError, json.JSONDecodeError) as exc:
             raise FileFormatError(repo.relpath(self.path), f"not a readable study: {exc}") from exc
+        done = len(self.study.get_trials(deepcopy=False))
+        if done and spec.seed is not None:  # resumed: a seeded sampler must not replay trial 0
+            self.study.sampler = _sampler(optuna, spec, offset=done)
 
     def trials(self) -> list[Trial]:
         """Every trial so far, in order."""
@@ -297,10 +300,11 @@ def _distribution(optuna: Any, dim: Dimension) -> Any:
     return d.FloatDistribution(dim.low, dim.high, log=dim.log, step=dim.step)
 
 
-def _sampler(optuna: Any, spec: Spec) -> Any:
+def _sampler(optuna: Any, spec: Spec, offset: int = 0) -> Any:
+    seed = None if spec.seed is None else spec.seed + offset
     if spec.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=spec.seed)
-    return optuna.samplers.RandomSampler(seed=spec.seed)  # grid: every trial is enqueued
+        return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)  # grid: every trial is enqueued
 
 
 def _pruner(optuna: Any, spec: Spec) -> Any:
