@@ -2,7 +2,7 @@
 
     pip install -e ".[bench]"
     python benchmarks/bench_sweep.py              # 10 trials, 1 round
-    python benchmarks/bench_sweep.py --quick      # 2 trials, 1 round (CI)
+    python benchmarks/bench_sweep.py --quick      # 1 trial, 1 round (CI)
 
 The same training script (a RandomForest on the wine data, its params read from params.yaml
 and overlaid by `gitml.params()`) is run as ``--trials`` trials of a grid, each way in turn,
@@ -170,7 +170,7 @@ def main() -> None:
     )
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=1)
-    args = arguments(parser, {"trials": 2, "rounds": 1})
+    args = arguments(parser, {"trials": 1, "rounds": 1})
     base = Path(tempfile.mkdtemp(prefix="gitml-bench-sweep-"))
     os.environ["XDG_DATA_HOME"] = str(base / "xdg")
     points = grid(args.trials)

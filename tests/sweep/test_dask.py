@@ -8,6 +8,7 @@ remote, and send runs and predictions back through Dask.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -55,11 +56,13 @@ def cluster(tmp_path: Path) -> Iterator[str]:
     scheduler = subprocess.Popen(
         [str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
          "--no-dashboard"], stdout=open(logs / "scheduler", "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        start_new_session=True,
     )  # fmt: skip
     workers = subprocess.Popen(
         [str(bin_dir / "dask"), "worker", address, "--nworkers", "2", "--nthreads", "1",
          "--host", "127.0.0.1", "--no-dashboard", "--local-directory", str(tmp_path / "workers")],
         stdout=open(logs / "workers", "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        start_new_session=True,
     )  # fmt: skip
     try:
         from distributed import Client
@@ -73,13 +76,9 @@ def cluster(tmp_path: Path) -> Iterator[str]:
         assert len(set(pids.values())) == 2  # two worker processes
         yield address
     finally:
-        for proc in (workers, scheduler):
-            proc.terminate()
-        for proc in (workers, scheduler):
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for proc in (workers, scheduler):  # nothing of theirs is needed: no graceful close
+            os.killpg(proc.pid, signal.SIGKILL)  # the group: the worker processes too
+            proc.wait(timeout=20)
 
 
 def test_a_sweep_and_a_partitioned_prediction_on_a_dask_cluster(

@@ -49,10 +49,19 @@ def _wait_for(check: object, what: str, timeout: float = 120) -> None:
         time.sleep(0.1)
 
 
-def _trial_pids() -> list[int]:
+def _trial_pids(repo: Repo) -> list[int]:
+    """The training processes of this test's sweep: run from its slots (tests run in parallel)."""
     found = subprocess.run(["pgrep", "-fx", f"{sys.executable} train.py|python train.py"],
                            capture_output=True, text=True, check=False)  # fmt: skip
-    return [int(p) for p in found.stdout.split()]
+    slots = str(repo.cache_dir / "sweeps")
+    pids = []
+    for pid in map(int, found.stdout.split()):
+        try:
+            if os.readlink(f"/proc/{pid}/cwd").startswith(slots):
+                pids.append(pid)
+        except OSError:
+            continue  # ended meanwhile
+    return pids
 
 
 def _sweep_runs(repo: Repo, sweep_id: str) -> dict[str, dict]:
@@ -73,12 +82,12 @@ def test_twelve_trials_two_at_a_time_killed_and_resumed(trained: tuple[Repo, lis
     sweeps = repo.gitml_dir / "sweeps"
     _wait_for(lambda: out.read_text().count(" complete: ") >= 2, "two finished trials")
     # Kill one trial's training process outright, as an OOM killer would.
-    _wait_for(lambda: len(_trial_pids()) >= 1, "a running trial")
-    killed = _trial_pids()[0]
+    _wait_for(lambda: len(_trial_pids(repo)) >= 1, "a running trial")
+    killed = _trial_pids(repo)[0]
     os.kill(killed, signal.SIGKILL)
     _wait_for(lambda: " failed " in out.read_text(), "the killed trial to be recorded")
     # Then kill the driver itself, mid-sweep: its trials go on as orphans in their slots.
-    _wait_for(lambda: len(_trial_pids()) >= 1, "another running trial")
+    _wait_for(lambda: len(_trial_pids(repo)) >= 1, "another running trial")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     (sweep_id,) = [p.name for p in sweeps.iterdir()]
