@@ -146,3 +146,15 @@ def served(_served_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     shutil.copytree(_served_template, root, symlinks=True)
     monkeypatch.chdir(root)
     return root
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: one worker more than the cores, since many tests wait on the processes they start.
+
+    (A git hook, a server coming up, a Dask cluster, a sweep's trials: on 2 cores, 3 workers
+    keep both busy. `PYTEST_XDIST_AUTO_NUM_WORKERS` still overrides it.)
+    """
+    override = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
+    if override:
+        return int(override)
+    return (os.cpu_count() or 1) + 1
