@@ -7,6 +7,10 @@
 #  2. the SARIF 2.1.0 JSON Schema (OASIS; free to incorporate), which `gitml check --format
 #     sarif` is validated against. No pip package installs it; the sarif-pydantic sdist ships
 #     the official file, so it is taken from there and checked by its sha256.
+#  3. gitml's modules byte-compiled. Where PYTHONDONTWRITEBYTECODE is set (this machine kind
+#     sets it), Python never writes them, so every gitml process the tests start (the CLI, and
+#     a git hook on every commit: about 2,000) compiled them again: 0.31 s to import the CLI
+#     against 0.18 s from the compiled files. Python reads them all the same.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,4 +56,9 @@ PY
   rm -rf "$tmp"
 }
 
-install_chromium && fetch_sarif_schema
+compile_sources() {
+  python -m compileall -q -j 0 src >/dev/null \
+    || { echo "tests/setup: could not byte-compile src/" >&2; return 1; }
+}
+
+install_chromium && fetch_sarif_schema && compile_sources
