@@ -72,6 +72,7 @@ def _on_dask(  # noqa: PLR0917
 
     client = connect(address)
     ref = f"refs/gitml/predict/{secrets.token_hex(6)}"
+    published = False
     try:
         md5s = [add_to_cache(repo.root, part).md5 for part in parts]
         report = push(repo.root, md5s)
@@ -79,6 +80,7 @@ def _on_dask(  # noqa: PLR0917
             raise GitmlError(f"could not push partition {report.missing[0]} to the DVC remote")
         head = git.run_git(repo.root, "rev-parse", "HEAD").strip()
         source = publish(repo, Snapshot(head, None, None), ref, git_remote)
+        published = True
         tasks = [client.submit(predict_partition, source, spec, md5, part.suffix.lower(), proba,
                                pure=False, key=f"gitml-predict-{ref[-12:]}-{i}")
                  for i, (part, md5) in enumerate(zip(parts, md5s, strict=True))]  # fmt: skip
@@ -93,6 +95,6 @@ def _on_dask(  # noqa: PLR0917
             rows += pq.ParquetFile(target).metadata.num_rows
         return rows
     finally:
-        if "source" in locals():
+        if published:
             unpublish(repo, ref, git_remote)
         client.close()

@@ -11,11 +11,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gitml import git, logs
+from gitml import git
 from gitml.errors import GitmlError
 from gitml.repo import Repo
 from gitml.sweep import study as studies
@@ -34,7 +33,6 @@ from gitml.sweep.trial import (
 from gitml.sweep.workspace import Slot
 from gitml.tracking import record
 
-log = logs.get(__name__)
 Echo = Callable[[str], None]
 
 
@@ -58,8 +56,6 @@ class Result:
     """What a `gitml sweep` invocation did."""
 
     spec: Spec
-    ran: list[tuple[Request, Outcome]] = field(default_factory=list)
-    recovered: int = 0
     stopped_by_failures: bool = False
     study: Study | None = None
 
@@ -121,7 +117,7 @@ def run(repo: Repo, spec: Spec, engine: Engine, *, echo: Echo) -> Result:
     with studies.driving(repo, spec.id):
         study = Study(repo, spec)
         result.study = study
-        result.recovered = recover(repo, spec, study, echo)
+        recover(repo, spec, study, echo)
         lock = threading.Lock()
         failures = 0
         engine.start()
@@ -150,7 +146,6 @@ def run(repo: Repo, spec: Spec, engine: Engine, *, echo: Echo) -> Result:
                             study.started(trial, outcome.run_id)
                         study.tell(trial, outcome.state, outcome.value)
                     failures += outcome.state == "fail"
-                    result.ran.append((req, outcome))
                     echo(_line(spec, req.number, outcome))
         except BaseException:  # Ctrl-C, or a failure of the driver: stop the trials, keep runs
             engine.close(abort=True)
@@ -184,14 +179,13 @@ def _outcome_of(future: Future[Outcome]) -> Outcome:
         return Outcome("fail", error=str(exc))
 
 
-def recover(repo: Repo, spec: Spec, study: Study, echo: Echo) -> int:
+def recover(repo: Repo, spec: Spec, study: Study, echo: Echo) -> None:
     """Bring home the runs a stopped driver left in its slots, and close its running trials.
 
     A trial still running (its driver was killed, not stopped) is waited for; a run that
-    finished counts as it ended. Returns how many runs were brought home.
+    finished counts as it ended.
     """
     folder = workspace.slots_dir(repo, spec.id)
-    brought = 0
     for slot_path in sorted(folder.glob("slot-*")) if folder.is_dir() else []:
         slot = Slot.local(repo, spec.id, int(slot_path.name.rpartition("-")[2]), spec.code)
         for run_dir in slot.runs():
@@ -204,11 +198,9 @@ def recover(repo: Repo, spec: Spec, study: Study, echo: Echo) -> int:
             number = rec["tags"].get(TRIAL_TAG, "")
             if number.isdigit() and study.close(int(number), outcome):
                 echo(_line(spec, int(number), outcome) + " (left by a stopped driver)")
-            brought += 1
     for trial in study.fail_running():
         echo(f"trial {trial.number} was left running by a stopped driver: marked failed")
     workspace.remove_all(repo, spec.id)
-    return brought
 
 
 def commit(repo: Repo, spec: Spec, result: Result) -> str | None:
@@ -264,8 +256,3 @@ def _line(spec: Spec, number: int, outcome: Outcome) -> str:
         last = "" if outcome.value is None else f" at {spec.metric} = {outcome.value:.6g}"
         return f"trial {number} pruned after {outcome.steps} step(s){last}{run}"
     return f"trial {number} failed{run}: {outcome.error}"
-
-
-def journal_path(repo: Repo, spec: Spec) -> Path:
-    """Where the sweep's Optuna journal is."""
-    return studies.sweep_dir(repo, spec.id) / studies.JOURNAL_FILE

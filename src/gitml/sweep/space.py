@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from gitml.errors import FileFormatError, UsageError
+from gitml.tracking.wrap import toml_literal
 
 Value = str | int | float | bool
 KINDS = ("categorical", "int", "float")
@@ -261,10 +262,7 @@ def _literals(text: str, where: str) -> list[Value]:
 def _literal(text: str, where: str) -> Value:
     if not text:
         raise UsageError(where, "an empty value")
-    try:
-        value = tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text  # a bare word: text
+    value = toml_literal(text)
     if not _scalar(value):
         raise UsageError(where, f"{text!r}: give a single value (a number, true/false or text)")
     return value  # type: ignore[no-any-return]

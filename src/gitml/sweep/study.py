@@ -26,14 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitml import __version__, logs, store
+from gitml import __version__, store
 from gitml.errors import FileFormatError, GitmlError, UsageError
 from gitml.repo import Repo
 from gitml.sweep.space import Dimension, Space, Value, from_tables
 from gitml.sweep.workspace import Snapshot
 from gitml.tracking.record import new_run_id
 
-log = logs.get(__name__)
 SWEEPS = "sweeps"
 SPEC_FILE, PATCH_FILE, JOURNAL_FILE = "sweep.toml", "code.patch", "study.journal"
 SAMPLERS = ("grid", "random", "tpe")
@@ -62,10 +61,6 @@ class Spec:
     def failure_budget(self) -> int:
         """How many failed trials end the sweep (it would loop on a broken script otherwise)."""
         return self.max_failures if self.max_failures is not None else max(3, self.trials // 2)
-
-    def better(self, new: float, old: float) -> bool:
-        """Whether ``new`` beats ``old`` in this sweep's direction."""
-        return new > old if self.direction == "maximize" else new < old
 
 
 def sweep_dir(repo: Repo, sweep_id: str) -> Path:

@@ -22,15 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitml import logs, store
+from gitml import store
 from gitml.records import RunRecord
 from gitml.repo import Repo
 from gitml.sweep.space import Value
 from gitml.sweep.workspace import Slot, harvest
 from gitml.tracking import journal, record
 from gitml.tracking.env import process_gone
+from gitml.tracking.run import RUN_ID_ENV
+from gitml.tracking.wrap import PARAM_ENV_PREFIX, PARAMS_FILE_ENV
 
-log = logs.get(__name__)
 POLL_SECONDS = 0.2
 STOP_GRACE_SECONDS = 10.0
 STATE_TAG, SWEEP_TAG, TRIAL_TAG = "sweep_state", "sweep", "sweep_trial"
@@ -213,10 +214,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 def _trial_env() -> dict[str, str]:
     """The environment, minus what would tie the trial to a run or repository of ours."""
-    drop = ("GITML_RUN_ID", "GITML_PARAMS_FILE", "GITML_REPO", "GIT_DIR", "GIT_WORK_TREE",
+    drop = (RUN_ID_ENV, PARAMS_FILE_ENV, "GITML_REPO", "GIT_DIR", "GIT_WORK_TREE",
             "GIT_INDEX_FILE")  # fmt: skip
     env = {k: v for k, v in os.environ.items()
-           if k not in drop and not k.startswith("GITML_PARAM_")}  # fmt: skip
+           if k not in drop and not k.startswith(PARAM_ENV_PREFIX)}  # fmt: skip
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -145,19 +145,16 @@ class Slot:
 
 
 def harvest(repo: Repo, run_dir: Path, *, move: bool = False) -> Path:
-    """Move a trial's run folder into the repository's runs, whole; returns its new place.
+    """Move a trial's run folder (named by its run id) into the repository's runs, whole.
 
-    ``move`` renames ``run_dir`` itself (a staging folder in `.gitml/cache/`); otherwise it is
-    copied into one first (a slot may be on another file system) and removed after.
+    ``move`` renames ``run_dir`` itself (already staged in `.gitml/cache/harvest/`); otherwise
+    it is copied there first (a slot may be on another file system) and removed after.
     """
-    dest = repo.run_dir(run_dir.name.removeprefix("harvest-"))
+    dest = repo.run_dir(run_dir.name)
     if dest.exists():
         raise GitmlError(f"{repo.relpath(dest)}: a run of this id exists already")
-    staging = run_dir
+    staging = run_dir if move else _staging(repo, run_dir.name)
     if not move:
-        staging = repo.cache_dir / f"harvest-{run_dir.name}"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(run_dir, staging, symlinks=True)
     for path in staging.rglob("*"):
         if path.is_symlink():  # a run folder holds files only: never follow a link later
@@ -167,6 +164,14 @@ def harvest(repo: Repo, run_dir: Path, *, move: bool = False) -> Path:
     if not move:
         shutil.rmtree(run_dir, ignore_errors=True)
     return dest
+
+
+def _staging(repo: Repo, run_id: str) -> Path:
+    """An empty `.gitml/cache/harvest/<run-id>` (a leftover of a crash is cleared)."""
+    staging = repo.cache_dir / "harvest" / run_id
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    return staging
 
 
 RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
@@ -195,9 +200,8 @@ def harvest_files(repo: Repo, run_id: str, files: dict[str, bytes]) -> Path:
     store.validate("run", doc, source=source)
     if doc["id"] != run_id:
         raise GitmlError(f"{source}: id {doc['id']!r} is not the run's")
-    staging = repo.cache_dir / f"harvest-{run_id}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging = _staging(repo, run_id)
+    staging.mkdir()
     for name, data in files.items():
         (staging / name).write_bytes(data)
     return harvest(repo, staging, move=True)

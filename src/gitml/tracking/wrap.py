@@ -57,11 +57,12 @@ def parse_assignments(items: Sequence[str], *, option: str, typed: bool = True) 
         key = key.strip()
         if not sep or not key:
             raise UsageError(f"{option} {item!r}", "expected KEY=VALUE")
-        out[key] = _literal(text.strip()) if typed else text
+        out[key] = toml_literal(text.strip()) if typed else text
     return out
 
 
-def _literal(text: str) -> Any:
+def toml_literal(text: str) -> Any:
+    """``text`` as a TOML literal (``0.1``, ``5``, ``true``, ``\"rf\"``); a bare word is text."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
