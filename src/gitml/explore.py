@@ -19,7 +19,7 @@ from gitml.lineage import build as build_lineage
 from gitml.lineage import to_dict as lineage_dict
 from gitml.query.api import stored_steps
 from gitml.query.columns import RowView
-from gitml.query.index import record_of
+from gitml.query.indexed import record_of
 from gitml.query.series import Series, Steps, downsample
 from gitml.registry import versions as registry
 from gitml.repo import Repo, metric_goal

@@ -19,7 +19,7 @@ from gitml.errors import UsageError
 from gitml.query import where as where_lang
 from gitml.query.api import check_fields, iter_rows, parse_sort, resolve, sort_rows
 from gitml.query.columns import ColumnTable, RowView
-from gitml.query.index import IndexedRun
+from gitml.query.indexed import IndexedRun
 from gitml.query.output import default_columns
 from gitml.repo import Repo
 

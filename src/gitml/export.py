@@ -26,7 +26,7 @@ from typing import Any
 
 from gitml.errors import UsageError
 from gitml.query.api import collect, find_runs, runs, step_metrics
-from gitml.query.index import record_of
+from gitml.query.indexed import record_of
 from gitml.repo import Repo
 
 

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from gitml import git, store
-from gitml.diff import format_value
+from gitml.diff_render import format_value
 from gitml.errors import UsageError
 from gitml.monitoring.monitor import MONITOR_DIR
 from gitml.query import where as where_lang
 from gitml.query.api import collect, step_metrics
-from gitml.query.index import IndexedRun
+from gitml.query.indexed import IndexedRun
 from gitml.repo import Repo
 
 WORKSPACE = "workspace"  # the x position of runs not committed yet

@@ -22,7 +22,7 @@ from gitml.data import ArtifactRef, cache_dir
 from gitml.data.checkout import restore
 from gitml.errors import AmbiguousRunError, GitmlError, RunNotFoundError
 from gitml.query.api import collect, resolve
-from gitml.query.index import IndexedRun, record_of
+from gitml.query.indexed import IndexedRun, record_of
 from gitml.records import RunRecord
 from gitml.repo import Repo
 from gitml.secrets import REDACTED

@@ -18,7 +18,7 @@ from gitml.data.checkout import restore
 from gitml.errors import UsageError
 from gitml.monitoring.profile import read_table
 from gitml.query.api import resolve
-from gitml.query.index import record_of
+from gitml.query.indexed import record_of
 from gitml.records import RunRecord
 from gitml.registry.ref import Resolved
 from gitml.repo import Repo

@@ -7,7 +7,7 @@ from pathlib import Path
 from gitml import store
 from gitml.data import ArtifactRef
 from gitml.data.checkout import restore
-from gitml.query.index import record_of
+from gitml.query.indexed import record_of
 from gitml.repo import Repo
 from gitml.reproduce import targets
 

@@ -45,7 +45,8 @@ from gitml.check.scan import is_model, model_findings
 from gitml.check.where import line_of, on_disk, with_commits
 from gitml.errors import GitmlError
 from gitml.query.api import collect
-from gitml.query.index import BY_ID, record_of
+from gitml.query.index_sql import BY_ID
+from gitml.query.indexed import record_of
 from gitml.records import ModelDoc
 from gitml.repo import Repo
 from gitml.secrets import masked, secret_kind

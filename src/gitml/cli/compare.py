@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from gitml.diff import diff as run_diff
-from gitml.diff import render as render_diff
+from gitml.diff_render import render as render_diff
 from gitml.export import export_parquet
 from gitml.repo import Repo
 from gitml.report import write_report

@@ -19,7 +19,7 @@ from gitml.errors import GitmlError, UsageError
 from gitml.monitoring.monitor import read_requests
 from gitml.monitoring.profile import FeatureProfile, profile_path, read_columns, read_profile
 from gitml.query.api import resolve
-from gitml.query.index import record_of
+from gitml.query.indexed import record_of
 from gitml.records import Artifact
 from gitml.registry import versions as registry
 from gitml.registry.ref import Resolved

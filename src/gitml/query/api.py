@@ -21,8 +21,9 @@ from gitml.errors import (
 )
 from gitml.query import where as where_lang
 from gitml.query import where_sql
-from gitml.query.index import IndexedRun, RunIndex, record_of, warn
+from gitml.query.index import RunIndex, warn
 from gitml.query.index_sql import BY_PREFIX
+from gitml.query.indexed import IndexedRun, record_of
 from gitml.repo import Repo
 from gitml.tracking import journal, record
 from gitml.tracking.env import process_gone

@@ -15,12 +15,10 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-from gitml import git, logs, store
-from gitml.errors import GitmlError
+from gitml import git, logs
 from gitml.query import dvc_runs, index_dvc, run_files
 from gitml.query.index_sql import (
     ALL,
@@ -29,41 +27,20 @@ from gitml.query.index_sql import (
     BY_OUTPUT,
     CURRENT,
     KINDS,
+    NEWEST_AND_FIRST,
     OUTPUT_RUNS,
     TABLES,
 )
+from gitml.query.indexed import IndexedRun
 from gitml.query.parse import Parsed, Parser, decode_row
 from gitml.query.prefetch import Prefetch
-from gitml.records import RunRecord
 from gitml.repo import Repo
 
 log = logs.get(__name__)
 
 T = TypeVar("T")
-# Each run's row in `runs`, from its versions: the newest (a tie: the last stored) and the first
-# commit that held it (a tie: the first stored); {0} narrows the versions read.
-_NEWEST_AND_FIRST = """
-SELECT run_id, blob, time, oid, landed, landed_time FROM (
-  SELECT run_id, blob, time, oid,
-    row_number() OVER (PARTITION BY run_id ORDER BY time DESC, rowid DESC) AS rn,
-    first_value(oid) OVER (PARTITION BY run_id ORDER BY time, rowid) AS landed,
-    min(time) OVER (PARTITION BY run_id) AS landed_time
-  FROM versions {0}) WHERE rn = 1"""
 INDEX_FORMAT = "8"
 BATCH = 5_000  # run versions read from git at a time
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class IndexedRun:
-    """One run as the index knows it."""
-
-    run_id: str
-    row: dict[str, Any] | None  # the flat row; None when the record is invalid
-    landed: str | None  # first commit holding the run, None if not committed yet
-    commit: str | None  # the commit of the newest committed version
-    blob: str  # git blob id of the record shown
-    in_workdir: bool  # the record shown is the working tree's file
-    error: str | None = None
 
 
 class RunIndex:
@@ -156,7 +133,7 @@ class RunIndex:
             self.db.execute(f"DELETE FROM commits WHERE oid IN ({marks})", chunk)
             self.db.execute(f"DELETE FROM versions WHERE oid IN ({marks})", chunk)
         self.db.execute("DELETE FROM runs")
-        self.db.execute(f"INSERT INTO runs {_NEWEST_AND_FIRST.format('')}")
+        self.db.execute(f"INSERT INTO runs {NEWEST_AND_FIRST.format('')}")
 
     def _missing_blobs(self, blob_ids: set[str]) -> list[str]:
         have: set[str] = set()
@@ -213,7 +190,7 @@ class RunIndex:
         db = self.db
         db.execute("CREATE TEMP TABLE IF NOT EXISTS touched(run_id TEXT PRIMARY KEY)")
         touched = "WHERE run_id IN (SELECT run_id FROM touched)"
-        db.execute(f"INSERT OR REPLACE INTO runs {_NEWEST_AND_FIRST.format(touched)}")
+        db.execute(f"INSERT OR REPLACE INTO runs {NEWEST_AND_FIRST.format(touched)}")
         db.execute("DELETE FROM touched")
 
     # -- working tree --------------------------------------------------------------------------
@@ -378,26 +355,6 @@ def _decoded(
         if row is not None:
             row["commit"] = landed
         yield run_id, row, error, landed, oid, blob, bool(local)
-
-
-def record_of(repo: Repo, run: IndexedRun) -> RunRecord:
-    """The full, validated record of an indexed run, read from the working tree or git."""
-    if run.in_workdir:
-        return cast(
-            RunRecord, store.read_toml(repo.run_dir(run.run_id) / run_files.RUN_FILE, kind="run")
-        )
-    if run.blob.startswith(dvc_runs.KEY_PREFIX):
-        at = dvc_runs.commit_of(repo.root, run.blob.removeprefix(dvc_runs.KEY_PREFIX))
-        record = dvc_runs.record_at(repo.root, at)
-        if record is None:
-            raise GitmlError(f"{at.commit[:12]}: has no {dvc_runs.DVC_LOCK}")
-        store.validate("run", record, source=f"{at.commit[:12]}:{dvc_runs.DVC_LOCK}")
-        return cast(RunRecord, record)
-    ((_, raw),) = git.read_blobs(repo.root, [run.blob])
-    source = f"{(run.commit or '')[:12]}:{repo.run_dir(run.run_id).relative_to(repo.root)}/run.toml"
-    data = store.parse_toml(raw, source=source)
-    store.validate("run", data, source=source)
-    return cast(RunRecord, data)  # checked against its schema just above
 
 
 def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -88,3 +88,13 @@ OUTPUT_RUNS = """
 SELECT v.run_id FROM outputs o JOIN versions v ON v.blob = o.blob WHERE o.{0} = ?1
 UNION SELECT w.run_id FROM outputs o JOIN workfiles w ON w.blob = o.blob WHERE o.{0} = ?1
 """
+
+# Each run's row in `runs`, from its versions: the newest (a tie: the last stored) and the first
+# commit that held it (a tie: the first stored); {0} narrows the versions read.
+NEWEST_AND_FIRST = """
+SELECT run_id, blob, time, oid, landed, landed_time FROM (
+  SELECT run_id, blob, time, oid,
+    row_number() OVER (PARTITION BY run_id ORDER BY time DESC, rowid DESC) AS rn,
+    first_value(oid) OVER (PARTITION BY run_id ORDER BY time, rowid) AS landed,
+    min(time) OVER (PARTITION BY run_id) AS landed_time
+  FROM versions {0}) WHERE rn = 1"""

@@ -10,7 +10,7 @@ from typing import Any
 
 from gitml import store
 from gitml.query.api import resolve, step_metrics
-from gitml.query.index import record_of
+from gitml.query.indexed import record_of
 from gitml.repo import Repo
 
 

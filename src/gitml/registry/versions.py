@@ -20,7 +20,7 @@ from gitml.check.findings import refused
 from gitml.check.guard import version_findings
 from gitml.errors import GitmlError, PromotionRefusedError, UsageError
 from gitml.query.api import resolve as resolve_run
-from gitml.query.index import record_of
+from gitml.query.indexed import record_of
 from gitml.query.output import is_number
 from gitml.records import Artifact, ModelDoc, RegistryEvent, RunRecord, VersionRecord
 from gitml.registry.keep import KEEP_IGNORE, keep_bytes, keep_path, materialize

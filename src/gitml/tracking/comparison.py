@@ -13,7 +13,7 @@ from typing import Any
 
 from gitml import git
 from gitml.errors import GitmlError
-from gitml.query.index import IndexedRun
+from gitml.query.indexed import IndexedRun
 from gitml.records import RunRecord
 from gitml.repo import Repo
 from gitml.tracking.journal import PARQUET_NAME, read_parquet
