@@ -82,6 +82,25 @@ def test_commit_of_a_run_refreshes_and_stages_metrics_toml(project):
     assert "metrics.toml" in git(root, "show", "--name-only", "--format=", "HEAD")
 
 
+def test_a_commit_of_named_paths_leaves_the_summary_staged_as_committed(project):
+    """`git commit -- PATHS` commits a temporary index: what pre-commit staged there (the
+    summary) would be committed, yet missing from the real index, and the next commit would
+    delete it. post-commit puts the committed summary into the real index."""
+    root = project.root
+    (root / "train.py").write_text(TRAIN)
+    git(root, "add", "train.py")
+    assert gitml(root, "run", "--", "python", "train.py", "v1").returncode == 0
+    (root / "metrics.toml").unlink()
+    (root / "notes.txt").write_text("not in this commit\n")
+    git(root, "add", "notes.txt", ".gitml/runs")
+    done = subprocess.run(["git", "commit", "-q", "-m", "run", "--", ".gitml/runs", "train.py"],
+                          cwd=root, capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "metrics.toml" in git(root, "show", "--name-only", "--format=", "HEAD")
+    status = git(root, "status", "--porcelain", "--untracked-files=no").splitlines()
+    assert status == ["A  notes.txt"], "the summary is staged as committed; notes.txt untouched"
+
+
 def test_plain_commit_takes_the_fast_path(project):
     (project.root / "README.txt").write_text("docs\n")
     git(project.root, "add", "README.txt")

@@ -203,6 +203,33 @@ def stage_file(root: Path, path: str) -> None:
     index.write()
 
 
+def restage_as_committed(root: Path, path: str) -> bool:
+    """Stage ``path`` when the index lags HEAD while the working file is HEAD's; True if it did.
+
+    `git commit -- PATHS` commits a temporary index: a file the pre-commit hook staged there is
+    committed, but the real index keeps its old entry (or none), so `git status` shows the
+    commit undone and the next commit would undo it. Run after such a commit.
+    """
+    import pygit2
+
+    repo = _open(root)
+    try:
+        committed = repo.revparse_single(f"HEAD:{path}").id
+    except (KeyError, pygit2.GitError):
+        return False
+    try:
+        staged = fresh_index(repo)[path].id
+    except KeyError:
+        staged = None
+    file = root / path
+    if staged == committed or not file.is_file():
+        return False
+    if pygit2.hash(file.read_bytes()) != committed:
+        return False  # the user changed it since: not ours to stage
+    stage_file(root, path)
+    return True
+
+
 def staged_contents(root: Path, paths: list[str]) -> dict[str, bytes]:
     """The staged (index) content of each path, read in one `git cat-file --batch`.
 
