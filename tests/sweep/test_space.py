@@ -56,6 +56,10 @@ def test_a_grid_lists_every_combination_first_dimension_slowest() -> None:
         ("lr=tag(ln, interval(1, 2))", "tag() takes log"),
         ("bad name=choice(1,2)", "not a param name"),
         ("C=[1,2]", "single value"),
+        ("C=choice(0.1,1", "unbalanced brackets"),
+        ("C=choice(range(1,3))", "unbalanced brackets"),
+        ("C=0.1,choice(1,2)", "unbalanced brackets"),
+        ("model=rf(1)", "quote text that holds brackets"),
     ],
 )
 def test_a_bad_option_is_one_line_naming_it(item: str, says: str) -> None:
@@ -63,6 +67,27 @@ def test_a_bad_option_is_one_line_naming_it(item: str, says: str) -> None:
         from_options([item])
     message = str(err.value)
     assert says in message and repr(item) in message and "\n" not in message
+
+
+def test_a_huge_grid_is_counted_not_listed_and_refused(project: Repo) -> None:
+    from gitml.sweep import study as studies
+    from gitml.sweep.workspace import Snapshot
+
+    space = from_options(["d=range(0, 1000000000)", "C=choice(1, 2)", 'model="rf(1)"'])
+    assert space.grid_size() == 2_000_000_000 and space.fixed == {"model": "rf(1)"}
+    huge = "the grid has 2,000,000,000 combinations, more than 100,000: narrow it"
+    with pytest.raises(UsageError, match=huge):
+        studies.new_spec(project, command=("python", "x.py"), cwd=".", metric="a",
+                         direction="maximize", sampler="grid", trials=3, space=space,
+                         code=Snapshot("a" * 40, None, None))  # fmt: skip
+    spec = studies.new_spec(project, command=("python", "x.py"), cwd=".", metric="a",
+                            direction="maximize", sampler="random", trials=3, space=space,
+                            code=Snapshot("a" * 40, None, None))  # fmt: skip
+    assert spec.trials == 3, "a random search of the same space is fine"
+    spec_file = studies.write(project, spec) / "sweep.toml"
+    spec_file.write_text(spec_file.read_text().replace('sampler = "random"', 'sampler = "grid"'))
+    with pytest.raises(GitmlError, match=f"sweep.toml: sampler grid: {huge}"):
+        studies.read(project, spec.id)  # an edited sweep.toml is refused before it is listed
 
 
 def test_nothing_searched_and_a_param_twice_are_refused() -> None:

@@ -41,6 +41,9 @@ from gitml.tracking.wrap import toml_literal
 Value = str | int | float | bool
 KINDS = ("categorical", "int", "float")
 NAME = re.compile(r"^[A-Za-z_][\w.\-]{0,99}$")
+# A bracket outside quotes in a value that is not a whole call: `choice(0.1, 1` or
+# `choice(range(1, 3))` would otherwise become the text "choice(0.1" without a word said.
+_UNQUOTED_BRACKET = re.compile(r"^[^\"']*[()]")
 _CALL = re.compile(r"^\s*(choice|range|interval|tag)\s*\((.*)\)\s*$", re.DOTALL)
 
 
@@ -61,13 +64,19 @@ class Dimension:
         """Whether a grid can list it: choices, or an int or stepped float interval."""
         return self.kind == "categorical" or self.step is not None or self.kind == "int"
 
+    def count(self) -> int:
+        """How many values a discrete dimension has (counted, not listed)."""
+        if self.kind == "categorical":
+            return len(self.choices)
+        step = self.step if self.step is not None else 1
+        return math.floor((self.high - self.low) / step + 1e-9) + 1
+
     def values(self) -> list[Value]:
         """Every value of a discrete dimension, in order."""
         if self.kind == "categorical":
             return list(self.choices)
         step = self.step if self.step is not None else 1
-        count = math.floor((self.high - self.low) / step + 1e-9) + 1
-        out = [self.low + i * step for i in range(count)]
+        out = [self.low + i * step for i in range(self.count())]
         return [int(v) for v in out] if self.kind == "int" else [round(v, 12) for v in out]
 
     def to_toml(self) -> dict[str, Any]:
@@ -104,7 +113,7 @@ class Space:
 
     def grid_size(self) -> int:
         """How many combinations the grid has."""
-        return math.prod(len(d.values()) for d in self.dimensions)
+        return math.prod(d.count() for d in self.dimensions)
 
     def to_toml(self) -> dict[str, Any]:
         """The space as sweep.toml keeps it: ``{"dimensions": {...}, "fixed": {...}}``."""
@@ -200,6 +209,12 @@ def _dimension_of_table(name: str, table: Mapping[str, Any], where: str) -> Dime
 
 def _parse_spec(name: str, text: str, where: str) -> Dimension | Value:
     call = _CALL.match(text)
+    if call is None and _UNQUOTED_BRACKET.search(text):
+        raise UsageError(
+            where,
+            "unbalanced brackets, or not one of choice(), range(), "
+            "interval(), tag(log, interval()); quote text that holds brackets",
+        )
     if call is None:
         if "," in text and not text.startswith(("[", "{")):  # DVC's short form of choice()
             return _categorical(name, _literals(text, where), where)
@@ -262,6 +277,9 @@ def _literals(text: str, where: str) -> list[Value]:
 def _literal(text: str, where: str) -> Value:
     if not text:
         raise UsageError(where, "an empty value")
+    if _UNQUOTED_BRACKET.search(text):
+        raise UsageError(where, f"{text!r}: unbalanced brackets, or a call inside a list; "
+                         "quote text that holds brackets")  # fmt: skip
     value = toml_literal(text)
     if not _scalar(value):
         raise UsageError(where, f"{text!r}: give a single value (a number, true/false or text)")

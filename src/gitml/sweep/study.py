@@ -37,6 +37,7 @@ SWEEPS = "sweeps"
 SPEC_FILE, PATCH_FILE, JOURNAL_FILE = "sweep.toml", "code.patch", "study.journal"
 SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("none", "median")
+MAX_GRID = 100_000  # combinations a grid may have: each is a run, and the grid is listed
 
 
 @dataclass(frozen=True)
@@ -71,15 +72,27 @@ def sweep_dir(repo: Repo, sweep_id: str) -> Path:
 def new_spec(repo: Repo, **fields: Any) -> Spec:
     """A new sweep's spec with a fresh id (checks what the CLI could not)."""
     spec = Spec(id=new_run_id(), **fields)
-    if spec.sampler == "grid":
-        if not spec.space.discrete:
-            odd = next(d.name for d in spec.space.dimensions if not d.discrete)
-            raise UsageError("--sampler grid", f"{odd} is an interval; a grid needs choice() or "
-                             "range(): use --sampler random or --sampler tpe")  # fmt: skip
-        if spec.trials > spec.space.grid_size():
-            raise UsageError("--trials", f"{spec.trials} is more than the grid's "
-                             f"{spec.space.grid_size()} combinations")  # fmt: skip
+    problem = _grid_problem(spec)
+    if problem:
+        raise UsageError(*problem)
     return spec
+
+
+def _grid_problem(spec: Spec) -> tuple[str, str] | None:
+    """What makes a grid search of ``spec`` impossible (the option at fault, why), or None."""
+    if spec.sampler != "grid":
+        return None
+    if not spec.space.discrete:
+        odd = next(d.name for d in spec.space.dimensions if not d.discrete)
+        return "--sampler grid", (f"{odd} is an interval; a grid needs choice() or range(): "
+                                  "use --sampler random or --sampler tpe")  # fmt: skip
+    size = spec.space.grid_size()
+    if size > MAX_GRID:
+        why = f"the grid has {size:,} combinations, more than {MAX_GRID:,}"
+        return "--sampler grid", f"{why}: narrow it, or use --sampler random or tpe with -n"
+    if spec.trials > size:
+        return "--trials", f"{spec.trials} is more than the grid's {size} combinations"
+    return None
 
 
 def write(repo: Repo, spec: Spec) -> Path:
@@ -142,13 +155,17 @@ def read(repo: Repo, sweep_id: str) -> Spec:
     space_doc = dict(doc["space"]["dimensions"])
     space = from_tables(space_doc, source=f"{source}: space.dimensions")
     space = Space(space.dimensions, dict(doc["space"].get("fixed", {})))
-    return Spec(
+    spec = Spec(
         id=doc["id"], command=tuple(doc["command"]), cwd=doc["cwd"], metric=doc["metric"],
         direction=doc["direction"], sampler=doc["sampler"], trials=doc["trials"], space=space,
         code=Snapshot(doc["code"]["commit"], doc["code"].get("branch"), patch),
         pruner=doc.get("pruner", "none"), seed=doc.get("seed"), name=doc.get("name"),
         max_failures=doc.get("max_failures"),
     )  # fmt: skip
+    problem = _grid_problem(spec)
+    if problem:
+        raise FileFormatError(source, f"{problem[0].removeprefix('--')}: {problem[1]}")
+    return spec
 
 
 @dataclass
