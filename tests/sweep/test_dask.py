@@ -21,6 +21,7 @@ import pytest
 
 from gitml.repo import Repo
 from tests.helpers import commit_all, git, gitml, run_ok
+from tests.sweep.test_sweep import PRUNED
 
 pytest.importorskip("distributed")
 
@@ -81,7 +82,7 @@ def cluster(tmp_path: Path) -> Iterator[str]:
             proc.wait(timeout=20)
 
 
-def test_a_sweep_and_a_partitioned_prediction_on_a_dask_cluster(
+def test_a_sweep_a_pruned_sweep_and_a_partitioned_prediction_on_a_dask_cluster(
     trained: tuple[Repo, list[str]], cluster: str, tmp_path: Path
 ) -> None:
     repo, _ = trained
@@ -115,6 +116,26 @@ def test_a_sweep_and_a_partitioned_prediction_on_a_dask_cluster(
         assert "slot-" not in str(folder)
     assert git(repo.root, "status", "--porcelain", "--", ".gitml") == ""  # committed
     assert "refs/gitml" not in git(repo.root, "ls-remote", str(origin))  # its ref removed
+
+    # --prune: each worker sends its trial's steps to the driver's pruner and gets its verdict
+    (repo.root / "train.py").write_text(PRUNED.replace("range(8)", "range(12)"))
+    commit_all(repo.root, "a script that logs its steps")
+    done = gitml(repo.root, "sweep", "-p", "q=choice(1.0, 0.9, 0.1, 0.05)", "--prune", "-m",
+                 "score", "--maximize", "--dask", cluster, "--", "python", "train.py")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    pruned_id = next(p.name for p in (repo.gitml_dir / "sweeps").iterdir() if p.name != sweep_id)
+    states = {}
+    for path in repo.runs_dir.glob("*/run.toml"):
+        rec = tomllib.loads(path.read_text())
+        if rec["tags"].get("sweep") == pruned_id:
+            states[rec["params"]["q"]] = (rec["tags"]["sweep_state"], rec["status"])
+    assert states == {
+        1.0: ("complete", "finished"),
+        0.9: ("complete", "finished"),
+        0.1: ("pruned", "interrupted"),
+        0.05: ("pruned", "interrupted"),
+    }, done.stderr
+    assert done.stderr.count(" pruned after ") == 2
 
     best = max(runs.values(), key=lambda r: (r["metrics"]["accuracy"], r["id"]))
     run_ok(repo.root, "model", "register", best["id"], "iris-tree")

@@ -209,8 +209,13 @@ def test_a_run_folder_from_a_worker_cannot_write_outside_its_run(project: Repo) 
     assert not (project.root.parent / "evil").exists()
 
 
-def test_pruning_is_refused_on_dask_before_anything_is_written(project: Repo) -> None:
+def test_a_dask_address_with_no_scheduler_is_exit_2_before_anything_is_written(
+    project: Repo,
+) -> None:
     done = gitml(project.root, "sweep", "-p", "C=1,2", "--prune", "--dask", "tcp://127.0.0.1:9",
-                 "-m", "a", "--", "python", "train.py")  # fmt: skip
-    assert done.returncode == 2 and "not available with --dask" in done.stderr
+                 "-m", "a", "--", "python", "train.py",
+                 env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"})  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "--dask: no Dask scheduler answers at tcp://127.0.0.1:9" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert not (project.gitml_dir / "sweeps").exists()

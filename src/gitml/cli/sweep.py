@@ -101,23 +101,24 @@ def sweep(  # noqa: PLR0917 - one argument per option, as click passes them
     repo = Repo.find()
     if resume_id:
         spec = _resumed(repo, resume_id, params, space_file, command)
-        _check_engine(dask_address, spec.pruner)
-        click.echo(f"gitml: resuming sweep {spec.id}: {' '.join(spec.command)}", err=True)
     else:
-        _check_engine(dask_address, pruner or "none")
         spec = _new(repo, params, space_file, metric, maximize, sampler, trials, pruner, seed,
                     max_failures, name, command)  # fmt: skip
-        studies.write(repo, spec)
-        where = f"on the Dask cluster at {dask_address}" if dask_address else f"{jobs} at a time"
-        click.echo(f"gitml: sweep {spec.id}: {spec.sampler} search of {spec.trials} trial(s) "
-                   f"for {spec.direction} {spec.metric}, {where}", err=True)  # fmt: skip
     engine: driver.Engine
     if dask_address:
         explicit = click.get_current_context().get_parameter_source("jobs")
         given = jobs if explicit == click.core.ParameterSource.COMMANDLINE else None
-        engine = DaskEngine(repo, spec, dask_address, jobs=given, git_remote=git_remote)
+        engine = dask = DaskEngine(repo, spec, dask_address, jobs=given, git_remote=git_remote)
+        dask.connect()  # before anything is written: no scheduler there is exit 2, no sweep
     else:
         engine = driver.LocalEngine(repo, spec, jobs)
+    if resume_id:
+        click.echo(f"gitml: resuming sweep {spec.id}: {' '.join(spec.command)}", err=True)
+    else:
+        studies.write(repo, spec)
+        where = f"on the Dask cluster at {dask_address}" if dask_address else f"{jobs} at a time"
+        click.echo(f"gitml: sweep {spec.id}: {spec.sampler} search of {spec.trials} trial(s) "
+                   f"for {spec.direction} {spec.metric}, {where}", err=True)  # fmt: skip
     result = driver.run(repo, spec, engine, echo=lambda line: click.echo(f"  {line}", err=True))
     best = result.study.best() if result.study else None
     if best is not None:
@@ -139,12 +140,6 @@ def sweep(  # noqa: PLR0917 - one argument per option, as click passes them
     click.echo(f"gitml: sweep {spec.id} has {result.done} of {spec.trials} trials ({why}); "
                f"`gitml sweep --resume {spec.id}` runs the rest", err=True)  # fmt: skip
     return 1
-
-
-def _check_engine(dask_address: str | None, pruner: str) -> None:
-    if dask_address and pruner != "none":
-        raise UsageError("--prune", "pruning reads a trial's steps as they are logged, on this "
-                         "machine; it is not available with --dask")  # fmt: skip
 
 
 def _new(  # noqa: PLR0917

@@ -32,7 +32,7 @@ from gitml.sweep.workspace import Snapshot, harvest_files
 from gitml.tracking import record
 
 log = logs.get(__name__)
-CONNECT_SECONDS = 20
+ANSWER_POLL_SECONDS = 0.5  # how often the driver looks at a pruned trial's task
 
 
 def connect(address: str) -> Any:
@@ -41,8 +41,8 @@ def connect(address: str) -> Any:
         from distributed import Client
     except ImportError as exc:
         raise UsageError("--dask", "Dask is not installed: pip install 'gitml[dask]'") from exc
-    try:
-        return Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
+    try:  # waits as long as Dask's distributed.comm.timeouts.connect says (30 s)
+        return Client(address, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         raise UsageError("--dask", f"no Dask scheduler answers at {address}: {exc}") from exc
 
@@ -98,9 +98,14 @@ class DaskEngine:
         self.ref = f"refs/gitml/sweeps/{spec.id}"
         self._futures: list[Any] = []
 
+    def connect(self) -> None:
+        """Reach the scheduler (before the sweep writes anything: a bad address is exit 2)."""
+        self.client = connect(self.address)
+
     def start(self) -> None:
         """Connect, publish the code and data, and size the pool to the cluster's threads."""
-        self.client = connect(self.address)
+        if not hasattr(self, "client"):
+            self.connect()
         self.source = publish(self.repo, self.spec.code, self.ref, self.git_remote)
         threads = sum(self.client.nthreads().values())
         if threads == 0:
@@ -110,12 +115,15 @@ class DaskEngine:
 
     def submit(self, req: Request, on_step: StepHook | None) -> Future[Outcome]:
         """Send one trial to the cluster; the future ends once its run is in the repository."""
-        return self._pool.submit(self._run, req)
+        return self._pool.submit(self._run, req, on_step)
 
-    def _run(self, req: Request) -> Outcome:
-        task = self.client.submit(run_trial, self.source, req, pure=False,
-                                  key=f"gitml-trial-{self.spec.id}-{req.number}")  # fmt: skip
+    def _run(self, req: Request, on_step: StepHook | None) -> Outcome:
+        key = f"gitml-trial-{self.spec.id}-{req.number}"
+        channel = f"gitml-prune-{self.spec.id}-{req.number}" if on_step else None
+        task = self.client.submit(run_trial, self.source, req, channel, pure=False, key=key)
         self._futures.append(task)
+        if channel and on_step:
+            self._answer(task, channel, on_step)
         result = task.result()
         outcome = Outcome(**result["outcome"])
         for run_id, files in result["runs"].items():
@@ -125,6 +133,23 @@ class DaskEngine:
             tag_trial(self.repo, run_id, outcome if run_id == outcome.run_id else Outcome("fail"),
                       self.spec.code.branch)  # fmt: skip
         return outcome
+
+    def _answer(self, task: Any, channel: str, on_step: StepHook) -> None:
+        """Feed a trial's steps, as its worker sends them, to the pruner; send back its verdicts."""
+        from distributed import Queue
+
+        steps = Queue(f"{channel}-steps", client=self.client)
+        verdicts = Queue(f"{channel}-verdicts", client=self.client)
+        try:
+            while not task.done():
+                try:
+                    step, value = steps.get(timeout=ANSWER_POLL_SECONDS)
+                except TimeoutError:
+                    continue
+                verdicts.put([step, bool(on_step(int(step), float(value)))])
+        finally:
+            steps.close()
+            verdicts.close()
 
     def close(self, *, abort: bool = False) -> None:
         """Wait for (or with ``abort``, cancel) the tasks; delete the pushed ref; disconnect."""

@@ -9,9 +9,12 @@ driver as bytes in the task's result; the driver writes it into its repository a
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,11 +25,12 @@ from gitml.data.transfer import fetch, push
 from gitml.errors import GitmlError
 from gitml.predict import predict_file
 from gitml.repo import Repo
-from gitml.sweep.trial import Request, run_in_slot
+from gitml.sweep.trial import Request, StepHook, run_in_slot
 from gitml.sweep.workspace import Slot, Snapshot, read_run_files
 from gitml.tracking import record
 
 _lock = threading.Lock()  # one git operation on the worker's clone at a time
+VERDICT_SECONDS = 30.0  # how long a worker waits for the pruner's answer to a step
 
 
 @dataclass(frozen=True)
@@ -40,11 +44,17 @@ class Source:
     patch: bytes | None = None
 
 
-def run_trial(source: Source, req: Request) -> dict[str, Any]:
-    """Run one trial on this worker; returns its outcome and its run folder(s) as bytes."""
+def run_trial(source: Source, req: Request, channel: str | None = None) -> dict[str, Any]:
+    """Run one trial on this worker; returns its outcome and its run folder(s) as bytes.
+
+    With a ``channel`` (a pruned sweep), each new step of the metric goes to the driver, whose
+    pruner answers whether the trial stops (`asking`).
+    """
     base = _base()
     slot = _slot(base, source)
-    outcome = run_in_slot(slot, req, None, base / f"trial-{req.number}.log", threading.Event())
+    log = base / f"trial-{req.number}.log"
+    with asking(channel) if channel else contextlib.nullcontext() as hook:
+        outcome = run_in_slot(slot, req, hook, log, threading.Event())
     runs: dict[str, dict[str, bytes]] = {}
     for run_dir in slot.runs():
         rec = record.read(Repo(slot.path), run_dir.name)
@@ -56,6 +66,36 @@ def run_trial(source: Source, req: Request) -> dict[str, Any]:
         runs[run_dir.name] = read_run_files(run_dir)
         shutil.rmtree(run_dir)
     return {"outcome": asdict(outcome), "runs": runs}
+
+
+@contextlib.contextmanager
+def asking(channel: str) -> Iterator[StepHook]:
+    """A pruning hook that asks the driver: a step goes out, the pruner's verdict comes back.
+
+    Both travel through Dask queues on the scheduler (``<channel>-steps``, ``-verdicts``). A
+    driver that does not answer within `VERDICT_SECONDS` lets the trial go on.
+    """
+    from distributed import Queue
+
+    steps, verdicts = Queue(f"{channel}-steps"), Queue(f"{channel}-verdicts")
+
+    def on_step(step: int, value: float) -> bool:
+        steps.put([step, value])
+        deadline = time.monotonic() + VERDICT_SECONDS
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                answered, stop = verdicts.get(timeout=left)
+            except TimeoutError:
+                break
+            if answered == step:  # an older step's late verdict is dropped
+                return bool(stop)
+        return False
+
+    try:
+        yield on_step
+    finally:
+        steps.close()
+        verdicts.close()
 
 
 def predict_partition(source: Source, spec: str, md5: str, suffix: str, proba: bool) -> bytes:
