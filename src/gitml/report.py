@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitml import git, store
+from gitml import git, report_sweeps, store
 from gitml.diff_render import format_value
 from gitml.errors import UsageError
 from gitml.monitoring.monitor import MONITOR_DIR
@@ -247,6 +247,8 @@ def render_html(
     figures: list[tuple[str, str, Any]],
     table: Table,
     constant: dict[str, Any],
+    *,
+    sweeps: Table = ([], []),
 ) -> str:
     """The whole page as one string: inline CSS and SVG, nothing fetched."""
     head, rows = table
@@ -266,6 +268,7 @@ def render_html(
     ]
     for section, title in (("final", "Final metrics across commits"),
                            ("steps", "Step metrics per run"),
+                           ("sweeps", "Sweeps: the metric of each trial"),
                            ("drift", "Drift of served and incoming data"),
                            ("performance", "Live performance once labels arrived")):  # fmt: skip
         plots = [(name, fig) for kind, name, fig in figures if kind == section]
@@ -275,6 +278,8 @@ def render_html(
         parts += [f'<figure class="plot" id="{section}-{esc(_slug(n))}">{_svg(f)}</figure>'
                   for n, f in plots]  # fmt: skip
         parts.append("</div>")
+    if sweeps[1]:
+        parts.append("<h2>Sweeps</h2>" + _html_table(*sweeps, css_id="sweeps"))
     parts.append("<h2>Runs</h2><table><thead><tr>")
     parts += [f"<th>{esc(h.removeprefix('metrics.').removeprefix('params.'))}</th>" for h in head]
     parts.append("</tr></thead><tbody>")
@@ -291,15 +296,23 @@ def render_html(
     return "\n".join(parts)
 
 
+def _html_table(head: list[str], rows: list[list[str]], *, css_id: str) -> str:
+    esc = html.escape
+    cells = "".join(f"<th>{esc(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table id="{css_id}"><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>'
+
+
 def render_markdown(
-    data: ReportData, table: Table, pngs: list[tuple[str, Path]], base: Path
-) -> str:
-    """A Markdown page with the PNG plots and the runs table, for PR comments and wikis."""
-    head, rows = table
+    data: ReportData, table: Table, pngs: list[tuple[str, Path]], base: Path,
+    sweeps: Table = ([], []),
+) -> str:  # fmt: skip
+    """A Markdown page with the PNG plots, the sweeps and the runs table, for PR comments."""
     lines = [f"## gitml report: {len(data.runs)} runs", ""]
     lines += [f"![{title}]({path.relative_to(base).as_posix()})" for title, path in pngs]
-    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    for head, rows in (sweeps, table) if sweeps[1] else (table,):
+        lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -316,7 +329,8 @@ def write_report(
     data = gather(repo, revs=revs, where=where, max_runs=max_runs)
     if not data.runs:
         raise UsageError("--rev/--where" if revs or where else "report", "no runs to report on")
-    figures = _figures(data) + _monitor_figures(repo)
+    sweeps = report_sweeps.summarize(repo, data.runs)
+    figures = _figures(data) + report_sweeps.figures(sweeps, MAX_FIGURES) + _monitor_figures(repo)
     png_dir = png_dir or output.with_name(output.stem + "_files")
     png_dir.mkdir(parents=True, exist_ok=True)
     pngs = []
@@ -328,11 +342,14 @@ def write_report(
         pngs.append((name, path))
     varying, constant = _varying_params(data.runs)
     table = _table(data, varying)
-    store.atomic_write(output, render_html(repo, data, figures, table, constant).encode())
+    swept = report_sweeps.table(sweeps)
+    page = render_html(repo, data, figures, table, constant, sweeps=swept)
+    store.atomic_write(output, page.encode())
     markdown = png_dir / "report.md"
-    store.atomic_write(markdown, render_markdown(data, table, pngs, png_dir).encode())
+    store.atomic_write(markdown, render_markdown(data, table, pngs, png_dir, swept).encode())
     return {"html": output, "markdown": markdown, "pngs": [p for _, p in pngs],
-            "runs": len(data.runs), "commits": len(data.commits)}  # fmt: skip
+            "runs": len(data.runs), "commits": len(data.commits),
+            "sweeps": len(sweeps)}  # fmt: skip
 
 
 CSS = """

@@ -23,7 +23,8 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / ".artifacts" / "ui"
 TRAIN = """\
 import math, sys, gitml
 lr, seed = float(sys.argv[1]), int(sys.argv[2])
-with gitml.start_run("train", params={"lr": lr, "seed": seed, "model": "mlp"}) as run:
+tags = {"sweep": f"s{seed}"}  # as `gitml sweep` tags its trials
+with gitml.start_run("train", params={"lr": lr, "seed": seed, "model": "mlp"}, tags=tags) as run:
     for step in range(200):
         run.log_metric("loss", math.exp(-lr * step / 30) + 0.01 * ((step * 7919 + seed) % 13),
                        step=step)
@@ -155,6 +156,14 @@ def test_filter_sort_group_open_compare_history_and_live(ui_server, browser):
     page.select_option(".bar select", "params.seed")
     page.wait_for_selector(".groups button")
     assert sorted(page.locator(".groups button").all_inner_texts()) == ["1 · 3", "2 · 1"]
+    # or by a tag, such as the sweep a run was a trial of; a group's button filters to it
+    page.select_option(".bar select", "tags.sweep")
+    page.wait_for_function("[...document.querySelectorAll('.groups button')].map((b) => "
+                           "b.textContent).sort().join('|') === 's1 · 3|s2 · 1'")  # fmt: skip
+    page.locator(".groups button", has_text="s1").click()
+    page.wait_for_function("(document.querySelector('.count')?.textContent || '')"
+                           ".startsWith('3 of')")  # fmt: skip
+    assert "where=tags.sweep" in page.url
 
     # open a run: its metrics, params and a drawn step chart
     page.goto(f"{url}/#/runs?sort=params.lr")

@@ -156,6 +156,15 @@ def test_trials_the_pruner_stops_are_recorded_as_pruned(project: Repo) -> None:
         assert r["metrics"].get("score", 0) < 8 * 0.1 + 1e-9  # stopped before its last step
     assert done.stderr.count(" pruned after ") == 2
 
+    # the report groups the sweep: its trials by state, its best trial, its history plot
+    best = by_q[1.0]["id"]
+    report = run_ok(project.root, "report", "-o", "r/index.html", "--png-dir", "r/png")
+    assert "1 sweep(s)" in report
+    page = (project.root / "r" / "index.html").read_text()
+    assert f'id="sweeps-{sweep_id}"' in page and "score per trial" in page
+    row = f"| {sweep_id} | score ▲ | 4 of 4 | 2 | 2 | 0 | 8 | {best} | q=1.0 |"
+    assert row in (project.root / "r" / "png" / "report.md").read_text()
+
 
 def test_bad_input_is_one_line_and_exit_2(project: Repo) -> None:
     cases = [

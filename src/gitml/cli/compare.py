@@ -85,8 +85,9 @@ def report(  # noqa: PLR0917 - one argument per option, as click passes them
     # Inside .gitml/cache/ (ignored) unless asked: `git add -A` must not commit a report.
     output = output or repo.cache_dir / "report" / "index.html"
     done = write_report(repo, output, revs=revs, where=where, max_runs=max_runs, png_dir=png_dir)
+    sweeps = f", {done['sweeps']} sweep(s)" if done["sweeps"] else ""
     click.echo(
-        f"wrote {done['html']} ({done['runs']} runs, {done['commits']} commits), "
+        f"wrote {done['html']} ({done['runs']} runs, {done['commits']} commits{sweeps}), "
         f"{len(done['pngs'])} PNG plots and {done['markdown']}"
     )
     if open_it and not webbrowser.open(Path(done["html"]).resolve().as_uri()):

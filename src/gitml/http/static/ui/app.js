@@ -113,7 +113,7 @@ pages.runs = async (main, r) => {
   input.addEventListener("keydown", (e) => { if (e.key === "Enter") { state.where = input.value.trim(); setUrl(); } });
   const fields = await api("fields");
   const groupSel = el("select", {}, el("option", { value: "" }, "group by…"),
-    Object.keys(fields).filter((f) => f.startsWith("params.") || f === "code.branch" || f === "commit")
+    Object.keys(fields).filter((f) => f.startsWith("params.") || f.startsWith("tags.") || f === "code.branch" || f === "commit")
       .map((f) => el("option", { value: f, selected: f === state.group }, f)));
   groupSel.onchange = () => { state.group = groupSel.value; setUrl(); };
   const allBox = el("input", { type: "checkbox", checked: state.all });
