@@ -68,9 +68,8 @@ def summarize(repo: Repo, runs: list[IndexedRun]) -> list[SweepSummary]:
 
 
 def _spec(repo: Repo, sweep_id: str) -> SweepSummary:
-    path = sweep_dir(repo, sweep_id) / SPEC_FILE
-    try:
-        doc = store.read_toml(path, kind="sweep")
+    try:  # a tag that is no sweep id (`../x`) names no file
+        doc = store.read_toml(sweep_dir(repo, sweep_id) / SPEC_FILE, kind="sweep")
     except GitmlError:
         return SweepSummary(sweep_id, None, True, None)
     searched = sorted(doc.get("space", {}).get("dimensions", {}))

@@ -164,6 +164,12 @@ def test_trials_the_pruner_stops_are_recorded_as_pruned(project: Repo) -> None:
     assert f'id="sweeps-{sweep_id}"' in page and "score per trial" in page
     row = f"| {sweep_id} | score ▲ | 4 of 4 | 2 | 2 | 0 | 8 | {best} | q=1.0 |"
     assert row in (project.root / "r" / "png" / "report.md").read_text()
+    from gitml import report_sweeps
+
+    outside = project.root.parent / "outside" / "sweep.toml"  # a tag naming a path is no id
+    outside.parent.mkdir()
+    outside.write_bytes((project.gitml_dir / "sweeps" / sweep_id / "sweep.toml").read_bytes())
+    assert report_sweeps._spec(project, "../../../outside").metric is None
 
 
 def test_bad_input_is_one_line_and_exit_2(project: Repo) -> None:
@@ -176,6 +182,7 @@ def test_bad_input_is_one_line_and_exit_2(project: Repo) -> None:
         (["-p", "C=choice(1,2)", "-m", "a"], "nothing to run"),
         (["--resume", "20990101T000000Z-abcdef"], "no .gitml/sweeps/20990101T000000Z-abcdef"),
         (["--resume", "x", "-p", "C=1"], "give no params"),
+        (["--resume", "../../../x"], "sweep '../../../x': not a sweep id"),
     ]  # fmt: skip
     for args, says in cases:
         done = gitml(project.root, "sweep", *args)

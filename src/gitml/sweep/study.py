@@ -30,7 +30,7 @@ from gitml import __version__, store
 from gitml.errors import FileFormatError, GitmlError, UsageError
 from gitml.repo import Repo
 from gitml.sweep.space import Dimension, Space, Value, from_tables
-from gitml.sweep.workspace import Snapshot
+from gitml.sweep.workspace import RUN_ID, Snapshot
 from gitml.tracking.record import new_run_id
 
 SWEEPS = "sweeps"
@@ -65,7 +65,9 @@ class Spec:
 
 
 def sweep_dir(repo: Repo, sweep_id: str) -> Path:
-    """The folder of one sweep's files."""
+    """The folder of one sweep's files; an id not shaped like one (`../x`) is refused."""
+    if not RUN_ID.match(sweep_id):
+        raise UsageError(f"sweep {sweep_id!r}", "not a sweep id (such as 20261130T185409Z-cef5f3)")
     return repo.gitml_dir / SWEEPS / sweep_id
 
 
