@@ -43,6 +43,22 @@ def test_a_record_naming_a_path_outside_is_refused_on_read(project, path):
         store.read_toml(project.run_dir(run.id) / "run.toml", kind="run")
 
 
+@pytest.mark.parametrize("patch", ["../../../outside.txt", "/etc/passwd", "sub/code.patch",
+                                   ".hidden", "..", "a\\b"])  # fmt: skip
+def test_a_record_naming_its_code_patch_outside_its_folder_is_refused(project, patch):
+    """The UI shows, and `gitml reproduce` applies, the patch beside run.toml: a name only."""
+    with gitml.start_run("ok") as run:
+        pass
+    record = store.read_toml(project.run_dir(run.id) / "run.toml", kind="run")
+    record.setdefault("code", {"dirty": True})["patch"] = patch
+    (project.run_dir(run.id) / "run.toml").write_bytes(store.dumps_toml(record))
+    with pytest.raises(SchemaError, match=r"code\.patch"):
+        store.read_toml(project.run_dir(run.id) / "run.toml", kind="run")
+    record["code"]["patch"] = "code.patch"  # what gitml writes
+    (project.run_dir(run.id) / "run.toml").write_bytes(store.dumps_toml(record))
+    store.read_toml(project.run_dir(run.id) / "run.toml", kind="run")
+
+
 def test_secret_looking_params_are_redacted_in_files_not_for_the_command(project):
     script = ("import gitml, json\n"
               "p = gitml.params({})\n"
