@@ -59,6 +59,26 @@ def test_a_record_naming_its_code_patch_outside_its_folder_is_refused(project, p
     store.read_toml(project.run_dir(run.id) / "run.toml", kind="run")
 
 
+def test_a_config_edit_cannot_carry_the_summary_outside_the_repository(project, tmp_path):
+    """[tracking] summary_file is written on every finished run: it must stay in the repo."""
+    settings = project.root / ".gitml" / "config.toml"
+    original = settings.read_text()
+    assert 'summary_file = "metrics.toml"' in original
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (project.root / "linked").symlink_to(outside)
+    for value, says in (("../outside/metrics.toml", "is not a path inside the repository"),
+                        (str(outside / "metrics.toml"), "is not a path inside the repository"),
+                        ("linked/metrics.toml", "linked is a symlink")):  # fmt: skip
+        settings.write_text(original.replace('"metrics.toml"', f"'{value}'"))
+        done = gitml_cli(project.root, "run", "--", sys.executable, "-c", "pass")
+        assert done.returncode == 2, done.stderr
+        assert says in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert list(outside.iterdir()) == [], f"{value}: written outside"
+    runs = [p.name for p in project.runs_dir.iterdir()]
+    assert len(runs) == 1, "the run behind the symlinked summary is kept (finished)"
+
+
 def test_secret_looking_params_are_redacted_in_files_not_for_the_command(project):
     script = ("import gitml, json\n"
               "p = gitml.params({})\n"

@@ -323,7 +323,18 @@ def validate_json(kind: str, instance: Any, *, source: str) -> None:
         field = _missing_property(error.message)
     elif error.validator == "additionalProperties":
         field = ".".join(filter(None, [field, _extra_property(error.message)]))
-    raise SchemaError(source, field, _short(error.message))
+    message = error.message
+    if error.validator == "pattern" and error.validator_value in PATTERN_WORDS:
+        message = f"{error.instance!r} {PATTERN_WORDS[error.validator_value]}"
+    raise SchemaError(source, field, _short(message))
+
+
+# The schemas' patterns that a person reads better in words than as a regular expression.
+PATTERN_WORDS = {
+    "^(?![/\\\\~])(?![A-Za-z]:)(?!(.*[/\\\\])?\\.\\.([/\\\\]|$)).+$": "is not a path inside the repository (relative, without ..)",
+    "^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$": "is not a plain file name",
+    "^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$": "is not a run id (such as 20261130T185409Z-cef5f3)",
+}
 
 
 def _missing_property(message: str) -> str:

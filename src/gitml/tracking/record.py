@@ -213,7 +213,7 @@ def write_summary(repo: Repo, record: Mapping[str, Any]) -> None:
         "metrics": dict(record.get("metrics", {})),
         "params": dict(record.get("params", {})),
     }
-    path = repo.root / repo.tracking_setting("summary_file")
+    path = store.safe_target(repo.root, repo.tracking_setting("summary_file"))
     store.write_toml(path, summary, kind="metrics-summary")
 
 
