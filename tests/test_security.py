@@ -75,6 +75,12 @@ def test_a_config_edit_cannot_carry_the_summary_outside_the_repository(project, 
         assert done.returncode == 2, done.stderr
         assert says in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert list(outside.iterdir()) == [], f"{value}: written outside"
+    for setting in ("capture_files", "inputs"):  # files a run reads are named inside it too
+        edited = original.replace('capture_files = ["metrics.json", "metrics.toml"]', "")
+        settings.write_text(edited.replace("[tracking]\n", f"[tracking]\n{setting} = ['../x']\n"))
+        done = gitml_cli(project.root, "run", "--", sys.executable, "-c", "pass")
+        assert done.returncode == 2, done.stderr
+        assert f"tracking.{setting}.0: '../x' is not a path inside" in done.stderr, done.stderr
     runs = [p.name for p in project.runs_dir.iterdir()]
     assert len(runs) == 1, "the run behind the symlinked summary is kept (finished)"
 
