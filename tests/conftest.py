@@ -158,3 +158,43 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     if override:
         return int(override)
     return (os.cpu_count() or 1) + 1
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Spread the `slow` tests evenly over the run, each kept in its place among the rest.
+
+    xdist's worksteal scheduler gives each worker a contiguous share of the list, and a worker
+    that runs dry steals from the end of the longest queue. The slow tests bunched together
+    (the nine benchmarks are one module) all went to the last worker, which then ran them one
+    after another while the others had long finished. Slow tests of one module that share a
+    module-scoped fixture move together, so the fixture is still set up once.
+    """
+    units: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        if item.get_closest_marker("slow"):
+            units.setdefault(_unit(item), []).append(item)
+    moved = {id(item) for unit in units.values() for item in unit}
+    if not units or len(moved) == len(items):
+        return
+    # Round-robin over the workers, then evenly over the list: worker k's share of the list
+    # holds slow units k, k + workers, ... (so the benchmarks do not all fall into one share).
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    listed = list(units.values())
+    slow = [unit for k in range(workers) for unit in listed[k::workers]]
+    rest = iter([item for item in items if id(item) not in moved])
+    step = len(items) / len(slow)
+    ordered: list[pytest.Item] = []
+    for k, unit in enumerate(slow):
+        while len(ordered) < int(k * step):
+            ordered.append(next(rest))
+        ordered.extend(unit)
+    ordered.extend(rest)
+    assert sorted(map(id, ordered)) == sorted(map(id, items))
+    items[:] = ordered
+
+
+def _unit(item: pytest.Item) -> str:
+    """What a slow test moves with: itself, or its module when it uses a module-wide fixture."""
+    info = getattr(item, "_fixtureinfo", None)
+    scopes = {defs[-1].scope for defs in (info.name2fixturedefs.values() if info else ())}
+    return item.nodeid.split("::")[0] if scopes & {"module", "class", "package"} else item.nodeid

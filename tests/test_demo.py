@@ -1,11 +1,14 @@
 import json
 import re
 
+import pytest
+
 from gitml.monitoring.monitor import read_requests
 from gitml.repo import Repo
 from tests.helpers import git, gitml
 
 
+@pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
     done = gitml(tmp_path, "demo", "--dir", str(tmp_path / "demo"))
     assert done.returncode == 0, done.stdout + done.stderr

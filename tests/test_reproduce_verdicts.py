@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
+
 from tests.helpers import commit_all, gitml
 
 EMPTY = "print('trained, but recorded nothing')\n"
@@ -79,6 +81,7 @@ def test_a_rounded_metric_with_unrecorded_outputs_is_not_verified(project):
     assert "the command wrote model.bin, which the recorded run did not record" in out
 
 
+@pytest.mark.slow
 def test_a_deterministic_skops_model_reproduces_by_content(project):
     code, out = _reproduce(project, _recorded(project, SKOPS))
     assert code == 0, out

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from gitml import store
 from tests.helpers import commit_all, git, gitml, run_ok
 
@@ -51,6 +53,7 @@ def _no_pickles_in_git(root) -> None:
             assert not path.endswith(".pkl"), f"{path} committed to git in {rev[:8]}"
 
 
+@pytest.mark.slow
 def test_a_plain_script_gets_lineage_registry_reproduction_and_merges(project):
     root = project.root
     _write_project(root)

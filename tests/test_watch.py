@@ -31,6 +31,7 @@ def _labelled(root, rows, seed, shift=0.0):
     return frame
 
 
+@pytest.mark.slow
 def test_drift_retrains_and_promotes_a_better_challenger(served, tmp_path):
     incoming = tmp_path / "incoming"
     incoming.mkdir()
@@ -58,6 +59,7 @@ def test_drift_retrains_and_promotes_a_better_challenger(served, tmp_path):
     assert (again.returncode, again.stdout.strip()) == (0, f"nothing new in {incoming}")
 
 
+@pytest.mark.slow
 def test_no_drift_no_retraining_and_a_failing_step_leaves_production(served, tmp_path):
     incoming = tmp_path / "incoming"
     incoming.mkdir()
@@ -91,6 +93,7 @@ def test_no_drift_no_retraining_and_a_failing_step_leaves_production(served, tmp
     assert git(served, "status", "--porcelain") == ""
 
 
+@pytest.mark.slow
 def test_count_policy_trains_on_every_waiting_file(served, tmp_path):
     config = served / ".gitml/config.toml"
     config.write_text(config.read_text() + '\n[watch]\nmodel = "iris@production"\nevery = 2\n')

@@ -262,6 +262,7 @@ def test_bad_arguments_are_one_line_errors(served):
         assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_skops_untrusted_types_warn_until_the_team_trusts_them(project):
     pytest.importorskip("skops")
     root = project.root

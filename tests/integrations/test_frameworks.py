@@ -155,6 +155,7 @@ def test_optuna_callback_makes_a_run_per_trial(project: Repo) -> None:
     assert all(r["status"] == "finished" for r in trials)
 
 
+@pytest.mark.slow
 def test_lightning_logger_logs_steps_params_and_checkpoint(project: Repo) -> None:
     _needs("lightning")
     rec = _run(project, """
@@ -185,6 +186,7 @@ def test_lightning_logger_logs_steps_params_and_checkpoint(project: Repo) -> Non
     assert any(p.endswith(".ckpt") for p in rec["outputs"])
 
 
+@pytest.mark.slow
 def test_transformers_autolog_logs_trainer_steps_and_the_model(project: Repo) -> None:
     _needs("transformers")
     rec = _run(project, """

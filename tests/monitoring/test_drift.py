@@ -205,6 +205,7 @@ PEAK = (
 )
 
 
+@pytest.mark.slow
 def test_raw_parquet_files_are_compared_a_column_at_a_time(project, tmp_path):
     """Peak memory follows one column, not the file: 40 columns cost about what 5 do."""
     import subprocess

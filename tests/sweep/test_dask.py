@@ -82,6 +82,7 @@ def cluster(tmp_path: Path) -> Iterator[str]:
             proc.wait(timeout=20)
 
 
+@pytest.mark.slow
 def test_a_sweep_a_pruned_sweep_and_a_partitioned_prediction_on_a_dask_cluster(
     trained: tuple[Repo, list[str]], cluster: str, tmp_path: Path
 ) -> None:

@@ -73,6 +73,7 @@ def _sweep_runs(repo: Repo, sweep_id: str) -> dict[str, dict]:
     return runs
 
 
+@pytest.mark.slow
 def test_twelve_trials_two_at_a_time_killed_and_resumed(trained: tuple[Repo, list[str]]) -> None:
     repo, _ = trained
     (repo.root / "train.py").write_text(TRAIN)
@@ -139,6 +140,7 @@ PRUNED = (
 )
 
 
+@pytest.mark.slow
 def test_trials_the_pruner_stops_are_recorded_as_pruned(project: Repo) -> None:
     (project.root / "train.py").write_text(PRUNED)
     commit_all(project.root, "a script that logs its steps")
