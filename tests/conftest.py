@@ -165,7 +165,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     xdist's worksteal scheduler gives each worker a contiguous share of the list, and a worker
     that runs dry steals from the end of the longest queue. The slow tests bunched together
-    (the nine benchmarks are one module) all went to the last worker, which then ran them one
+    (the benchmarks are one module) all went to the last worker, which then ran them one
     after another while the others had long finished. Slow tests of one module that share a
     module-scoped fixture move together, so the fixture is still set up once.
     """
