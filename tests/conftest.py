@@ -181,14 +181,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
     listed = list(units.values())
     slow = [unit for k in range(workers) for unit in listed[k::workers]]
-    rest = iter([item for item in items if id(item) not in moved])
+    # The rest stays in module blocks: a slow test put inside another module's run would make
+    # that module's module-scoped fixture (an MLflow store, a DVC history) be set up twice.
+    blocks: list[list[pytest.Item]] = []
+    for item in items:
+        if id(item) in moved:
+            continue
+        if blocks and _module(blocks[-1][-1]) == _module(item):
+            blocks[-1].append(item)
+        else:
+            blocks.append([item])
+    rest = iter(blocks)
     step = len(items) / len(slow)
     ordered: list[pytest.Item] = []
     for k, unit in enumerate(slow):
-        while len(ordered) < int(k * step):
-            ordered.append(next(rest))
+        while len(ordered) < int(k * step) and (block := next(rest, None)) is not None:
+            ordered.extend(block)
         ordered.extend(unit)
-    ordered.extend(rest)
+    for block in rest:
+        ordered.extend(block)
     assert sorted(map(id, ordered)) == sorted(map(id, items))
     items[:] = ordered
 
@@ -197,4 +208,8 @@ def _unit(item: pytest.Item) -> str:
     """What a slow test moves with: itself, or its module when it uses a module-wide fixture."""
     info = getattr(item, "_fixtureinfo", None)
     scopes = {defs[-1].scope for defs in (info.name2fixturedefs.values() if info else ())}
-    return item.nodeid.split("::")[0] if scopes & {"module", "class", "package"} else item.nodeid
+    return _module(item) if scopes & {"module", "class", "package"} else item.nodeid
+
+
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.split("::")[0]

@@ -103,6 +103,8 @@ def dvc_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     commit_all(root, "a README")
     git(root, "tag", "v3")
     dvc(root, "exp", "run", "-q", "-n", "deep", "-S", "train.max_depth=5")
+    git(root, "checkout", "-q", "--", ".")  # the experiment stays in its ref; the workspace is v3
+    dvc(root, "checkout", "-q")
     return root
 
 
