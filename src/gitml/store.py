@@ -331,7 +331,9 @@ def validate_json(kind: str, instance: Any, *, source: str) -> None:
 
 # The schemas' patterns that a person reads better in words than as a regular expression.
 PATTERN_WORDS = {
-    "^(?![/\\\\~])(?![A-Za-z]:)(?!(.*[/\\\\])?\\.\\.([/\\\\]|$)).+$": "is not a path inside the repository (relative, without ..)",
+    "^(?![/\\\\~])(?![A-Za-z]:)(?!(.*[/\\\\])?\\.\\.([/\\\\]|$)).+$": (
+        "is not a path inside the repository (relative, without ..)"
+    ),
     "^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$": "is not a plain file name",
     "^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$": "is not a run id (such as 20261130T185409Z-cef5f3)",
 }
