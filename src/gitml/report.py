@@ -280,12 +280,8 @@ def render_html(
         parts.append("</div>")
     if sweeps[1]:
         parts.append("<h2>Sweeps</h2>" + _html_table(*sweeps, css_id="sweeps"))
-    parts.append("<h2>Runs</h2><table><thead><tr>")
-    parts += [f"<th>{esc(h.removeprefix('metrics.').removeprefix('params.'))}</th>" for h in head]
-    parts.append("</tr></thead><tbody>")
-    for row in rows:
-        parts.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
-    parts.append("</tbody></table>")
+    shown = [h.removeprefix("metrics.").removeprefix("params.") for h in head]
+    parts.append("<h2>Runs</h2>" + _html_table(shown, rows))
     if constant:
         parts.append("<h2>Params shared by every run</h2><table><tbody>")
         parts += [
@@ -296,11 +292,12 @@ def render_html(
     return "\n".join(parts)
 
 
-def _html_table(head: list[str], rows: list[list[str]], *, css_id: str) -> str:
+def _html_table(head: list[str], rows: list[list[str]], *, css_id: str | None = None) -> str:
     esc = html.escape
     cells = "".join(f"<th>{esc(h)}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table id="{css_id}"><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>'
+    table = f'<table id="{css_id}">' if css_id else "<table>"
+    return f"{table}<thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def render_markdown(

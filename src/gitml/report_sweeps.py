@@ -15,6 +15,7 @@ from typing import Any
 from gitml import store
 from gitml.errors import GitmlError
 from gitml.query.indexed import IndexedRun
+from gitml.query.output import is_number
 from gitml.repo import Repo
 from gitml.sweep.study import SPEC_FILE, sweep_dir
 
@@ -39,7 +40,7 @@ class SweepSummary:
     def value(self, run: IndexedRun) -> float | None:
         """The sweep's metric in ``run``'s final metrics, if it is a number."""
         value = (run.row or {}).get(f"metrics.{self.metric}") if self.metric else None
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        ok = is_number(value) and math.isfinite(value)  # type: ignore[arg-type]
         return float(value) if ok else None  # type: ignore[arg-type]
 
     def best(self) -> IndexedRun | None:
